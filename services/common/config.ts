@@ -1,0 +1,162 @@
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { z } from 'zod';
+import { PipelineError } from './errors.ts';
+import { LOG_LEVELS } from './logger.ts';
+
+/**
+ * One typed configuration, validated once at start: defaults < config file < environment.
+ * Unknown keys are refused; an error names the bad key and, when it came from the
+ * environment, the variable. The result is frozen.
+ */
+
+const hostPort = z
+  .string()
+  .trim()
+  .regex(/^[A-Za-z0-9.\-_]+:\d{1,5}$/, 'expected host:port, e.g. 127.0.0.1:9092')
+  .refine((s) => Number(s.split(':').pop()) <= 65535, 'port must be at most 65535');
+
+const httpUrl = z
+  .string()
+  .trim()
+  .refine((s) => URL.canParse(s) && /^https?:$/.test(new URL(s).protocol), 'expected an http(s) URL, e.g. http://127.0.0.1:8081');
+
+const ConfigSchema = z.strictObject({
+  kafka: z
+    .strictObject({
+      /** Absent: use the local stack's broker (`expctl stack up`). */
+      brokers: z.array(hostPort).min(1, 'at least one broker').optional(),
+      clientId: z.string().regex(/^[A-Za-z0-9._-]{1,100}$/, 'letters, digits, dot, dash, underscore').default('expstream'),
+      /** Prepended to every topic name, e.g. `staging.` gives `staging.exp.events`. */
+      topicPrefix: z.string().regex(/^[A-Za-z0-9._-]{0,100}$/, 'letters, digits, dot, dash, underscore').default(''),
+    })
+    .prefault({}),
+  schemaRegistry: z
+    .strictObject({
+      /** Absent: use the local stack's registry. */
+      url: httpUrl.optional(),
+    })
+    .prefault({}),
+  clickhouse: z
+    .strictObject({
+      /** Absent: the in-process chDB engine on `dataDir`. */
+      url: httpUrl.optional(),
+      username: z.string().default('default'),
+      password: z.string().default(''),
+      database: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/, 'a ClickHouse identifier').default('expstream'),
+      /** chDB data directory (one process at a time may open it); default `<stack.dir>/chdb`. */
+      dataDir: z.string().min(1).optional(),
+    })
+    .prefault({}),
+  stack: z
+    .strictObject({
+      /** Where the local stack keeps its state, data and logs. */
+      dir: z.string().min(1).default('.stack'),
+      /** Where fetched Kafka jars are cached (git-ignored). */
+      cacheDir: z.string().min(1).default('.cache'),
+      /** Apache Kafka version for the local broker; default: the tested one. */
+      kafkaVersion: z.string().regex(/^\d+\.\d+\.\d+$/, 'a version like 3.9.1').optional(),
+    })
+    .prefault({}),
+  log: z.strictObject({ level: z.enum(LOG_LEVELS).default('info') }).prefault({}),
+});
+
+type ParsedConfig = z.infer<typeof ConfigSchema>;
+export type Config = Readonly<
+  Omit<ParsedConfig, 'clickhouse'> & { clickhouse: ParsedConfig['clickhouse'] & { dataDir: string } }
+>;
+
+/** Environment variables and the config keys they set. */
+export const ENV_KEYS = {
+  KAFKA_BROKERS: 'kafka.brokers',
+  KAFKA_CLIENT_ID: 'kafka.clientId',
+  EXP_TOPIC_PREFIX: 'kafka.topicPrefix',
+  SCHEMA_REGISTRY_URL: 'schemaRegistry.url',
+  CLICKHOUSE_URL: 'clickhouse.url',
+  CLICKHOUSE_USER: 'clickhouse.username',
+  CLICKHOUSE_PASSWORD: 'clickhouse.password',
+  CLICKHOUSE_DATABASE: 'clickhouse.database',
+  CHDB_PATH: 'clickhouse.dataDir',
+  EXP_STACK_DIR: 'stack.dir',
+  EXP_CACHE_DIR: 'stack.cacheDir',
+  KAFKA_VERSION: 'stack.kafkaVersion',
+  LOG_LEVEL: 'log.level',
+} as const;
+
+/** The variable naming a config file (JSON with the keys above). */
+export const CONFIG_FILE_ENV = 'EXP_CONFIG';
+
+type Env = Record<string, string | undefined>;
+
+export function loadConfig(options: { env?: Env; file?: string; cwd?: string } = {}): Config {
+  const env = options.env ?? process.env;
+  const cwd = options.cwd ?? process.cwd();
+  const file = options.file ?? nonEmpty(env[CONFIG_FILE_ENV]);
+  const fromFile = file === undefined ? {} : readConfigFile(resolve(cwd, file));
+  const merged = structuredClone(fromFile) as Record<string, unknown>;
+  const envSource = new Map<string, string>();
+  for (const [name, key] of Object.entries(ENV_KEYS)) {
+    const raw = nonEmpty(env[name]);
+    if (raw === undefined) continue;
+    const value = key === 'kafka.brokers' ? raw.split(',').map((s) => s.trim()).filter(Boolean) : raw;
+    setPath(merged, key, value);
+    envSource.set(key, name);
+  }
+  const parsed = ConfigSchema.safeParse(merged);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => {
+      const key = issue.path.map(String).join('.') || '(root)';
+      const topKey = issue.path.slice(0, 2).map(String).join('.');
+      const origin = envSource.has(topKey) ? ` (from ${envSource.get(topKey)})` : file ? ` (from ${file})` : '';
+      const unknown = issue.code === 'unrecognized_keys' ? `: unknown key(s) ${issue.keys.join(', ')}` : `: ${issue.message}`;
+      return `${key}${origin}${unknown}`;
+    });
+    throw new PipelineError('CONFIG_INVALID', `invalid configuration: ${problems.join('; ')}`, { context: { file } });
+  }
+  const c = parsed.data;
+  const stackDir = resolve(cwd, c.stack.dir);
+  return deepFreeze({
+    ...c,
+    stack: { ...c.stack, dir: stackDir, cacheDir: resolve(cwd, c.stack.cacheDir) },
+    clickhouse: { ...c.clickhouse, dataDir: resolve(cwd, c.clickhouse.dataDir ?? resolve(stackDir, 'chdb')) },
+  });
+}
+
+function readConfigFile(path: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (cause) {
+    throw new PipelineError('CONFIG_FILE_UNREADABLE', `cannot read config file ${path}: ${(cause as Error).message}`, { cause, context: { file: path } });
+  }
+  try {
+    const value: unknown = JSON.parse(text);
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new Error('the top level must be an object');
+    return value as Record<string, unknown>;
+  } catch (cause) {
+    throw new PipelineError('CONFIG_FILE_UNREADABLE', `config file ${path} is not valid JSON: ${(cause as Error).message}`, { cause, context: { file: path } });
+  }
+}
+
+function setPath(target: Record<string, unknown>, dotted: string, value: unknown): void {
+  const parts = dotted.split('.');
+  let node = target;
+  for (const part of parts.slice(0, -1)) {
+    const next = node[part];
+    if (typeof next !== 'object' || next === null || Array.isArray(next)) node[part] = {};
+    node = node[part] as Record<string, unknown>;
+  }
+  node[parts[parts.length - 1]!] = value;
+}
+
+function nonEmpty(s: string | undefined): string | undefined {
+  return s === undefined || s.trim() === '' ? undefined : s;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null) {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}

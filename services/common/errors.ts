@@ -1,0 +1,41 @@
+/**
+ * One error base for the whole pipeline: a stable `code` to branch on, a `retriable`
+ * flag for backoff decisions, a `cause`, and context (topic, partition, file, key, ...).
+ * Codes live in ERROR_CODES so their uniqueness is checked in one place.
+ */
+export const ERROR_CODES = {
+  CONFIG_INVALID: 'retriable=false: configuration failed validation',
+  CONFIG_FILE_UNREADABLE: 'retriable=false: the configuration file could not be read or parsed',
+  STACK_NOT_RUNNING: 'retriable=false: no endpoint configured and no local stack running',
+  STACK_START_FAILED: 'retriable=false: a local stack component did not start',
+  MIGRATION_FAILED: 'retriable=false: a ClickHouse migration failed',
+  MIGRATION_CHANGED: 'retriable=false: an applied migration file was edited afterwards',
+  MIGRATION_NAME_INVALID: 'retriable=false: a migration file name is not NNN_name.sql or a number repeats',
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export type ErrorContext = Record<string, string | number | boolean | undefined>;
+
+export class PipelineError extends Error {
+  readonly code: ErrorCode;
+  readonly retriable: boolean;
+  readonly context: ErrorContext;
+
+  constructor(code: ErrorCode, message: string, options: { cause?: unknown; retriable?: boolean; context?: ErrorContext } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'PipelineError';
+    this.code = code;
+    this.retriable = options.retriable ?? false;
+    this.context = options.context ?? {};
+  }
+}
+
+export function isPipelineError(err: unknown, code?: ErrorCode): err is PipelineError {
+  return err instanceof PipelineError && (code === undefined || err.code === code);
+}
+
+/** The message of anything thrown, for logs and user-facing errors. */
+export function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,36 @@
+import { Kafka, logLevel as KafkaLogLevel, type LogEntry, type logCreator } from 'kafkajs';
+import type { Logger } from './logger.ts';
+
+/** kafkajs levels mapped onto pino methods, so broker chatter lands in the structured log. */
+const LEVEL_METHOD: Record<number, 'error' | 'warn' | 'info' | 'debug'> = {
+  [KafkaLogLevel.ERROR]: 'error',
+  [KafkaLogLevel.WARN]: 'warn',
+  [KafkaLogLevel.INFO]: 'info',
+  [KafkaLogLevel.DEBUG]: 'debug',
+};
+
+function pinoLogCreator(logger: Logger): logCreator {
+  return () =>
+    ({ namespace, level, log }: LogEntry) => {
+      const { message, ...extra } = log;
+      logger[LEVEL_METHOD[level] ?? 'info']({ namespace, ...extra }, message);
+    };
+}
+
+export interface KafkaClientOptions {
+  brokers: readonly string[];
+  clientId: string;
+  logger: Logger;
+  /** kafkajs's own verbosity; its INFO lines (joins, rebalances) are useful, DEBUG is very noisy. */
+  level?: KafkaLogLevel;
+}
+
+export function createKafka(options: KafkaClientOptions): Kafka {
+  return new Kafka({
+    brokers: [...options.brokers],
+    clientId: options.clientId,
+    logLevel: options.level ?? KafkaLogLevel.WARN,
+    logCreator: pinoLogCreator(options.logger.child({ module: 'kafkajs' })),
+    retry: { initialRetryTime: 100, retries: 8 },
+  });
+}

@@ -1,0 +1,30 @@
+/**
+ * Topic names of the pipeline (DESIGN.md "Data flow"), all under one configurable prefix.
+ * Services ask for names here instead of spelling them, so a prefix moves everything.
+ */
+export const TOPIC_SUFFIXES = {
+  exposuresRaw: 'exp.exposures.raw',
+  metricsRaw: 'exp.metrics.raw',
+  events: 'exp.events',
+  dlq: 'exp.dlq',
+  aggregates: 'exp.aggregates',
+  anomalies: 'exp.anomalies',
+  control: 'exp.control',
+  state: 'exp.state',
+  audit: 'exp.audit',
+  definitions: 'exp.definitions',
+} as const;
+
+export type TopicRole = keyof typeof TOPIC_SUFFIXES;
+export type TopicNames = Readonly<Record<TopicRole, string>>;
+
+export function topicNames(prefix: string): TopicNames {
+  const names = {} as Record<TopicRole, string>;
+  for (const [role, suffix] of Object.entries(TOPIC_SUFFIXES) as [TopicRole, string][]) names[role] = `${prefix}${suffix}`;
+  return Object.freeze(names);
+}
+
+/** Confluent's subject naming (TopicNameStrategy) for a topic's values. */
+export function valueSubject(topic: string): string {
+  return `${topic}-value`;
+}

@@ -1,0 +1,20 @@
+import { Kafka, logLevel } from 'kafkajs';
+import { stackEndpoints } from './stack.ts';
+
+process.env.KAFKAJS_NO_PARTITIONER_WARNING = '1';
+
+/** A kafkajs client on the test stack's broker. Its retried, harmless errors (coordinator loading,
+ * concurrent transactions) are not logged; real failures surface as rejected promises. */
+export function testKafka(clientId = 'test'): Kafka {
+  return new Kafka({ brokers: stackEndpoints().kafkaBrokers, clientId, logLevel: logLevel.NOTHING, retry: { initialRetryTime: 100, retries: 10 } });
+}
+
+export async function createTopics(kafka: Kafka, topics: { topic: string; numPartitions?: number; configEntries?: { name: string; value: string }[] }[]): Promise<void> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    await admin.createTopics({ topics: topics.map((t) => ({ numPartitions: 1, ...t })), waitForLeaders: true });
+  } finally {
+    await admin.disconnect();
+  }
+}

@@ -1,0 +1,33 @@
+import { defineConfig } from 'vitest/config';
+
+/**
+ * Two projects: `unit` (pure, no stack, fast) and `stack` (integration and end-to-end
+ * tests against the real broker, registry and ClickHouse engine started once per run by
+ * test/support/globalSetup.ts).
+ */
+export default defineConfig({
+  test: {
+    // Separate processes: chDB allows one data directory per process, and tests may
+    // SIGKILL child services without touching their siblings.
+    pool: 'forks',
+    maxWorkers: 2,
+    teardownTimeout: 60_000,
+    reporters: ['default'],
+    projects: [
+      {
+        extends: true,
+        test: { name: 'unit', include: ['test/unit/**/*.test.ts'], testTimeout: 30_000 },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'stack',
+          include: ['test/integration/**/*.test.ts', 'test/e2e/**/*.test.ts'],
+          globalSetup: ['test/support/globalSetup.ts'],
+          testTimeout: 60_000,
+          hookTimeout: 180_000,
+        },
+      },
+    ],
+  },
+});
