@@ -32,7 +32,8 @@ async function probeOnce(brokers: string[]): Promise<void> {
     await admin.connect();
     const topics = await admin.listTopics();
     if (!topics.includes(PROBE_TOPIC)) await admin.createTopics({ topics: [{ topic: PROBE_TOPIC, numPartitions: 1 }], waitForLeaders: true });
-    await admin.setOffsets({ groupId: 'expstream-readiness', topic: PROBE_TOPIC, partitions: [{ partition: 0, offset: '0' }] });
+    // Finding the group's coordinator creates __consumer_offsets on a fresh broker.
+    await admin.describeGroups(['expstream-readiness']);
     await producer.connect();
     const tx = await producer.transaction();
     await tx.send({ topic: PROBE_TOPIC, messages: [{ value: 'ready' }] });

@@ -14,7 +14,7 @@ const hostPort = z
   .string()
   .trim()
   .regex(/^[A-Za-z0-9.\-_]+:\d{1,5}$/, 'expected host:port, e.g. 127.0.0.1:9092')
-  .refine((s) => Number(s.split(':').pop()) <= 65535, 'port must be at most 65535');
+  .refine((s) => !/:\d+$/.test(s) || Number(s.split(':').pop()) <= 65535, 'port must be at most 65535');
 
 const httpUrl = z
   .string()

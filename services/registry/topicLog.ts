@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Admin, Consumer, Kafka, Producer } from 'kafkajs';
+import { Partitioners, type Admin, type Consumer, type Kafka, type Producer } from 'kafkajs';
 import type { Logger } from '../common/logger.ts';
 import { RegistryError } from './registryErrors.ts';
 import { RegistryRecordSchema, recordKey, type RegistryRecord } from './registryState.ts';
@@ -24,9 +24,10 @@ export class TopicLog {
   ) {
     this.admin = kafka.admin();
     // One writer, one request in flight, acks from all replicas: order and durability without idempotence.
-    this.producer = kafka.producer({ maxInFlightRequests: 1 });
+    this.producer = kafka.producer({ maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
     // A fresh group each start: the registry always replays the whole topic and commits nothing.
-    this.consumer = kafka.consumer({ groupId: `schema-registry-${randomUUID()}`, readUncommitted: false });
+    // A short fetch wait bounds how long stop() waits for the in-flight fetch to return.
+    this.consumer = kafka.consumer({ groupId: `schema-registry-${randomUUID()}`, readUncommitted: false, maxWaitTimeInMs: 500 });
   }
 
   /** Creates the topic if needed, then replays it to its end before returning. */
@@ -42,6 +43,7 @@ export class TopicLog {
     await this.producer.connect();
     await this.consumer.connect();
     await this.consumer.subscribe({ topic: this.topic, fromBeginning: true });
+    const joined = Date.now();
     await this.consumer.run({
       autoCommit: false,
       eachMessage: async ({ message }) => {
@@ -53,7 +55,7 @@ export class TopicLog {
     const [end] = await this.admin.fetchTopicOffsets(this.topic);
     const highWatermark = BigInt(end?.high ?? '0');
     await this.waitForOffset(highWatermark - 1n, timeoutMs, 'replaying the schema topic');
-    this.logger.info({ topic: this.topic, records: highWatermark.toString() }, 'schema topic replayed');
+    this.logger.info({ topic: this.topic, records: highWatermark.toString(), replayMs: Date.now() - joined }, 'schema topic replayed');
   }
 
   /** Appends a record and resolves once it has been applied locally (read-your-writes). */
