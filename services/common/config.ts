@@ -59,6 +59,27 @@ const ConfigSchema = z.strictObject({
     })
     .prefault({}),
   log: z.strictObject({ level: z.enum(LOG_LEVELS).default('info') }).prefault({}),
+  /** Names this process among the instances of its service: part of its stable transactional id. */
+  instanceId: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'letters, digits, dot, dash, underscore').default('0'),
+  metrics: z
+    .strictObject({
+      host: z.string().min(1).default('127.0.0.1'),
+      /** Port of `/metrics`; 0 picks a free one (logged at start). */
+      port: z.coerce.number().int().min(0).max(65535).default(0),
+    })
+    .prefault({}),
+  ingest: z
+    .strictObject({
+      /** Larger raw records go to the DLQ unread. */
+      maxPayloadBytes: z.coerce.number().int().min(64).max(16 * 1024 * 1024).default(256 * 1024),
+      /** How far event time may run ahead of ingest time. */
+      maxFutureSkewMs: z.coerce.number().int().min(0).default(5 * 60_000),
+      /** How far event time may lag behind ingest time. */
+      maxEventAgeMs: z.coerce.number().int().min(60_000).default(30 * 24 * 3_600_000),
+      /** Longest id (user, event, experiment, variant, metric name) accepted. */
+      maxIdLength: z.coerce.number().int().min(1).max(65_536).default(256),
+    })
+    .prefault({}),
 });
 
 type ParsedConfig = z.infer<typeof ConfigSchema>;
@@ -81,6 +102,13 @@ export const ENV_KEYS = {
   EXP_CACHE_DIR: 'stack.cacheDir',
   KAFKA_VERSION: 'stack.kafkaVersion',
   LOG_LEVEL: 'log.level',
+  EXP_INSTANCE_ID: 'instanceId',
+  METRICS_HOST: 'metrics.host',
+  METRICS_PORT: 'metrics.port',
+  INGEST_MAX_PAYLOAD_BYTES: 'ingest.maxPayloadBytes',
+  INGEST_MAX_FUTURE_SKEW_MS: 'ingest.maxFutureSkewMs',
+  INGEST_MAX_EVENT_AGE_MS: 'ingest.maxEventAgeMs',
+  INGEST_MAX_ID_LENGTH: 'ingest.maxIdLength',
 } as const;
 
 /** The variable naming a config file (JSON with the keys above). */

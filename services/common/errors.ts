@@ -11,6 +11,11 @@ export const ERROR_CODES = {
   MIGRATION_FAILED: 'retriable=false: a ClickHouse migration failed',
   MIGRATION_CHANGED: 'retriable=false: an applied migration file was edited afterwards',
   MIGRATION_NAME_INVALID: 'retriable=false: a migration file name is not NNN_name.sql or a number repeats',
+  REGISTRY_UNAVAILABLE: 'retriable=true: the schema registry did not answer or failed (5xx)',
+  REGISTRY_REJECTED: 'retriable=false: the schema registry refused a request (4xx other than not-found)',
+  EVENT_INVALID: 'retriable=false: an event does not satisfy its schema or the validation rules',
+  INPUT_INVALID: 'retriable=false: a command-line input (file, flag) is not usable',
+  SHUTDOWN_TIMEOUT: 'retriable=false: a component did not stop within its deadline',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

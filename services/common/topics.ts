@@ -24,7 +24,31 @@ export function topicNames(prefix: string): TopicNames {
   return Object.freeze(names);
 }
 
+/** The consumer group of a service; with the prefix, so two pipelines on one cluster stay apart. */
+export function consumerGroup(prefix: string, service: string): string {
+  return `${prefix}expstream.${service}`;
+}
+
 /** Confluent's subject naming (TopicNameStrategy) for a topic's values. */
 export function valueSubject(topic: string): string {
   return `${topic}-value`;
 }
+
+/** How each topic is created when missing: partitions and cleanup policy. */
+export interface TopicSpec {
+  partitions: number;
+  compacted: boolean;
+}
+
+export const TOPIC_SPECS: Readonly<Record<TopicRole, TopicSpec>> = {
+  exposuresRaw: { partitions: 3, compacted: false },
+  metricsRaw: { partitions: 3, compacted: false },
+  events: { partitions: 3, compacted: false },
+  dlq: { partitions: 1, compacted: false },
+  aggregates: { partitions: 3, compacted: false },
+  anomalies: { partitions: 1, compacted: false },
+  control: { partitions: 1, compacted: false },
+  state: { partitions: 1, compacted: true },
+  audit: { partitions: 1, compacted: false },
+  definitions: { partitions: 1, compacted: true },
+};

@@ -1,0 +1,67 @@
+import type avro from 'avsc';
+import { encodeValidated, isExposure, type DeadLetter, type ExposureEvent, type MetricEvent, type ValidatedEvent } from '../common/eventSchemas.ts';
+import type { InputRecord, OutputRecord } from '../common/transactionalLoop.ts';
+import { frame } from '../common/wireFormat.ts';
+import type { Rejection } from './dlqReasons.ts';
+import type { RecordDecoder } from './recordDecoder.ts';
+import { validateExposure, validateMetric, type ValidationLimits } from './validateEvent.ts';
+
+/**
+ * The ingest transformation of one batch: every raw record becomes exactly one output,
+ * a ValidatedEvent on the events topic (keyed by user id) or a DeadLetter on the DLQ
+ * (original key and bytes, reason, source coordinates). One in, one out, always: that is
+ * what makes "raw in = valid + DLQ" hold.
+ */
+export interface IngestTarget {
+  eventsTopic: string;
+  dlqTopic: string;
+  validatedSchemaId: number;
+  deadLetterType: avro.Type;
+  deadLetterSchemaId: number;
+}
+
+export interface IngestObserver {
+  accepted(record: InputRecord): void;
+  deadLettered(record: InputRecord, rejection: Rejection): void;
+}
+
+export async function ingestBatch(records: InputRecord[], decoder: RecordDecoder, target: IngestTarget, limits: ValidationLimits, observer: IngestObserver, now = Date.now()): Promise<OutputRecord[]> {
+  const outputs: OutputRecord[] = [];
+  for (const record of records) {
+    const decoded = await decoder.decode(record.topic, record.message.value);
+    const rejection = decoded.ok ? validate(decoded.event, now, limits) : decoded.rejection;
+    if (decoded.ok && !rejection) {
+      const validated: ValidatedEvent = {
+        event: decoded.event,
+        sourceTopic: record.topic,
+        sourcePartition: record.partition,
+        sourceOffset: Number(record.message.offset),
+        schemaId: decoded.schemaId,
+        ingestTime: now,
+      };
+      outputs.push({ topic: target.eventsTopic, message: { key: decoded.event.userId, value: frame(target.validatedSchemaId, encodeValidated(validated)) } });
+      observer.accepted(record);
+    } else {
+      const reason = rejection!;
+      const letter: DeadLetter = {
+        reason: reason.reason,
+        message: reason.message,
+        sourceTopic: record.topic,
+        sourcePartition: record.partition,
+        sourceOffset: Number(record.message.offset),
+        schemaId: decoded.schemaId,
+        key: record.message.key ?? null,
+        payload: record.message.value ?? null,
+        sourceTimestamp: Number(record.message.timestamp),
+        deadLetterTime: now,
+      };
+      outputs.push({ topic: target.dlqTopic, message: { key: record.message.key ?? null, value: frame(target.deadLetterSchemaId, target.deadLetterType.toBuffer(letter)) } });
+      observer.deadLettered(record, reason);
+    }
+  }
+  return outputs;
+}
+
+function validate(event: ExposureEvent | MetricEvent, now: number, limits: ValidationLimits): Rejection | undefined {
+  return isExposure(event) ? validateExposure(event, now, limits) : validateMetric(event, now, limits);
+}

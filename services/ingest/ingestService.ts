@@ -1,0 +1,84 @@
+import type { Kafka } from 'kafkajs';
+import type { Registry } from 'prom-client';
+import { eventSchemas, schemaText } from '../common/eventSchemas.ts';
+import type { Logger } from '../common/logger.ts';
+import { LogRateLimiter } from '../common/logRateLimiter.ts';
+import type { SchemaRegistryClient } from '../common/schemaRegistryClient.ts';
+import { ensureTopics } from '../common/topicAdmin.ts';
+import { valueSubject, type TopicNames } from '../common/topics.ts';
+import { startTransactionalLoop, type RunningLoop } from '../common/transactionalLoop.ts';
+import { ingestBatch, type IngestTarget } from './ingestBatch.ts';
+import { createIngestMetrics } from './ingestMetrics.ts';
+import { RecordDecoder } from './recordDecoder.ts';
+import type { ValidationLimits } from './validateEvent.ts';
+
+/**
+ * The ingest service: raw exposure and metric topics in; validated events (keyed by user
+ * id) and dead letters out, exactly once, through one consumer group.
+ */
+export interface IngestOptions {
+  kafka: Kafka;
+  registry: SchemaRegistryClient;
+  topics: TopicNames;
+  groupId: string;
+  /** Stable per instance; see transactionalLoop.ts. */
+  instanceId: string;
+  limits: ValidationLimits;
+  maxPayloadBytes: number;
+  metrics: Registry;
+  logger: Logger;
+}
+
+export async function startIngest(options: IngestOptions): Promise<RunningLoop> {
+  const { topics, logger } = options;
+  const log = logger.child({ module: 'ingest' });
+  await ensureTopics(options.kafka, topics, ['exposuresRaw', 'metricsRaw', 'events', 'dlq']);
+  const schemas = eventSchemas();
+  // Producers register the raw schemas; ingest makes sure they exist so a fresh stack works.
+  await options.registry.register(valueSubject(topics.exposuresRaw), schemaText(schemas.exposure));
+  await options.registry.register(valueSubject(topics.metricsRaw), schemaText(schemas.metric));
+  const target: IngestTarget = {
+    eventsTopic: topics.events,
+    dlqTopic: topics.dlq,
+    validatedSchemaId: await options.registry.register(valueSubject(topics.events), schemaText(schemas.validated)),
+    deadLetterType: schemas.deadLetter,
+    deadLetterSchemaId: await options.registry.register(valueSubject(topics.dlq), schemaText(schemas.deadLetter)),
+  };
+  const readers = new Map([
+    [topics.exposuresRaw, schemas.exposure],
+    [topics.metricsRaw, schemas.metric],
+  ]);
+  const decoder = new RecordDecoder(options.registry, readers, options.maxPayloadBytes);
+  const metrics = createIngestMetrics(options.metrics);
+  const dlqLog = new LogRateLimiter(log);
+  const { groupId } = options;
+
+  const loop = await startTransactionalLoop({
+    kafka: options.kafka,
+    groupId,
+    topics: [topics.exposuresRaw, topics.metricsRaw],
+    transactionalId: `${groupId}-${options.instanceId}`,
+    logger: log,
+    process: (records) =>
+      ingestBatch(records, decoder, target, options.limits, {
+        accepted: (r) => metrics.records.inc({ topic: r.topic, outcome: 'valid' }),
+        deadLettered: (r, rejection) => {
+          metrics.records.inc({ topic: r.topic, outcome: 'dlq' });
+          metrics.deadLetters.inc({ topic: r.topic, reason: rejection.reason });
+          dlqLog.warn(rejection.reason, { topic: r.topic, partition: r.partition, offset: r.message.offset, reason: rejection.reason, detail: rejection.message }, 'record dead-lettered');
+        },
+      }),
+    onCommitted: (e) => {
+      metrics.lag.set({ topic: e.topic, partition: String(e.partition) }, e.lag);
+      metrics.batchSeconds.observe(e.durationMs / 1000);
+      log.debug(e, 'ingest.batch_end');
+    },
+  });
+  log.info({ groupId, inputs: [topics.exposuresRaw, topics.metricsRaw], outputs: [topics.events, topics.dlq] }, 'ingest running');
+  return {
+    stop: async () => {
+      await loop.stop();
+      dlqLog.flush();
+    },
+  };
+}

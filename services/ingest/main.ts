@@ -1,0 +1,18 @@
+import { runServiceProcess } from '../common/serviceProcess.ts';
+import { consumerGroup } from '../common/topics.ts';
+import { startIngest } from './ingestService.ts';
+
+/** The ingest service as its own process (`node --import tsx services/ingest/main.ts`). */
+await runServiceProcess('ingest', (ctx) =>
+  startIngest({
+    kafka: ctx.kafka,
+    registry: ctx.registry,
+    topics: ctx.topics,
+    groupId: consumerGroup(ctx.config.kafka.topicPrefix, 'ingest'),
+    instanceId: ctx.config.instanceId,
+    limits: { maxFutureSkewMs: ctx.config.ingest.maxFutureSkewMs, maxEventAgeMs: ctx.config.ingest.maxEventAgeMs, maxIdLength: ctx.config.ingest.maxIdLength },
+    maxPayloadBytes: ctx.config.ingest.maxPayloadBytes,
+    metrics: ctx.metrics,
+    logger: ctx.logger,
+  }),
+);

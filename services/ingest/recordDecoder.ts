@@ -1,0 +1,99 @@
+import avro from 'avsc';
+import type { ExposureEvent, MetricEvent } from '../common/eventSchemas.ts';
+import type { SchemaRegistryClient } from '../common/schemaRegistryClient.ts';
+import { valueSubject } from '../common/topics.ts';
+import { unframe } from '../common/wireFormat.ts';
+import type { Rejection } from './dlqReasons.ts';
+
+/**
+ * Turns raw bytes from a raw topic into a typed event, or says precisely why not.
+ * The writer schema comes from the registry by the id in the framing (cached: ids are
+ * immutable); the event is read with the pipeline's own reader schema through Avro
+ * resolution, so producers on an older compatible schema keep working. Registry outages
+ * throw (retriable) instead of condemning records.
+ */
+export type Decoded =
+  | { ok: true; event: ExposureEvent | MetricEvent; schemaId: number }
+  | { ok: false; rejection: Rejection; schemaId: number | null };
+
+interface WriterSchema {
+  type: avro.Type;
+  subjects: Set<string>;
+}
+
+/** Unknown ids are re-checked after this long: a schema may be registered meanwhile. */
+const UNKNOWN_ID_RECHECK_MS = 10_000;
+
+export class RecordDecoder {
+  private readonly writers = new Map<number, WriterSchema>();
+  private readonly unknownIds = new Map<number, number>();
+  private readonly resolvers = new Map<string, avro.Resolver | Error>();
+
+  constructor(
+    private readonly registry: SchemaRegistryClient,
+    /** Reader schema per raw topic. */
+    private readonly readers: ReadonlyMap<string, avro.Type>,
+    private readonly maxPayloadBytes: number,
+  ) {}
+
+  async decode(topic: string, payload: Buffer | null): Promise<Decoded> {
+    if (payload && payload.length > this.maxPayloadBytes) {
+      return reject('PAYLOAD_TOO_LARGE', `${payload.length} bytes; the limit is ${this.maxPayloadBytes}`, null);
+    }
+    const framed = unframe(payload);
+    if (!framed.ok) return reject(framed.problem, framed.detail, null);
+    const { schemaId, body } = framed;
+    const writer = await this.writerSchema(schemaId);
+    if (!writer) return reject('UNKNOWN_SCHEMA_ID', `schema id ${schemaId} is not registered`, schemaId);
+    if (!writer.subjects.has(valueSubject(topic))) {
+      return reject('SCHEMA_NOT_FOR_TOPIC', `schema id ${schemaId} is registered under ${[...writer.subjects].join(', ') || 'no live subject'}, not ${valueSubject(topic)}`, schemaId);
+    }
+    const reader = this.readers.get(topic);
+    if (!reader) throw new Error(`no reader schema for topic ${topic}`);
+    const resolver = this.resolver(topic, schemaId, reader, writer.type);
+    if (resolver instanceof Error) return reject('SCHEMA_NOT_READABLE', resolver.message, schemaId);
+    let decoded: { value: unknown; offset: number };
+    try {
+      decoded = reader.decode(body, 0, resolver);
+    } catch (err) {
+      return reject('UNDECODABLE_BODY', (err as Error).message, schemaId);
+    }
+    if (decoded.offset === -1) return reject('TRUNCATED_BODY', `the ${body.length}-byte body ends inside the record`, schemaId);
+    if (decoded.offset < body.length) return reject('TRAILING_BYTES', `${body.length - decoded.offset} byte(s) after the record`, schemaId);
+    return { ok: true, event: decoded.value as ExposureEvent | MetricEvent, schemaId };
+  }
+
+  private async writerSchema(id: number): Promise<WriterSchema | undefined> {
+    const known = this.writers.get(id);
+    if (known) return known;
+    const unknownSince = this.unknownIds.get(id);
+    if (unknownSince !== undefined && Date.now() - unknownSince < UNKNOWN_ID_RECHECK_MS) return undefined;
+    const [text, subjects] = await Promise.all([this.registry.schemaById(id), this.registry.subjectsOfId(id)]);
+    if (text === undefined) {
+      this.unknownIds.set(id, Date.now());
+      return undefined;
+    }
+    const writer = { type: avro.Type.forSchema(JSON.parse(text) as avro.Schema), subjects: new Set((subjects ?? []).map((s) => s.subject)) };
+    this.writers.set(id, writer);
+    this.unknownIds.delete(id);
+    return writer;
+  }
+
+  private resolver(topic: string, id: number, reader: avro.Type, writer: avro.Type): avro.Resolver | Error {
+    const key = `${topic}\u0000${id}`;
+    let resolver = this.resolvers.get(key);
+    if (!resolver) {
+      try {
+        resolver = reader.createResolver(writer);
+      } catch (err) {
+        resolver = err as Error;
+      }
+      this.resolvers.set(key, resolver);
+    }
+    return resolver;
+  }
+}
+
+function reject(reason: Rejection['reason'], message: string, schemaId: number | null): Decoded {
+  return { ok: false, rejection: { reason, message }, schemaId };
+}

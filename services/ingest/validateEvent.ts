@@ -1,0 +1,55 @@
+import type { ExposureEvent, MetricEvent } from '../common/eventSchemas.ts';
+import type { Rejection } from './dlqReasons.ts';
+
+/**
+ * Rules a decoded event must satisfy beyond its Avro type: the checks that keep garbage
+ * out of user-level statistics. Pure: the caller passes the ingest time.
+ */
+export interface ValidationLimits {
+  /** How far event time may run ahead of ingest time (clock skew of producers). */
+  maxFutureSkewMs: number;
+  /** How far event time may lag behind ingest time (late or replayed data). */
+  maxEventAgeMs: number;
+  /** Longest id accepted, in characters. */
+  maxIdLength: number;
+}
+
+export const DEFAULT_VALIDATION_LIMITS: ValidationLimits = {
+  maxFutureSkewMs: 5 * 60_000,
+  maxEventAgeMs: 30 * 24 * 3_600_000,
+  maxIdLength: 256,
+};
+
+export function validateExposure(event: ExposureEvent, now: number, limits: ValidationLimits): Rejection | undefined {
+  return checkIds({ eventId: event.eventId, experimentId: event.experimentId, variantId: event.variantId, userId: event.userId }, limits) ?? checkTime(event.eventTime, now, limits);
+}
+
+export function validateMetric(event: MetricEvent, now: number, limits: ValidationLimits): Rejection | undefined {
+  const ids = checkIds({ eventId: event.eventId, userId: event.userId, metric: event.metric }, limits);
+  if (ids) return ids;
+  if (!Number.isFinite(event.value)) return { reason: 'NON_FINITE_VALUE', message: `metric ${JSON.stringify(event.metric)} has value ${event.value}` };
+  return checkTime(event.eventTime, now, limits);
+}
+
+function checkIds(ids: Record<string, string>, limits: ValidationLimits): Rejection | undefined {
+  for (const [field, value] of Object.entries(ids)) {
+    if (value.trim() === '') return { reason: 'EMPTY_ID', message: `${field} is empty` };
+    if (value.length > limits.maxIdLength) return { reason: 'FIELD_TOO_LONG', message: `${field} has ${value.length} characters; the limit is ${limits.maxIdLength}` };
+  }
+  return undefined;
+}
+
+function checkTime(eventTime: number, now: number, limits: ValidationLimits): Rejection | undefined {
+  if (eventTime > now + limits.maxFutureSkewMs) {
+    return { reason: 'EVENT_TIME_IN_FUTURE', message: `eventTime ${isoOrRaw(eventTime)} is ${Math.round((eventTime - now) / 1000)} s after ingest time; at most ${limits.maxFutureSkewMs / 1000} s allowed` };
+  }
+  if (eventTime < now - limits.maxEventAgeMs) {
+    return { reason: 'EVENT_TIME_TOO_OLD', message: `eventTime ${isoOrRaw(eventTime)} is more than ${Math.round(limits.maxEventAgeMs / 3_600_000)} h before ingest time` };
+  }
+  return undefined;
+}
+
+function isoOrRaw(ms: number): string {
+  const date = new Date(ms);
+  return Number.isNaN(date.getTime()) ? String(ms) : date.toISOString();
+}

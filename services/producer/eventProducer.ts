@@ -1,0 +1,134 @@
+import type avro from 'avsc';
+import { Partitioners, type Kafka, type Producer } from 'kafkajs';
+import { eventSchemas, schemaText, type ExposureEvent, type MetricEvent } from '../common/eventSchemas.ts';
+import { PipelineError } from '../common/errors.ts';
+import type { SchemaRegistryClient } from '../common/schemaRegistryClient.ts';
+import { valueSubject, type TopicNames } from '../common/topics.ts';
+import { frame } from '../common/wireFormat.ts';
+
+/**
+ * The typed producer for event producers: validates each event against its Avro schema
+ * (a clear error naming the field, before anything is sent), frames it in the Confluent
+ * wire format with the registered schema id (registered or looked up once), keys it by
+ * user id, and sends in batches through an idempotent producer.
+ */
+export interface EventProducerOptions {
+  kafka: Kafka;
+  registry: SchemaRegistryClient;
+  topics: TopicNames;
+  /** Flush when this many events wait... */
+  maxBatch?: number;
+  /** ...or when the oldest has waited this long. */
+  lingerMs?: number;
+}
+
+interface Pending {
+  topic: string;
+  key: string;
+  value: Buffer;
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
+interface Channel {
+  topic: string;
+  type: avro.Type;
+  schemaId: number;
+}
+
+export class EventProducer {
+  private queue: Pending[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private sending: Promise<void> = Promise.resolve();
+  private closed = false;
+
+  private constructor(
+    private readonly producer: Producer,
+    private readonly exposures: Channel,
+    private readonly metrics: Channel,
+    private readonly maxBatch: number,
+    private readonly lingerMs: number,
+  ) {}
+
+  static async create(options: EventProducerOptions): Promise<EventProducer> {
+    const schemas = eventSchemas();
+    const exposureId = await options.registry.register(valueSubject(options.topics.exposuresRaw), schemaText(schemas.exposure));
+    const metricId = await options.registry.register(valueSubject(options.topics.metricsRaw), schemaText(schemas.metric));
+    const producer = options.kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
+    await producer.connect();
+    return new EventProducer(
+      producer,
+      { topic: options.topics.exposuresRaw, type: schemas.exposure, schemaId: exposureId },
+      { topic: options.topics.metricsRaw, type: schemas.metric, schemaId: metricId },
+      options.maxBatch ?? 1_000,
+      options.lingerMs ?? 5,
+    );
+  }
+
+  /** Resolves once the broker has acknowledged the event. */
+  sendExposure(event: ExposureEvent): Promise<void> {
+    return this.enqueue(this.exposures, { ...event, context: event.context ?? null }, event.userId);
+  }
+
+  sendMetric(event: MetricEvent): Promise<void> {
+    return this.enqueue(this.metrics, event, event.userId);
+  }
+
+  async flush(): Promise<void> {
+    this.drain();
+    await this.sending;
+  }
+
+  async close(): Promise<void> {
+    await this.flush();
+    this.closed = true;
+    await this.producer.disconnect();
+  }
+
+  private enqueue(channel: Channel, event: object, userId: string): Promise<void> {
+    if (this.closed) return Promise.reject(new PipelineError('EVENT_INVALID', 'the producer is closed'));
+    const problems = invalidPaths(channel.type, event);
+    if (problems.length > 0) {
+      return Promise.reject(new PipelineError('EVENT_INVALID', `invalid ${channel.type.name ?? 'event'}: ${problems.join('; ')}`, { context: { topic: channel.topic } }));
+    }
+    return new Promise<void>((resolve, reject) => {
+      this.queue.push({ topic: channel.topic, key: userId, value: frame(channel.schemaId, channel.type.toBuffer(event)), resolve, reject });
+      if (this.queue.length >= this.maxBatch) this.drain();
+      else this.timer ??= setTimeout(() => this.drain(), this.lingerMs);
+    });
+  }
+
+  private drain(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.queue.length === 0) return;
+    const batch = this.queue;
+    this.queue = [];
+    // One batch in flight at a time keeps each user's events in order.
+    this.sending = this.sending.then(async () => {
+      try {
+        const byTopic = new Map<string, { key: string; value: Buffer }[]>();
+        for (const p of batch) {
+          const list = byTopic.get(p.topic);
+          if (list) list.push({ key: p.key, value: p.value });
+          else byTopic.set(p.topic, [{ key: p.key, value: p.value }]);
+        }
+        await this.producer.sendBatch({ acks: -1, topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })) });
+        for (const p of batch) p.resolve();
+      } catch (err) {
+        for (const p of batch) p.reject(err);
+      }
+    });
+  }
+}
+
+/** Each field that does not match the schema, as "path: value". */
+function invalidPaths(type: avro.Type, value: unknown): string[] {
+  const problems: string[] = [];
+  type.isValid(value, {
+    errorHook: (path: string[], got: unknown) => {
+      problems.push(`${path.join('.') || '(root)'}: ${JSON.stringify(got) ?? String(got)} does not match the schema`);
+    },
+  });
+  return problems;
+}

@@ -1,0 +1,104 @@
+import type { Producer } from 'kafkajs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { decodeValidated, eventSchemas, schemaText, type DeadLetter, type ExposureEvent, type MetricEvent } from '../../services/common/eventSchemas.ts';
+import { valueSubject } from '../../services/common/topics.ts';
+import { frame, unframe } from '../../services/common/wireFormat.ts';
+import type { RunningLoop } from '../../services/common/transactionalLoop.ts';
+import { DEFAULT_VALIDATION_LIMITS } from '../../services/ingest/validateEvent.ts';
+import { testPipeline } from '../support/pipeline.ts';
+import { readTopic } from '../support/topicReader.ts';
+
+const NOW = Date.now();
+const exposure = (i: number, over: Partial<ExposureEvent> = {}): ExposureEvent => ({ eventId: `x-${i}`, experimentId: 'exp-1', variantId: i % 2 ? 'treatment' : 'control', userId: `user-${i}`, eventTime: NOW - 1_000, context: null, ...over });
+const metric = (i: number, over: Partial<MetricEvent> = {}): MetricEvent => ({ eventId: `m-${i}`, userId: `user-${i}`, metric: 'revenue', value: i * 1.5, eventTime: NOW - 500, ...over });
+
+function deadLetter(value: Buffer): DeadLetter {
+  const unframed = unframe(value);
+  if (!unframed.ok) throw new Error('DLQ record is not framed');
+  return eventSchemas().deadLetter.fromBuffer(unframed.body) as DeadLetter;
+}
+
+describe('ingest: raw topics to exp.events and exp.dlq', () => {
+  const pipeline = testPipeline('ingest');
+  const { topics, kafka, registry } = pipeline;
+  let ingest: RunningLoop;
+  let raw: Producer;
+  let exposureId: number;
+  let metricId: number;
+
+  beforeAll(async () => {
+    ingest = await pipeline.startIngest({ ...DEFAULT_VALIDATION_LIMITS, maxIdLength: 64 }, 4_096);
+    raw = kafka.producer();
+    await raw.connect();
+    exposureId = await registry.register(valueSubject(topics.exposuresRaw), schemaText(eventSchemas().exposure));
+    metricId = await registry.register(valueSubject(topics.metricsRaw), schemaText(eventSchemas().metric));
+  });
+  afterAll(async () => {
+    await raw?.disconnect();
+    await ingest?.stop();
+  });
+
+  it('writes valid events keyed by user id with lineage, and each kind of bad record to the DLQ with its reason', async () => {
+    const producer = await pipeline.producer();
+    const sent = [];
+    for (let i = 0; i < 20; i++) sent.push(producer.sendExposure(exposure(i)), producer.sendMetric(metric(i)));
+    await Promise.all(sent);
+    await producer.close();
+
+    const enc = (e: ExposureEvent) => eventSchemas().exposure.toBuffer(e);
+    const encMetric = (m: MetricEvent) => eventSchemas().metric.toBuffer(m);
+    // A producer whose newer schema dropped variantId: the registry allows it (BACKWARD), our reader cannot fill it in.
+    const withoutVariant = JSON.parse(schemaText(eventSchemas().exposure)) as { fields: { name: string }[] };
+    withoutVariant.fields = withoutVariant.fields.filter((f) => f.name !== 'variantId');
+    const droppedId = await registry.register(valueSubject(topics.exposuresRaw), JSON.stringify(withoutVariant));
+    const good = enc(exposure(99));
+    const bad: [string, string, Buffer | null][] = [
+      ['EMPTY_PAYLOAD', topics.exposuresRaw, null],
+      ['TOO_SHORT', topics.exposuresRaw, Buffer.from([0, 0, 1])],
+      ['BAD_MAGIC_BYTE', topics.exposuresRaw, Buffer.concat([Buffer.from([1, 0, 0, 0, exposureId]), good])],
+      ['PAYLOAD_TOO_LARGE', topics.metricsRaw, frame(metricId, Buffer.alloc(5_000, 1))],
+      ['UNKNOWN_SCHEMA_ID', topics.exposuresRaw, frame(987_654, good)],
+      ['SCHEMA_NOT_FOR_TOPIC', topics.exposuresRaw, frame(metricId, encMetric(metric(1)))],
+      ['SCHEMA_NOT_READABLE', topics.exposuresRaw, frame(droppedId, Buffer.from([2, 0x41]))],
+      ['UNDECODABLE_BODY', topics.exposuresRaw, frame(exposureId, Buffer.concat([good.subarray(0, good.length - 1), Buffer.from([8])]))],
+      ['TRUNCATED_BODY', topics.exposuresRaw, frame(exposureId, good.subarray(0, 6))],
+      ['TRAILING_BYTES', topics.exposuresRaw, frame(exposureId, Buffer.concat([good, Buffer.from([1, 2, 3])]))],
+      ['EMPTY_ID', topics.exposuresRaw, frame(exposureId, enc(exposure(1, { userId: '' })))],
+      ['FIELD_TOO_LONG', topics.metricsRaw, frame(metricId, encMetric(metric(1, { metric: 'm'.repeat(65) })))],
+      ['EVENT_TIME_IN_FUTURE', topics.exposuresRaw, frame(exposureId, enc(exposure(1, { eventTime: NOW + 3_600_000 })))],
+      ['EVENT_TIME_TOO_OLD', topics.metricsRaw, frame(metricId, encMetric(metric(1, { eventTime: NOW - 90 * 86_400_000 })))],
+      ['NON_FINITE_VALUE', topics.metricsRaw, frame(metricId, encMetric(metric(1, { value: Number.NaN })))],
+      ['NON_FINITE_VALUE', topics.metricsRaw, frame(metricId, encMetric(metric(2, { value: Number.POSITIVE_INFINITY })))],
+    ];
+    for (const [, topic, value] of bad) await raw.send({ topic, messages: [{ key: 'k-bad', value }] });
+
+    const events = await readTopic(kafka, topics.events, { count: 41, idleMs: 4_000 });
+    expect(events).toHaveLength(40);
+    for (const { message } of events) {
+      const body = unframe(message.value);
+      if (!body.ok) throw new Error('not framed');
+      const validated = decodeValidated(body.body);
+      expect(message.key!.toString()).toBe(validated.event.userId);
+      expect([topics.exposuresRaw, topics.metricsRaw]).toContain(validated.sourceTopic);
+      expect(validated.schemaId).toBe(validated.sourceTopic === topics.exposuresRaw ? exposureId : metricId);
+      expect(validated.ingestTime).toBeGreaterThanOrEqual(NOW - 1_000);
+    }
+    const coordinates = new Set(events.map(({ message }) => {
+      const v = decodeValidated((unframe(message.value) as { body: Buffer }).body);
+      return `${v.sourceTopic}/${v.sourcePartition}/${v.sourceOffset}`;
+    }));
+    expect(coordinates.size).toBe(40);
+
+    const dlq = await readTopic(kafka, topics.dlq, { count: bad.length + 1, idleMs: 4_000 });
+    expect(dlq).toHaveLength(bad.length);
+    const letters = dlq.map(({ message }) => deadLetter(message.value!));
+    expect(letters.map((l) => l.reason).sort()).toEqual(bad.map(([reason]) => reason).sort());
+    for (const letter of letters) {
+      const original = bad.find(([reason, topic, value]) => reason === letter.reason && topic === letter.sourceTopic && (value === null ? letter.payload === null : letter.payload?.equals(value)));
+      expect(original, `${letter.reason} keeps the original bytes`).toBeDefined();
+      expect(letter.key?.toString()).toBe('k-bad');
+      expect(letter.message.length).toBeGreaterThan(5);
+      expect(letter.sourceOffset).toBeGreaterThanOrEqual(0);
+    }
+  });
+});
