@@ -29,6 +29,11 @@ const ConfigSchema = z.strictObject({
       clientId: z.string().regex(/^[A-Za-z0-9._-]{1,100}$/, 'letters, digits, dot, dash, underscore').default('expstream'),
       /** Prepended to every topic name, e.g. `staging.` gives `staging.exp.events`. */
       topicPrefix: z.string().regex(/^[A-Za-z0-9._-]{0,100}$/, 'letters, digits, dot, dash, underscore').default(''),
+      /**
+       * How long the group waits for a silent consumer before reassigning its partitions: the
+       * pause after a crash. The broker's floor is 6 s by default; heartbeats go every third.
+       */
+      sessionTimeoutMs: z.coerce.number().int().min(1_000).max(300_000).default(10_000),
     })
     .prefault({}),
   schemaRegistry: z
@@ -91,6 +96,7 @@ export type Config = Readonly<
 export const ENV_KEYS = {
   KAFKA_BROKERS: 'kafka.brokers',
   KAFKA_CLIENT_ID: 'kafka.clientId',
+  KAFKA_SESSION_TIMEOUT_MS: 'kafka.sessionTimeoutMs',
   EXP_TOPIC_PREFIX: 'kafka.topicPrefix',
   SCHEMA_REGISTRY_URL: 'schemaRegistry.url',
   CLICKHOUSE_URL: 'clickhouse.url',

@@ -42,6 +42,8 @@ export interface TransactionalLoopOptions {
   onCommitted?(event: BatchCommitted): void;
   /** Largest number of records handled in one transaction. */
   maxBatchRecords?: number;
+  /** Consumer group session timeout: how long a crashed instance holds its partitions. */
+  sessionTimeoutMs?: number;
 }
 
 export interface RunningLoop {
@@ -64,6 +66,8 @@ export async function startTransactionalLoop(options: TransactionalLoopOptions):
     groupId: options.groupId,
     readUncommitted: false,
     maxWaitTimeInMs: 250,
+    sessionTimeout: options.sessionTimeoutMs ?? 10_000,
+    heartbeatInterval: Math.floor((options.sessionTimeoutMs ?? 10_000) / 3),
     retry: { initialRetryTime: 100, maxRetryTime: 5_000, retries: 10 },
   });
   await producer.connect();

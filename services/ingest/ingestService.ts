@@ -25,6 +25,7 @@ export interface IngestOptions {
   instanceId: string;
   limits: ValidationLimits;
   maxPayloadBytes: number;
+  sessionTimeoutMs?: number;
   metrics: Registry;
   logger: Logger;
 }
@@ -58,6 +59,7 @@ export async function startIngest(options: IngestOptions): Promise<RunningLoop> 
     groupId,
     topics: [topics.exposuresRaw, topics.metricsRaw],
     transactionalId: `${groupId}-${options.instanceId}`,
+    ...(options.sessionTimeoutMs ? { sessionTimeoutMs: options.sessionTimeoutMs } : {}),
     logger: log,
     process: (records) =>
       ingestBatch(records, decoder, target, options.limits, {

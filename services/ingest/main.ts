@@ -12,6 +12,7 @@ await runServiceProcess('ingest', (ctx) =>
     instanceId: ctx.config.instanceId,
     limits: { maxFutureSkewMs: ctx.config.ingest.maxFutureSkewMs, maxEventAgeMs: ctx.config.ingest.maxEventAgeMs, maxIdLength: ctx.config.ingest.maxIdLength },
     maxPayloadBytes: ctx.config.ingest.maxPayloadBytes,
+    sessionTimeoutMs: ctx.config.kafka.sessionTimeoutMs,
     metrics: ctx.metrics,
     logger: ctx.logger,
   }),

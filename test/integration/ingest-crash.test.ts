@@ -1,0 +1,87 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { describe, expect, it } from 'vitest';
+import { decodeValidated, eventSchemas, schemaText, type ExposureEvent } from '../../services/common/eventSchemas.ts';
+import { ensureTopics } from '../../services/common/topicAdmin.ts';
+import { consumerGroup, valueSubject } from '../../services/common/topics.ts';
+import { frame, unframe } from '../../services/common/wireFormat.ts';
+import { groupLag, spawnService, type ChildService } from '../support/childService.ts';
+import { testPipeline } from '../support/pipeline.ts';
+import { readTopic } from '../support/topicReader.ts';
+
+const TOTAL = 12_000;
+const KILLS = 5;
+
+describe('ingest under SIGKILL', () => {
+  it(`loses nothing and doubles nothing when killed ${KILLS} times mid-stream`, async () => {
+    const pipeline = testPipeline('ingest-crash');
+    const { kafka, topics, registry } = pipeline;
+    await ensureTopics(kafka, topics, ['exposuresRaw', 'metricsRaw', 'events', 'dlq']);
+    const schemaId = await registry.register(valueSubject(topics.exposuresRaw), schemaText(eventSchemas().exposure));
+    const env = { ...pipeline.env, EXP_INSTANCE_ID: 'crash-test', KAFKA_SESSION_TIMEOUT_MS: '6000' };
+
+    // Raw records arrive in waves while the service is killed and restarted.
+    const producer = kafka.producer();
+    await producer.connect();
+    let produced = 0;
+    const produceAll = (async () => {
+      while (produced < TOTAL) {
+        const messages = Array.from({ length: 150 }, (_, j) => {
+          const i = produced + j;
+          const event: ExposureEvent = { eventId: `e-${i}`, experimentId: 'exp', variantId: 'a', userId: `u-${i % 997}`, eventTime: Date.now(), context: null };
+          // Every 10th record is garbage, so the DLQ path is crashed through too.
+          const value = i % 10 === 0 ? Buffer.from(`garbage-${i}`) : frame(schemaId, eventSchemas().exposure.toBuffer(event));
+          return { key: event.userId, value };
+        });
+        await producer.send({ topic: topics.exposuresRaw, messages });
+        produced += messages.length;
+        await sleep(600);
+      }
+    })();
+
+    const group = consumerGroup(pipeline.prefix, 'ingest');
+    let service: ChildService | undefined;
+    const committed = async () => produced - (await groupLag(kafka, group, [topics.exposuresRaw]));
+    const committedAfterKill: number[] = [];
+    for (let kill = 0; kill < KILLS; kill++) {
+      service = spawnService('services/ingest/main.ts', env);
+      await service.started;
+      // Kill while it is working: once this incarnation has committed something, at a random moment.
+      const before = committedAfterKill.at(-1) ?? 0;
+      const patience = Date.now() + 30_000;
+      while (Date.now() < patience && (await committed()) <= before) await sleep(100);
+      await sleep(Math.random() * 700);
+      service.process.kill('SIGKILL');
+      await service.exited;
+      committedAfterKill.push(await committed());
+    }
+    await produceAll;
+    await producer.disconnect();
+
+    // The killed instances did real work between kills: the test is not vacuous.
+    const progressed = committedAfterKill.filter((n, i) => n > (committedAfterKill[i - 1] ?? 0)).length;
+    expect(progressed, `committed offsets after each kill: ${committedAfterKill.join(', ')} of ${produced} produced`).toBe(KILLS);
+    expect(committedAfterKill.at(-1), 'the last kill came before the end of the stream').toBeLessThan(TOTAL);
+
+    service = spawnService('services/ingest/main.ts', env);
+    await service.started;
+    const deadline = Date.now() + 90_000;
+    let lag = Number.POSITIVE_INFINITY;
+    while (Date.now() < deadline && (lag = await groupLag(kafka, group, [topics.exposuresRaw])) > 0) await sleep(500);
+    expect(lag, 'the restarted service caught up').toBe(0);
+    service.process.kill('SIGTERM');
+    expect(await service.exited, `graceful stop:\n${service.log().slice(-2_000)}`).toBe(0);
+
+    const events = await readTopic(kafka, topics.events, { count: TOTAL + 1, idleMs: 5_000 });
+    const dlq = await readTopic(kafka, topics.dlq, { count: TOTAL + 1, idleMs: 3_000 });
+    const dlqSources = dlq.map(({ message }) => (eventSchemas().deadLetter.fromBuffer((unframe(message.value) as { body: Buffer }).body) as { sourceOffset: number; sourcePartition: number }));
+    expect(events.length + dlq.length).toBe(TOTAL);
+    expect(dlq.length).toBe(TOTAL / 10);
+    // Every raw record exactly once: distinct (partition, offset) coordinates over both outputs.
+    const eventCoordinates = events.map(({ message }) => {
+      const v = decodeValidated((unframe(message.value) as { body: Buffer }).body);
+      return `${v.sourcePartition}/${v.sourceOffset}`;
+    });
+    const all = new Set([...eventCoordinates, ...dlqSources.map((d) => `${d.sourcePartition}/${d.sourceOffset}`)]);
+    expect(all.size).toBe(TOTAL);
+  }, 300_000);
+});
