@@ -75,8 +75,8 @@ const ConfigSchema = z.strictObject({
     .prefault({}),
   ingest: z
     .strictObject({
-      /** Larger raw records go to the DLQ unread. */
-      maxPayloadBytes: z.coerce.number().int().min(64).max(16 * 1024 * 1024).default(256 * 1024),
+      /** Larger raw records go to the DLQ unread (with this many of their bytes); below the broker's 1 MiB record limit. */
+      maxPayloadBytes: z.coerce.number().int().min(64).max(768 * 1024).default(256 * 1024),
       /** How far event time may run ahead of ingest time. */
       maxFutureSkewMs: z.coerce.number().int().min(0).default(5 * 60_000),
       /** How far event time may lag behind ingest time. */

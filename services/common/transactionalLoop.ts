@@ -42,6 +42,8 @@ export interface TransactionalLoopOptions {
   onCommitted?(event: BatchCommitted): void;
   /** Largest number of records handled in one transaction. */
   maxBatchRecords?: number;
+  /** Outputs are sent in requests below this size (the broker refuses batches over message.max.bytes, 1 MiB by default). */
+  maxRequestBytes?: number;
   /** Consumer group session timeout: how long a crashed instance holds its partitions. */
   sessionTimeoutMs?: number;
 }
@@ -49,6 +51,44 @@ export interface TransactionalLoopOptions {
 export interface RunningLoop {
   /** Finishes the batch in hand, commits it, leaves the group. */
   stop(): Promise<void>;
+}
+
+const DEFAULT_MAX_REQUEST_BYTES = 800 * 1024;
+/** Per-record framing overhead in a Kafka record batch, generously rounded up. */
+const RECORD_OVERHEAD_BYTES = 64;
+
+function recordBytes(message: Message): number {
+  const size = (v: Message['key'] | Message['value']) => (v == null ? 0 : typeof v === 'string' ? Buffer.byteLength(v) : v.length);
+  return size(message.key) + size(message.value) + RECORD_OVERHEAD_BYTES;
+}
+
+/** Consecutive runs of outputs whose total size stays under `maxBytes` (a larger single record goes alone). */
+export function chunksUnder(outputs: OutputRecord[], maxBytes: number): OutputRecord[][] {
+  const chunks: OutputRecord[][] = [];
+  let current: OutputRecord[] = [];
+  let size = 0;
+  for (const output of outputs) {
+    const bytes = recordBytes(output.message);
+    if (current.length > 0 && size + bytes > maxBytes) {
+      chunks.push(current);
+      current = [];
+      size = 0;
+    }
+    current.push(output);
+    size += bytes;
+  }
+  if (current.length > 0) chunks.push(current);
+  return chunks;
+}
+
+function groupByTopic(outputs: OutputRecord[]): { topic: string; messages: Message[] }[] {
+  const byTopic = new Map<string, Message[]>();
+  for (const o of outputs) {
+    const list = byTopic.get(o.topic);
+    if (list) list.push(o.message);
+    else byTopic.set(o.topic, [o.message]);
+  }
+  return [...byTopic].map(([topic, messages]) => ({ topic, messages }));
 }
 
 export async function startTransactionalLoop(options: TransactionalLoopOptions): Promise<RunningLoop> {
@@ -89,13 +129,9 @@ export async function startTransactionalLoop(options: TransactionalLoopOptions):
         const next = (BigInt(last.offset) + 1n).toString();
         const transaction = await producer.transaction();
         try {
-          const byTopic = new Map<string, Message[]>();
-          for (const o of outputs) {
-            const list = byTopic.get(o.topic);
-            if (list) list.push(o.message);
-            else byTopic.set(o.topic, [o.message]);
+          for (const chunk of chunksUnder(outputs, options.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES)) {
+            await transaction.sendBatch({ topicMessages: groupByTopic(chunk) });
           }
-          if (byTopic.size > 0) await transaction.sendBatch({ topicMessages: [...byTopic].map(([topic, msgs]) => ({ topic, messages: msgs })) });
           await transaction.sendOffsets({ consumerGroupId: options.groupId, topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset: next }] }] });
           await transaction.commit();
         } catch (err) {

@@ -18,6 +18,8 @@ export interface IngestTarget {
   validatedSchemaId: number;
   deadLetterType: avro.Type;
   deadLetterSchemaId: number;
+  /** Original bytes kept in a dead letter; longer payloads keep this prefix (the raw topic keeps all). */
+  maxStoredPayloadBytes: number;
 }
 
 export interface IngestObserver {
@@ -43,15 +45,17 @@ export async function ingestBatch(records: InputRecord[], decoder: RecordDecoder
       observer.accepted(record);
     } else {
       const reason = rejection!;
+      const original = record.message.value ?? null;
+      const cut = original !== null && original.length > target.maxStoredPayloadBytes;
       const letter: DeadLetter = {
         reason: reason.reason,
-        message: reason.message,
+        message: cut ? `${reason.message} (payload kept: first ${target.maxStoredPayloadBytes} of ${original.length} bytes)` : reason.message,
         sourceTopic: record.topic,
         sourcePartition: record.partition,
         sourceOffset: Number(record.message.offset),
         schemaId: decoded.schemaId,
         key: record.message.key ?? null,
-        payload: record.message.value ?? null,
+        payload: cut ? original.subarray(0, target.maxStoredPayloadBytes) : original,
         sourceTimestamp: Number(record.message.timestamp),
         deadLetterTime: now,
       };

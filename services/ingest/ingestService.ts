@@ -44,6 +44,7 @@ export async function startIngest(options: IngestOptions): Promise<RunningLoop> 
     validatedSchemaId: await options.registry.register(valueSubject(topics.events), schemaText(schemas.validated)),
     deadLetterType: schemas.deadLetter,
     deadLetterSchemaId: await options.registry.register(valueSubject(topics.dlq), schemaText(schemas.deadLetter)),
+    maxStoredPayloadBytes: options.maxPayloadBytes,
   };
   const readers = new Map([
     [topics.exposuresRaw, schemas.exposure],
