@@ -2,6 +2,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { loadConfig, type Config } from '../common/config.ts';
 import { errorMessage, isPipelineError } from '../common/errors.ts';
 import { LOG_LEVELS } from '../common/logger.ts';
+import { registerProduceCommand } from './commands/produce.ts';
 import { registerStackCommands } from './commands/stack.ts';
 
 /**
@@ -23,6 +24,7 @@ export function buildProgram(): Command {
     return loadConfig({ env, ...(flags.config ? { file: flags.config } : {}) });
   };
   registerStackCommands(program, configFromFlags);
+  registerProduceCommand(program, configFromFlags);
   return program;
 }
 
@@ -35,6 +37,6 @@ export async function main(argv: string[]): Promise<number> {
     if (err instanceof CommanderError) return err.exitCode;
     process.stderr.write(`expctl: ${errorMessage(err)}\n`);
     if (!isPipelineError(err) && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
-    return isPipelineError(err, 'CONFIG_INVALID') ? 2 : 1;
+    return isPipelineError(err, 'CONFIG_INVALID') || isPipelineError(err, 'INPUT_INVALID') ? 2 : 1;
   }
 }

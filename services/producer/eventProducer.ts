@@ -3,6 +3,7 @@ import { Partitioners, type Kafka, type Producer } from 'kafkajs';
 import { eventSchemas, schemaText, type ExposureEvent, type MetricEvent } from '../common/eventSchemas.ts';
 import { PipelineError } from '../common/errors.ts';
 import type { SchemaRegistryClient } from '../common/schemaRegistryClient.ts';
+import { ensureTopics } from '../common/topicAdmin.ts';
 import { valueSubject, type TopicNames } from '../common/topics.ts';
 import { frame } from '../common/wireFormat.ts';
 
@@ -52,9 +53,13 @@ export class EventProducer {
 
   static async create(options: EventProducerOptions): Promise<EventProducer> {
     const schemas = eventSchemas();
+    // A fresh cluster has no raw topics yet (and brokers should not auto-create them).
+    await ensureTopics(options.kafka, options.topics, ['exposuresRaw', 'metricsRaw']);
     const exposureId = await options.registry.register(valueSubject(options.topics.exposuresRaw), schemaText(schemas.exposure));
     const metricId = await options.registry.register(valueSubject(options.topics.metricsRaw), schemaText(schemas.metric));
-    const producer = options.kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
+    // Idempotence needs unbounded retries (a bounded count could drop or reorder on a retried
+    // batch); the backoff is capped so a broker that comes back is used promptly.
+    const producer = options.kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner, retry: { retries: Number.MAX_SAFE_INTEGER, maxRetryTime: 2_000 } });
     await producer.connect();
     return new EventProducer(
       producer,

@@ -1,0 +1,62 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { eventSchemas } from '../../services/common/eventSchemas.ts';
+import { unframe } from '../../services/common/wireFormat.ts';
+import { testPipeline } from '../support/pipeline.ts';
+import { readTopic } from '../support/topicReader.ts';
+
+const ROOT = resolve(import.meta.dirname, '../..');
+
+describe('expctl produce', () => {
+  it('publishes the good lines as Avro keyed by user, reports each bad line with its number, exits 1', async () => {
+    const pipeline = testPipeline('cli-produce');
+    const dir = mkdtempSync(join(tmpdir(), 'produce-'));
+    const file = join(dir, 'exposures.jsonl');
+    const good = Array.from({ length: 50 }, (_, i) => JSON.stringify({ eventId: `e${i}`, experimentId: 'exp', variantId: i % 2 ? 'a' : 'b', userId: `u${i}`, eventTime: i % 2 ? Date.now() : new Date().toISOString() }));
+    const lines = [
+      ...good.slice(0, 10),
+      '{ broken json',
+      JSON.stringify({ eventId: 'x', experimentId: 'exp', variantId: 'a', userID: 'typo', eventTime: 1 }),
+      '',
+      JSON.stringify({ eventId: 'x', experimentId: 'exp', variantId: 'a', userId: 'u', eventTime: 'yesterday' }),
+      JSON.stringify({ eventId: 'x', experimentId: '', variantId: 'a', userId: 'u', eventTime: 1 }),
+      ...good.slice(10),
+    ];
+    writeFileSync(file, lines.join('\n') + '\n');
+
+    const result = spawnSync(process.execPath, [join(ROOT, 'bin/expctl.js'), 'produce', 'exposures', '--file', file], {
+      cwd: ROOT,
+      env: { ...process.env, ...pipeline.env, LOG_LEVEL: 'warn' },
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    expect(result.status, result.stderr).toBe(1);
+    expect(result.stderr).toContain(`${file}:11: not JSON`);
+    expect(result.stderr).toContain(`${file}:12: unknown field(s) userID`);
+    expect(result.stderr).toContain(`${file}:14: eventTime: expected epoch milliseconds or an ISO-8601 time`);
+    expect(result.stderr).toContain(`${file}:15: experimentId is empty`);
+    expect(result.stderr).toMatch(/sent 50 exposures in .*; 4 bad line\(s\) of 55/);
+
+    const records = await readTopic(pipeline.kafka, pipeline.topics.exposuresRaw, { count: 51, idleMs: 3_000 });
+    expect(records).toHaveLength(50);
+    for (const { message } of records) {
+      const framed = unframe(message.value);
+      if (!framed.ok) throw new Error('not framed');
+      const event = eventSchemas().exposure.fromBuffer(framed.body) as { userId: string };
+      expect(message.key!.toString()).toBe(event.userId);
+    }
+  });
+
+  it('refuses a missing file and an unknown kind with exit status 2', () => {
+    const run = (args: string[]) => spawnSync(process.execPath, [join(ROOT, 'bin/expctl.js'), 'produce', ...args], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, ...testPipeline('cli-produce').env } });
+    const missing = run(['metrics', '--file', '/nonexistent.jsonl']);
+    expect(missing.status).toBe(2);
+    expect(missing.stderr).toContain('no such file: /nonexistent.jsonl');
+    const kind = run(['clicks', '--file', '/dev/null']);
+    expect(kind.status).toBe(2);
+    expect(kind.stderr).toContain("unknown kind 'clicks'");
+  });
+});
