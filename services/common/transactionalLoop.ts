@@ -62,14 +62,21 @@ function recordBytes(message: Message): number {
   return size(message.key) + size(message.value) + RECORD_OVERHEAD_BYTES;
 }
 
-/** Consecutive runs of outputs whose total size stays under `maxBytes` (a larger single record goes alone). */
-export function chunksUnder(outputs: OutputRecord[], maxBytes: number): OutputRecord[][] {
+/**
+ * Records per produce request. kafkajs groups a request's messages by partition in time
+ * quadratic in their number (it copies the partition's array for each message), so large
+ * requests cost more CPU than the round trips that smaller ones add.
+ */
+const MAX_REQUEST_RECORDS = 1_000;
+
+/** Consecutive runs of outputs under `maxBytes` and `maxRecords` each (a larger single record goes alone). */
+export function chunksUnder(outputs: OutputRecord[], maxBytes: number, maxRecords = MAX_REQUEST_RECORDS): OutputRecord[][] {
   const chunks: OutputRecord[][] = [];
   let current: OutputRecord[] = [];
   let size = 0;
   for (const output of outputs) {
     const bytes = recordBytes(output.message);
-    if (current.length > 0 && size + bytes > maxBytes) {
+    if (current.length > 0 && (size + bytes > maxBytes || current.length >= maxRecords)) {
       chunks.push(current);
       current = [];
       size = 0;

@@ -1,0 +1,139 @@
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { pathToFileURL } from 'node:url';
+import { Kafka, logLevel, Partitioners } from 'kafkajs';
+import { eventSchemas, schemaText } from '../services/common/eventSchemas.ts';
+import { SchemaRegistryClient } from '../services/common/schemaRegistryClient.ts';
+import { ensureTopics } from '../services/common/topicAdmin.ts';
+import { consumerGroup, topicNames, valueSubject } from '../services/common/topics.ts';
+import { frame } from '../services/common/wireFormat.ts';
+import type { BenchStack } from './benchStack.ts';
+
+/**
+ * Ingest throughput against the raw kafkajs consume rate of the same topics, in one run:
+ * N raw events are produced first; then a plain kafkajs consumer group reads them all (the
+ * ceiling: fetch and iterate, nothing else); then the ingest service, as its own process,
+ * decodes, validates and writes them transactionally. Peak memory is the ingest process's
+ * VmHWM (peak resident set) from /proc.
+ */
+export interface IngestBenchResult {
+  events: number;
+  rawConsumePerSec: number;
+  ingestPerSec: number;
+  ingestSteadyPerSec: number;
+  ratio: number;
+  ingestPeakRssMiB: number;
+  ingestSeconds: number;
+}
+
+const ROOT = resolve(import.meta.dirname, '..');
+const TSX = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
+
+export async function runIngestBench(stack: BenchStack, events: number, say: (m: string) => void): Promise<IngestBenchResult> {
+  const prefix = `bench-${Date.now()}.`;
+  const topics = topicNames(prefix);
+  const kafka = new Kafka({ brokers: stack.kafkaBrokers, clientId: 'bench', logLevel: logLevel.NOTHING });
+  const registry = new SchemaRegistryClient(stack.schemaRegistryUrl);
+  await ensureTopics(kafka, topics, ['exposuresRaw', 'metricsRaw', 'events', 'dlq']);
+  const schemas = eventSchemas();
+  const exposureId = await registry.register(valueSubject(topics.exposuresRaw), schemaText(schemas.exposure));
+  const metricId = await registry.register(valueSubject(topics.metricsRaw), schemaText(schemas.metric));
+
+  say(`producing ${events} raw events (half exposures, half metrics)`);
+  const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
+  await producer.connect();
+  const now = Date.now();
+  for (let start = 0; start < events; start += 5_000) {
+    const n = Math.min(5_000, events - start);
+    const exposures = [];
+    const metrics = [];
+    for (let i = start; i < start + n; i++) {
+      const userId = `user-${i % 50_000}`;
+      if (i % 2 === 0) exposures.push({ key: userId, value: frame(exposureId, schemas.exposure.toBuffer({ eventId: `e-${i}`, experimentId: `exp-${i % 3}`, variantId: i % 4 < 2 ? 'control' : 'treatment', userId, eventTime: now, context: null })) });
+      else metrics.push({ key: userId, value: frame(metricId, schemas.metric.toBuffer({ eventId: `m-${i}`, userId, metric: 'revenue', value: i % 100, eventTime: now })) });
+    }
+    await producer.sendBatch({ topicMessages: [{ topic: topics.exposuresRaw, messages: exposures }, { topic: topics.metricsRaw, messages: metrics }] });
+  }
+  await producer.disconnect();
+
+  say('raw kafkajs consume of the same topics');
+  const rawSeconds = await timeRawConsume(kafka, [topics.exposuresRaw, topics.metricsRaw], events);
+  const rawConsumePerSec = events / rawSeconds;
+  say(`raw consume: ${Math.round(rawConsumePerSec)} events/s`);
+
+  say('ingest service (child process)');
+  const child = spawn(process.execPath, [...(process.env.BENCH_CPU_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROFILE}`] : []), '--import', TSX, resolve(ROOT, 'services/ingest/main.ts')], {
+    cwd: ROOT,
+    env: { ...process.env, KAFKAJS_NO_PARTITIONER_WARNING: '1', KAFKA_BROKERS: stack.kafkaBrokers.join(','), SCHEMA_REGISTRY_URL: stack.schemaRegistryUrl, EXP_TOPIC_PREFIX: prefix, LOG_LEVEL: 'warn', EXP_INSTANCE_ID: 'bench' },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  const spawned = Date.now();
+  const group = consumerGroup(prefix, 'ingest');
+  let firstProgress = 0;
+  let done = 0;
+  let committed = 0;
+  while (committed < events) {
+    await sleep(100);
+    committed = await committedCount(kafka, group, [topics.exposuresRaw, topics.metricsRaw]);
+    if (committed > 0 && firstProgress === 0) firstProgress = Date.now();
+    if (Date.now() - spawned > 600_000) throw new Error(`ingest did not finish: ${committed}/${events}`);
+  }
+  done = Date.now();
+  const peakKiB = peakRssKiB(child.pid!);
+  child.kill('SIGTERM');
+  await new Promise((ok) => child.once('exit', ok));
+  const ingestSeconds = (done - spawned) / 1000;
+  const result: IngestBenchResult = {
+    events,
+    rawConsumePerSec: Math.round(rawConsumePerSec),
+    ingestPerSec: Math.round(events / ingestSeconds),
+    ingestSteadyPerSec: Math.round(events / ((done - firstProgress) / 1000)),
+    ratio: Number((events / ingestSeconds / rawConsumePerSec).toFixed(3)),
+    ingestPeakRssMiB: Math.round(peakKiB / 1024),
+    ingestSeconds: Number(ingestSeconds.toFixed(2)),
+  };
+  say(`ingest: ${result.ingestPerSec} events/s including start-up (${result.ingestSteadyPerSec}/s from the first commit), peak RSS ${result.ingestPeakRssMiB} MiB`);
+  return result;
+}
+
+async function timeRawConsume(kafka: Kafka, topics: string[], expected: number): Promise<number> {
+  const consumer = kafka.consumer({ groupId: `bench-raw-${Date.now()}`, maxWaitTimeInMs: 100 });
+  await consumer.connect();
+  for (const topic of topics) await consumer.subscribe({ topic, fromBeginning: true });
+  let seen = 0;
+  let started = 0;
+  const finished = new Promise<number>((ok) => {
+    void consumer.run({
+      eachBatchAutoResolve: true,
+      eachBatch: async ({ batch }) => {
+        if (started === 0) started = Date.now();
+        for (const message of batch.messages) if (message.value) seen++;
+        if (seen >= expected) ok(Date.now());
+      },
+    });
+  });
+  const joinedAt = Date.now();
+  const end = await finished;
+  await consumer.disconnect();
+  // Measured like ingest: from the start of consuming, group join included.
+  return (end - joinedAt) / 1000;
+}
+
+async function committedCount(kafka: Kafka, groupId: string, topics: string[]): Promise<number> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const offsets = await admin.fetchOffsets({ groupId, topics });
+    return offsets.flatMap((t) => t.partitions).reduce((n, p) => n + Math.max(0, Number(p.offset)), 0);
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+function peakRssKiB(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  return Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0);
+}
