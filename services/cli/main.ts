@@ -2,6 +2,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { loadConfig, type Config } from '../common/config.ts';
 import { errorMessage, isPipelineError } from '../common/errors.ts';
 import { LOG_LEVELS } from '../common/logger.ts';
+import { registerExperimentCommands } from './commands/experiments.ts';
 import { registerProduceCommand } from './commands/produce.ts';
 import { registerStackCommands } from './commands/stack.ts';
 
@@ -25,6 +26,7 @@ export function buildProgram(): Command {
   };
   registerStackCommands(program, configFromFlags);
   registerProduceCommand(program, configFromFlags);
+  registerExperimentCommands(program, configFromFlags);
   return program;
 }
 

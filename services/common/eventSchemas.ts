@@ -63,6 +63,7 @@ export interface EventSchemas {
   metric: avro.Type;
   validated: avro.Type;
   deadLetter: avro.Type;
+  definition: avro.Type;
 }
 
 let cached: EventSchemas | undefined;
@@ -79,7 +80,7 @@ export function eventSchemas(): EventSchemas {
   const parse = (name: string) => avro.Type.forSchema(readSchema(name), { registry });
   const exposure = parse('ExposureEvent');
   const metric = parse('MetricEvent');
-  cached = { exposure, metric, validated: parse('ValidatedEvent'), deadLetter: parse('DeadLetter') };
+  cached = { exposure, metric, validated: parse('ValidatedEvent'), deadLetter: parse('DeadLetter'), definition: parse('ExperimentDefinitionRecord') };
   return cached;
 }
 
