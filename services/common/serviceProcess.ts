@@ -25,7 +25,7 @@ export interface ServiceContext {
 }
 
 export function createServiceContext(name: string, config: Config): ServiceContext {
-  const logger = createLogger({ level: config.log.level, name });
+  const logger = createLogger({ level: config.log.level, name }).child({ instance: config.instanceId });
   const endpoints = resolveEndpoints(config);
   return {
     name,

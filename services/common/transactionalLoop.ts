@@ -1,14 +1,18 @@
-import type { Consumer, KafkaMessage, Kafka, Message, Producer } from 'kafkajs';
+import type { Consumer, Kafka, KafkaMessage, Message, Producer } from 'kafkajs';
 import type { Logger } from './logger.ts';
+import { chunksUnder, DEFAULT_MAX_REQUEST_BYTES, groupByTopic } from './outputChunks.ts';
 
 /**
  * Consume-transform-produce, exactly once: for each batch fetched from one partition the
  * outputs and the consumer offset are committed in one Kafka transaction. A crash at any
  * point either commits both or neither; readers use read_committed.
  *
- * The transactional id must be stable per instance (not random per start): a restarted
- * instance then fences its dead predecessor and aborts the transaction it left open,
- * instead of leaving it to block read_committed readers until it times out.
+ * Each input partition has its own transactional producer, with a transactional id derived
+ * from the partition (as Kafka Streams' first exactly-once mode does). Whichever instance
+ * takes a partition over, after a crash or a rebalance, initialises that id and so fences
+ * the previous owner and aborts the transaction it left open. kafkajs cannot send the group
+ * metadata that would allow one producer per instance (KIP-447), so this is what keeps a
+ * zombie from committing duplicates.
  */
 export interface InputRecord {
   topic: string;
@@ -35,8 +39,16 @@ export interface TransactionalLoopOptions {
   kafka: Kafka;
   groupId: string;
   topics: string[];
-  transactionalId: string;
+  /** Prefix of the per-partition transactional ids: `<prefix>-<topic>-<partition>`. */
+  transactionalIdPrefix: string;
   logger: Logger;
+  /**
+   * Called once per partition each time this instance is given it, before its first batch,
+   * with the partition's producer (already fencing any previous owner): restore state here.
+   */
+  prepare?(topic: string, partition: number, producer: Producer): Promise<void>;
+  /** Called when a partition is taken away: drop its state. */
+  revoked?(topic: string, partition: number): void;
   /** Turns a batch into outputs; throwing aborts the batch, which is then fetched again. */
   process(records: InputRecord[]): Promise<OutputRecord[]>;
   onCommitted?(event: BatchCommitted): void;
@@ -53,62 +65,8 @@ export interface RunningLoop {
   stop(): Promise<void>;
 }
 
-const DEFAULT_MAX_REQUEST_BYTES = 800 * 1024;
-/** Per-record framing overhead in a Kafka record batch, generously rounded up. */
-const RECORD_OVERHEAD_BYTES = 64;
-
-function recordBytes(message: Message): number {
-  const size = (v: Message['key'] | Message['value']) => (v == null ? 0 : typeof v === 'string' ? Buffer.byteLength(v) : v.length);
-  return size(message.key) + size(message.value) + RECORD_OVERHEAD_BYTES;
-}
-
-/**
- * Records per produce request. kafkajs groups a request's messages by partition in time
- * quadratic in their number (it copies the partition's array for each message), so large
- * requests cost more CPU than the round trips that smaller ones add.
- */
-const MAX_REQUEST_RECORDS = 1_000;
-
-/** Consecutive runs of outputs under `maxBytes` and `maxRecords` each (a larger single record goes alone). */
-export function chunksUnder(outputs: OutputRecord[], maxBytes: number, maxRecords = MAX_REQUEST_RECORDS): OutputRecord[][] {
-  const chunks: OutputRecord[][] = [];
-  let current: OutputRecord[] = [];
-  let size = 0;
-  for (const output of outputs) {
-    const bytes = recordBytes(output.message);
-    if (current.length > 0 && (size + bytes > maxBytes || current.length >= maxRecords)) {
-      chunks.push(current);
-      current = [];
-      size = 0;
-    }
-    current.push(output);
-    size += bytes;
-  }
-  if (current.length > 0) chunks.push(current);
-  return chunks;
-}
-
-function groupByTopic(outputs: OutputRecord[]): { topic: string; messages: Message[] }[] {
-  const byTopic = new Map<string, Message[]>();
-  for (const o of outputs) {
-    const list = byTopic.get(o.topic);
-    if (list) list.push(o.message);
-    else byTopic.set(o.topic, [o.message]);
-  }
-  return [...byTopic].map(([topic, messages]) => ({ topic, messages }));
-}
-
 export async function startTransactionalLoop(options: TransactionalLoopOptions): Promise<RunningLoop> {
   const { kafka, logger } = options;
-  const producer: Producer = kafka.producer({
-    transactionalId: options.transactionalId,
-    idempotent: true,
-    maxInFlightRequests: 1,
-    transactionTimeout: 30_000,
-    // Right after a commit the broker may answer CONCURRENT_TRANSACTIONS while it writes
-    // the markers; a short first retry keeps that from costing a tenth of a second a batch.
-    retry: { initialRetryTime: 10, maxRetryTime: 2_000, retries: Number.MAX_SAFE_INTEGER },
-  });
   const consumer: Consumer = kafka.consumer({
     groupId: options.groupId,
     readUncommitted: false,
@@ -117,7 +75,43 @@ export async function startTransactionalLoop(options: TransactionalLoopOptions):
     heartbeatInterval: Math.floor((options.sessionTimeoutMs ?? 10_000) / 3),
     retry: { initialRetryTime: 100, maxRetryTime: 5_000, retries: 10 },
   });
-  await producer.connect();
+  const producers = new Map<string, Producer>();
+  const prepared = new Set<string>();
+  const keyOf = (topic: string, partition: number) => `${topic}:${partition}`;
+
+  const producerFor = async (topic: string, partition: number): Promise<Producer> => {
+    const key = keyOf(topic, partition);
+    let producer = producers.get(key);
+    if (!producer) {
+      producer = kafka.producer({
+        transactionalId: `${options.transactionalIdPrefix}-${topic}-${partition}`,
+        idempotent: true,
+        maxInFlightRequests: 1,
+        transactionTimeout: 30_000,
+        // Right after a commit the broker may answer CONCURRENT_TRANSACTIONS while it writes
+        // the markers; a short first retry keeps that from costing a tenth of a second a batch.
+        retry: { initialRetryTime: 10, maxRetryTime: 2_000, retries: Number.MAX_SAFE_INTEGER },
+      });
+      await producer.connect();
+      producers.set(key, producer);
+    }
+    return producer;
+  };
+
+  consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
+    const assigned = new Set(Object.entries(payload.memberAssignment).flatMap(([topic, partitions]) => partitions.map((p) => keyOf(topic, p))));
+    for (const key of [...prepared]) {
+      if (assigned.has(key)) continue;
+      prepared.delete(key);
+      const [topic, partition] = [key.slice(0, key.lastIndexOf(':')), Number(key.slice(key.lastIndexOf(':') + 1))];
+      options.revoked?.(topic, partition);
+      const producer = producers.get(key);
+      producers.delete(key);
+      void producer?.disconnect().catch(() => {});
+    }
+    logger.info({ assigned: [...assigned] }, 'partitions assigned');
+  });
+
   await consumer.connect();
   for (const topic of options.topics) await consumer.subscribe({ topic, fromBeginning: true });
   const maxBatch = options.maxBatchRecords ?? 5_000;
@@ -126,12 +120,26 @@ export async function startTransactionalLoop(options: TransactionalLoopOptions):
     autoCommit: false,
     eachBatchAutoResolve: false,
     eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
+      const key = keyOf(batch.topic, batch.partition);
+      const producer = await producerFor(batch.topic, batch.partition);
+      if (!prepared.has(key)) {
+        await options.prepare?.(batch.topic, batch.partition, producer);
+        prepared.add(key);
+        await heartbeat();
+      }
       for (let start = 0; start < batch.messages.length; start += maxBatch) {
         if (!isRunning() || isStale()) return;
         const started = Date.now();
         const messages = batch.messages.slice(start, start + maxBatch);
         const records = messages.map((message) => ({ topic: batch.topic, partition: batch.partition, message }));
-        const outputs = await options.process(records);
+        let outputs: OutputRecord[];
+        try {
+          outputs = await options.process(records);
+        } catch (err) {
+          // State may hold part of this batch: rebuild it before the batch is fetched again.
+          prepared.delete(key);
+          throw err;
+        }
         const last = messages[messages.length - 1]!;
         const next = (BigInt(last.offset) + 1n).toString();
         const transaction = await producer.transaction();
@@ -143,6 +151,8 @@ export async function startTransactionalLoop(options: TransactionalLoopOptions):
           await transaction.commit();
         } catch (err) {
           await transaction.abort().catch((abortErr: unknown) => logger.warn({ err: abortErr }, 'abort after a failed transaction also failed'));
+          // State built from this batch is now ahead of what was committed: rebuild it.
+          prepared.delete(key);
           throw err;
         }
         // Moves the consumer's position on; the committed offset already moved with the transaction.
@@ -165,7 +175,7 @@ export async function startTransactionalLoop(options: TransactionalLoopOptions):
     stop: () =>
       (stopped ??= (async () => {
         await consumer.disconnect();
-        await producer.disconnect();
+        await Promise.all([...producers.values()].map((p) => p.disconnect().catch(() => {})));
       })()),
   };
 }

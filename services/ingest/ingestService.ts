@@ -21,8 +21,6 @@ export interface IngestOptions {
   registry: SchemaRegistryClient;
   topics: TopicNames;
   groupId: string;
-  /** Stable per instance; see transactionalLoop.ts. */
-  instanceId: string;
   limits: ValidationLimits;
   maxPayloadBytes: number;
   sessionTimeoutMs?: number;
@@ -59,7 +57,7 @@ export async function startIngest(options: IngestOptions): Promise<RunningLoop> 
     kafka: options.kafka,
     groupId,
     topics: [topics.exposuresRaw, topics.metricsRaw],
-    transactionalId: `${groupId}-${options.instanceId}`,
+    transactionalIdPrefix: groupId,
     ...(options.sessionTimeoutMs ? { sessionTimeoutMs: options.sessionTimeoutMs } : {}),
     logger: log,
     process: (records) =>

@@ -9,7 +9,6 @@ await runServiceProcess('ingest', (ctx) =>
     registry: ctx.registry,
     topics: ctx.topics,
     groupId: consumerGroup(ctx.config.kafka.topicPrefix, 'ingest'),
-    instanceId: ctx.config.instanceId,
     limits: { maxFutureSkewMs: ctx.config.ingest.maxFutureSkewMs, maxEventAgeMs: ctx.config.ingest.maxEventAgeMs, maxIdLength: ctx.config.ingest.maxIdLength },
     maxPayloadBytes: ctx.config.ingest.maxPayloadBytes,
     sessionTimeoutMs: ctx.config.kafka.sessionTimeoutMs,

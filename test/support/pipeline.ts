@@ -26,7 +26,7 @@ export function testPipeline(label: string) {
     /** Environment for a child process running a service of this pipeline. */
     env: { KAFKA_BROKERS: stack.kafkaBrokers.join(','), SCHEMA_REGISTRY_URL: stack.schemaRegistryUrl, EXP_TOPIC_PREFIX: prefix },
     startIngest: (limits: ValidationLimits = DEFAULT_VALIDATION_LIMITS, maxPayloadBytes = 256 * 1024) =>
-      startIngest({ kafka, registry, topics, groupId: consumerGroup(prefix, 'ingest'), instanceId: '0', limits, maxPayloadBytes, metrics: createMetricsRegistry('ingest'), logger }),
+      startIngest({ kafka, registry, topics, groupId: consumerGroup(prefix, 'ingest'), limits, maxPayloadBytes, metrics: createMetricsRegistry('ingest'), logger }),
     producer: () => EventProducer.create({ kafka, registry, topics }),
   };
 }

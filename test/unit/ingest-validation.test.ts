@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { ExposureEvent, MetricEvent } from '../../services/common/eventSchemas.ts';
-import { chunksUnder } from '../../services/common/transactionalLoop.ts';
+import { chunksUnder } from '../../services/common/outputChunks.ts';
 import { frame, unframe } from '../../services/common/wireFormat.ts';
 import { DEFAULT_VALIDATION_LIMITS, validateExposure, validateMetric } from '../../services/ingest/validateEvent.ts';
 

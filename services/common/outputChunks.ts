@@ -1,0 +1,48 @@
+import type { Message } from 'kafkajs';
+import type { OutputRecord } from './transactionalLoop.ts';
+
+export const DEFAULT_MAX_REQUEST_BYTES = 800 * 1024;
+/** Per-record framing overhead in a Kafka record batch, generously rounded up. */
+const RECORD_OVERHEAD_BYTES = 64;
+
+function recordBytes(message: Message): number {
+  const size = (v: Message['key'] | Message['value']) => (v == null ? 0 : typeof v === 'string' ? Buffer.byteLength(v) : v.length);
+  return size(message.key) + size(message.value) + RECORD_OVERHEAD_BYTES;
+}
+
+/**
+ * Records per produce request. kafkajs groups a request's messages by partition in time
+ * quadratic in their number (it copies the partition's array for each message), so large
+ * requests cost more CPU than the round trips that smaller ones add.
+ */
+const MAX_REQUEST_RECORDS = 1_000;
+
+/** Consecutive runs of outputs under `maxBytes` and `maxRecords` each (a larger single record goes alone). */
+export function chunksUnder(outputs: OutputRecord[], maxBytes: number, maxRecords = MAX_REQUEST_RECORDS): OutputRecord[][] {
+  const chunks: OutputRecord[][] = [];
+  let current: OutputRecord[] = [];
+  let size = 0;
+  for (const output of outputs) {
+    const bytes = recordBytes(output.message);
+    if (current.length > 0 && (size + bytes > maxBytes || current.length >= maxRecords)) {
+      chunks.push(current);
+      current = [];
+      size = 0;
+    }
+    current.push(output);
+    size += bytes;
+  }
+  if (current.length > 0) chunks.push(current);
+  return chunks;
+}
+
+export function groupByTopic(outputs: OutputRecord[]): { topic: string; messages: Message[] }[] {
+  const byTopic = new Map<string, Message[]>();
+  for (const o of outputs) {
+    const list = byTopic.get(o.topic);
+    if (list) list.push(o.message);
+    else byTopic.set(o.topic, [o.message]);
+  }
+  return [...byTopic].map(([topic, messages]) => ({ topic, messages }));
+}
+
