@@ -1,0 +1,109 @@
+/**
+ * Collects the additive changes of one batch, per experiment, variant and metric, plus
+ * per-minute buckets; emitted as AggregateDelta records when the batch commits.
+ */
+export interface MetricDelta {
+  metric: string;
+  sum: number;
+  sumSquares: number;
+  conversions: number;
+  events: number;
+}
+
+export interface VariantDelta {
+  variantId: string;
+  exposedUsers: number;
+  conflicts: number;
+  metrics: MetricDelta[];
+}
+
+export interface MinuteBucket {
+  minute: number;
+  variantId: string;
+  metric: string | null;
+  count: number;
+  sum: number;
+}
+
+export interface ExperimentDelta {
+  experimentId: string;
+  definitionVersion: number;
+  variants: VariantDelta[];
+  buckets: MinuteBucket[];
+}
+
+const MINUTE = 60_000;
+
+interface VariantBuilder {
+  exposedUsers: number;
+  conflicts: number;
+  metrics: Map<string, MetricDelta>;
+}
+
+interface ExperimentBuilder {
+  definitionVersion: number;
+  variants: Map<string, VariantBuilder>;
+  buckets: Map<string, MinuteBucket>;
+}
+
+export class DeltaAccumulator {
+  private readonly experiments = new Map<string, ExperimentBuilder>();
+
+  exposure(experimentId: string, version: number, variantId: string, eventTime: number): void {
+    this.variant(experimentId, version, variantId).exposedUsers += 1;
+    this.bucket(experimentId, version, variantId, null, eventTime).count += 1;
+  }
+
+  conflict(experimentId: string, version: number, variantId: string): void {
+    this.variant(experimentId, version, variantId).conflicts += 1;
+  }
+
+  metric(experimentId: string, version: number, variantId: string, metric: string, change: { sum: number; sumSquares: number; conversions: number; value: number }, eventTime: number): void {
+    const metrics = this.variant(experimentId, version, variantId).metrics;
+    let delta = metrics.get(metric);
+    if (!delta) metrics.set(metric, (delta = { metric, sum: 0, sumSquares: 0, conversions: 0, events: 0 }));
+    delta.sum += change.sum;
+    delta.sumSquares += change.sumSquares;
+    delta.conversions += change.conversions;
+    delta.events += 1;
+    const bucket = this.bucket(experimentId, version, variantId, metric, eventTime);
+    bucket.count += 1;
+    bucket.sum += change.value;
+  }
+
+  isEmpty(): boolean {
+    return this.experiments.size === 0;
+  }
+
+  deltas(): ExperimentDelta[] {
+    return [...this.experiments].map(([experimentId, e]) => ({
+      experimentId,
+      definitionVersion: e.definitionVersion,
+      variants: [...e.variants].map(([variantId, v]) => ({ variantId, exposedUsers: v.exposedUsers, conflicts: v.conflicts, metrics: [...v.metrics.values()] })),
+      buckets: [...e.buckets.values()],
+    }));
+  }
+
+  private experiment(experimentId: string, version: number): ExperimentBuilder {
+    let e = this.experiments.get(experimentId);
+    if (!e) this.experiments.set(experimentId, (e = { definitionVersion: version, variants: new Map(), buckets: new Map() }));
+    e.definitionVersion = Math.max(e.definitionVersion, version);
+    return e;
+  }
+
+  private variant(experimentId: string, version: number, variantId: string): VariantBuilder {
+    const variants = this.experiment(experimentId, version).variants;
+    let v = variants.get(variantId);
+    if (!v) variants.set(variantId, (v = { exposedUsers: 0, conflicts: 0, metrics: new Map() }));
+    return v;
+  }
+
+  private bucket(experimentId: string, version: number, variantId: string, metric: string | null, eventTime: number): MinuteBucket {
+    const minute = Math.floor(eventTime / MINUTE) * MINUTE;
+    const buckets = this.experiment(experimentId, version).buckets;
+    const key = `${minute}\u0000${variantId}\u0000${metric ?? ''}`;
+    let b = buckets.get(key);
+    if (!b) buckets.set(key, (b = { minute, variantId, metric, count: 0, sum: 0 }));
+    return b;
+  }
+}

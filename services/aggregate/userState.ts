@@ -1,0 +1,39 @@
+/**
+ * What the aggregator remembers per user, and how it is written to the changelog.
+ * Per experiment: the variant the first exposure fixed, when, and whether another variant
+ * was seen later. Per (experiment, metric): the user's running value x (total, or 0/1).
+ */
+export interface Assignment {
+  variant: string;
+  exposedAt: number;
+  conflicted: boolean;
+}
+
+export interface UserState {
+  assignments: Record<string, Assignment>;
+  /** Keyed by `${experimentId}\u0000${metric}`. */
+  totals: Record<string, number>;
+}
+
+export function emptyUserState(): UserState {
+  return { assignments: {}, totals: {} };
+}
+
+export function totalKey(experimentId: string, metric: string): string {
+  return `${experimentId}\u0000${metric}`;
+}
+
+/** Compact JSON: [ {exp: [variant, exposedAt, conflicted 0/1]}, {key: x} ]. */
+export function encodeUserState(state: UserState): Buffer {
+  const assignments: Record<string, [string, number, 0 | 1]> = {};
+  for (const [e, a] of Object.entries(state.assignments)) assignments[e] = [a.variant, a.exposedAt, a.conflicted ? 1 : 0];
+  return Buffer.from(JSON.stringify([assignments, state.totals]));
+}
+
+export function decodeUserState(buffer: Buffer): UserState {
+  const [assignments, totals] = JSON.parse(buffer.toString('utf8')) as [Record<string, [string, number, 0 | 1]>, Record<string, number>];
+  const state = emptyUserState();
+  for (const [e, [variant, exposedAt, conflicted]] of Object.entries(assignments)) state.assignments[e] = { variant, exposedAt, conflicted: conflicted === 1 };
+  state.totals = totals;
+  return state;
+}

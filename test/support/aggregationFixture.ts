@@ -1,0 +1,134 @@
+import type { ExposureEvent, MetricEvent } from '../../services/common/eventSchemas.ts';
+import { parseDefinition, type ExperimentDefinition, type PublishedDefinition } from '../../services/common/experimentDefinition.ts';
+import type { ExperimentDelta } from '../../services/aggregate/deltaAccumulator.ts';
+import { randomInt, seededRandom } from './random.ts';
+
+/**
+ * A reproducible data set for the aggregator and an independent, straightforward
+ * computation of what it should produce (the oracle): per user, take the events in order,
+ * find the first exposure per experiment, and compute each metric's user value from the
+ * attributed events afterwards, then sum over users. No incremental updates, no deltas.
+ */
+export const BASE_TIME = Date.UTC(2026, 10, 20);
+
+export function fixtureDefinitions(): PublishedDefinition[] {
+  const defs: ExperimentDefinition[] = [
+    { id: 'exp-checkout', name: 'Checkout', hypothesis: 'h', owner: 'o', variants: [{ id: 'control', weight: 0.5 }, { id: 'treatment', weight: 0.5 }], primaryMetrics: [{ name: 'purchase', type: 'conversion' }, { name: 'revenue', type: 'sum' }], guardrailMetrics: [], attributionWindowHours: 24, plannedSampleSize: 5000 },
+    { id: 'exp-search', name: 'Search', hypothesis: 'h', owner: 'o', variants: [{ id: 'a', weight: 0.34 }, { id: 'b', weight: 0.33 }, { id: 'c', weight: 0.33 }], primaryMetrics: [{ name: 'clicks', type: 'sum' }], guardrailMetrics: [{ name: 'latency', type: 'sum', harmfulDirection: 'increase', tolerance: { kind: 'relative', value: 0.1 } }], attributionWindowHours: 1, plannedSampleSize: 5000 },
+    { id: 'exp-banner', name: 'Banner', hypothesis: 'h', owner: 'o', variants: [{ id: 'off', weight: 0.5 }, { id: 'on', weight: 0.5 }], primaryMetrics: [{ name: 'revenue', type: 'sum' }, { name: 'clicks', type: 'sum' }], guardrailMetrics: [{ name: 'purchase', type: 'conversion', harmfulDirection: 'decrease', tolerance: { kind: 'absolute', value: 0.01 } }], attributionWindowHours: 48, plannedSampleSize: 5000 },
+  ].map((d) => parseDefinition(d, 'fixture'));
+  return defs.map((definition, i) => ({ experimentId: definition.id, version: i + 1, appliedAt: BASE_TIME, definition }));
+}
+
+export function generateEvents(seed: number, users: number, total: number): (ExposureEvent | MetricEvent)[] {
+  const random = seededRandom(seed);
+  const defs = fixtureDefinitions();
+  const events: (ExposureEvent | MetricEvent)[] = [];
+  const exposedAt = new Map<string, number>();
+  const metrics = ['purchase', 'revenue', 'clicks', 'latency', 'not-in-any-experiment'];
+  for (let i = 0; i < total; i++) {
+    const userId = `user-${randomInt(random, users)}`;
+    const roll = random();
+    if (roll < 0.3) {
+      const def = random() < 0.03 ? undefined : defs[randomInt(random, defs.length)]!.definition;
+      const experimentId = def?.id ?? 'exp-unknown';
+      const variants = def?.variants.map((v) => v.id) ?? ['x'];
+      // Mostly a stable variant per user; sometimes another one (a conflict) or an unknown one.
+      const stable = variants[Number(userId.slice(5)) % variants.length]!;
+      const variantId = random() < 0.02 ? variants[randomInt(random, variants.length)]! : random() < 0.01 ? 'not-a-variant' : stable;
+      const eventTime = BASE_TIME + randomInt(random, 3_600_000 * 6);
+      exposedAt.set(userId, Math.min(exposedAt.get(userId) ?? Infinity, eventTime));
+      events.push({ eventId: `x${i}`, experimentId, variantId, userId, eventTime, context: null });
+    } else {
+      const base = exposedAt.get(userId) ?? BASE_TIME;
+      // Mostly within an hour after exposure; some before it, some days later (out of window).
+      const offset = random() < 0.05 ? -randomInt(random, 3_600_000) : random() < 0.1 ? randomInt(random, 3 * 86_400_000) : randomInt(random, 3_600_000);
+      const metric = metrics[randomInt(random, metrics.length)]!;
+      const value = metric === 'purchase' ? 1 : Math.round(random() * 10_000) / 100 - (metric === 'latency' ? 0 : 5);
+      events.push({ eventId: `m${i}`, userId, metric, value, eventTime: base + offset });
+    }
+  }
+  return events;
+}
+
+/** Totals keyed `experiment/variant` and `experiment/variant/metric`. */
+export interface Totals {
+  users: Map<string, number>;
+  conflicts: Map<string, number>;
+  metrics: Map<string, { sum: number; sumSquares: number; conversions: number; events: number }>;
+}
+
+export function oracle(definitions: PublishedDefinition[], events: (ExposureEvent | MetricEvent)[]): Totals {
+  const totals: Totals = { users: new Map(), conflicts: new Map(), metrics: new Map() };
+  const byUser = new Map<string, (ExposureEvent | MetricEvent)[]>();
+  for (const e of events) byUser.set(e.userId, [...(byUser.get(e.userId) ?? []), e]);
+  for (const userEvents of byUser.values()) {
+    for (const { definition } of definitions) {
+      const variants = new Set(definition.variants.map((v) => v.id));
+      const exposures = userEvents.map((e, index) => ({ e, index })).filter(({ e }) => 'experimentId' in e && e.experimentId === definition.id && variants.has(e.variantId));
+      const first = exposures[0];
+      if (!first) continue;
+      const variant = (first.e as ExposureEvent).variantId;
+      const exposedAt = first.e.eventTime;
+      add(totals.users, `${definition.id}/${variant}`, 1);
+      if (exposures.some(({ e }) => (e as ExposureEvent).variantId !== variant)) add(totals.conflicts, `${definition.id}/${variant}`, 1);
+      const metricDefs = [...definition.primaryMetrics, ...definition.guardrailMetrics];
+      for (const m of metricDefs) {
+        const attributed = userEvents.filter((e, index) => index > first.index && 'metric' in e && e.metric === m.name && e.eventTime >= exposedAt && e.eventTime <= exposedAt + definition.attributionWindowHours * 3_600_000) as MetricEvent[];
+        const x = m.type === 'conversion' ? (attributed.length > 0 ? 1 : 0) : attributed.reduce((s, e) => s + e.value, 0);
+        const key = `${definition.id}/${variant}/${m.name}`;
+        const t = totals.metrics.get(key) ?? { sum: 0, sumSquares: 0, conversions: 0, events: 0 };
+        t.sum += x;
+        t.sumSquares += x * x;
+        t.conversions += m.type === 'conversion' ? x : 0;
+        t.events += attributed.length;
+        totals.metrics.set(key, t);
+      }
+    }
+  }
+  return totals;
+}
+
+export function sumDeltas(deltas: ExperimentDelta[]): Totals {
+  const totals: Totals = { users: new Map(), conflicts: new Map(), metrics: new Map() };
+  for (const d of deltas) {
+    for (const v of d.variants) {
+      add(totals.users, `${d.experimentId}/${v.variantId}`, v.exposedUsers);
+      add(totals.conflicts, `${d.experimentId}/${v.variantId}`, v.conflicts);
+      for (const m of v.metrics) {
+        const key = `${d.experimentId}/${v.variantId}/${m.metric}`;
+        const t = totals.metrics.get(key) ?? { sum: 0, sumSquares: 0, conversions: 0, events: 0 };
+        t.sum += m.sum;
+        t.sumSquares += m.sumSquares;
+        t.conversions += m.conversions;
+        t.events += m.events;
+        totals.metrics.set(key, t);
+      }
+    }
+  }
+  return totals;
+}
+
+/** Differences between two totals: counts exactly, sums to `relative` (absolute near zero). */
+export function compareTotals(expected: Totals, actual: Totals, relative = 1e-9): string[] {
+  const problems: string[] = [];
+  const nonZero = (m: Map<string, number>) => new Map([...m].filter(([, v]) => v !== 0));
+  for (const [name, e, a] of [['users', nonZero(expected.users), nonZero(actual.users)], ['conflicts', nonZero(expected.conflicts), nonZero(actual.conflicts)]] as const) {
+    for (const key of new Set([...e.keys(), ...a.keys()])) if (e.get(key) !== a.get(key)) problems.push(`${name} ${key}: expected ${e.get(key)}, got ${a.get(key)}`);
+  }
+  const keys = new Set([...expected.metrics.keys(), ...actual.metrics.keys()]);
+  for (const key of keys) {
+    const e = expected.metrics.get(key) ?? { sum: 0, sumSquares: 0, conversions: 0, events: 0 };
+    const a = actual.metrics.get(key) ?? { sum: 0, sumSquares: 0, conversions: 0, events: 0 };
+    if (e.events !== a.events || e.conversions !== a.conversions) problems.push(`${key}: events/conversions expected ${e.events}/${e.conversions}, got ${a.events}/${a.conversions}`);
+    for (const field of ['sum', 'sumSquares'] as const) {
+      const scale = Math.max(1, Math.abs(e[field]));
+      if (Math.abs(e[field] - a[field]) / scale > relative) problems.push(`${key} ${field}: expected ${e[field]}, got ${a[field]}`);
+    }
+  }
+  return problems;
+}
+
+function add(map: Map<string, number>, key: string, n: number): void {
+  map.set(key, (map.get(key) ?? 0) + n);
+}

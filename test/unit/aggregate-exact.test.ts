@@ -1,0 +1,72 @@
+import { describe, expect, it } from 'vitest';
+import { applyEvent } from '../../services/aggregate/applyEvent.ts';
+import { DeltaAccumulator, type ExperimentDelta } from '../../services/aggregate/deltaAccumulator.ts';
+import { decodeUserState, emptyUserState, encodeUserState, type UserState } from '../../services/aggregate/userState.ts';
+import { compareTotals, fixtureDefinitions, generateEvents, oracle, sumDeltas } from '../support/aggregationFixture.ts';
+import { randomInt, seededRandom } from '../support/random.ts';
+
+describe('aggregation rules against an independent computation', () => {
+  it('100,000 events, 10,000 users, 3 experiments: counts exact, sums within 1e-9, in random batches with state round-tripped through the changelog encoding', () => {
+    const definitions = fixtureDefinitions();
+    const byId = new Map(definitions.map((d) => [d.experimentId, d]));
+    const events = generateEvents(7, 10_000, 100_000);
+    const random = seededRandom(11);
+    const states = new Map<string, Buffer>();
+    const deltas: ExperimentDelta[] = [];
+    for (let start = 0; start < events.length; ) {
+      const size = 1 + randomInt(random, 2_000);
+      const batch = new DeltaAccumulator();
+      const touched = new Map<string, UserState>();
+      for (const event of events.slice(start, start + size)) {
+        const state = touched.get(event.userId) ?? (states.has(event.userId) ? decodeUserState(states.get(event.userId)!) : emptyUserState());
+        applyEvent(state, event, (id) => byId.get(id), batch);
+        touched.set(event.userId, state);
+      }
+      for (const [user, state] of touched) states.set(user, encodeUserState(state));
+      deltas.push(...batch.deltas());
+      start += size;
+    }
+    const expected = oracle(definitions, events);
+    expect(compareTotals(expected, sumDeltas(deltas))).toEqual([]);
+    // The data set exercises every rule.
+    expect([...expected.users.values()].reduce((a, b) => a + b, 0)).toBeGreaterThan(9_000);
+    expect([...expected.conflicts.values()].reduce((a, b) => a + b, 0)).toBeGreaterThan(50);
+    expect([...expected.metrics.values()].some((m) => m.conversions > 100)).toBe(true);
+  });
+});
+
+describe('aggregation rules, one at a time', () => {
+  const [checkout] = fixtureDefinitions();
+  const defs = (id: string) => (id === checkout!.experimentId ? checkout : undefined);
+  const t0 = Date.UTC(2026, 10, 20);
+  const expose = (variantId: string, eventTime = t0) => ({ eventId: 'x', experimentId: 'exp-checkout', variantId, userId: 'u', eventTime, context: null });
+  const metric = (name: string, value: number, eventTime = t0 + 1_000) => ({ eventId: 'm', userId: 'u', metric: name, value, eventTime });
+
+  it('updates Σx and Σx² with (x+v)² − x² as a user total grows', () => {
+    const state = emptyUserState();
+    const delta = new DeltaAccumulator();
+    applyEvent(state, expose('treatment'), defs, delta);
+    applyEvent(state, metric('revenue', 3), defs, delta);
+    applyEvent(state, metric('revenue', 4), defs, delta);
+    const revenue = delta.deltas()[0]!.variants[0]!.metrics.find((m) => m.metric === 'revenue')!;
+    expect(revenue).toEqual({ metric: 'revenue', sum: 7, sumSquares: 49, conversions: 0, events: 2 });
+  });
+
+  it('counts a conversion once per user, ignores metrics before exposure or after the window, and flags a second variant once', () => {
+    const state = emptyUserState();
+    const delta = new DeltaAccumulator();
+    expect(applyEvent(state, metric('purchase', 1, t0 - 1), defs, delta)).toEqual([]);
+    expect(applyEvent(state, expose('control'), defs, delta)).toEqual(['exposed']);
+    expect(applyEvent(state, metric('purchase', 1, t0 - 1), defs, delta)).toEqual(['metric_unattributed']);
+    expect(applyEvent(state, metric('purchase', 1, t0 + 25 * 3_600_000), defs, delta)).toEqual(['metric_unattributed']);
+    expect(applyEvent(state, metric('purchase', 1), defs, delta)).toEqual(['metric_counted']);
+    expect(applyEvent(state, metric('purchase', 1), defs, delta)).toEqual(['metric_counted']);
+    expect(applyEvent(state, expose('treatment'), defs, delta)).toEqual(['conflict']);
+    expect(applyEvent(state, expose('treatment'), defs, delta)).toEqual(['conflict']);
+    expect(applyEvent(state, expose('control'), defs, delta)).toEqual(['duplicate_exposure']);
+    expect(applyEvent(state, expose('nope'), defs, delta)).toEqual(['unknown_variant']);
+    const [d] = delta.deltas();
+    expect(d!.variants).toEqual([{ variantId: 'control', exposedUsers: 1, conflicts: 1, metrics: [{ metric: 'purchase', sum: 1, sumSquares: 1, conversions: 1, events: 2 }] }]);
+    expect(d!.buckets.find((b) => b.metric === null)).toEqual({ minute: t0, variantId: 'control', metric: null, count: 1, sum: 0 });
+  });
+});
