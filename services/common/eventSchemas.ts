@@ -64,6 +64,7 @@ export interface EventSchemas {
   validated: avro.Type;
   deadLetter: avro.Type;
   definition: avro.Type;
+  aggregateDelta: avro.Type;
 }
 
 let cached: EventSchemas | undefined;
@@ -80,7 +81,7 @@ export function eventSchemas(): EventSchemas {
   const parse = (name: string) => avro.Type.forSchema(readSchema(name), { registry });
   const exposure = parse('ExposureEvent');
   const metric = parse('MetricEvent');
-  cached = { exposure, metric, validated: parse('ValidatedEvent'), deadLetter: parse('DeadLetter'), definition: parse('ExperimentDefinitionRecord') };
+  cached = { exposure, metric, validated: parse('ValidatedEvent'), deadLetter: parse('DeadLetter'), definition: parse('ExperimentDefinitionRecord'), aggregateDelta: parse('AggregateDelta') };
   return cached;
 }
 

@@ -13,6 +13,7 @@ export const TOPIC_SUFFIXES = {
   state: 'exp.state',
   audit: 'exp.audit',
   definitions: 'exp.definitions',
+  aggregateChangelog: 'exp.aggregate-state.changelog',
 } as const;
 
 export type TopicRole = keyof typeof TOPIC_SUFFIXES;
@@ -51,4 +52,6 @@ export const TOPIC_SPECS: Readonly<Record<TopicRole, TopicSpec>> = {
   state: { partitions: 1, compacted: true },
   audit: { partitions: 1, compacted: false },
   definitions: { partitions: 1, compacted: true },
+  // Must have as many partitions as exp.events: partition p holds the state of input partition p.
+  aggregateChangelog: { partitions: 3, compacted: true },
 };

@@ -56,3 +56,15 @@ export async function groupLag(kafka: Kafka, groupId: string, topics: string[]):
     await admin.disconnect();
   }
 }
+
+/** Offsets the group has committed, summed over the topics' partitions (records done). */
+export async function committedCount(kafka: Kafka, groupId: string, topics: string[]): Promise<number> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const offsets = await admin.fetchOffsets({ groupId, topics });
+    return offsets.flatMap((t) => t.partitions).reduce((n, p) => n + Math.max(0, Number(p.offset)), 0);
+  } finally {
+    await admin.disconnect();
+  }
+}

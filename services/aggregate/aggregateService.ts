@@ -1,0 +1,114 @@
+import type { Kafka } from 'kafkajs';
+import type { Registry } from 'prom-client';
+import { DefinitionsTable } from '../common/definitionsTable.ts';
+import { decodeValidated, eventSchemas, schemaText } from '../common/eventSchemas.ts';
+import type { Logger } from '../common/logger.ts';
+import type { SchemaRegistryClient } from '../common/schemaRegistryClient.ts';
+import { ensureTopics } from '../common/topicAdmin.ts';
+import { valueSubject, type TopicNames } from '../common/topics.ts';
+import { startTransactionalLoop, type InputRecord, type OutputRecord, type RunningLoop } from '../common/transactionalLoop.ts';
+import { frame, unframe } from '../common/wireFormat.ts';
+import { createAggregateMetrics } from './aggregateMetrics.ts';
+import { applyEvent } from './applyEvent.ts';
+import { restorePartitionState } from './changelogRestore.ts';
+import { DeltaAccumulator } from './deltaAccumulator.ts';
+import { encodeUserState, emptyUserState, type UserState } from './userState.ts';
+
+/**
+ * The aggregator: exp.events in; per-user state kept in memory per input partition and
+ * changelogged to a compacted topic; additive per-variant deltas out to exp.aggregates.
+ * State writes, deltas and the consumer offset commit in one transaction per batch.
+ */
+export interface AggregateOptions {
+  kafka: Kafka;
+  registry: SchemaRegistryClient;
+  topics: TopicNames;
+  groupId: string;
+  sessionTimeoutMs?: number;
+  metrics: Registry;
+  logger: Logger;
+}
+
+export async function startAggregate(options: AggregateOptions): Promise<RunningLoop> {
+  const { kafka, topics } = options;
+  const log = options.logger.child({ module: 'aggregate' });
+  await ensureTopics(kafka, topics, ['events', 'aggregates', 'definitions', 'aggregateChangelog']);
+  await checkChangelogPartitions(kafka, topics);
+  const deltaSchemaId = await options.registry.register(valueSubject(topics.aggregates), schemaText(eventSchemas().aggregateDelta));
+  const definitions = new DefinitionsTable(kafka, topics.definitions, log);
+  await definitions.start();
+  const metrics = createAggregateMetrics(options.metrics);
+  const states = new Map<number, Map<string, UserState>>();
+
+  const process = async (records: InputRecord[]): Promise<OutputRecord[]> => {
+    const partition = records[0]!.partition;
+    const state = states.get(partition)!;
+    const delta = new DeltaAccumulator();
+    const touched = new Set<string>();
+    for (const record of records) {
+      const framed = unframe(record.message.value);
+      if (!framed.ok) {
+        log.error({ partition, offset: record.message.offset, problem: framed.problem }, 'skipping a record of exp.events that is not a framed ValidatedEvent');
+        continue;
+      }
+      const { event } = decodeValidated(framed.body);
+      let user = state.get(event.userId);
+      if (!user) state.set(event.userId, (user = emptyUserState()));
+      for (const outcome of applyEvent(user, event, (id) => definitions.get(id), delta)) metrics.events.inc({ outcome });
+      touched.add(event.userId);
+    }
+    const outputs: OutputRecord[] = [];
+    for (const userId of touched) {
+      outputs.push({ topic: topics.aggregateChangelog, message: { key: userId, value: encodeUserState(state.get(userId)!), partition } });
+    }
+    const source = { sourceTopic: records[0]!.topic, sourcePartition: partition, firstOffset: Number(records[0]!.message.offset), lastOffset: Number(records.at(-1)!.message.offset), emittedAt: Date.now() };
+    for (const d of delta.deltas()) {
+      outputs.push({ topic: topics.aggregates, message: { key: d.experimentId, value: frame(deltaSchemaId, eventSchemas().aggregateDelta.toBuffer({ ...d, ...source })) } });
+      metrics.deltas.inc();
+    }
+    metrics.users.set({ partition: String(partition) }, state.size);
+    return outputs;
+  };
+
+  const loop = await startTransactionalLoop({
+    kafka,
+    groupId: options.groupId,
+    topics: [topics.events],
+    transactionalIdPrefix: options.groupId,
+    logger: log,
+    ...(options.sessionTimeoutMs ? { sessionTimeoutMs: options.sessionTimeoutMs } : {}),
+    prepare: async (_topic, partition, producer) => {
+      const timer = metrics.restoreSeconds.startTimer();
+      states.set(partition, await restorePartitionState({ kafka, changelogTopic: topics.aggregateChangelog, partition, producer, logger: log }));
+      timer();
+    },
+    revoked: (_topic, partition) => {
+      states.delete(partition);
+      metrics.users.remove({ partition: String(partition) });
+    },
+    process,
+    onCommitted: (e) => metrics.lag.set({ partition: String(e.partition) }, e.lag),
+  });
+  log.info({ groupId: options.groupId, input: topics.events, output: topics.aggregates }, 'aggregate running');
+  return {
+    stop: async () => {
+      await loop.stop();
+      await definitions.stop();
+    },
+  };
+}
+
+/** Partition p of the changelog holds the state of events partition p: the counts must match. */
+async function checkChangelogPartitions(kafka: Kafka, topics: TopicNames): Promise<void> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const { topics: meta } = await admin.fetchTopicMetadata({ topics: [topics.events, topics.aggregateChangelog] });
+    const count = (name: string) => meta.find((t) => t.name === name)?.partitions.length ?? 0;
+    if (count(topics.events) !== count(topics.aggregateChangelog)) {
+      throw new Error(`${topics.aggregateChangelog} has ${count(topics.aggregateChangelog)} partitions but ${topics.events} has ${count(topics.events)}; they must match (recreate the changelog with ${count(topics.events)})`);
+    }
+  } finally {
+    await admin.disconnect();
+  }
+}

@@ -1,0 +1,63 @@
+import { randomUUID } from 'node:crypto';
+import type { Kafka, Producer } from 'kafkajs';
+import type { Logger } from '../common/logger.ts';
+import { decodeUserState, type UserState } from './userState.ts';
+
+/**
+ * Rebuilds one input partition's user state from its changelog partition.
+ *
+ * Where does the changelog end? Reading "to the high watermark" does not work with
+ * transactions: commit markers take offsets that a consumer never sees. So the new owner
+ * first commits a marker record of its own (a random token in a header) through the
+ * partition's transactional producer (which has already fenced the previous owner and
+ * aborted whatever it left open) and then reads until its token comes back: everything
+ * before it is decided, and nothing after it is someone else's.
+ */
+export const RESTORE_HEADER = 'expstream-restore-token';
+const MARKER_KEY = '\u0000restore-marker';
+
+export async function restorePartitionState(options: { kafka: Kafka; changelogTopic: string; partition: number; producer: Producer; logger: Logger; timeoutMs?: number }): Promise<Map<string, UserState>> {
+  const { kafka, changelogTopic, partition } = options;
+  const started = Date.now();
+  const token = randomUUID();
+  const transaction = await options.producer.transaction();
+  try {
+    await transaction.send({ topic: changelogTopic, messages: [{ key: MARKER_KEY, value: null, partition, headers: { [RESTORE_HEADER]: token } }] });
+    await transaction.commit();
+  } catch (err) {
+    await transaction.abort().catch(() => {});
+    throw err;
+  }
+
+  const state = new Map<string, UserState>();
+  const consumer = kafka.consumer({ groupId: `restore-${randomUUID()}`, readUncommitted: false, maxWaitTimeInMs: 100, maxBytesPerPartition: 8 * 1024 * 1024 });
+  await consumer.connect();
+  try {
+    await consumer.subscribe({ topic: changelogTopic, fromBeginning: true });
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`restoring ${changelogTopic}[${partition}] took over ${options.timeoutMs ?? 120_000} ms`)), options.timeoutMs ?? 120_000);
+      void consumer.run({
+        partitionsConsumedConcurrently: 3,
+        eachBatch: async ({ batch }) => {
+          if (batch.partition !== partition) return;
+          for (const message of batch.messages) {
+            const marker = message.headers?.[RESTORE_HEADER];
+            if (marker !== undefined) {
+              if (marker.toString() === token) {
+                clearTimeout(timer);
+                resolve();
+                return;
+              }
+              continue;
+            }
+            if (message.key && message.value) state.set(message.key.toString('utf8'), decodeUserState(message.value));
+          }
+        },
+      });
+    });
+  } finally {
+    await consumer.disconnect();
+  }
+  options.logger.info({ topic: changelogTopic, partition, users: state.size, ms: Date.now() - started }, 'aggregate.state_restored');
+  return state;
+}

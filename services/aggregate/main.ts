@@ -1,0 +1,16 @@
+import { runServiceProcess } from '../common/serviceProcess.ts';
+import { consumerGroup } from '../common/topics.ts';
+import { startAggregate } from './aggregateService.ts';
+
+/** The aggregator as its own process (`node --import tsx services/aggregate/main.ts`). */
+await runServiceProcess('aggregate', (ctx) =>
+  startAggregate({
+    kafka: ctx.kafka,
+    registry: ctx.registry,
+    topics: ctx.topics,
+    groupId: consumerGroup(ctx.config.kafka.topicPrefix, 'aggregate'),
+    sessionTimeoutMs: ctx.config.kafka.sessionTimeoutMs,
+    metrics: ctx.metrics,
+    logger: ctx.logger,
+  }),
+);

@@ -1,0 +1,71 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Partitioners } from 'kafkajs';
+import type { ExperimentDelta } from '../../services/aggregate/deltaAccumulator.ts';
+import { encodeValidated, eventSchemas, schemaText, type ExposureEvent, type MetricEvent } from '../../services/common/eventSchemas.ts';
+import { ensureTopics } from '../../services/common/topicAdmin.ts';
+import { consumerGroup, valueSubject } from '../../services/common/topics.ts';
+import { frame, unframe } from '../../services/common/wireFormat.ts';
+import { applyDefinitions } from '../../services/cli/experiments/applyDefinitions.ts';
+import { fixtureDefinitions, sumDeltas, type Totals } from './aggregationFixture.ts';
+import { committedCount } from './childService.ts';
+import type { testPipeline } from './pipeline.ts';
+import { readTopic } from './topicReader.ts';
+
+type Pipeline = ReturnType<typeof testPipeline>;
+
+/**
+ * Definitions applied and events written to exp.events as ingest would write them: the
+ * first `upFront` at once, the rest in waves of `wave` every `intervalMs` (the returned
+ * `streaming` resolves when all are written), so that processes can be killed mid-stream.
+ */
+export async function seedAggregation(pipeline: Pipeline, events: (ExposureEvent | MetricEvent)[], pace: { upFront?: number; wave?: number; intervalMs?: number } = {}): Promise<{ streaming: Promise<void> }> {
+  const { kafka, topics, registry } = pipeline;
+  await ensureTopics(kafka, topics, ['events', 'aggregates', 'definitions', 'aggregateChangelog']);
+  await applyDefinitions(pipeline, fixtureDefinitions().map((d) => d.definition));
+  const schemaId = await registry.register(valueSubject(topics.events), schemaText(eventSchemas().validated));
+  const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
+  await producer.connect();
+  const send = async (from: number, to: number) => {
+    for (let start = from; start < to; start += 2_000) {
+      const messages = events.slice(start, Math.min(to, start + 2_000)).map((event, j) => ({
+        key: event.userId,
+        value: frame(schemaId, encodeValidated({ event, sourceTopic: 'fixture', sourcePartition: 0, sourceOffset: start + j, schemaId: 1, ingestTime: Date.now() })),
+      }));
+      await producer.send({ topic: topics.events, messages });
+    }
+  };
+  const upFront = Math.min(events.length, pace.upFront ?? events.length);
+  await send(0, upFront);
+  const streaming = (async () => {
+    for (let start = upFront; start < events.length; start += pace.wave ?? 1_000) {
+      await sleep(pace.intervalMs ?? 300);
+      await send(start, Math.min(events.length, start + (pace.wave ?? 1_000)));
+    }
+    await producer.disconnect();
+  })();
+  return { streaming };
+}
+
+export function aggregateGroup(pipeline: Pipeline): string {
+  return consumerGroup(pipeline.prefix, 'aggregate');
+}
+
+/** Events the aggregator group has committed so far. */
+export async function aggregatedCount(pipeline: Pipeline): Promise<number> {
+  return committedCount(pipeline.kafka, aggregateGroup(pipeline), [pipeline.topics.events]);
+}
+
+export async function waitUntilAggregated(pipeline: Pipeline, total: number, timeoutMs = 180_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while ((await aggregatedCount(pipeline)) < total) {
+    if (Date.now() > deadline) throw new Error(`aggregation did not finish: ${await aggregatedCount(pipeline)}/${total}`);
+    await sleep(300);
+  }
+}
+
+/** Every committed delta on exp.aggregates, summed. */
+export async function aggregateTotals(pipeline: Pipeline): Promise<{ totals: Totals; deltas: number }> {
+  const records = await readTopic(pipeline.kafka, pipeline.topics.aggregates, { count: Number.MAX_SAFE_INTEGER, idleMs: 4_000, timeoutMs: 120_000 });
+  const deltas = records.map(({ message }) => eventSchemas().aggregateDelta.fromBuffer((unframe(message.value) as { body: Buffer }).body) as ExperimentDelta);
+  return { totals: sumDeltas(deltas), deltas: deltas.length };
+}
