@@ -1,15 +1,11 @@
-import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { pathToFileURL } from 'node:url';
 import { Kafka, logLevel, Partitioners } from 'kafkajs';
 import { eventSchemas, schemaText } from '../services/common/eventSchemas.ts';
 import { SchemaRegistryClient } from '../services/common/schemaRegistryClient.ts';
 import { ensureTopics } from '../services/common/topicAdmin.ts';
 import { consumerGroup, topicNames, valueSubject } from '../services/common/topics.ts';
 import { frame } from '../services/common/wireFormat.ts';
+import { committedOffsets, spawnBenchService } from './benchProcess.ts';
 import type { BenchStack } from './benchStack.ts';
 
 /**
@@ -29,8 +25,6 @@ export interface IngestBenchResult {
   ingestSeconds: number;
 }
 
-const ROOT = resolve(import.meta.dirname, '..');
-const TSX = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
 
 export async function runIngestBench(stack: BenchStack, events: number, say: (m: string) => void): Promise<IngestBenchResult> {
   const prefix = `bench-${Date.now()}.`;
@@ -65,11 +59,7 @@ export async function runIngestBench(stack: BenchStack, events: number, say: (m:
   say(`raw consume: ${Math.round(rawConsumePerSec)} events/s`);
 
   say('ingest service (child process)');
-  const child = spawn(process.execPath, [...(process.env.BENCH_CPU_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROFILE}`] : []), '--import', TSX, resolve(ROOT, 'services/ingest/main.ts')], {
-    cwd: ROOT,
-    env: { ...process.env, KAFKAJS_NO_PARTITIONER_WARNING: '1', KAFKA_BROKERS: stack.kafkaBrokers.join(','), SCHEMA_REGISTRY_URL: stack.schemaRegistryUrl, EXP_TOPIC_PREFIX: prefix, LOG_LEVEL: 'warn', EXP_INSTANCE_ID: 'bench' },
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
+  const service = spawnBenchService('services/ingest/main.ts', { KAFKA_BROKERS: stack.kafkaBrokers.join(','), SCHEMA_REGISTRY_URL: stack.schemaRegistryUrl, EXP_TOPIC_PREFIX: prefix, LOG_LEVEL: 'warn' });
   const spawned = Date.now();
   const group = consumerGroup(prefix, 'ingest');
   let firstProgress = 0;
@@ -77,14 +67,13 @@ export async function runIngestBench(stack: BenchStack, events: number, say: (m:
   let committed = 0;
   while (committed < events) {
     await sleep(100);
-    committed = await committedCount(kafka, group, [topics.exposuresRaw, topics.metricsRaw]);
+    committed = await committedOffsets(kafka, group, [topics.exposuresRaw, topics.metricsRaw]);
     if (committed > 0 && firstProgress === 0) firstProgress = Date.now();
     if (Date.now() - spawned > 600_000) throw new Error(`ingest did not finish: ${committed}/${events}`);
   }
   done = Date.now();
-  const peakKiB = peakRssKiB(child.pid!);
-  child.kill('SIGTERM');
-  await new Promise((ok) => child.once('exit', ok));
+  const peakKiB = service.peakRssKiB();
+  await service.stop();
   const ingestSeconds = (done - spawned) / 1000;
   const result: IngestBenchResult = {
     events,
@@ -120,20 +109,4 @@ async function timeRawConsume(kafka: Kafka, topics: string[], expected: number):
   await consumer.disconnect();
   // Measured like ingest: from the start of consuming, group join included.
   return (end - joinedAt) / 1000;
-}
-
-async function committedCount(kafka: Kafka, groupId: string, topics: string[]): Promise<number> {
-  const admin = kafka.admin();
-  await admin.connect();
-  try {
-    const offsets = await admin.fetchOffsets({ groupId, topics });
-    return offsets.flatMap((t) => t.partitions).reduce((n, p) => n + Math.max(0, Number(p.offset)), 0);
-  } finally {
-    await admin.disconnect();
-  }
-}
-
-function peakRssKiB(pid: number): number {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  return Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0);
 }

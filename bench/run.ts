@@ -2,18 +2,36 @@ import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { resolve } from 'node:path';
 import { startBenchStack } from './benchStack.ts';
+import { runAggregateBench } from './aggregateBench.ts';
 import { runIngestBench } from './ingestBench.ts';
 
 /**
  * `npm run bench`: runs the benchmarks on a real local stack and records their numbers in
  * bench/results/<name>.json (latest) and bench/results/history.jsonl (every run).
- * BENCH_EVENTS sets the size (default 200,000).
+ * BENCH_EVENTS sets the ingest size (default 200,000), BENCH_USERS the aggregate size
+ * (default 1,000,000 users), BENCH_ONLY=ingest|aggregate runs one of them.
  */
 const say = (m: string) => process.stderr.write(`[bench] ${m}\n`);
 const events = Number(process.env.BENCH_EVENTS ?? 200_000);
-if (!Number.isSafeInteger(events) || events < 1_000) {
-  say(`BENCH_EVENTS must be an integer of at least 1000, got ${process.env.BENCH_EVENTS}`);
+const users = Number(process.env.BENCH_USERS ?? 1_000_000);
+const only = process.env.BENCH_ONLY;
+for (const [name, value] of [['BENCH_EVENTS', events], ['BENCH_USERS', users]] as const) {
+  if (!Number.isSafeInteger(value) || value < 1_000) {
+    say(`${name} must be an integer of at least 1000, got ${process.env[name]}`);
+    process.exit(2);
+  }
+}
+if (only !== undefined && only !== 'ingest' && only !== 'aggregate') {
+  say(`BENCH_ONLY must be ingest or aggregate, got ${only}`);
   process.exit(2);
+}
+
+function record(name: string, machine: object, result: object): void {
+  const entry = { bench: name, at: new Date().toISOString(), machine, result };
+  writeFileSync(resolve(resultsDir, `${name}.json`), JSON.stringify(entry, null, 2) + '\n');
+  const history = resolve(resultsDir, 'history.jsonl');
+  writeFileSync(history, (existsSync(history) ? readFileSync(history, 'utf8') : '') + JSON.stringify(entry) + '\n');
+  process.stdout.write(JSON.stringify(entry, null, 2) + '\n');
 }
 
 const resultsDir = resolve(import.meta.dirname, 'results');
@@ -21,12 +39,8 @@ mkdirSync(resultsDir, { recursive: true });
 const stack = await startBenchStack(say);
 try {
   const machine = { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version, kafka: stack.kafkaVersion };
-  const ingest = await runIngestBench(stack, events, say);
-  const record = { bench: 'ingest', at: new Date().toISOString(), machine, result: ingest };
-  writeFileSync(resolve(resultsDir, 'ingest.json'), JSON.stringify(record, null, 2) + '\n');
-  const history = resolve(resultsDir, 'history.jsonl');
-  writeFileSync(history, (existsSync(history) ? readFileSync(history, 'utf8') : '') + JSON.stringify(record) + '\n');
-  process.stdout.write(JSON.stringify(record, null, 2) + '\n');
+  if (only !== 'aggregate') record('ingest', machine, await runIngestBench(stack, events, say));
+  if (only !== 'ingest') record('aggregate', machine, await runAggregateBench(stack, users, say));
 } finally {
   await stack.close();
 }

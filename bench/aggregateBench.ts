@@ -1,0 +1,118 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Kafka, logLevel, Partitioners } from 'kafkajs';
+import { encodeValidated, eventSchemas, schemaText, type ExposureEvent, type MetricEvent } from '../services/common/eventSchemas.ts';
+import { parseDefinition } from '../services/common/experimentDefinition.ts';
+import { createLogger } from '../services/common/logger.ts';
+import { SchemaRegistryClient } from '../services/common/schemaRegistryClient.ts';
+import { ensureTopics } from '../services/common/topicAdmin.ts';
+import { consumerGroup, topicNames, valueSubject } from '../services/common/topics.ts';
+import { frame } from '../services/common/wireFormat.ts';
+import { applyDefinitions } from '../services/cli/experiments/applyDefinitions.ts';
+import { committedOffsets, spawnBenchService } from './benchProcess.ts';
+import type { BenchStack } from './benchStack.ts';
+
+/**
+ * Aggregator throughput, memory per million users and state restore time. Every user is
+ * exposed to one of 3 experiments and has one metric event (2 events per user). The
+ * aggregator runs as its own process; memory is its peak RSS above that of a run with
+ * almost no users; restore is timed by a second process taking over the same state.
+ */
+export interface AggregateBenchResult {
+  users: number;
+  events: number;
+  eventsPerSec: number;
+  steadyEventsPerSec: number;
+  peakRssMiB: number;
+  baselinePeakRssMiB: number;
+  rssMiBPerMillionUsers: number;
+  restoreSeconds: number;
+  restoredUsers: number;
+}
+
+export async function runAggregateBench(stack: BenchStack, users: number, say: (m: string) => void): Promise<AggregateBenchResult> {
+  const baseline = await aggregateRun(stack, 1_000, say, false);
+  const full = await aggregateRun(stack, users, say, true);
+  return {
+    users,
+    events: full.events,
+    eventsPerSec: full.eventsPerSec,
+    steadyEventsPerSec: full.steadyEventsPerSec,
+    peakRssMiB: full.peakRssMiB,
+    baselinePeakRssMiB: baseline.peakRssMiB,
+    rssMiBPerMillionUsers: Math.round(((full.peakRssMiB - baseline.peakRssMiB) / users) * 1_000_000),
+    restoreSeconds: full.restoreSeconds,
+    restoredUsers: full.restoredUsers,
+  };
+}
+
+async function aggregateRun(stack: BenchStack, users: number, say: (m: string) => void, measureRestore: boolean) {
+  const prefix = `bench-agg-${Date.now()}.`;
+  const topics = topicNames(prefix);
+  const kafka = new Kafka({ brokers: stack.kafkaBrokers, clientId: 'bench', logLevel: logLevel.NOTHING });
+  const registry = new SchemaRegistryClient(stack.schemaRegistryUrl);
+  const logger = createLogger({ level: 'warn', name: 'bench' });
+  await ensureTopics(kafka, topics, ['events', 'aggregates', 'definitions', 'aggregateChangelog']);
+  const experiments = ['a', 'b', 'c'].map((x) =>
+    parseDefinition({ id: `bench-${x}`, name: x, hypothesis: 'h', owner: 'bench', variants: [{ id: 'control', weight: 0.5 }, { id: 'treatment', weight: 0.5 }], primaryMetrics: [{ name: 'revenue', type: 'sum' }], plannedSampleSize: users }, 'bench'),
+  );
+  await applyDefinitions({ kafka, registry, topics, logger }, experiments);
+  const schemaId = await registry.register(valueSubject(topics.events), schemaText(eventSchemas().validated));
+  say(`producing ${users * 2} validated events for ${users} users`);
+  const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
+  await producer.connect();
+  const now = Date.now();
+  const encode = (event: ExposureEvent | MetricEvent, i: number) => ({ key: event.userId, value: frame(schemaId, encodeValidated({ event, sourceTopic: 'bench', sourcePartition: 0, sourceOffset: i, schemaId: 1, ingestTime: now })) });
+  for (let start = 0; start < users; start += 5_000) {
+    const messages = [];
+    for (let u = start; u < Math.min(users, start + 5_000); u++) {
+      const userId = `user-${u}`;
+      messages.push(encode({ eventId: `x${u}`, experimentId: `bench-${'abc'[u % 3]}`, variantId: u % 2 ? 'control' : 'treatment', userId, eventTime: now, context: null }, 2 * u));
+      messages.push(encode({ eventId: `m${u}`, userId, metric: 'revenue', value: u % 50, eventTime: now + 1 }, 2 * u + 1));
+    }
+    await producer.send({ topic: topics.events, messages });
+  }
+  await producer.disconnect();
+
+  const events = users * 2;
+  const env = { KAFKA_BROKERS: stack.kafkaBrokers.join(','), SCHEMA_REGISTRY_URL: stack.schemaRegistryUrl, EXP_TOPIC_PREFIX: prefix };
+  const group = consumerGroup(prefix, 'aggregate');
+  const service = spawnBenchService('services/aggregate/main.ts', env);
+  const spawned = Date.now();
+  let first = 0;
+  let committed = 0;
+  while (committed < events) {
+    await sleep(200);
+    committed = await committedOffsets(kafka, group, [topics.events]);
+    if (committed > 0 && first === 0) first = Date.now();
+    if (Date.now() - spawned > 900_000) throw new Error(`aggregation did not finish: ${committed}/${events}`);
+  }
+  const done = Date.now();
+  const peakRssMiB = Math.round(service.peakRssKiB() / 1024);
+  await service.stop();
+  const eventsPerSec = Math.round(events / ((done - spawned) / 1000));
+  const steadyEventsPerSec = Math.round(events / ((done - first) / 1000));
+  say(`aggregate: ${users} users, ${eventsPerSec} events/s (${steadyEventsPerSec}/s steady), peak RSS ${peakRssMiB} MiB`);
+
+  let restoreSeconds = 0;
+  let restoredUsers = 0;
+  if (measureRestore) {
+    // A fresh process takes the partitions over; one new event per partition triggers each restore.
+    const restorer = spawnBenchService('services/aggregate/main.ts', env);
+    const again = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
+    await again.connect();
+    await again.send({ topic: topics.events, messages: [0, 1, 2].map((p) => ({ ...encode({ eventId: `late${p}`, userId: `late-${p}`, metric: 'revenue', value: 1, eventTime: now }, 0), partition: p })) });
+    await again.disconnect();
+    const deadline = Date.now() + 600_000;
+    let lines: { users: number; ms: number }[] = [];
+    while (Date.now() < deadline) {
+      lines = [...restorer.log().matchAll(/"users":(\d+),"ms":(\d+),"msg":"aggregate.state_restored"/g)].map((m) => ({ users: Number(m[1]), ms: Number(m[2]) }));
+      if (lines.length >= 3) break;
+      await sleep(200);
+    }
+    await restorer.stop();
+    restoredUsers = lines.reduce((n, l) => n + l.users, 0);
+    restoreSeconds = Number((lines.reduce((n, l) => n + l.ms, 0) / 1000).toFixed(2));
+    say(`restore: ${restoredUsers} users in ${restoreSeconds} s (three partitions, one after another)`);
+  }
+  return { events, eventsPerSec, steadyEventsPerSec, peakRssMiB, restoreSeconds, restoredUsers };
+}
