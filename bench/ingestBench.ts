@@ -1,6 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Kafka, logLevel, Partitioners } from 'kafkajs';
+import { applyDefinitions } from '../services/cli/experiments/applyDefinitions.ts';
 import { eventSchemas, schemaText } from '../services/common/eventSchemas.ts';
+import { parseDefinition } from '../services/common/experimentDefinition.ts';
+import { createLogger } from '../services/common/logger.ts';
 import { SchemaRegistryClient } from '../services/common/schemaRegistryClient.ts';
 import { ensureTopics } from '../services/common/topicAdmin.ts';
 import { consumerGroup, topicNames, valueSubject } from '../services/common/topics.ts';
@@ -36,6 +39,9 @@ export async function runIngestBench(stack: BenchStack, events: number, say: (m:
   const exposureId = await registry.register(valueSubject(topics.exposuresRaw), schemaText(schemas.exposure));
   const metricId = await registry.register(valueSubject(topics.metricsRaw), schemaText(schemas.metric));
 
+  await applyDefinitions({ kafka, registry, topics, logger: createLogger({ level: 'warn', name: 'bench' }) }, [0, 1, 2].map((i) =>
+    parseDefinition({ id: `exp-${i}`, name: 'bench', hypothesis: 'h', owner: 'bench', variants: [{ id: 'control', weight: 0.5 }, { id: 'treatment', weight: 0.5 }], primaryMetrics: [{ name: 'revenue', type: 'sum' }], plannedSampleSize: 1000 }, 'bench'),
+  ));
   say(`producing ${events} raw events (half exposures, half metrics)`);
   const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
   await producer.connect();

@@ -83,6 +83,8 @@ const ConfigSchema = z.strictObject({
       maxEventAgeMs: z.coerce.number().int().min(60_000).default(30 * 24 * 3_600_000),
       /** Longest id (user, event, experiment, variant, metric name) accepted. */
       maxIdLength: z.coerce.number().int().min(1).max(65_536).default(256),
+      /** Dead-letter exposures of undefined experiments or variants (UNKNOWN_EXPERIMENT, UNKNOWN_VARIANT). */
+      checkExperiments: z.preprocess((v) => (v === 'true' ? true : v === 'false' ? false : v), z.boolean()).default(true),
     })
     .prefault({}),
 });
@@ -115,6 +117,7 @@ export const ENV_KEYS = {
   INGEST_MAX_FUTURE_SKEW_MS: 'ingest.maxFutureSkewMs',
   INGEST_MAX_EVENT_AGE_MS: 'ingest.maxEventAgeMs',
   INGEST_MAX_ID_LENGTH: 'ingest.maxIdLength',
+  INGEST_CHECK_EXPERIMENTS: 'ingest.checkExperiments',
 } as const;
 
 /** The variable naming a config file (JSON with the keys above). */

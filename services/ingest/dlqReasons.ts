@@ -18,6 +18,8 @@ export const DLQ_REASONS = {
   EVENT_TIME_IN_FUTURE: 'event time is further ahead of ingest time than allowed',
   EVENT_TIME_TOO_OLD: 'event time is further behind ingest time than allowed',
   NON_FINITE_VALUE: 'a metric value is NaN or infinite',
+  UNKNOWN_EXPERIMENT: 'an exposure names an experiment that has no definition',
+  UNKNOWN_VARIANT: "an exposure names a variant that is not in its experiment's definition",
 } as const;
 
 export type DlqReason = keyof typeof DLQ_REASONS;

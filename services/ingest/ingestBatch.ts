@@ -4,7 +4,7 @@ import type { InputRecord, OutputRecord } from '../common/transactionalLoop.ts';
 import { frame } from '../common/wireFormat.ts';
 import type { Rejection } from './dlqReasons.ts';
 import type { RecordDecoder } from './recordDecoder.ts';
-import { validateExposure, validateMetric, type ValidationLimits } from './validateEvent.ts';
+import { validateExposure, validateMetric, type ExperimentLookup, type ValidationLimits } from './validateEvent.ts';
 
 /**
  * The ingest transformation of one batch: every raw record becomes exactly one output,
@@ -27,11 +27,11 @@ export interface IngestObserver {
   deadLettered(record: InputRecord, rejection: Rejection): void;
 }
 
-export async function ingestBatch(records: InputRecord[], decoder: RecordDecoder, target: IngestTarget, limits: ValidationLimits, observer: IngestObserver, now = Date.now()): Promise<OutputRecord[]> {
+export async function ingestBatch(records: InputRecord[], decoder: RecordDecoder, target: IngestTarget, limits: ValidationLimits, observer: IngestObserver, experiments?: ExperimentLookup, now = Date.now()): Promise<OutputRecord[]> {
   const outputs: OutputRecord[] = [];
   for (const record of records) {
     const decoded = await decoder.decode(record.topic, record.message.value);
-    const rejection = decoded.ok ? validate(decoded.event, now, limits) : decoded.rejection;
+    const rejection = decoded.ok ? validate(decoded.event, now, limits, experiments) : decoded.rejection;
     if (decoded.ok && !rejection) {
       const validated: ValidatedEvent = {
         event: decoded.event,
@@ -66,6 +66,6 @@ export async function ingestBatch(records: InputRecord[], decoder: RecordDecoder
   return outputs;
 }
 
-function validate(event: ExposureEvent | MetricEvent, now: number, limits: ValidationLimits): Rejection | undefined {
-  return isExposure(event) ? validateExposure(event, now, limits) : validateMetric(event, now, limits);
+function validate(event: ExposureEvent | MetricEvent, now: number, limits: ValidationLimits, experiments?: ExperimentLookup): Rejection | undefined {
+  return isExposure(event) ? validateExposure(event, now, limits, experiments) : validateMetric(event, now, limits);
 }

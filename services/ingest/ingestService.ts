@@ -1,5 +1,6 @@
 import type { Kafka } from 'kafkajs';
 import type { Registry } from 'prom-client';
+import { DefinitionsTable } from '../common/definitionsTable.ts';
 import { eventSchemas, schemaText } from '../common/eventSchemas.ts';
 import type { Logger } from '../common/logger.ts';
 import { LogRateLimiter } from '../common/logRateLimiter.ts';
@@ -10,7 +11,7 @@ import { startTransactionalLoop, type RunningLoop } from '../common/transactiona
 import { ingestBatch, type IngestTarget } from './ingestBatch.ts';
 import { createIngestMetrics } from './ingestMetrics.ts';
 import { RecordDecoder } from './recordDecoder.ts';
-import type { ValidationLimits } from './validateEvent.ts';
+import type { ExperimentLookup, ValidationLimits } from './validateEvent.ts';
 
 /**
  * The ingest service: raw exposure and metric topics in; validated events (keyed by user
@@ -23,6 +24,8 @@ export interface IngestOptions {
   groupId: string;
   limits: ValidationLimits;
   maxPayloadBytes: number;
+  /** Dead-letter exposures of experiments (or variants) that have no definition. */
+  checkExperiments: boolean;
   sessionTimeoutMs?: number;
   metrics: Registry;
   logger: Logger;
@@ -31,7 +34,10 @@ export interface IngestOptions {
 export async function startIngest(options: IngestOptions): Promise<RunningLoop> {
   const { topics, logger } = options;
   const log = logger.child({ module: 'ingest' });
-  await ensureTopics(options.kafka, topics, ['exposuresRaw', 'metricsRaw', 'events', 'dlq']);
+  await ensureTopics(options.kafka, topics, ['exposuresRaw', 'metricsRaw', 'events', 'dlq', 'definitions']);
+  const definitions = options.checkExperiments ? new DefinitionsTable(options.kafka, topics.definitions, log) : undefined;
+  await definitions?.start();
+  const experiments: ExperimentLookup | undefined = definitions && ((id) => definitions.get(id)?.definition.variants.map((v) => v.id));
   const schemas = eventSchemas();
   // Producers register the raw schemas; ingest makes sure they exist so a fresh stack works.
   await options.registry.register(valueSubject(topics.exposuresRaw), schemaText(schemas.exposure));
@@ -68,7 +74,7 @@ export async function startIngest(options: IngestOptions): Promise<RunningLoop> 
           metrics.deadLetters.inc({ topic: r.topic, reason: rejection.reason });
           dlqLog.warn(rejection.reason, { topic: r.topic, partition: r.partition, offset: r.message.offset, reason: rejection.reason, detail: rejection.message }, 'record dead-lettered');
         },
-      }),
+      }, experiments),
     onCommitted: (e) => {
       metrics.lag.set({ topic: e.topic, partition: String(e.partition) }, e.lag);
       metrics.batchSeconds.observe(e.durationMs / 1000);
@@ -79,6 +85,7 @@ export async function startIngest(options: IngestOptions): Promise<RunningLoop> 
   return {
     stop: async () => {
       await loop.stop();
+      await definitions?.stop();
       dlqLog.flush();
     },
   };

@@ -11,6 +11,7 @@ await runServiceProcess('ingest', (ctx) =>
     groupId: consumerGroup(ctx.config.kafka.topicPrefix, 'ingest'),
     limits: { maxFutureSkewMs: ctx.config.ingest.maxFutureSkewMs, maxEventAgeMs: ctx.config.ingest.maxEventAgeMs, maxIdLength: ctx.config.ingest.maxIdLength },
     maxPayloadBytes: ctx.config.ingest.maxPayloadBytes,
+    checkExperiments: ctx.config.ingest.checkExperiments,
     sessionTimeoutMs: ctx.config.kafka.sessionTimeoutMs,
     metrics: ctx.metrics,
     logger: ctx.logger,

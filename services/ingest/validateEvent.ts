@@ -20,8 +20,18 @@ export const DEFAULT_VALIDATION_LIMITS: ValidationLimits = {
   maxIdLength: 256,
 };
 
-export function validateExposure(event: ExposureEvent, now: number, limits: ValidationLimits): Rejection | undefined {
-  return checkIds({ eventId: event.eventId, experimentId: event.experimentId, variantId: event.variantId, userId: event.userId }, limits) ?? checkTime(event.eventTime, now, limits);
+/** The variants of a defined experiment, or undefined when it has no definition. */
+export type ExperimentLookup = (experimentId: string) => readonly string[] | undefined;
+
+export function validateExposure(event: ExposureEvent, now: number, limits: ValidationLimits, experiments?: ExperimentLookup): Rejection | undefined {
+  return checkIds({ eventId: event.eventId, experimentId: event.experimentId, variantId: event.variantId, userId: event.userId }, limits) ?? checkTime(event.eventTime, now, limits) ?? (experiments && checkExperiment(event, experiments));
+}
+
+function checkExperiment(event: ExposureEvent, experiments: ExperimentLookup): Rejection | undefined {
+  const variants = experiments(event.experimentId);
+  if (!variants) return { reason: 'UNKNOWN_EXPERIMENT', message: `experiment ${JSON.stringify(event.experimentId)} has no definition (apply it with expctl experiments apply)` };
+  if (!variants.includes(event.variantId)) return { reason: 'UNKNOWN_VARIANT', message: `experiment ${JSON.stringify(event.experimentId)} has no variant ${JSON.stringify(event.variantId)}; its variants are ${variants.join(', ')}` };
+  return undefined;
 }
 
 export function validateMetric(event: MetricEvent, now: number, limits: ValidationLimits): Rejection | undefined {

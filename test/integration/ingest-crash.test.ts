@@ -17,6 +17,7 @@ describe('ingest under SIGKILL', () => {
     const { kafka, topics, registry } = pipeline;
     await ensureTopics(kafka, topics, ['exposuresRaw', 'metricsRaw', 'events', 'dlq']);
     const schemaId = await registry.register(valueSubject(topics.exposuresRaw), schemaText(eventSchemas().exposure));
+    await pipeline.define({ exp: ['a', 'b'] });
     const env = { ...pipeline.env, EXP_INSTANCE_ID: 'crash-test', KAFKA_SESSION_TIMEOUT_MS: '6000' };
 
     // Raw records arrive in waves while the service is killed and restarted.

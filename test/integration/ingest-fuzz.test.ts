@@ -20,6 +20,7 @@ describe('ingest against hostile input', () => {
     const schemas = eventSchemas();
     const exposureId = await registry.register(valueSubject(topics.exposuresRaw), schemaText(schemas.exposure));
     const metricId = await registry.register(valueSubject(topics.metricsRaw), schemaText(schemas.metric));
+    await pipeline.define({ exp: ['v', 'w'], x: ['v', 'w'] });
     const random = seededRandom(SEED);
     const now = Date.now();
     const validExposure = (i: number) => frame(exposureId, schemas.exposure.toBuffer({ eventId: `e${i}`, experimentId: 'exp', variantId: 'v', userId: `u${i}`, eventTime: now, context: i % 3 ? null : { app: '1.2' } } satisfies ExposureEvent));

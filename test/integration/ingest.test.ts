@@ -27,6 +27,7 @@ describe('ingest: raw topics to exp.events and exp.dlq', () => {
   let metricId: number;
 
   beforeAll(async () => {
+    await pipeline.define({ 'exp-1': ['control', 'treatment'] });
     ingest = await pipeline.startIngest({ ...DEFAULT_VALIDATION_LIMITS, maxIdLength: 64 }, 4_096);
     raw = kafka.producer();
     await raw.connect();
@@ -69,6 +70,8 @@ describe('ingest: raw topics to exp.events and exp.dlq', () => {
       ['EVENT_TIME_TOO_OLD', topics.metricsRaw, frame(metricId, encMetric(metric(1, { eventTime: NOW - 90 * 86_400_000 })))],
       ['NON_FINITE_VALUE', topics.metricsRaw, frame(metricId, encMetric(metric(1, { value: Number.NaN })))],
       ['NON_FINITE_VALUE', topics.metricsRaw, frame(metricId, encMetric(metric(2, { value: Number.POSITIVE_INFINITY })))],
+      ['UNKNOWN_EXPERIMENT', topics.exposuresRaw, frame(exposureId, enc(exposure(3, { experimentId: 'never-defined' })))],
+      ['UNKNOWN_VARIANT', topics.exposuresRaw, frame(exposureId, enc(exposure(4, { variantId: 'purple' })))],
     ];
     for (const [, topic, value] of bad) await raw.send({ topic, messages: [{ key: 'k-bad', value }] });
 

@@ -21,6 +21,7 @@ describe('schema evolution under BACKWARD compatibility', () => {
     const currentId = await registry.register(subject, JSON.stringify(current));
     expect(currentId).not.toBe(originalId);
 
+    await pipeline.define({ exp: ['a', 'b'] });
     const ingest = await pipeline.startIngest();
     const raw = kafka.producer();
     await raw.connect();

@@ -1,3 +1,5 @@
+import { applyDefinitions } from '../../services/cli/experiments/applyDefinitions.ts';
+import { parseDefinition } from '../../services/common/experimentDefinition.ts';
 import { createKafka } from '../../services/common/kafka.ts';
 import { createLogger } from '../../services/common/logger.ts';
 import { createMetricsRegistry } from '../../services/common/metrics.ts';
@@ -26,7 +28,15 @@ export function testPipeline(label: string) {
     /** Environment for a child process running a service of this pipeline. */
     env: { KAFKA_BROKERS: stack.kafkaBrokers.join(','), SCHEMA_REGISTRY_URL: stack.schemaRegistryUrl, EXP_TOPIC_PREFIX: prefix },
     startIngest: (limits: ValidationLimits = DEFAULT_VALIDATION_LIMITS, maxPayloadBytes = 256 * 1024) =>
-      startIngest({ kafka, registry, topics, groupId: consumerGroup(prefix, 'ingest'), limits, maxPayloadBytes, metrics: createMetricsRegistry('ingest'), logger }),
+      startIngest({ kafka, registry, topics, groupId: consumerGroup(prefix, 'ingest'), limits, maxPayloadBytes, checkExperiments: true, metrics: createMetricsRegistry('ingest'), logger }),
+    /** Publishes a minimal definition for each experiment id with the given variants. */
+    define: (experiments: Record<string, string[]>) =>
+      applyDefinitions(
+        { kafka, registry, topics, logger },
+        Object.entries(experiments).map(([id, variants]) =>
+          parseDefinition({ id, name: id, hypothesis: 'test', owner: 'test', variants: variants.map((v, i) => ({ id: v, weight: i === 0 ? 1 - (variants.length - 1) / variants.length : 1 / variants.length })), primaryMetrics: [{ name: 'revenue', type: 'sum' }], plannedSampleSize: 1000 }, id),
+        ),
+      ),
     producer: () => EventProducer.create({ kafka, registry, topics }),
   };
 }

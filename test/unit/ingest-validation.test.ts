@@ -43,6 +43,13 @@ describe('event rules', () => {
     expect(validateMetric({ ...metric, value: -3 }, NOW, limits)).toBeUndefined();
   });
 
+  it('refuses exposures of undefined experiments or variants when definitions are checked', () => {
+    const lookup = (id: string) => (id === 'exp' ? ['a', 'b'] : undefined);
+    expect(validateExposure(exposure, NOW, limits, lookup)).toBeUndefined();
+    expect(validateExposure({ ...exposure, experimentId: 'other' }, NOW, limits, lookup)).toMatchObject({ reason: 'UNKNOWN_EXPERIMENT' });
+    expect(validateExposure({ ...exposure, variantId: 'c' }, NOW, limits, lookup)).toMatchObject({ reason: 'UNKNOWN_VARIANT', message: expect.stringContaining('its variants are a, b') });
+  });
+
   it('bounds event time around ingest time, inclusive at the limits', () => {
     const { maxFutureSkewMs, maxEventAgeMs } = limits;
     expect(validateExposure({ ...exposure, eventTime: NOW + maxFutureSkewMs }, NOW, limits)).toBeUndefined();
