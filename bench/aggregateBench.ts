@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { committedTotal } from '../services/common/groupProgress.ts';
 import { Kafka, logLevel, Partitioners } from 'kafkajs';
 import { encodeValidated, eventSchemas, schemaText, type ExposureEvent, type MetricEvent } from '../services/common/eventSchemas.ts';
 import { parseDefinition } from '../services/common/experimentDefinition.ts';
@@ -8,7 +9,7 @@ import { ensureTopics } from '../services/common/topicAdmin.ts';
 import { consumerGroup, topicNames, valueSubject } from '../services/common/topics.ts';
 import { frame } from '../services/common/wireFormat.ts';
 import { applyDefinitions } from '../services/cli/experiments/applyDefinitions.ts';
-import { committedOffsets, spawnBenchService } from './benchProcess.ts';
+import { spawnBenchService } from './benchProcess.ts';
 import type { BenchStack } from './benchStack.ts';
 
 /**
@@ -82,7 +83,7 @@ async function aggregateRun(stack: BenchStack, users: number, say: (m: string) =
   let committed = 0;
   while (committed < events) {
     await sleep(200);
-    committed = await committedOffsets(kafka, group, [topics.events]);
+    committed = await committedTotal(kafka, group, [topics.events]);
     if (committed > 0 && first === 0) first = Date.now();
     if (Date.now() - spawned > 900_000) throw new Error(`aggregation did not finish: ${committed}/${events}`);
   }

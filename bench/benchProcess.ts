@@ -3,7 +3,6 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import type { Kafka } from 'kafkajs';
 
 /** A service under benchmark: its own process, as deployed; its log is kept for figures it reports. */
 const ROOT = resolve(import.meta.dirname, '..');
@@ -39,13 +38,3 @@ export function spawnBenchService(mainModule: string, env: Record<string, string
   };
 }
 
-export async function committedOffsets(kafka: Kafka, groupId: string, topics: string[]): Promise<number> {
-  const admin = kafka.admin();
-  await admin.connect();
-  try {
-    const offsets = await admin.fetchOffsets({ groupId, topics });
-    return offsets.flatMap((t) => t.partitions).reduce((n, p) => n + Math.max(0, Number(p.offset)), 0);
-  } finally {
-    await admin.disconnect();
-  }
-}

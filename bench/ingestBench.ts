@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { committedTotal } from '../services/common/groupProgress.ts';
 import { Kafka, logLevel, Partitioners } from 'kafkajs';
 import { applyDefinitions } from '../services/cli/experiments/applyDefinitions.ts';
 import { eventSchemas, schemaText } from '../services/common/eventSchemas.ts';
@@ -8,7 +9,7 @@ import { SchemaRegistryClient } from '../services/common/schemaRegistryClient.ts
 import { ensureTopics } from '../services/common/topicAdmin.ts';
 import { consumerGroup, topicNames, valueSubject } from '../services/common/topics.ts';
 import { frame } from '../services/common/wireFormat.ts';
-import { committedOffsets, spawnBenchService } from './benchProcess.ts';
+import { spawnBenchService } from './benchProcess.ts';
 import type { BenchStack } from './benchStack.ts';
 
 /**
@@ -73,7 +74,7 @@ export async function runIngestBench(stack: BenchStack, events: number, say: (m:
   let committed = 0;
   while (committed < events) {
     await sleep(100);
-    committed = await committedOffsets(kafka, group, [topics.exposuresRaw, topics.metricsRaw]);
+    committed = await committedTotal(kafka, group, [topics.exposuresRaw, topics.metricsRaw]);
     if (committed > 0 && firstProgress === 0) firstProgress = Date.now();
     if (Date.now() - spawned > 600_000) throw new Error(`ingest did not finish: ${committed}/${events}`);
   }

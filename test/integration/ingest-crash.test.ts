@@ -1,10 +1,11 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { groupLag } from '../../services/common/groupProgress.ts';
 import { describe, expect, it } from 'vitest';
 import { decodeValidated, eventSchemas, schemaText, type ExposureEvent } from '../../services/common/eventSchemas.ts';
 import { ensureTopics } from '../../services/common/topicAdmin.ts';
 import { consumerGroup, valueSubject } from '../../services/common/topics.ts';
 import { frame, unframe } from '../../services/common/wireFormat.ts';
-import { groupLag, spawnService, type ChildService } from '../support/childService.ts';
+import { spawnService, type ChildService } from '../support/childService.ts';
 import { testPipeline } from '../support/pipeline.ts';
 import { readTopic } from '../support/topicReader.ts';
 

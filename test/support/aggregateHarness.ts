@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { committedTotal } from '../../services/common/groupProgress.ts';
 import { Partitioners } from 'kafkajs';
 import type { ExperimentDelta } from '../../services/aggregate/deltaAccumulator.ts';
 import { encodeValidated, eventSchemas, schemaText, type ExposureEvent, type MetricEvent } from '../../services/common/eventSchemas.ts';
@@ -7,7 +8,6 @@ import { consumerGroup, valueSubject } from '../../services/common/topics.ts';
 import { frame, unframe } from '../../services/common/wireFormat.ts';
 import { applyDefinitions } from '../../services/cli/experiments/applyDefinitions.ts';
 import { fixtureDefinitions, sumDeltas, type Totals } from './aggregationFixture.ts';
-import { committedCount } from './childService.ts';
 import type { testPipeline } from './pipeline.ts';
 import { readTopic } from './topicReader.ts';
 
@@ -52,7 +52,7 @@ export function aggregateGroup(pipeline: Pipeline): string {
 
 /** Events the aggregator group has committed so far. */
 export async function aggregatedCount(pipeline: Pipeline): Promise<number> {
-  return committedCount(pipeline.kafka, aggregateGroup(pipeline), [pipeline.topics.events]);
+  return committedTotal(pipeline.kafka, aggregateGroup(pipeline), [pipeline.topics.events]);
 }
 
 export async function waitUntilAggregated(pipeline: Pipeline, total: number, timeoutMs = 180_000): Promise<void> {

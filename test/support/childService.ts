@@ -2,7 +2,6 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import type { Kafka } from 'kafkajs';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const TSX = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
@@ -36,35 +35,3 @@ export function spawnService(mainModule: string, env: Record<string, string>): C
   return { process: child, log: () => output, started, exited };
 }
 
-/** Records the group has not committed yet, summed over the topics' partitions. */
-export async function groupLag(kafka: Kafka, groupId: string, topics: string[]): Promise<number> {
-  const admin = kafka.admin();
-  await admin.connect();
-  try {
-    let lag = 0;
-    const committed = await admin.fetchOffsets({ groupId, topics });
-    for (const topic of topics) {
-      const ends = await admin.fetchTopicOffsets(topic);
-      const done = committed.find((c) => c.topic === topic)?.partitions ?? [];
-      for (const end of ends) {
-        const offset = Number(done.find((p) => p.partition === end.partition)?.offset ?? '-1');
-        lag += Number(end.high) - Math.max(0, offset);
-      }
-    }
-    return lag;
-  } finally {
-    await admin.disconnect();
-  }
-}
-
-/** Offsets the group has committed, summed over the topics' partitions (records done). */
-export async function committedCount(kafka: Kafka, groupId: string, topics: string[]): Promise<number> {
-  const admin = kafka.admin();
-  await admin.connect();
-  try {
-    const offsets = await admin.fetchOffsets({ groupId, topics });
-    return offsets.flatMap((t) => t.partitions).reduce((n, p) => n + Math.max(0, Number(p.offset)), 0);
-  } finally {
-    await admin.disconnect();
-  }
-}
