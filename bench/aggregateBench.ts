@@ -106,7 +106,7 @@ async function aggregateRun(stack: BenchStack, users: number, say: (m: string) =
     const deadline = Date.now() + 600_000;
     let lines: { users: number; ms: number }[] = [];
     while (Date.now() < deadline) {
-      lines = [...restorer.log().matchAll(/"users":(\d+),"ms":(\d+),"msg":"aggregate.state_restored"/g)].map((m) => ({ users: Number(m[1]), ms: Number(m[2]) }));
+      lines = [...restorer.log().matchAll(/"keys":(\d+),"ms":(\d+),"msg":"aggregate.state_restored"/g)].map((m) => ({ users: Number(m[1]), ms: Number(m[2]) }));
       if (lines.length >= 3) break;
       await sleep(200);
     }

@@ -1,6 +1,7 @@
 import type { Kafka } from 'kafkajs';
 import type { Registry } from 'prom-client';
 import { DefinitionsTable } from '../common/definitionsTable.ts';
+import { restorePartitionState } from '../common/changelogRestore.ts';
 import { decodeValidated, eventSchemas, schemaText } from '../common/eventSchemas.ts';
 import type { Logger } from '../common/logger.ts';
 import type { SchemaRegistryClient } from '../common/schemaRegistryClient.ts';
@@ -10,9 +11,8 @@ import { startTransactionalLoop, type InputRecord, type OutputRecord, type Runni
 import { frame, unframe } from '../common/wireFormat.ts';
 import { createAggregateMetrics } from './aggregateMetrics.ts';
 import { applyEvent } from './applyEvent.ts';
-import { restorePartitionState } from './changelogRestore.ts';
 import { DeltaAccumulator } from './deltaAccumulator.ts';
-import { encodeUserState, emptyUserState, type UserState } from './userState.ts';
+import { decodeUserState, encodeUserState, emptyUserState, type UserState } from './userState.ts';
 
 /**
  * The aggregator: exp.events in; per-user state kept in memory per input partition and
@@ -79,7 +79,7 @@ export async function startAggregate(options: AggregateOptions): Promise<Running
     ...(options.sessionTimeoutMs ? { sessionTimeoutMs: options.sessionTimeoutMs } : {}),
     prepare: async (_topic, partition, producer) => {
       const timer = metrics.restoreSeconds.startTimer();
-      states.set(partition, await restorePartitionState({ kafka, changelogTopic: topics.aggregateChangelog, partition, producer, logger: log }));
+      states.set(partition, await restorePartitionState({ kafka, changelogTopic: topics.aggregateChangelog, partition, producer, logger: log, decode: decodeUserState, logEvent: 'aggregate.state_restored' }));
       timer();
     },
     revoked: (_topic, partition) => {

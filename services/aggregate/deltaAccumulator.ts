@@ -1,37 +1,11 @@
+import type { ExperimentDelta, MetricDelta, MinuteBucket } from '../common/aggregateDelta.ts';
+
+export type { ExperimentDelta };
+
 /**
  * Collects the additive changes of one batch, per experiment, variant and metric, plus
  * per-minute buckets; emitted as AggregateDelta records when the batch commits.
  */
-export interface MetricDelta {
-  metric: string;
-  sum: number;
-  sumSquares: number;
-  conversions: number;
-  events: number;
-}
-
-export interface VariantDelta {
-  variantId: string;
-  exposedUsers: number;
-  conflicts: number;
-  metrics: MetricDelta[];
-}
-
-export interface MinuteBucket {
-  minute: number;
-  variantId: string;
-  metric: string | null;
-  count: number;
-  sum: number;
-}
-
-export interface ExperimentDelta {
-  experimentId: string;
-  definitionVersion: number;
-  variants: VariantDelta[];
-  buckets: MinuteBucket[];
-}
-
 const MINUTE = 60_000;
 
 interface VariantBuilder {

@@ -65,6 +65,8 @@ export interface EventSchemas {
   deadLetter: avro.Type;
   definition: avro.Type;
   aggregateDelta: avro.Type;
+  controlCommand: avro.Type;
+  anomaly: avro.Type;
 }
 
 let cached: EventSchemas | undefined;
@@ -81,7 +83,7 @@ export function eventSchemas(): EventSchemas {
   const parse = (name: string) => avro.Type.forSchema(readSchema(name), { registry });
   const exposure = parse('ExposureEvent');
   const metric = parse('MetricEvent');
-  cached = { exposure, metric, validated: parse('ValidatedEvent'), deadLetter: parse('DeadLetter'), definition: parse('ExperimentDefinitionRecord'), aggregateDelta: parse('AggregateDelta') };
+  cached = { exposure, metric, validated: parse('ValidatedEvent'), deadLetter: parse('DeadLetter'), definition: parse('ExperimentDefinitionRecord'), aggregateDelta: parse('AggregateDelta'), controlCommand: parse('ControlCommand'), anomaly: parse('Anomaly') };
   return cached;
 }
 

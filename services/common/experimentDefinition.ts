@@ -39,6 +39,8 @@ export const ExperimentDefinitionSchema = z
     guardrailMetrics: z.array(GuardrailSchema).default([]),
     /** p-value below which the sample ratio is called mismatched. */
     srmThreshold: z.number().gt(0).lt(0.5).default(0.001),
+    /** Level of the guardrail confidence sequences (always valid, checked after every update). */
+    guardrailAlpha: z.number().gt(0).lt(0.5).default(0.05),
     /** Metric events count for this many hours after the user's exposure. */
     attributionWindowHours: z.number().positive().max(24 * 365).default(24 * 14),
     /** Users per variant before any automatic decision. */

@@ -1,10 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import type { Kafka, Producer } from 'kafkajs';
-import type { Logger } from '../common/logger.ts';
-import { decodeUserState, type UserState } from './userState.ts';
+import type { Logger } from './logger.ts';
 
 /**
- * Rebuilds one input partition's user state from its changelog partition.
+ * Rebuilds one input partition's state (key -> value) from its changelog partition.
  *
  * Where does the changelog end? Reading "to the high watermark" does not work with
  * transactions: commit markers take offsets that a consumer never sees. So the new owner
@@ -16,7 +15,7 @@ import { decodeUserState, type UserState } from './userState.ts';
 export const RESTORE_HEADER = 'expstream-restore-token';
 const MARKER_KEY = '\u0000restore-marker';
 
-export async function restorePartitionState(options: { kafka: Kafka; changelogTopic: string; partition: number; producer: Producer; logger: Logger; timeoutMs?: number }): Promise<Map<string, UserState>> {
+export async function restorePartitionState<T>(options: { kafka: Kafka; changelogTopic: string; partition: number; producer: Producer; logger: Logger; decode: (value: Buffer) => T; logEvent: string; timeoutMs?: number }): Promise<Map<string, T>> {
   const { kafka, changelogTopic, partition } = options;
   const started = Date.now();
   const token = randomUUID();
@@ -29,7 +28,7 @@ export async function restorePartitionState(options: { kafka: Kafka; changelogTo
     throw err;
   }
 
-  const state = new Map<string, UserState>();
+  const state = new Map<string, T>();
   const consumer = kafka.consumer({ groupId: `restore-${randomUUID()}`, readUncommitted: false, maxWaitTimeInMs: 100, maxBytesPerPartition: 8 * 1024 * 1024 });
   await consumer.connect();
   try {
@@ -50,7 +49,7 @@ export async function restorePartitionState(options: { kafka: Kafka; changelogTo
               }
               continue;
             }
-            if (message.key && message.value) state.set(message.key.toString('utf8'), decodeUserState(message.value));
+            if (message.key && message.value) state.set(message.key.toString('utf8'), options.decode(message.value));
           }
         },
       });
@@ -58,6 +57,6 @@ export async function restorePartitionState(options: { kafka: Kafka; changelogTo
   } finally {
     await consumer.disconnect();
   }
-  options.logger.info({ topic: changelogTopic, partition, users: state.size, ms: Date.now() - started }, 'aggregate.state_restored');
+  options.logger.info({ topic: changelogTopic, partition, keys: state.size, ms: Date.now() - started }, options.logEvent);
   return state;
 }

@@ -1,0 +1,33 @@
+/**
+ * The contract of exp.aggregates (schemas/AggregateDelta.avsc) as TypeScript: written by the
+ * aggregator, read by the guard and the sink. Every field is additive across deltas.
+ */
+export interface MetricDelta {
+  metric: string;
+  sum: number;
+  sumSquares: number;
+  conversions: number;
+  events: number;
+}
+
+export interface VariantDelta {
+  variantId: string;
+  exposedUsers: number;
+  conflicts: number;
+  metrics: MetricDelta[];
+}
+
+export interface MinuteBucket {
+  minute: number;
+  variantId: string;
+  metric: string | null;
+  count: number;
+  sum: number;
+}
+
+export interface ExperimentDelta {
+  experimentId: string;
+  definitionVersion: number;
+  variants: VariantDelta[];
+  buckets: MinuteBucket[];
+}
