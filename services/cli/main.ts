@@ -3,6 +3,7 @@ import { loadConfig, type Config } from '../common/config.ts';
 import { errorMessage, isPipelineError } from '../common/errors.ts';
 import { LOG_LEVELS } from '../common/logger.ts';
 import { registerExperimentCommands } from './commands/experiments.ts';
+import { registerKeyCommands } from './commands/keys.ts';
 import { registerProduceCommand } from './commands/produce.ts';
 import { registerStackCommands } from './commands/stack.ts';
 
@@ -27,6 +28,7 @@ export function buildProgram(): Command {
   registerStackCommands(program, configFromFlags);
   registerProduceCommand(program, configFromFlags);
   registerExperimentCommands(program, configFromFlags);
+  registerKeyCommands(program);
   return program;
 }
 

@@ -73,6 +73,14 @@ const ConfigSchema = z.strictObject({
       port: z.coerce.number().int().min(0).max(65535).default(0),
     })
     .prefault({}),
+  guard: z
+    .strictObject({
+      /** The principal the guard signs HALT commands as (its public key and roles are in the keyring). */
+      principal: z.string().regex(/^[A-Za-z0-9._@-]{1,100}$/, 'letters, digits, dot, dash, underscore, @').default('guardian'),
+      /** PKCS#8 PEM file of the guard's Ed25519 private key (`expctl keys generate` makes one). */
+      keyFile: z.string().min(1).optional(),
+    })
+    .prefault({}),
   ingest: z
     .strictObject({
       /** Larger raw records go to the DLQ unread (with this many of their bytes); below the broker's 1 MiB record limit. */
@@ -113,6 +121,8 @@ export const ENV_KEYS = {
   EXP_INSTANCE_ID: 'instanceId',
   METRICS_HOST: 'metrics.host',
   METRICS_PORT: 'metrics.port',
+  GUARD_PRINCIPAL: 'guard.principal',
+  GUARD_KEY_FILE: 'guard.keyFile',
   INGEST_MAX_PAYLOAD_BYTES: 'ingest.maxPayloadBytes',
   INGEST_MAX_FUTURE_SKEW_MS: 'ingest.maxFutureSkewMs',
   INGEST_MAX_EVENT_AGE_MS: 'ingest.maxEventAgeMs',

@@ -14,6 +14,7 @@ export const TOPIC_SUFFIXES = {
   audit: 'exp.audit',
   definitions: 'exp.definitions',
   aggregateChangelog: 'exp.aggregate-state.changelog',
+  guardChangelog: 'exp.guard-state.changelog',
 } as const;
 
 export type TopicRole = keyof typeof TOPIC_SUFFIXES;
@@ -54,4 +55,6 @@ export const TOPIC_SPECS: Readonly<Record<TopicRole, TopicSpec>> = {
   definitions: { partitions: 1, compacted: true },
   // Must have as many partitions as exp.events: partition p holds the state of input partition p.
   aggregateChangelog: { partitions: 3, compacted: true },
+  // As many partitions as exp.aggregates, for the same reason.
+  guardChangelog: { partitions: 3, compacted: true },
 };

@@ -1,0 +1,101 @@
+import type { Kafka } from 'kafkajs';
+import { Counter, type Registry } from 'prom-client';
+import type { ExperimentDelta } from '../common/aggregateDelta.ts';
+import { restorePartitionState } from '../common/changelogRestore.ts';
+import { DefinitionsTable } from '../common/definitionsTable.ts';
+import { eventSchemas, schemaText } from '../common/eventSchemas.ts';
+import type { Logger } from '../common/logger.ts';
+import type { SchemaRegistryClient } from '../common/schemaRegistryClient.ts';
+import { ensureTopics } from '../common/topicAdmin.ts';
+import { valueSubject, type TopicNames } from '../common/topics.ts';
+import { startTransactionalLoop, type InputRecord, type OutputRecord, type RunningLoop } from '../common/transactionalLoop.ts';
+import { unframe } from '../common/wireFormat.ts';
+import { evaluateExperiment } from './evaluate.ts';
+import { decodeExperimentState, emptyExperimentState, encodeExperimentState, mergeDelta, type ExperimentState } from './experimentState.ts';
+import { anomalyRecord, encodeCommand, haltCommand, type Signer } from './guardOutputs.ts';
+
+/**
+ * The guard: exp.aggregates in (keyed by experiment, so one instance owns each experiment);
+ * per-experiment totals kept in memory and changelogged; every experiment touched by a batch
+ * is evaluated once for that batch (a busy experiment cannot starve the others: a batch is
+ * bounded and each experiment costs one evaluation). New incidents go to exp.anomalies, and
+ * the halting ones as signed HALT commands to exp.control, in the same transaction as the
+ * state that records them, so an incident is halted once even across crashes and restarts.
+ */
+export interface GuardOptions {
+  kafka: Kafka;
+  registry: SchemaRegistryClient;
+  topics: TopicNames;
+  groupId: string;
+  signer: Signer;
+  sessionTimeoutMs?: number;
+  metrics: Registry;
+  logger: Logger;
+}
+
+export async function startGuard(options: GuardOptions): Promise<RunningLoop> {
+  const { kafka, topics } = options;
+  const log = options.logger.child({ module: 'guard' });
+  await ensureTopics(kafka, topics, ['aggregates', 'anomalies', 'control', 'definitions', 'guardChangelog']);
+  const anomalySchemaId = await options.registry.register(valueSubject(topics.anomalies), schemaText(eventSchemas().anomaly));
+  const commandSchemaId = await options.registry.register(valueSubject(topics.control), schemaText(eventSchemas().controlCommand));
+  const definitions = new DefinitionsTable(kafka, topics.definitions, log);
+  await definitions.start();
+  const signals = new Counter({ name: 'guard_signals_total', help: 'Anomaly signals raised, by type and whether they halted', labelNames: ['type', 'halted'], registers: [options.metrics] });
+  const states = new Map<number, Map<string, ExperimentState>>();
+
+  const process = async (records: InputRecord[]): Promise<OutputRecord[]> => {
+    const partition = records[0]!.partition;
+    const experiments = states.get(partition)!;
+    const touched = new Set<string>();
+    for (const record of records) {
+      const framed = unframe(record.message.value);
+      if (!framed.ok) continue;
+      const delta = eventSchemas().aggregateDelta.fromBuffer(framed.body) as ExperimentDelta;
+      let state = experiments.get(delta.experimentId);
+      if (!state) experiments.set(delta.experimentId, (state = emptyExperimentState(delta.experimentId)));
+      mergeDelta(state, delta);
+      touched.add(delta.experimentId);
+    }
+    const outputs: OutputRecord[] = [];
+    const now = Date.now();
+    for (const experimentId of touched) {
+      const state = experiments.get(experimentId)!;
+      const published = definitions.get(experimentId);
+      if (published) {
+        for (const signal of evaluateExperiment(state, published)) {
+          state.incidents[signal.incident] = { raisedAt: now, halted: signal.halt, definitionVersion: published.version };
+          outputs.push({ topic: topics.anomalies, message: { key: experimentId, value: anomalyRecord(experimentId, published.version, signal, now, anomalySchemaId) } });
+          if (signal.halt) outputs.push({ topic: topics.control, message: { key: experimentId, value: encodeCommand(haltCommand(experimentId, published.version, signal, options.signer, now), commandSchemaId) } });
+          signals.inc({ type: signal.type, halted: String(signal.halt) });
+          log.warn({ experimentId, type: signal.type, halt: signal.halt, reason: signal.reason }, 'guard.signal');
+        }
+      }
+      outputs.push({ topic: topics.guardChangelog, message: { key: experimentId, value: encodeExperimentState(state), partition } });
+    }
+    return outputs;
+  };
+
+  const loop = await startTransactionalLoop({
+    kafka,
+    groupId: options.groupId,
+    topics: [topics.aggregates],
+    transactionalIdPrefix: options.groupId,
+    logger: log,
+    // Small batches: a decision waits for its batch to commit.
+    maxBatchRecords: 500,
+    ...(options.sessionTimeoutMs ? { sessionTimeoutMs: options.sessionTimeoutMs } : {}),
+    prepare: async (_topic, partition, producer) => {
+      states.set(partition, await restorePartitionState({ kafka, changelogTopic: topics.guardChangelog, partition, producer, logger: log, decode: decodeExperimentState, logEvent: 'guard.state_restored' }));
+    },
+    revoked: (_topic, partition) => void states.delete(partition),
+    process,
+  });
+  log.info({ groupId: options.groupId, input: topics.aggregates, outputs: [topics.anomalies, topics.control] }, 'guard running');
+  return {
+    stop: async () => {
+      await loop.stop();
+      await definitions.stop();
+    },
+  };
+}

@@ -1,0 +1,99 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, describe, expect, it } from 'vitest';
+import { eventSchemas } from '../../services/common/eventSchemas.ts';
+import { parseDefinition } from '../../services/common/experimentDefinition.ts';
+import { committedTotal } from '../../services/common/groupProgress.ts';
+import { generateSigningKeyPair, publicKeyFromPem, verifyPayload } from '../../services/common/signing.ts';
+import { consumerGroup } from '../../services/common/topics.ts';
+import { unframe } from '../../services/common/wireFormat.ts';
+import { applyDefinitions } from '../../services/cli/experiments/applyDefinitions.ts';
+import { spawnService, type ChildService } from '../support/childService.ts';
+import { testPipeline } from '../support/pipeline.ts';
+import { seededRandom } from '../support/random.ts';
+import { readTopic } from '../support/topicReader.ts';
+
+const USERS = 3_000;
+
+describe('auto-halt, end to end through ingest, aggregate and guard', () => {
+  const pipeline = testPipeline('auto-halt');
+  const services: ChildService[] = [];
+  afterAll(async () => {
+    for (const s of services) s.process.kill('SIGTERM');
+    await Promise.all(services.map((s) => s.exited));
+  });
+
+  it('halts the experiment with a sample ratio mismatch and the one with a guardrail regression, never the healthy A/A', async () => {
+    const keys = generateSigningKeyPair();
+    const keyFile = join(mkdtempSync(join(tmpdir(), 'guardian-')), 'guardian.key');
+    writeFileSync(keyFile, keys.privateKey, { mode: 0o600 });
+    const definition = (id: string) =>
+      parseDefinition({
+        id, name: id, hypothesis: 'h', owner: 'test',
+        variants: [{ id: 'control', weight: 0.5 }, { id: 'treatment', weight: 0.5 }],
+        primaryMetrics: [{ name: 'orders', type: 'conversion' }],
+        guardrailMetrics: [{ name: 'latency', type: 'sum', harmfulDirection: 'increase', tolerance: { kind: 'relative', value: 0.05 } }],
+        minimumSampleSize: 200, plannedSampleSize: USERS,
+      }, id);
+    await applyDefinitions(pipeline, ['healthy-aa', 'broken-split', 'slow-treatment'].map(definition));
+
+    const env = { ...pipeline.env, GUARD_KEY_FILE: keyFile, KAFKA_SESSION_TIMEOUT_MS: '6000' };
+    for (const service of ['ingest', 'aggregate', 'guard']) services.push(spawnService(`services/${service}/main.ts`, env));
+    await Promise.all(services.map((s) => s.started));
+
+    const producer = await pipeline.producer();
+    const random = seededRandom(99);
+    const now = Date.now();
+    const sends: Promise<void>[] = [];
+    for (let u = 0; u < USERS; u++) {
+      for (const experimentId of ['healthy-aa', 'broken-split', 'slow-treatment']) {
+        const userId = `${experimentId}-user-${u}`;
+        // broken-split assigns 60 % to treatment against a planned 50 %.
+        const variantId = random() < (experimentId === 'broken-split' ? 0.6 : 0.5) ? 'treatment' : 'control';
+        const slow = experimentId === 'slow-treatment' && variantId === 'treatment' ? 1.3 : 1;
+        sends.push(producer.sendExposure({ eventId: `x-${userId}`, experimentId, variantId, userId, eventTime: now, context: null }));
+        sends.push(producer.sendMetric({ eventId: `m-${userId}`, userId, metric: 'latency', value: (200 + 40 * gaussian(random)) * slow, eventTime: now + 1 }));
+      }
+    }
+    await Promise.all(sends);
+    await producer.close();
+
+    // Wait until ingest, aggregate and guard have all caught up with everything produced.
+    const groups: [string, string[]][] = [['ingest', [pipeline.topics.exposuresRaw, pipeline.topics.metricsRaw]], ['aggregate', [pipeline.topics.events]], ['guard', [pipeline.topics.aggregates]]];
+    const deadline = Date.now() + 120_000;
+    for (const [name, topics] of groups) {
+      const admin = pipeline.kafka.admin();
+      await admin.connect();
+      const end = async () => (await Promise.all(topics.map((t) => admin.fetchTopicOffsets(t)))).flat().reduce((n, p) => n + Number(p.high), 0);
+      // Transaction markers take offsets too: done when committed offsets stop short of the end by markers only.
+      while (Date.now() < deadline && (await committedTotal(pipeline.kafka, consumerGroup(pipeline.prefix, name), topics)) < (await end()) - 10 * topics.length * 3) await sleep(300);
+      await admin.disconnect();
+    }
+    await sleep(2_000);
+
+    const commands = (await readTopic(pipeline.kafka, pipeline.topics.control, { count: 10, idleMs: 3_000 })).map(({ message }) => eventSchemas().controlCommand.fromBuffer((unframe(message.value) as { body: Buffer }).body) as { commandId: string; experimentId: string; action: string; evidence: string; issuer: string; signature: string });
+    const halted = commands.map((c) => c.experimentId).sort();
+    expect(halted).toEqual(['broken-split', 'slow-treatment']);
+    const publicKey = publicKeyFromPem(keys.publicKey);
+    for (const command of commands) {
+      expect(command.action).toBe('HALT');
+      expect(command.issuer).toBe('guardian');
+      expect(verifyPayload({ ...command }, publicKey)).toBe(true);
+    }
+    const srm = JSON.parse(commands.find((c) => c.experimentId === 'broken-split')!.evidence) as Record<string, unknown>;
+    expect(srm).toMatchObject({ definitionVersion: 1, threshold: 0.001 });
+    expect(srm.pValue as number).toBeLessThan(0.001);
+    const guardrail = JSON.parse(commands.find((c) => c.experimentId === 'slow-treatment')!.evidence) as Record<string, unknown>;
+    expect(guardrail).toMatchObject({ harmfulDirection: 'increase', control: 'control' });
+    expect(guardrail.lower as number).toBeGreaterThan(guardrail.tolerance as number);
+
+    const anomalies = (await readTopic(pipeline.kafka, pipeline.topics.anomalies, { count: 10, idleMs: 2_000 })).map(({ message }) => eventSchemas().anomaly.fromBuffer((unframe(message.value) as { body: Buffer }).body) as { experimentId: string; type: string; halted: boolean });
+    expect(anomalies.map((a) => [a.experimentId, a.type, a.halted]).sort()).toEqual([['broken-split', 'SAMPLE_RATIO_MISMATCH', true], ['slow-treatment', 'GUARDRAIL_REGRESSION', true]]);
+  }, 240_000);
+});
+
+function gaussian(random: () => number): number {
+  return Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
+}
