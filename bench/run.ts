@@ -3,13 +3,15 @@ import { cpus, totalmem } from 'node:os';
 import { resolve } from 'node:path';
 import { startBenchStack } from './benchStack.ts';
 import { runAggregateBench } from './aggregateBench.ts';
+import { runHaltLatencyBench } from './haltLatencyBench.ts';
 import { runIngestBench } from './ingestBench.ts';
 
 /**
  * `npm run bench`: runs the benchmarks on a real local stack and records their numbers in
  * bench/results/<name>.json (latest) and bench/results/history.jsonl (every run).
  * BENCH_EVENTS sets the ingest size (default 200,000), BENCH_USERS the aggregate size
- * (default 1,000,000 users), BENCH_ONLY=ingest|aggregate runs one of them.
+ * (default 1,000,000 users), BENCH_HALT_RUNS the halt-latency runs (default 30);
+ * BENCH_ONLY=ingest|aggregate|halt runs one of them.
  */
 const say = (m: string) => process.stderr.write(`[bench] ${m}\n`);
 const events = Number(process.env.BENCH_EVENTS ?? 200_000);
@@ -21,8 +23,13 @@ for (const [name, value] of [['BENCH_EVENTS', events], ['BENCH_USERS', users]] a
     process.exit(2);
   }
 }
-if (only !== undefined && only !== 'ingest' && only !== 'aggregate') {
-  say(`BENCH_ONLY must be ingest or aggregate, got ${only}`);
+const haltRuns = Number(process.env.BENCH_HALT_RUNS ?? 30);
+if (!Number.isSafeInteger(haltRuns) || haltRuns < 1 || haltRuns > 500) {
+  say(`BENCH_HALT_RUNS must be an integer from 1 to 500, got ${process.env.BENCH_HALT_RUNS}`);
+  process.exit(2);
+}
+if (only !== undefined && !['ingest', 'aggregate', 'halt'].includes(only)) {
+  say(`BENCH_ONLY must be ingest, aggregate or halt, got ${only}`);
   process.exit(2);
 }
 
@@ -39,8 +46,9 @@ mkdirSync(resultsDir, { recursive: true });
 const stack = await startBenchStack(say);
 try {
   const machine = { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version, kafka: stack.kafkaVersion };
-  if (only !== 'aggregate') record('ingest', machine, await runIngestBench(stack, events, say));
-  if (only !== 'ingest') record('aggregate', machine, await runAggregateBench(stack, users, say));
+  if (!only || only === 'ingest') record('ingest', machine, await runIngestBench(stack, events, say));
+  if (!only || only === 'aggregate') record('aggregate', machine, await runAggregateBench(stack, users, say));
+  if (!only || only === 'halt') record('halt-latency', machine, await runHaltLatencyBench(stack, haltRuns, say));
 } finally {
   await stack.close();
 }

@@ -7,8 +7,10 @@ import { LogRateLimiter } from '../common/logRateLimiter.ts';
 import type { SchemaRegistryClient } from '../common/schemaRegistryClient.ts';
 import { ensureTopics } from '../common/topicAdmin.ts';
 import { valueSubject, type TopicNames } from '../common/topics.ts';
+import { frame } from '../common/wireFormat.ts';
 import { startTransactionalLoop, type RunningLoop } from '../common/transactionalLoop.ts';
 import { ingestBatch, type IngestTarget } from './ingestBatch.ts';
+import { DlqRateMonitor, type DlqSpike } from './dlqRateMonitor.ts';
 import { createIngestMetrics } from './ingestMetrics.ts';
 import { RecordDecoder } from './recordDecoder.ts';
 import type { ExperimentLookup, ValidationLimits } from './validateEvent.ts';
@@ -34,7 +36,9 @@ export interface IngestOptions {
 export async function startIngest(options: IngestOptions): Promise<RunningLoop> {
   const { topics, logger } = options;
   const log = logger.child({ module: 'ingest' });
-  await ensureTopics(options.kafka, topics, ['exposuresRaw', 'metricsRaw', 'events', 'dlq', 'definitions']);
+  await ensureTopics(options.kafka, topics, ['exposuresRaw', 'metricsRaw', 'events', 'dlq', 'definitions', 'anomalies']);
+  const anomalySchemaId = await options.registry.register(valueSubject(topics.anomalies), schemaText(eventSchemas().anomaly));
+  const dlqRate = new DlqRateMonitor();
   const definitions = options.checkExperiments ? new DefinitionsTable(options.kafka, topics.definitions, log) : undefined;
   await definitions?.start();
   const experiments: ExperimentLookup | undefined = definitions && ((id) => definitions.get(id)?.definition.variants.map((v) => v.id));
@@ -66,15 +70,24 @@ export async function startIngest(options: IngestOptions): Promise<RunningLoop> 
     transactionalIdPrefix: groupId,
     ...(options.sessionTimeoutMs ? { sessionTimeoutMs: options.sessionTimeoutMs } : {}),
     logger: log,
-    process: (records) =>
-      ingestBatch(records, decoder, target, options.limits, {
+    process: async (records) => {
+      let deadLetters = 0;
+      const outputs = await ingestBatch(records, decoder, target, options.limits, {
         accepted: (r) => metrics.records.inc({ topic: r.topic, outcome: 'valid' }),
         deadLettered: (r, rejection) => {
+          deadLetters++;
           metrics.records.inc({ topic: r.topic, outcome: 'dlq' });
           metrics.deadLetters.inc({ topic: r.topic, reason: rejection.reason });
           dlqLog.warn(rejection.reason, { topic: r.topic, partition: r.partition, offset: r.message.offset, reason: rejection.reason, detail: rejection.message }, 'record dead-lettered');
         },
-      }, experiments),
+      }, experiments);
+      const spike = dlqRate.observe(Date.now(), records.length, deadLetters);
+      if (spike) {
+        log.warn(spike, 'ingest.dlq_rate_spike');
+        outputs.push({ topic: topics.anomalies, message: { key: null, value: dlqSpikeAnomaly(spike, anomalySchemaId) } });
+      }
+      return outputs;
+    },
     onCommitted: (e) => {
       metrics.lag.set({ topic: e.topic, partition: String(e.partition) }, e.lag);
       metrics.batchSeconds.observe(e.durationMs / 1000);
@@ -89,4 +102,20 @@ export async function startIngest(options: IngestOptions): Promise<RunningLoop> 
       dlqLog.flush();
     },
   };
+}
+
+/** A pipeline-wide data-quality signal (no experiment: experimentId "*"), never a halt. */
+function dlqSpikeAnomaly(spike: DlqSpike, schemaId: number): Buffer {
+  return frame(schemaId, eventSchemas().anomaly.toBuffer({
+    anomalyId: `*:DLQ_RATE_SPIKE:${spike.minute}`,
+    experimentId: '*',
+    type: 'DLQ_RATE_SPIKE',
+    severity: 'warning',
+    variantId: null,
+    metric: null,
+    definitionVersion: 0,
+    detectedAt: Date.now(),
+    halted: false,
+    evidence: JSON.stringify(spike),
+  }));
 }

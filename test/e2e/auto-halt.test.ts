@@ -91,6 +91,29 @@ describe('auto-halt, end to end through ingest, aggregate and guard', () => {
 
     const anomalies = (await readTopic(pipeline.kafka, pipeline.topics.anomalies, { count: 10, idleMs: 2_000 })).map(({ message }) => eventSchemas().anomaly.fromBuffer((unframe(message.value) as { body: Buffer }).body) as { experimentId: string; type: string; halted: boolean });
     expect(anomalies.map((a) => [a.experimentId, a.type, a.halted]).sort()).toEqual([['broken-split', 'SAMPLE_RATIO_MISMATCH', true], ['slow-treatment', 'GUARDRAIL_REGRESSION', true]]);
+
+    // Once per incident, across restarts: a new guard process restores the incidents from its
+    // changelog and does not halt again when more (still mismatched) data arrives.
+    const guard = services.pop()!;
+    guard.process.kill('SIGKILL');
+    await guard.exited;
+    const restarted = spawnService('services/guard/main.ts', env);
+    services.push(restarted);
+    await restarted.started;
+    const more = await pipeline.producer();
+    const moreSends: Promise<void>[] = [];
+    for (let u = USERS; u < USERS + 500; u++) {
+      const variantId = random() < 0.6 ? 'treatment' : 'control';
+      moreSends.push(more.sendExposure({ eventId: `x-more-${u}`, experimentId: 'broken-split', variantId, userId: `broken-split-user-${u}`, eventTime: now, context: null }));
+    }
+    await Promise.all(moreSends);
+    await more.close();
+    const restoredDeadline = Date.now() + 60_000;
+    while (Date.now() < restoredDeadline && !/"msg":"guard.state_restored"/.test(restarted.log())) await sleep(200);
+    expect(restarted.log()).toMatch(/"msg":"guard.state_restored"/);
+    await sleep(4_000);
+    const after = await readTopic(pipeline.kafka, pipeline.topics.control, { count: 10, idleMs: 3_000 });
+    expect(after).toHaveLength(2);
   }, 240_000);
 });
 

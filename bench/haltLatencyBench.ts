@@ -1,0 +1,99 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Kafka, logLevel } from 'kafkajs';
+import { applyDefinitions } from '../services/cli/experiments/applyDefinitions.ts';
+import { eventSchemas } from '../services/common/eventSchemas.ts';
+import { parseDefinition } from '../services/common/experimentDefinition.ts';
+import { createLogger } from '../services/common/logger.ts';
+import { SchemaRegistryClient } from '../services/common/schemaRegistryClient.ts';
+import { generateSigningKeyPair } from '../services/common/signing.ts';
+import { ensureTopics } from '../services/common/topicAdmin.ts';
+import { topicNames } from '../services/common/topics.ts';
+import { unframe } from '../services/common/wireFormat.ts';
+import { EventProducer } from '../services/producer/eventProducer.ts';
+import { sequentialSrm } from '../services/stats/sequentialSrm.ts';
+import { spawnBenchService } from './benchProcess.ts';
+import type { BenchStack } from './benchStack.ts';
+
+/**
+ * Halt latency through the whole pipeline (ingest, aggregate, guard as their own
+ * processes): for each run a fresh experiment gets a balanced start and then exposures to
+ * one variant only, computed so that the sequential SRM test first crosses its threshold
+ * at a known exposure. Everything before it is produced and left to settle; the clock then
+ * runs from producing that one exposure to the HALT being readable (read_committed) on
+ * exp.control.
+ */
+export interface HaltLatencyResult {
+  runs: number;
+  p50Ms: number;
+  p90Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  minMs: number;
+}
+
+const MIN_SAMPLE = 100;
+const THRESHOLD = 0.001;
+
+export async function runHaltLatencyBench(stack: BenchStack, runs: number, say: (m: string) => void): Promise<HaltLatencyResult> {
+  const prefix = `bench-halt-${Date.now()}.`;
+  const topics = topicNames(prefix);
+  const kafka = new Kafka({ brokers: stack.kafkaBrokers, clientId: 'bench', logLevel: logLevel.NOTHING });
+  const registry = new SchemaRegistryClient(stack.schemaRegistryUrl);
+  const logger = createLogger({ level: 'warn', name: 'bench' });
+  await ensureTopics(kafka, topics, ['exposuresRaw', 'metricsRaw', 'events', 'dlq', 'aggregates', 'anomalies', 'control', 'definitions', 'aggregateChangelog', 'guardChangelog']);
+  const experiments = Array.from({ length: runs }, (_, i) => `halt-${i}`);
+  await applyDefinitions({ kafka, registry, topics, logger }, experiments.map((id) =>
+    parseDefinition({ id, name: id, hypothesis: 'h', owner: 'bench', variants: [{ id: 'control', weight: 0.5 }, { id: 'treatment', weight: 0.5 }], primaryMetrics: [{ name: 'orders', type: 'conversion' }], srmThreshold: THRESHOLD, minimumSampleSize: MIN_SAMPLE, plannedSampleSize: 10_000 }, id),
+  ));
+  const keyFile = join(mkdtempSync(join(tmpdir(), 'bench-guardian-')), 'guardian.key');
+  writeFileSync(keyFile, generateSigningKeyPair().privateKey, { mode: 0o600 });
+  const env = { KAFKA_BROKERS: stack.kafkaBrokers.join(','), SCHEMA_REGISTRY_URL: stack.schemaRegistryUrl, EXP_TOPIC_PREFIX: prefix, GUARD_KEY_FILE: keyFile, LOG_LEVEL: 'warn' };
+  const services = ['ingest', 'aggregate', 'guard'].map((s) => spawnBenchService(`services/${s}/main.ts`, env));
+
+  const haltedAt = new Map<string, number>();
+  const control = kafka.consumer({ groupId: `bench-halt-reader-${Date.now()}`, readUncommitted: false, maxWaitTimeInMs: 50 });
+  await control.connect();
+  await control.subscribe({ topic: topics.control, fromBeginning: true });
+  await control.run({
+    eachMessage: async ({ message }) => {
+      const framed = unframe(message.value);
+      if (!framed.ok) return;
+      const command = eventSchemas().controlCommand.fromBuffer(framed.body) as { experimentId: string };
+      if (!haltedAt.has(command.experimentId)) haltedAt.set(command.experimentId, Date.now());
+    },
+  });
+
+  // Exposures to treatment after a balanced start of MIN_SAMPLE each, until the test crosses.
+  let extra = 0;
+  while (!sequentialSrm([MIN_SAMPLE, MIN_SAMPLE + extra + 1], [0.5, 0.5], THRESHOLD).mismatch) extra++;
+  say(`the sequential SRM test crosses at ${MIN_SAMPLE} control / ${MIN_SAMPLE + extra + 1} treatment users`);
+
+  const producer = await EventProducer.create({ kafka, registry, topics, lingerMs: 0 });
+  await sleep(3_000); // let the services join their groups
+  const latencies: number[] = [];
+  for (const experimentId of experiments) {
+    const exposure = (variantId: string, n: number) => producer.sendExposure({ eventId: `${experimentId}-${variantId}-${n}`, experimentId, variantId, userId: `${experimentId}-${variantId}-${n}`, eventTime: Date.now(), context: null });
+    const prefixSends: Promise<void>[] = [];
+    for (let n = 0; n < MIN_SAMPLE; n++) prefixSends.push(exposure('control', n), exposure('treatment', n));
+    for (let n = 0; n < extra; n++) prefixSends.push(exposure('treatment', MIN_SAMPLE + n));
+    await Promise.all(prefixSends);
+    await sleep(2_500);
+    if (haltedAt.has(experimentId)) throw new Error(`${experimentId} halted before the deciding exposure`);
+    const started = Date.now();
+    await exposure('treatment', MIN_SAMPLE + extra);
+    while (!haltedAt.has(experimentId) && Date.now() - started < 30_000) await sleep(2);
+    const halted = haltedAt.get(experimentId);
+    if (halted === undefined) throw new Error(`${experimentId} was not halted within 30 s`);
+    latencies.push(halted - started);
+    say(`${experimentId}: ${halted - started} ms`);
+  }
+  await producer.close();
+  await control.disconnect();
+  await Promise.all(services.map((s) => s.stop()));
+  const sorted = [...latencies].sort((a, b) => a - b);
+  const quantile = (q: number) => sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]!;
+  return { runs, p50Ms: quantile(0.5), p90Ms: quantile(0.9), p99Ms: quantile(0.99), maxMs: sorted.at(-1)!, minMs: sorted[0]! };
+}
