@@ -73,6 +73,22 @@ const ConfigSchema = z.strictObject({
       port: z.coerce.number().int().min(0).max(65535).default(0),
     })
     .prefault({}),
+  privacy: z
+    .strictObject({
+      /** Key of the HMAC that pseudonymizes user ids before they reach ClickHouse; never stored there. */
+      pseudonymKey: z.string().min(16, 'at least 16 characters').optional(),
+    })
+    .prefault({}),
+  sink: z
+    .strictObject({
+      /**
+       * Pause between a batch's inserts and its offset commit. 0 in production; a chaos drill
+       * (or the crash test) widens the window in which a crash leaves rows stored but their
+       * offsets uncommitted, to show they are not stored twice.
+       */
+      commitDelayMs: z.coerce.number().int().min(0).max(60_000).default(0),
+    })
+    .prefault({}),
   guard: z
     .strictObject({
       /** The principal the guard signs HALT commands as (its public key and roles are in the keyring). */
@@ -121,6 +137,8 @@ export const ENV_KEYS = {
   EXP_INSTANCE_ID: 'instanceId',
   METRICS_HOST: 'metrics.host',
   METRICS_PORT: 'metrics.port',
+  PSEUDONYM_KEY: 'privacy.pseudonymKey',
+  SINK_COMMIT_DELAY_MS: 'sink.commitDelayMs',
   GUARD_PRINCIPAL: 'guard.principal',
   GUARD_KEY_FILE: 'guard.keyFile',
   INGEST_MAX_PAYLOAD_BYTES: 'ingest.maxPayloadBytes',

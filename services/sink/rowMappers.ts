@@ -1,0 +1,89 @@
+import { createHmac } from 'node:crypto';
+import type { ExperimentDelta } from '../common/aggregateDelta.ts';
+import { decodeValidated, eventSchemas, isExposure, type DeadLetter } from '../common/eventSchemas.ts';
+import { PIPELINE_VERSION } from '../common/pipelineVersion.ts';
+import { unframe } from '../common/wireFormat.ts';
+
+/**
+ * Avro records to ClickHouse rows, per input topic. Each row carries the Kafka coordinates
+ * it was read from (kafka_topic, kafka_partition, kafka_offset): the sink's exactly-once
+ * bookkeeping. User ids become an HMAC under the configured key.
+ */
+export type Row = Record<string, string | number | boolean | null>;
+export type TableRows = Map<string, Row[]>;
+
+export interface KafkaRecordRef {
+  topic: string;
+  partition: number;
+  offset: string;
+  value: Buffer | null;
+}
+
+export type RowMapper = (record: KafkaRecordRef, out: TableRows) => void;
+
+export function pseudonymize(userId: string, key: string): string {
+  return createHmac('sha256', key).update(userId, 'utf8').digest('hex').slice(0, 32);
+}
+
+function push(out: TableRows, table: string, row: Row): void {
+  const rows = out.get(table);
+  if (rows) rows.push(row);
+  else out.set(table, [row]);
+}
+
+function coordinates(r: KafkaRecordRef): Row {
+  return { kafka_topic: r.topic, kafka_partition: r.partition, kafka_offset: r.offset };
+}
+
+function body(r: KafkaRecordRef): Buffer | undefined {
+  const framed = unframe(r.value);
+  return framed.ok ? framed.body : undefined;
+}
+
+export function eventRows(pseudonymKey: string): RowMapper {
+  return (r, out) => {
+    const b = body(r);
+    if (!b) return;
+    const v = decodeValidated(b);
+    const lineage = { source_topic: v.sourceTopic, source_partition: v.sourcePartition, source_offset: v.sourceOffset, schema_id: v.schemaId, ingest_time: v.ingestTime, pipeline_version: PIPELINE_VERSION, ...coordinates(r) };
+    const e = v.event;
+    if (isExposure(e)) push(out, 'exposures', { experiment_id: e.experimentId, variant_id: e.variantId, user_key: pseudonymize(e.userId, pseudonymKey), event_id: e.eventId, event_time: e.eventTime, ...lineage });
+    else push(out, 'metric_events', { metric: e.metric, user_key: pseudonymize(e.userId, pseudonymKey), value: e.value, event_id: e.eventId, event_time: e.eventTime, ...lineage });
+  };
+}
+
+export const deadLetterRows: RowMapper = (r, out) => {
+  const b = body(r);
+  if (!b) return;
+  const d = eventSchemas().deadLetter.fromBuffer(b) as DeadLetter;
+  push(out, 'dead_letters', {
+    reason: d.reason, message: d.message, source_topic: d.sourceTopic, source_partition: d.sourcePartition, source_offset: d.sourceOffset, schema_id: d.schemaId,
+    payload_bytes: d.payload?.length ?? 0, payload_head: d.payload ? d.payload.subarray(0, 32).toString('hex') : '', source_time: d.sourceTimestamp, dead_letter_time: d.deadLetterTime, ...coordinates(r),
+  });
+};
+
+export const aggregateRows: RowMapper = (r, out) => {
+  const b = body(r);
+  if (!b) return;
+  const d = eventSchemas().aggregateDelta.fromBuffer(b) as ExperimentDelta & { sourcePartition: number; firstOffset: number; lastOffset: number; emittedAt: number };
+  const common = { experiment_id: d.experimentId, definition_version: d.definitionVersion, emitted_at: d.emittedAt, events_partition: d.sourcePartition, first_offset: d.firstOffset, last_offset: d.lastOffset, ...coordinates(r) };
+  for (const v of d.variants) {
+    push(out, 'aggregate_deltas', { ...common, variant_id: v.variantId, metric: '', exposed_users: v.exposedUsers, conflicts: v.conflicts, sum: 0, sum_squares: 0, conversions: 0, events: 0 });
+    for (const m of v.metrics) push(out, 'aggregate_deltas', { ...common, variant_id: v.variantId, metric: m.metric, exposed_users: 0, conflicts: 0, sum: m.sum, sum_squares: m.sumSquares, conversions: m.conversions, events: m.events });
+  }
+  for (const bucket of d.buckets) push(out, 'aggregate_bucket_rows', { experiment_id: d.experimentId, variant_id: bucket.variantId, metric: bucket.metric ?? '', minute: Math.floor(bucket.minute / 1000), count: bucket.count, sum: bucket.sum, ...coordinates(r) });
+};
+
+export const anomalyRows: RowMapper = (r, out) => {
+  const b = body(r);
+  if (!b) return;
+  const a = eventSchemas().anomaly.fromBuffer(b) as { anomalyId: string; experimentId: string; type: string; severity: string; variantId: string | null; metric: string | null; definitionVersion: number; detectedAt: number; halted: boolean; evidence: string };
+  push(out, 'anomalies', { anomaly_id: a.anomalyId, experiment_id: a.experimentId, type: a.type, severity: a.severity, variant_id: a.variantId, metric: a.metric, definition_version: a.definitionVersion, detected_at: a.detectedAt, halted: a.halted, evidence: a.evidence, ...coordinates(r) });
+};
+
+export const controlRows: RowMapper = (r, out) => {
+  const b = body(r);
+  if (!b) return;
+  const c = eventSchemas().controlCommand.fromBuffer(b) as { commandId: string; experimentId: string; action: string; reason: string; evidence: string; issuer: string; issuedAt: number; nonce: string; signature: string };
+  push(out, 'control_commands', { command_id: c.commandId, experiment_id: c.experimentId, action: c.action, reason: c.reason, evidence: c.evidence, issuer: c.issuer, issued_at: c.issuedAt, nonce: c.nonce, signature: c.signature, ...coordinates(r) });
+};
