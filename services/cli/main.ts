@@ -5,6 +5,7 @@ import { LOG_LEVELS } from '../common/logger.ts';
 import { registerExperimentCommands } from './commands/experiments.ts';
 import { registerKeyCommands } from './commands/keys.ts';
 import { registerProduceCommand } from './commands/produce.ts';
+import { registerReanalyzeCommand } from './commands/reanalyze.ts';
 import { registerStackCommands } from './commands/stack.ts';
 
 /**
@@ -29,6 +30,7 @@ export function buildProgram(): Command {
   registerProduceCommand(program, configFromFlags);
   registerExperimentCommands(program, configFromFlags);
   registerKeyCommands(program);
+  registerReanalyzeCommand(program, configFromFlags);
   return program;
 }
 

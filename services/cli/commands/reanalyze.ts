@@ -1,0 +1,50 @@
+import type { Command } from 'commander';
+import { openClickHouse } from '../../common/clickhouse.ts';
+import type { Config } from '../../common/config.ts';
+import { DefinitionsTable } from '../../common/definitionsTable.ts';
+import { PipelineError } from '../../common/errors.ts';
+import { createServiceContext } from '../../common/serviceProcess.ts';
+import { compareStatistics } from '../reanalyze/compareStatistics.ts';
+import { formatTable } from '../reanalyze/formatTable.ts';
+import { recomputeFromRawTables, streamedStatistics } from '../reanalyze/reanalysisQueries.ts';
+
+/**
+ * `expctl reanalyze <experiment>`: recompute the experiment's statistics in ClickHouse from
+ * the raw tables, compare with the streamed aggregates, print both and their difference;
+ * exit status 1 on any difference beyond the tolerance.
+ */
+export function registerReanalyzeCommand(program: Command, loadConfig: () => Config): void {
+  program
+    .command('reanalyze')
+    .description('recompute an experiment from the raw events in ClickHouse and compare with the streamed statistics')
+    .argument('<experiment>', 'experiment id')
+    .option('--json', 'print the comparison as JSON')
+    .option('--tolerance <relative>', 'largest relative difference accepted', (v) => {
+      const n = Number(v);
+      if (!(n >= 0 && n < 1)) throw new PipelineError('INPUT_INVALID', `--tolerance must be a number in [0, 1), got '${v}'`);
+      return n;
+    }, 1e-9)
+    .action(async (experimentId: string, options: { json?: boolean; tolerance: number }) => {
+      const config = loadConfig();
+      const context = createServiceContext('expctl', config);
+      const definitions = new DefinitionsTable(context.kafka, context.topics.definitions, context.logger);
+      await definitions.start();
+      await definitions.stop();
+      const published = definitions.get(experimentId);
+      if (!published) throw new PipelineError('INPUT_INVALID', `no experiment '${experimentId}' on ${context.topics.definitions}`);
+      const ch = await openClickHouse(config.clickhouse);
+      try {
+        const [streamed, recomputed] = [await streamedStatistics(ch.client, published.definition), await recomputeFromRawTables(ch.client, published.definition)];
+        const rows = compareStatistics(published.definition, streamed, recomputed, options.tolerance);
+        const mismatches = rows.filter((r) => r.mismatch).length;
+        if (options.json) process.stdout.write(JSON.stringify({ experimentId, definitionVersion: published.version, tolerance: options.tolerance, mismatches, rows }, null, 2) + '\n');
+        else {
+          process.stdout.write(formatTable(['quantity', 'streamed', 'reanalysis', 'rel. difference', ''], rows.map((r) => [r.quantity, r.streamed, r.recomputed, r.relativeDifference.toExponential(2), r.mismatch ? 'MISMATCH' : 'ok'])));
+          process.stdout.write(`${experimentId}: ${rows.length - mismatches} of ${rows.length} quantities agree within ${options.tolerance} relative\n`);
+        }
+        if (mismatches > 0) process.exitCode = 1;
+      } finally {
+        await ch.close();
+      }
+    });
+}

@@ -1,0 +1,65 @@
+import { allMetrics, controlVariant, type ExperimentDefinition } from '../../common/experimentDefinition.ts';
+import { chiSquareGoodnessOfFit } from '../../stats/chiSquare.ts';
+import { differenceConfidenceSequence } from '../../stats/confidenceSequence.ts';
+import { sequentialSrm } from '../../stats/sequentialSrm.ts';
+import { welchTest } from '../../stats/welch.ts';
+import type { ExperimentStatistics } from './reanalysisQueries.ts';
+
+/**
+ * Streamed and recomputed statistics side by side, and the guard's tests run on each with
+ * services/stats, as rows of a comparison table. A row mismatches when the two differ by
+ * more than `tolerance` relative to the larger (counts must be equal).
+ */
+export interface ComparisonRow {
+  quantity: string;
+  streamed: number;
+  recomputed: number;
+  relativeDifference: number;
+  mismatch: boolean;
+}
+
+export function compareStatistics(definition: ExperimentDefinition, streamed: ExperimentStatistics, recomputed: ExperimentStatistics, tolerance = 1e-9): ComparisonRow[] {
+  const rows: ComparisonRow[] = [];
+  const add = (quantity: string, a: number, b: number) => {
+    const scale = Math.max(Math.abs(a), Math.abs(b));
+    const relativeDifference = a === b || (Number.isNaN(a) && Number.isNaN(b)) ? 0 : scale === 0 ? 0 : Math.abs(a - b) / scale;
+    rows.push({ quantity, streamed: a, recomputed: b, relativeDifference, mismatch: !(relativeDifference <= tolerance) });
+  };
+  const variants = definition.variants.map((v) => v.id);
+  for (const v of variants) {
+    add(`${v} users`, streamed[v]!.users, recomputed[v]!.users);
+    add(`${v} conflicts`, streamed[v]!.conflicts, recomputed[v]!.conflicts);
+    for (const m of allMetrics(definition)) {
+      const s = streamed[v]!.metrics[m.name]!;
+      const r = recomputed[v]!.metrics[m.name]!;
+      add(`${v} ${m.name} Σx`, s.sum, r.sum);
+      add(`${v} ${m.name} Σx²`, s.sumSquares, r.sumSquares);
+      add(`${v} ${m.name} conversions`, s.conversions, r.conversions);
+      add(`${v} ${m.name} events`, s.events, r.events);
+    }
+  }
+  const weights = definition.variants.map((v) => v.weight);
+  const counts = (stats: ExperimentStatistics) => variants.map((v) => stats[v]!.users);
+  add('SRM log Bayes factor', sequentialSrm(counts(streamed), weights, definition.srmThreshold).logBayesFactor, sequentialSrm(counts(recomputed), weights, definition.srmThreshold).logBayesFactor);
+  const chi = (stats: ExperimentStatistics) => {
+    const r = chiSquareGoodnessOfFit(counts(stats), weights);
+    return r.ok ? r.pValue : Number.NaN;
+  };
+  add('SRM chi-square p-value', chi(streamed), chi(recomputed));
+  const control = controlVariant(definition);
+  for (const m of allMetrics(definition)) {
+    for (const v of variants.filter((x) => x !== control)) {
+      const summary = (stats: ExperimentStatistics, variant: string) => ({ users: stats[variant]!.users, sum: stats[variant]!.metrics[m.name]!.sum, sumSquares: stats[variant]!.metrics[m.name]!.sumSquares });
+      const cs = (stats: ExperimentStatistics) => differenceConfidenceSequence(summary(stats, control), summary(stats, v), definition.guardrailAlpha);
+      const welch = (stats: ExperimentStatistics) => welchTest(summary(stats, control), summary(stats, v));
+      const [cs1, cs2, w1, w2] = [cs(streamed), cs(recomputed), welch(streamed), welch(recomputed)];
+      if (cs1.ok && cs2.ok) {
+        add(`${v}−${control} ${m.name} difference`, cs1.difference, cs2.difference);
+        add(`${v}−${control} ${m.name} sequence lower`, cs1.lower, cs2.lower);
+        add(`${v}−${control} ${m.name} sequence upper`, cs1.upper, cs2.upper);
+      }
+      if (w1.ok && w2.ok) add(`${v}−${control} ${m.name} Welch p-value`, w1.pValue, w2.pValue);
+    }
+  }
+  return rows;
+}

@@ -1,0 +1,49 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { consumerGroup } from '../../services/common/topics.ts';
+import { applyDefinitions } from '../../services/cli/experiments/applyDefinitions.ts';
+import { fixtureDefinitions, generateEvents } from '../support/aggregationFixture.ts';
+import { spawnService, waitUntilSettled } from '../support/childService.ts';
+import { testPipeline } from '../support/pipeline.ts';
+import { stackEndpoints } from '../support/stack.ts';
+
+const ROOT = resolve(import.meta.dirname, '../..');
+
+describe('batch reanalysis agrees with the stream', () => {
+  it('recomputes every experiment from the raw tables in ClickHouse and matches the streamed aggregates within 1e-9', async () => {
+    if (stackEndpoints().clickhouseUrl) return; // uses a chDB directory of its own
+    const pipeline = testPipeline('reanalysis');
+    const { kafka, topics } = pipeline;
+    await applyDefinitions(pipeline, fixtureDefinitions().map((d) => d.definition));
+    const dataDir = mkdtempSync(join(tmpdir(), 'reanalysis-chdb-'));
+    const env = { ...pipeline.env, CHDB_PATH: dataDir, PSEUDONYM_KEY: 'reanalysis-key-0123456789', KAFKA_SESSION_TIMEOUT_MS: '6000' };
+    const services = ['ingest', 'aggregate', 'sink'].map((s) => spawnService(`services/${s}/main.ts`, env));
+    await Promise.all(services.map((s) => s.started));
+
+    // Raw events through the whole pipeline: producer, ingest, aggregate, sink.
+    const producer = await pipeline.producer();
+    const now = Date.now();
+    const events = generateEvents(606, 2_000, 20_000).map((e) => ({ ...e, eventTime: e.eventTime - Date.UTC(2026, 10, 20) + now - 7 * 3_600_000 }));
+    await Promise.all(events.map((e) => ('experimentId' in e ? producer.sendExposure(e) : producer.sendMetric(e))));
+    await producer.close();
+    await waitUntilSettled(kafka, consumerGroup(pipeline.prefix, 'ingest'), [topics.exposuresRaw, topics.metricsRaw]);
+    await waitUntilSettled(kafka, consumerGroup(pipeline.prefix, 'aggregate'), [topics.events]);
+    await waitUntilSettled(kafka, consumerGroup(pipeline.prefix, 'sink'), [topics.events, topics.aggregates]);
+    for (const s of services) s.process.kill('SIGTERM');
+    await Promise.all(services.map((s) => s.exited));
+
+    for (const { experimentId } of fixtureDefinitions()) {
+      const result = spawnSync(process.execPath, [join(ROOT, 'bin/expctl.js'), 'reanalyze', experimentId, '--json'], { cwd: ROOT, env: { ...process.env, ...env, LOG_LEVEL: 'warn' }, encoding: 'utf8', timeout: 60_000 });
+      const report = JSON.parse(result.stdout || '{}') as { mismatches: number; rows: { quantity: string; streamed: number; recomputed: number; relativeDifference: number; mismatch: boolean }[] };
+      const mismatched = report.rows?.filter((r) => r.mismatch) ?? [];
+      expect(mismatched, `${experimentId}: ${result.stderr}`).toEqual([]);
+      expect(result.status).toBe(0);
+      const users = report.rows.filter((r) => r.quantity.endsWith(' users')).reduce((n, r) => n + r.streamed, 0);
+      expect(users, `${experimentId} has users`).toBeGreaterThan(100);
+      console.info(`${experimentId}: ${report.rows.length} quantities, largest relative difference ${Math.max(...report.rows.map((r) => r.relativeDifference)).toExponential(2)}`);
+    }
+  }, 300_000);
+});
