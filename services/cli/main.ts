@@ -5,6 +5,7 @@ import { LOG_LEVELS } from '../common/logger.ts';
 import { registerExperimentCommands } from './commands/experiments.ts';
 import { registerKeyCommands } from './commands/keys.ts';
 import { registerProduceCommand } from './commands/produce.ts';
+import { registerQueryCommand } from './commands/query.ts';
 import { registerReanalyzeCommand } from './commands/reanalyze.ts';
 import { registerStackCommands } from './commands/stack.ts';
 
@@ -31,6 +32,7 @@ export function buildProgram(): Command {
   registerExperimentCommands(program, configFromFlags);
   registerKeyCommands(program);
   registerReanalyzeCommand(program, configFromFlags);
+  registerQueryCommand(program, configFromFlags);
   return program;
 }
 
