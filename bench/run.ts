@@ -5,13 +5,14 @@ import { startBenchStack } from './benchStack.ts';
 import { runAggregateBench } from './aggregateBench.ts';
 import { runHaltLatencyBench } from './haltLatencyBench.ts';
 import { runIngestBench } from './ingestBench.ts';
+import { runSinkFormatBench } from './sinkFormatBench.ts';
 
 /**
  * `npm run bench`: runs the benchmarks on a real local stack and records their numbers in
  * bench/results/<name>.json (latest) and bench/results/history.jsonl (every run).
  * BENCH_EVENTS sets the ingest size (default 200,000), BENCH_USERS the aggregate size
  * (default 1,000,000 users), BENCH_HALT_RUNS the halt-latency runs (default 30);
- * BENCH_ONLY=ingest|aggregate|halt runs one of them.
+ * BENCH_ONLY=ingest|aggregate|halt|sink runs one of them.
  */
 const say = (m: string) => process.stderr.write(`[bench] ${m}\n`);
 const events = Number(process.env.BENCH_EVENTS ?? 200_000);
@@ -28,8 +29,8 @@ if (!Number.isSafeInteger(haltRuns) || haltRuns < 1 || haltRuns > 500) {
   say(`BENCH_HALT_RUNS must be an integer from 1 to 500, got ${process.env.BENCH_HALT_RUNS}`);
   process.exit(2);
 }
-if (only !== undefined && !['ingest', 'aggregate', 'halt'].includes(only)) {
-  say(`BENCH_ONLY must be ingest, aggregate or halt, got ${only}`);
+if (only !== undefined && !['ingest', 'aggregate', 'halt', 'sink'].includes(only)) {
+  say(`BENCH_ONLY must be ingest, aggregate, halt or sink, got ${only}`);
   process.exit(2);
 }
 
@@ -49,6 +50,7 @@ try {
   if (!only || only === 'ingest') record('ingest', machine, await runIngestBench(stack, events, say));
   if (!only || only === 'aggregate') record('aggregate', machine, await runAggregateBench(stack, users, say));
   if (!only || only === 'halt') record('halt-latency', machine, await runHaltLatencyBench(stack, haltRuns, say));
+  if (!only || only === 'sink') record('sink', machine, await runSinkFormatBench(200_000, 5_000, say));
 } finally {
   await stack.close();
 }

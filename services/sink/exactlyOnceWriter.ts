@@ -47,11 +47,15 @@ export class ExactlyOnceWriter {
     if (fresh.length === 0) return 0;
     const first = fresh[0]!.kafka_offset;
     const last = fresh[fresh.length - 1]!.kafka_offset as string;
+    // JSONCompactEachRow with the column list: about 1.6 times the rows per second of
+    // JSONEachRow on this engine (bench/README.md), and still independent of column order.
+    const columns = Object.keys(fresh[0]!);
     await this.retrying(table, heartbeat, () =>
       this.client.insert({
         table,
-        values: fresh,
-        format: 'JSONEachRow',
+        values: fresh.map((row) => columns.map((c) => row[c] ?? null)),
+        columns: columns as [string, ...string[]],
+        format: 'JSONCompactEachRow',
         clickhouse_settings: { insert_deduplication_token: `${table}:${topic}:${partition}:${first}-${last}`, max_insert_block_size: String(Math.max(fresh.length, 1_048_576)) },
       }),
     );
