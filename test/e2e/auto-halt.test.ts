@@ -1,16 +1,14 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, it } from 'vitest';
 import { eventSchemas } from '../../services/common/eventSchemas.ts';
 import { parseDefinition } from '../../services/common/experimentDefinition.ts';
-import { committedTotal } from '../../services/common/groupProgress.ts';
 import { generateSigningKeyPair, publicKeyFromPem, verifyPayload } from '../../services/common/signing.ts';
 import { consumerGroup } from '../../services/common/topics.ts';
 import { unframe } from '../../services/common/wireFormat.ts';
 import { applyDefinitions } from '../../services/cli/experiments/applyDefinitions.ts';
-import { spawnService, type ChildService } from '../support/childService.ts';
+import { spawnService, waitUntilSettled, type ChildService } from '../support/childService.ts';
 import { testPipeline } from '../support/pipeline.ts';
 import { seededRandom } from '../support/random.ts';
 import { readTopic } from '../support/topicReader.ts';
@@ -61,17 +59,9 @@ describe('auto-halt, end to end through ingest, aggregate and guard', () => {
     await producer.close();
 
     // Wait until ingest, aggregate and guard have all caught up with everything produced.
-    const groups: [string, string[]][] = [['ingest', [pipeline.topics.exposuresRaw, pipeline.topics.metricsRaw]], ['aggregate', [pipeline.topics.events]], ['guard', [pipeline.topics.aggregates]]];
-    const deadline = Date.now() + 120_000;
-    for (const [name, topics] of groups) {
-      const admin = pipeline.kafka.admin();
-      await admin.connect();
-      const end = async () => (await Promise.all(topics.map((t) => admin.fetchTopicOffsets(t)))).flat().reduce((n, p) => n + Number(p.high), 0);
-      // Transaction markers take offsets too: done when committed offsets stop short of the end by markers only.
-      while (Date.now() < deadline && (await committedTotal(pipeline.kafka, consumerGroup(pipeline.prefix, name), topics)) < (await end()) - 10 * topics.length * 3) await sleep(300);
-      await admin.disconnect();
-    }
-    await sleep(2_000);
+    await waitUntilSettled(pipeline.kafka, consumerGroup(pipeline.prefix, 'ingest'), [pipeline.topics.exposuresRaw, pipeline.topics.metricsRaw]);
+    await waitUntilSettled(pipeline.kafka, consumerGroup(pipeline.prefix, 'aggregate'), [pipeline.topics.events]);
+    await waitUntilSettled(pipeline.kafka, consumerGroup(pipeline.prefix, 'guard'), [pipeline.topics.aggregates]);
 
     const commands = (await readTopic(pipeline.kafka, pipeline.topics.control, { count: 10, idleMs: 3_000 })).map(({ message }) => eventSchemas().controlCommand.fromBuffer((unframe(message.value) as { body: Buffer }).body) as { commandId: string; experimentId: string; action: string; evidence: string; issuer: string; signature: string });
     const halted = commands.map((c) => c.experimentId).sort();
@@ -108,10 +98,10 @@ describe('auto-halt, end to end through ingest, aggregate and guard', () => {
     }
     await Promise.all(moreSends);
     await more.close();
-    const restoredDeadline = Date.now() + 60_000;
-    while (Date.now() < restoredDeadline && !/"msg":"guard.state_restored"/.test(restarted.log())) await sleep(200);
+    await waitUntilSettled(pipeline.kafka, consumerGroup(pipeline.prefix, 'ingest'), [pipeline.topics.exposuresRaw, pipeline.topics.metricsRaw]);
+    await waitUntilSettled(pipeline.kafka, consumerGroup(pipeline.prefix, 'aggregate'), [pipeline.topics.events]);
+    await waitUntilSettled(pipeline.kafka, consumerGroup(pipeline.prefix, 'guard'), [pipeline.topics.aggregates]);
     expect(restarted.log()).toMatch(/"msg":"guard.state_restored"/);
-    await sleep(4_000);
     const after = await readTopic(pipeline.kafka, pipeline.topics.control, { count: 10, idleMs: 3_000 });
     expect(after).toHaveLength(2);
   }, 240_000);
