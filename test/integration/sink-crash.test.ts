@@ -10,6 +10,7 @@ import { pseudonymize } from '../../services/sink/rowMappers.ts';
 import { generateEvents } from '../support/aggregationFixture.ts';
 import { seedAggregation } from '../support/aggregateHarness.ts';
 import { spawnService } from '../support/childService.ts';
+import { storedEventCounts } from '../support/clickhouse.ts';
 import { testPipeline } from '../support/pipeline.ts';
 import { stackEndpoints } from '../support/stack.ts';
 
@@ -58,12 +59,7 @@ describe('the ClickHouse sink under SIGKILL', () => {
 
     const ch = await openClickHouse({ username: 'default', password: '', database: 'expstream', dataDir });
     try {
-      const [counts] = await (await ch.client.query({
-        query: `SELECT (SELECT count() FROM exposures) + (SELECT count() FROM metric_events) AS rows,
-                       (SELECT uniqExact(kafka_partition, kafka_offset) FROM (SELECT kafka_partition, kafka_offset FROM exposures UNION ALL SELECT kafka_partition, kafka_offset FROM metric_events)) AS distinct_offsets`,
-        format: 'JSONEachRow',
-      })).json<{ rows: string; distinct_offsets: string }>();
-      expect(counts).toEqual({ rows: String(EVENTS), distinct_offsets: String(EVENTS) });
+      expect(await storedEventCounts(ch)).toEqual({ rows: String(EVENTS), distinct_offsets: String(EVENTS) });
       const first = events.find((e) => 'experimentId' in e)!;
       const [row] = await (await ch.client.query({ query: 'SELECT user_key FROM exposures WHERE event_id = {id:String}', query_params: { id: first.eventId }, format: 'JSONEachRow' })).json<{ user_key: string }>();
       expect(row!.user_key).toBe(pseudonymize(first.userId, KEY));

@@ -7,7 +7,7 @@ import { consumerGroup } from '../../services/common/topics.ts';
 import { startSink } from '../../services/sink/sinkService.ts';
 import { generateEvents } from '../support/aggregationFixture.ts';
 import { seedAggregation } from '../support/aggregateHarness.ts';
-import { openTestClickHouse } from '../support/clickhouse.ts';
+import { openTestClickHouse, storedEventCounts } from '../support/clickhouse.ts';
 import { testPipeline } from '../support/pipeline.ts';
 
 const EVENTS = 12_000;
@@ -36,12 +36,7 @@ describe('the sink while ClickHouse refuses inserts', () => {
       await streaming;
       const deadline = Date.now() + 90_000;
       while (Date.now() < deadline && (await committed()) < EVENTS) await sleep(200);
-      const [counts] = await (await ch.client.query({
-        query: `SELECT (SELECT count() FROM exposures) + (SELECT count() FROM metric_events) AS rows,
-                       (SELECT uniqExact(kafka_partition, kafka_offset) FROM (SELECT kafka_partition, kafka_offset FROM exposures UNION ALL SELECT kafka_partition, kafka_offset FROM metric_events)) AS distinct_offsets`,
-        format: 'JSONEachRow',
-      })).json<{ rows: string; distinct_offsets: string }>();
-      expect(counts).toEqual({ rows: String(EVENTS), distinct_offsets: String(EVENTS) });
+      expect(await storedEventCounts(ch)).toEqual({ rows: String(EVENTS), distinct_offsets: String(EVENTS) });
     } finally {
       await sink.stop();
     }

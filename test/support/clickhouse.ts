@@ -19,3 +19,13 @@ export async function openTestClickHouse(): Promise<ClickHouseHandle> {
     dataDir: resolve(stack.dataDir, `chdb-${process.pid}`),
   });
 }
+
+/** Event rows stored by the sink, and how many distinct Kafka coordinates they came from. */
+export async function storedEventCounts(ch: ClickHouseHandle): Promise<{ rows: string; distinct_offsets: string }> {
+  const [counts] = await (await ch.client.query({
+    query: `SELECT (SELECT count() FROM exposures) + (SELECT count() FROM metric_events) AS rows,
+                   (SELECT uniqExact(kafka_partition, kafka_offset) FROM (SELECT kafka_partition, kafka_offset FROM exposures UNION ALL SELECT kafka_partition, kafka_offset FROM metric_events)) AS distinct_offsets`,
+    format: 'JSONEachRow',
+  })).json<{ rows: string; distinct_offsets: string }>();
+  return counts!;
+}
