@@ -67,6 +67,7 @@ export interface EventSchemas {
   aggregateDelta: avro.Type;
   controlCommand: avro.Type;
   anomaly: avro.Type;
+  audit: avro.Type;
 }
 
 let cached: EventSchemas | undefined;
@@ -83,7 +84,7 @@ export function eventSchemas(): EventSchemas {
   const parse = (name: string) => avro.Type.forSchema(readSchema(name), { registry });
   const exposure = parse('ExposureEvent');
   const metric = parse('MetricEvent');
-  cached = { exposure, metric, validated: parse('ValidatedEvent'), deadLetter: parse('DeadLetter'), definition: parse('ExperimentDefinitionRecord'), aggregateDelta: parse('AggregateDelta'), controlCommand: parse('ControlCommand'), anomaly: parse('Anomaly') };
+  cached = { exposure, metric, validated: parse('ValidatedEvent'), deadLetter: parse('DeadLetter'), definition: parse('ExperimentDefinitionRecord'), aggregateDelta: parse('AggregateDelta'), controlCommand: parse('ControlCommand'), anomaly: parse('Anomaly'), audit: parse('AuditRecord') };
   return cached;
 }
 

@@ -87,3 +87,13 @@ export const controlRows: RowMapper = (r, out) => {
   const c = eventSchemas().controlCommand.fromBuffer(b) as { commandId: string; experimentId: string; action: string; reason: string; evidence: string; issuer: string; issuedAt: number; nonce: string; signature: string };
   push(out, 'control_commands', { command_id: c.commandId, experiment_id: c.experimentId, action: c.action, reason: c.reason, evidence: c.evidence, issuer: c.issuer, issued_at: c.issuedAt, nonce: c.nonce, signature: c.signature, ...coordinates(r) });
 };
+
+export const auditRows: RowMapper = (r, out) => {
+  const b = body(r);
+  if (!b) return;
+  const a = eventSchemas().audit.fromBuffer(b) as { sequence: number; previousHash: string; recordHash: string; decidedAt: number; decision: string; reason: string; commandId: string | null; experimentId: string | null; action: string | null; issuer: string | null; sourceTopic: string; sourcePartition: number; sourceOffset: number };
+  push(out, 'audit_log', {
+    sequence: a.sequence, previous_hash: a.previousHash, record_hash: a.recordHash, decided_at: a.decidedAt, decision: a.decision, reason: a.reason, command_id: a.commandId, experiment_id: a.experimentId,
+    action: a.action, issuer: a.issuer, source_topic: a.sourceTopic, source_partition: a.sourcePartition, source_offset: a.sourceOffset, ...coordinates(r),
+  });
+};

@@ -7,7 +7,7 @@ import { applyMigrations } from '../common/migrations.ts';
 import { ensureTopics } from '../common/topicAdmin.ts';
 import type { TopicNames } from '../common/topics.ts';
 import { ExactlyOnceWriter } from './exactlyOnceWriter.ts';
-import { aggregateRows, anomalyRows, controlRows, deadLetterRows, eventRows, type RowMapper, type TableRows } from './rowMappers.ts';
+import { aggregateRows, anomalyRows, auditRows, controlRows, deadLetterRows, eventRows, type RowMapper, type TableRows } from './rowMappers.ts';
 
 /**
  * The sink: pipeline topics into ClickHouse tables. Batches come from the broker by size and
@@ -35,13 +35,14 @@ export async function startSink(options: SinkOptions): Promise<{ stop(): Promise
   const { topics } = options;
   const log = options.logger.child({ module: 'sink' });
   await applyMigrations(options.clickhouse.client, options.migrationsDir, log);
-  await ensureTopics(options.kafka, topics, ['events', 'dlq', 'aggregates', 'anomalies', 'control']);
+  await ensureTopics(options.kafka, topics, ['events', 'dlq', 'aggregates', 'anomalies', 'control', 'audit']);
   const mappers = new Map<string, RowMapper>([
     [topics.events, eventRows(options.pseudonymKey)],
     [topics.dlq, deadLetterRows],
     [topics.aggregates, aggregateRows],
     [topics.anomalies, anomalyRows],
     [topics.control, controlRows],
+    [topics.audit, auditRows],
   ]);
   const rowsWritten = new Counter({ name: 'sink_rows_total', help: 'Rows inserted into ClickHouse, by table', labelNames: ['table'], registers: [options.metrics] });
   const retries = new Counter({ name: 'sink_insert_retries_total', help: 'Inserts retried because ClickHouse failed, by table', labelNames: ['table'], registers: [options.metrics] });
