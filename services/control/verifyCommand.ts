@@ -1,0 +1,59 @@
+import { verifyPayload } from '../common/signing.ts';
+import type { Keyring, Role } from './keyring.ts';
+
+/**
+ * Decides whether a control command may be applied: well-formed, signed by a known
+ * principal whose key verifies the canonical encoding, holding a role allowed for the
+ * action, fresh, and not seen before (nonce). Pure: the caller supplies the time and the
+ * nonces seen within the freshness window.
+ */
+export const ACTION_ROLES: Readonly<Record<string, readonly Role[]>> = {
+  HALT: ['guardian', 'operator'],
+  RESUME: ['operator'],
+  DEFINE: ['experimenter'],
+};
+
+export type Rejection = 'MALFORMED' | 'UNSIGNED' | 'UNKNOWN_PRINCIPAL' | 'BAD_SIGNATURE' | 'WRONG_ROLE' | 'STALE' | 'FROM_THE_FUTURE' | 'REPLAYED';
+
+export interface CommandFields {
+  commandId: string;
+  experimentId: string;
+  action: string;
+  reason: string;
+  evidence: string;
+  issuer: string;
+  issuedAt: number;
+  nonce: string;
+  signature: string;
+}
+
+export type Verdict = { accepted: true; principal: string } | { accepted: false; rejection: Rejection; detail: string };
+
+export interface Freshness {
+  /** Oldest issuedAt accepted, relative to now. */
+  maxAgeMs: number;
+  /** Clock skew tolerated for commands dated in the future. */
+  maxSkewMs: number;
+}
+
+export const DEFAULT_FRESHNESS: Freshness = { maxAgeMs: 5 * 60_000, maxSkewMs: 30_000 };
+
+export function verifyCommand(command: Partial<CommandFields> | undefined, keyring: Keyring, seenNonces: ReadonlySet<string>, now: number, freshness = DEFAULT_FRESHNESS): Verdict {
+  const reject = (rejection: Rejection, detail: string): Verdict => ({ accepted: false, rejection, detail });
+  if (!command) return reject('MALFORMED', 'not a ControlCommand');
+  for (const field of ['commandId', 'experimentId', 'action', 'issuer', 'nonce'] as const) {
+    if (typeof command[field] !== 'string' || command[field] === '') return reject('MALFORMED', `${field} is missing or empty`);
+  }
+  if (typeof command.issuedAt !== 'number' || !Number.isFinite(command.issuedAt)) return reject('MALFORMED', 'issuedAt is missing');
+  if (!ACTION_ROLES[command.action!]) return reject('MALFORMED', `unknown action ${command.action}`);
+  if (typeof command.signature !== 'string' || command.signature === '') return reject('UNSIGNED', 'no signature');
+  const principal = keyring.principal(command.issuer!);
+  if (!principal) return reject('UNKNOWN_PRINCIPAL', `no principal '${command.issuer}' in the keyring`);
+  if (!verifyPayload(command as unknown as Record<string, unknown> & { signature: string }, principal.publicKey)) return reject('BAD_SIGNATURE', `the signature does not verify with ${principal.name}'s key`);
+  const allowed = ACTION_ROLES[command.action!]!;
+  if (!allowed.some((role) => principal.roles.has(role))) return reject('WRONG_ROLE', `${command.action} needs one of ${allowed.join(', ')}; ${principal.name} has ${[...principal.roles].join(', ')}`);
+  if (command.issuedAt! < now - freshness.maxAgeMs) return reject('STALE', `issued ${Math.round((now - command.issuedAt!) / 1000)} s ago; at most ${freshness.maxAgeMs / 1000} s accepted`);
+  if (command.issuedAt! > now + freshness.maxSkewMs) return reject('FROM_THE_FUTURE', `issued ${Math.round((command.issuedAt! - now) / 1000)} s in the future`);
+  if (seenNonces.has(command.nonce!)) return reject('REPLAYED', `nonce ${command.nonce} was used before`);
+  return { accepted: true, principal: principal.name };
+}
