@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Admin, Kafka } from 'kafkajs';
+import type { Admin, ITopicConfig, Kafka } from 'kafkajs';
 import { TOPIC_SPECS, type TopicNames, type TopicRole } from './topics.ts';
 
 /**
@@ -14,28 +14,42 @@ export async function ensureTopics(kafka: Kafka, names: TopicNames, roles: reado
   try {
     const existing = new Set(await admin.listTopics());
     const missing = roles.filter((role) => !existing.has(names[role]));
-    if (missing.length > 0) {
-      try {
-        await admin.createTopics({
-          waitForLeaders: true,
-          topics: missing.map((role) => ({
-            topic: names[role],
-            numPartitions: TOPIC_SPECS[role].partitions,
-            configEntries: TOPIC_SPECS[role].compacted ? [{ name: 'cleanup.policy', value: 'compact' }] : [],
-          })),
-        });
-      } catch (err) {
-        // Another instance may have created the same topics a moment earlier.
-        if (!(err instanceof Error && /already exists/i.test(err.message))) throw err;
-      }
-    }
+    await createTopicsAndWait(
+      admin,
+      missing.map((role) => ({
+        topic: names[role],
+        numPartitions: TOPIC_SPECS[role].partitions,
+        configEntries: TOPIC_SPECS[role].compacted ? [{ name: 'cleanup.policy', value: 'compact' }] : [],
+      })),
+      timeoutMs,
+    );
     await waitForLeaders(admin, roles.map((role) => names[role]), timeoutMs);
   } finally {
     await admin.disconnect();
   }
 }
 
-async function waitForLeaders(admin: Admin, topics: string[], timeoutMs: number): Promise<void> {
+/**
+ * Creates topics (tolerating ones another process created a moment earlier) and returns once
+ * all have leaders. kafkajs' own `waitForLeaders` retries only LEADER_NOT_AVAILABLE, while a
+ * KRaft broker may answer UNKNOWN_TOPIC_OR_PARTITION for a topic it has just created.
+ */
+export async function createTopicsAndWait(admin: Admin, topics: ITopicConfig[], timeoutMs = 30_000): Promise<void> {
+  if (topics.length === 0) return;
+  try {
+    await admin.createTopics({ topics });
+  } catch (err) {
+    if (!(err instanceof Error && /already exists/i.test(err.message))) throw err;
+  }
+  await waitForLeaders(admin, topics.map((t) => t.topic), timeoutMs);
+}
+
+/**
+ * Returns once every partition of the topics has a leader known to the broker we asked. A
+ * topic created a moment ago (by us or another process) can answer "does not host this
+ * topic-partition" for a while even after createTopics returned.
+ */
+export async function waitForLeaders(admin: Admin, topics: string[], timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let problem = '';
   while (Date.now() < deadline) {

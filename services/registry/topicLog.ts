@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Partitioners, type Admin, type Consumer, type Kafka, type Producer } from 'kafkajs';
 import type { Logger } from '../common/logger.ts';
+import { createTopicsAndWait, waitForLeaders } from '../common/topicAdmin.ts';
 import { RegistryError } from './registryErrors.ts';
 import { RegistryRecordSchema, recordKey, type RegistryRecord } from './registryState.ts';
 
@@ -34,12 +35,9 @@ export class TopicLog {
   async start(timeoutMs = 60_000): Promise<void> {
     await this.admin.connect();
     const existing = await this.admin.listTopics();
-    if (!existing.includes(this.topic)) {
-      await this.admin.createTopics({
-        topics: [{ topic: this.topic, numPartitions: 1, configEntries: [{ name: 'cleanup.policy', value: 'compact' }] }],
-        waitForLeaders: true,
-      });
-    }
+    const missing = existing.includes(this.topic) ? [] : [{ topic: this.topic, numPartitions: 1, configEntries: [{ name: 'cleanup.policy', value: 'compact' }] }];
+    await createTopicsAndWait(this.admin, missing, timeoutMs);
+    await waitForLeaders(this.admin, [this.topic], timeoutMs);
     await this.producer.connect();
     await this.consumer.connect();
     await this.consumer.subscribe({ topic: this.topic, fromBeginning: true });
@@ -52,7 +50,7 @@ export class TopicLog {
         this.releaseWaiters();
       },
     });
-    const [end] = await this.admin.fetchTopicOffsets(this.topic);
+    const [end] = await this.fetchEndOffsets(timeoutMs);
     const highWatermark = BigInt(end?.high ?? '0');
     await this.waitForOffset(highWatermark - 1n, timeoutMs, 'replaying the schema topic');
     this.logger.info({ topic: this.topic, records: highWatermark.toString(), replayMs: Date.now() - joined }, 'schema topic replayed');
@@ -68,6 +66,20 @@ export class TopicLog {
       throw new RegistryError('STORE_ERROR', `could not write to the schema topic: ${(cause as Error).message}`, { cause });
     }
     await this.waitForOffset(offset, timeoutMs, 'applying a write');
+  }
+
+  /** The topic's end offsets, retried while the broker still settles a just-created topic. */
+  private async fetchEndOffsets(timeoutMs: number) {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      try {
+        return await this.admin.fetchTopicOffsets(this.topic);
+      } catch (err) {
+        if (Date.now() > deadline) throw err;
+        this.logger.warn({ topic: this.topic, err: (err as Error).message }, 'schema topic offsets not available yet; retrying');
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
   }
 
   async stop(): Promise<void> {

@@ -44,18 +44,24 @@ describe('auto-halt, end to end through ingest, aggregate and guard', () => {
     const producer = await pipeline.producer();
     const random = seededRandom(99);
     const now = Date.now();
-    const sends: Promise<void>[] = [];
+    // Exposures first, metrics once ingest has passed every exposure on: the two raw topics
+    // are consumed independently, so a metric sent right behind its exposure can reach
+    // exp.events ahead of it and would not count (attribution needs the exposure first).
+    const exposures: Promise<void>[] = [];
+    const metrics: { userId: string; value: number }[] = [];
     for (let u = 0; u < USERS; u++) {
       for (const experimentId of ['healthy-aa', 'broken-split', 'slow-treatment']) {
         const userId = `${experimentId}-user-${u}`;
         // broken-split assigns 60 % to treatment against a planned 50 %.
         const variantId = random() < (experimentId === 'broken-split' ? 0.6 : 0.5) ? 'treatment' : 'control';
         const slow = experimentId === 'slow-treatment' && variantId === 'treatment' ? 1.3 : 1;
-        sends.push(producer.sendExposure({ eventId: `x-${userId}`, experimentId, variantId, userId, eventTime: now, context: null }));
-        sends.push(producer.sendMetric({ eventId: `m-${userId}`, userId, metric: 'latency', value: (200 + 40 * gaussian(random)) * slow, eventTime: now + 1 }));
+        exposures.push(producer.sendExposure({ eventId: `x-${userId}`, experimentId, variantId, userId, eventTime: now, context: null }));
+        metrics.push({ userId, value: (200 + 40 * gaussian(random)) * slow });
       }
     }
-    await Promise.all(sends);
+    await Promise.all(exposures);
+    await waitUntilSettled(pipeline.kafka, consumerGroup(pipeline.prefix, 'ingest'), [pipeline.topics.exposuresRaw, pipeline.topics.metricsRaw]);
+    await Promise.all(metrics.map(({ userId, value }) => producer.sendMetric({ eventId: `m-${userId}`, userId, metric: 'latency', value, eventTime: now + 1 })));
     await producer.close();
 
     // Wait until ingest, aggregate and guard have all caught up with everything produced.

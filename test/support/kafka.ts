@@ -1,4 +1,5 @@
 import { Kafka, logLevel } from 'kafkajs';
+import { createTopicsAndWait } from '../../services/common/topicAdmin.ts';
 import { stackEndpoints } from './stack.ts';
 
 process.env.KAFKAJS_NO_PARTITIONER_WARNING = '1';
@@ -13,7 +14,7 @@ export async function createTopics(kafka: Kafka, topics: { topic: string; numPar
   const admin = kafka.admin();
   await admin.connect();
   try {
-    await admin.createTopics({ topics: topics.map((t) => ({ numPartitions: 1, ...t })), waitForLeaders: true });
+    await createTopicsAndWait(admin, topics.map((t) => ({ numPartitions: 1, ...t })));
   } finally {
     await admin.disconnect();
   }
