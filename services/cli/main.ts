@@ -2,6 +2,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { loadConfig, type Config } from '../common/config.ts';
 import { errorMessage, isPipelineError } from '../common/errors.ts';
 import { LOG_LEVELS } from '../common/logger.ts';
+import { registerControlCommands } from './commands/control.ts';
 import { registerExperimentCommands } from './commands/experiments.ts';
 import { registerKeyCommands } from './commands/keys.ts';
 import { registerProduceCommand } from './commands/produce.ts';
@@ -33,6 +34,7 @@ export function buildProgram(): Command {
   registerKeyCommands(program);
   registerReanalyzeCommand(program, configFromFlags);
   registerQueryCommand(program, configFromFlags);
+  registerControlCommands(program, configFromFlags);
   return program;
 }
 

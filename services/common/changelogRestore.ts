@@ -49,7 +49,10 @@ export async function restorePartitionState<T>(options: { kafka: Kafka; changelo
               }
               continue;
             }
-            if (message.key && message.value) state.set(message.key.toString('utf8'), options.decode(message.value));
+            if (!message.key) continue;
+            // A tombstone removes the key (state that is no longer needed, e.g. expired nonces).
+            if (message.value) state.set(message.key.toString('utf8'), options.decode(message.value));
+            else state.delete(message.key.toString('utf8'));
           }
         },
       });

@@ -97,6 +97,25 @@ const ConfigSchema = z.strictObject({
       keyFile: z.string().min(1).optional(),
     })
     .prefault({}),
+  control: z
+    .strictObject({
+      /** JSON keyring: principals (public keys, roles) and hashed admin API tokens. Required by the control service. */
+      keyringFile: z.string().min(1).optional(),
+      /** Oldest command accepted, by its issuedAt. */
+      maxCommandAgeMs: z.coerce.number().int().min(1_000).max(24 * 3_600_000).default(5 * 60_000),
+      /** Clock skew tolerated for commands dated ahead. */
+      maxClockSkewMs: z.coerce.number().int().min(0).max(3_600_000).default(30_000),
+      /** The admin API's address; port 0 picks a free one (logged at start). */
+      apiHost: z.string().min(1).default('127.0.0.1'),
+      apiPort: z.coerce.number().int().min(0).max(65535).default(8090),
+      /** The principal the admin API signs commands as, on behalf of the authenticated caller (needs the operator role). */
+      apiPrincipal: z.string().regex(/^[A-Za-z0-9._@-]{1,100}$/, 'letters, digits, dot, dash, underscore, @').default('admin-api'),
+      /** PKCS#8 PEM file of that principal's private key; without it the API serves reads only. */
+      apiKeyFile: z.string().min(1).optional(),
+      /** Failed authentications per client address within a minute before it is slowed down. */
+      authFailuresAllowed: z.coerce.number().int().min(1).max(1_000).default(5),
+    })
+    .prefault({}),
   ingest: z
     .strictObject({
       /** Larger raw records go to the DLQ unread (with this many of their bytes); below the broker's 1 MiB record limit. */
@@ -141,6 +160,14 @@ export const ENV_KEYS = {
   SINK_COMMIT_DELAY_MS: 'sink.commitDelayMs',
   GUARD_PRINCIPAL: 'guard.principal',
   GUARD_KEY_FILE: 'guard.keyFile',
+  KEYRING_FILE: 'control.keyringFile',
+  CONTROL_MAX_COMMAND_AGE_MS: 'control.maxCommandAgeMs',
+  CONTROL_MAX_CLOCK_SKEW_MS: 'control.maxClockSkewMs',
+  ADMIN_API_HOST: 'control.apiHost',
+  ADMIN_API_PORT: 'control.apiPort',
+  ADMIN_API_PRINCIPAL: 'control.apiPrincipal',
+  ADMIN_API_KEY_FILE: 'control.apiKeyFile',
+  ADMIN_AUTH_FAILURES_ALLOWED: 'control.authFailuresAllowed',
   INGEST_MAX_PAYLOAD_BYTES: 'ingest.maxPayloadBytes',
   INGEST_MAX_FUTURE_SKEW_MS: 'ingest.maxFutureSkewMs',
   INGEST_MAX_EVENT_AGE_MS: 'ingest.maxEventAgeMs',

@@ -16,6 +16,7 @@ export const ERROR_CODES = {
   EVENT_INVALID: 'retriable=false: an event does not satisfy its schema or the validation rules',
   INPUT_INVALID: 'retriable=false: a command-line input (file, flag) is not usable',
   SHUTDOWN_TIMEOUT: 'retriable=false: a component did not stop within its deadline',
+  CONTROL_REFUSED: 'retriable=false: the control plane refused or could not decide a command',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

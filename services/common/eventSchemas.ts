@@ -68,6 +68,7 @@ export interface EventSchemas {
   controlCommand: avro.Type;
   anomaly: avro.Type;
   audit: avro.Type;
+  experimentStatus: avro.Type;
 }
 
 let cached: EventSchemas | undefined;
@@ -84,7 +85,7 @@ export function eventSchemas(): EventSchemas {
   const parse = (name: string) => avro.Type.forSchema(readSchema(name), { registry });
   const exposure = parse('ExposureEvent');
   const metric = parse('MetricEvent');
-  cached = { exposure, metric, validated: parse('ValidatedEvent'), deadLetter: parse('DeadLetter'), definition: parse('ExperimentDefinitionRecord'), aggregateDelta: parse('AggregateDelta'), controlCommand: parse('ControlCommand'), anomaly: parse('Anomaly'), audit: parse('AuditRecord') };
+  cached = { exposure, metric, validated: parse('ValidatedEvent'), deadLetter: parse('DeadLetter'), definition: parse('ExperimentDefinitionRecord'), aggregateDelta: parse('AggregateDelta'), controlCommand: parse('ControlCommand'), anomaly: parse('Anomaly'), audit: parse('AuditRecord'), experimentStatus: parse('ExperimentStatus') };
   return cached;
 }
 

@@ -15,6 +15,7 @@ export const TOPIC_SUFFIXES = {
   definitions: 'exp.definitions',
   aggregateChangelog: 'exp.aggregate-state.changelog',
   guardChangelog: 'exp.guard-state.changelog',
+  controlChangelog: 'exp.control-state.changelog',
 } as const;
 
 export type TopicRole = keyof typeof TOPIC_SUFFIXES;
@@ -57,4 +58,6 @@ export const TOPIC_SPECS: Readonly<Record<TopicRole, TopicSpec>> = {
   aggregateChangelog: { partitions: 3, compacted: true },
   // As many partitions as exp.aggregates, for the same reason.
   guardChangelog: { partitions: 3, compacted: true },
+  // exp.control has one partition: one writer keeps the audit chain and the nonces.
+  controlChangelog: { partitions: 1, compacted: true },
 };

@@ -4,6 +4,7 @@ import type { ExperimentDelta } from '../common/aggregateDelta.ts';
 import { restorePartitionState } from '../common/changelogRestore.ts';
 import { DefinitionsTable } from '../common/definitionsTable.ts';
 import { eventSchemas, schemaText } from '../common/eventSchemas.ts';
+import { experimentStatusTable } from '../common/experimentStatus.ts';
 import type { Logger } from '../common/logger.ts';
 import type { SchemaRegistryClient } from '../common/schemaRegistryClient.ts';
 import { ensureTopics } from '../common/topicAdmin.ts';
@@ -21,6 +22,8 @@ import { anomalyRecord, encodeCommand, haltCommand, type Signer } from './guardO
  * bounded and each experiment costs one evaluation). New incidents go to exp.anomalies, and
  * the halting ones as signed HALT commands to exp.control, in the same transaction as the
  * state that records them, so an incident is halted once even across crashes and restarts.
+ * Experiments halted on exp.state (by the guard or an operator) are counted on but not
+ * evaluated: no further signals until they are resumed.
  */
 export interface GuardOptions {
   kafka: Kafka;
@@ -36,11 +39,14 @@ export interface GuardOptions {
 export async function startGuard(options: GuardOptions): Promise<RunningLoop> {
   const { kafka, topics } = options;
   const log = options.logger.child({ module: 'guard' });
-  await ensureTopics(kafka, topics, ['aggregates', 'anomalies', 'control', 'definitions', 'guardChangelog']);
+  await ensureTopics(kafka, topics, ['aggregates', 'anomalies', 'control', 'definitions', 'state', 'guardChangelog']);
   const anomalySchemaId = await options.registry.register(valueSubject(topics.anomalies), schemaText(eventSchemas().anomaly));
   const commandSchemaId = await options.registry.register(valueSubject(topics.control), schemaText(eventSchemas().controlCommand));
   const definitions = new DefinitionsTable(kafka, topics.definitions, log);
   await definitions.start();
+  // A halted experiment keeps being counted, but the guard no longer acts on it.
+  const statuses = experimentStatusTable(kafka, topics.state, log);
+  await statuses.start();
   const signals = new Counter({ name: 'guard_signals_total', help: 'Anomaly signals raised, by type and whether they halted', labelNames: ['type', 'halted'], registers: [options.metrics] });
   const states = new Map<number, Map<string, ExperimentState>>();
 
@@ -62,7 +68,7 @@ export async function startGuard(options: GuardOptions): Promise<RunningLoop> {
     for (const experimentId of touched) {
       const state = experiments.get(experimentId)!;
       const published = definitions.get(experimentId);
-      if (published) {
+      if (published && statuses.get(experimentId)?.status !== 'HALTED') {
         for (const signal of evaluateExperiment(state, published)) {
           state.incidents[signal.incident] = { raisedAt: now, halted: signal.halt, definitionVersion: published.version };
           outputs.push({ topic: topics.anomalies, message: { key: experimentId, value: anomalyRecord(experimentId, published.version, signal, now, anomalySchemaId) } });
@@ -96,6 +102,7 @@ export async function startGuard(options: GuardOptions): Promise<RunningLoop> {
     stop: async () => {
       await loop.stop();
       await definitions.stop();
+      await statuses.stop();
     },
   };
 }

@@ -1,0 +1,42 @@
+import type { Kafka } from 'kafkajs';
+import { CompactedTopicTable } from './compactedTopicTable.ts';
+import { eventSchemas } from './eventSchemas.ts';
+import type { Logger } from './logger.ts';
+import { frame, unframe } from './wireFormat.ts';
+
+/** An experiment's state on exp.state (schemas/ExperimentStatus.avsc), set only by the control service. */
+export interface ExperimentStatus {
+  experimentId: string;
+  status: 'RUNNING' | 'HALTED';
+  since: number;
+  by: string;
+  reason: string;
+  commandId: string;
+  definitionVersion: number;
+  auditSequence: number;
+}
+
+export function encodeExperimentStatus(status: ExperimentStatus, schemaId: number): Buffer {
+  return frame(schemaId, eventSchemas().experimentStatus.toBuffer(status));
+}
+
+export function decodeExperimentStatus(value: Buffer): ExperimentStatus | undefined {
+  const framed = unframe(value);
+  if (!framed.ok) return undefined;
+  return eventSchemas().experimentStatus.fromBuffer(framed.body) as ExperimentStatus;
+}
+
+/** Every experiment's current status, kept up to date from exp.state (what the guard and the admin API read). */
+export function experimentStatusTable(kafka: Kafka, topic: string, logger: Logger): CompactedTopicTable<ExperimentStatus> {
+  return new CompactedTopicTable<ExperimentStatus>({
+    kafka,
+    topic,
+    logger,
+    decode: (key, value) => {
+      if (!key) return undefined;
+      if (!value) return { key: key.toString('utf8'), value: null };
+      const status = decodeExperimentStatus(value);
+      return status ? { key: status.experimentId, value: status } : undefined;
+    },
+  });
+}

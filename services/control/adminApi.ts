@@ -1,0 +1,226 @@
+import type { KeyObject } from 'node:crypto';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyReply, type FastifyRequest } from 'fastify';
+import { Partitioners, type Kafka, type Producer } from 'kafkajs';
+import { Counter, type Registry } from 'prom-client';
+import { z } from 'zod';
+import type { ExperimentDelta } from '../common/aggregateDelta.ts';
+import { CompactedTopicTable } from '../common/compactedTopicTable.ts';
+import { DefinitionsTable } from '../common/definitionsTable.ts';
+import { eventSchemas, schemaText } from '../common/eventSchemas.ts';
+import { experimentStatusTable } from '../common/experimentStatus.ts';
+import { mergeDelta, type TotalsHolder } from '../common/experimentTotals.ts';
+import type { Logger } from '../common/logger.ts';
+import type { SchemaRegistryClient } from '../common/schemaRegistryClient.ts';
+import { ensureTopics } from '../common/topicAdmin.ts';
+import { valueSubject, type TopicNames } from '../common/topics.ts';
+import { unframe } from '../common/wireFormat.ts';
+import type { AuditRecord } from './auditChain.ts';
+import { AuthThrottle } from './authThrottle.ts';
+import { encodeCommandRecord, signedCommand } from './commandSigner.ts';
+import { API_REFUSAL_HEADER } from './decideCommand.ts';
+import type { Keyring, Principal, Role } from './keyring.ts';
+import { liveResults } from './liveResults.ts';
+
+/**
+ * The admin HTTP API. Every call but the liveness and readiness probes carries
+ * `Authorization: Bearer <token>`; tokens are looked up by their SHA-256 in the keyring and
+ * each route names the roles it admits. Halt and resume do not change anything themselves:
+ * the API signs a command as its own principal (naming the caller in the reason) and puts it
+ * on exp.control, where the control service verifies and audits it like any other, then
+ * waits for that decision. A refused halt or resume (no token, wrong token, wrong role) is
+ * reported to the audit log as a signed refusal note. Reads come from the topics: exp.state,
+ * exp.definitions, exp.audit (the newest records) and exp.aggregates (live totals).
+ */
+export interface AdminApiOptions {
+  kafka: Kafka;
+  registry: SchemaRegistryClient;
+  topics: TopicNames;
+  keyring: Keyring;
+  /** The API's own signing identity; without it halt and resume answer 503. */
+  signer: { principal: string; privateKey: KeyObject } | undefined;
+  host: string;
+  port: number;
+  authFailuresAllowed: number;
+  metrics: Registry;
+  logger: Logger;
+  /** How long halt/resume wait for the control service's decision. */
+  decisionTimeoutMs?: number;
+  /** Whether the control loop is running (for /readyz). */
+  controlRunning?: () => boolean;
+}
+
+export interface AdminApi {
+  url: string;
+  close(): Promise<void>;
+}
+
+const READ_ROLES: readonly Role[] = ['analyst', 'operator', 'experimenter', 'guardian'];
+const ExperimentParam = z.strictObject({ id: z.string().regex(/^[A-Za-z0-9._-]{1,100}$/, 'an experiment id: letters, digits, dot, dash, underscore (at most 100)') });
+const CommandBody = z.strictObject({ reason: z.string().trim().min(3, 'give a reason (at least 3 characters)').max(500) });
+const AuditQuery = z.strictObject({ limit: z.coerce.number().int().min(1).max(1_000).default(100), experimentId: z.string().max(100).optional() });
+const AUDIT_KEPT = 10_000;
+
+export async function startAdminApi(options: AdminApiOptions): Promise<AdminApi> {
+  const { kafka, topics, keyring } = options;
+  const log = options.logger.child({ module: 'admin-api' });
+  await ensureTopics(kafka, topics, ['control', 'state', 'audit', 'definitions', 'aggregates']);
+  const commandSchemaId = await options.registry.register(valueSubject(topics.control), schemaText(eventSchemas().controlCommand));
+  const definitions = new DefinitionsTable(kafka, topics.definitions, log);
+  const statuses = experimentStatusTable(kafka, topics.state, log);
+  const audit = new CompactedTopicTable<AuditRecord>({
+    kafka, topic: topics.audit, logger: log, retain: AUDIT_KEPT,
+    decode: (_key, value) => {
+      const framed = unframe(value);
+      if (!framed.ok) return undefined;
+      const record = eventSchemas().audit.fromBuffer(framed.body) as AuditRecord;
+      return { key: String(record.sequence), value: record };
+    },
+  });
+  const totals = new CompactedTopicTable<TotalsHolder, ExperimentDelta>({
+    kafka, topic: topics.aggregates, logger: log,
+    decode: (_key, value) => {
+      const framed = unframe(value);
+      if (!framed.ok) return undefined;
+      const delta = eventSchemas().aggregateDelta.fromBuffer(framed.body) as ExperimentDelta;
+      return { key: delta.experimentId, value: delta };
+    },
+    merge: (current, delta) => {
+      const holder = current ?? { variants: {} };
+      mergeDelta(holder, delta);
+      return holder;
+    },
+  });
+  await Promise.all([definitions.start(), statuses.start(), audit.start(), totals.start()]);
+  const producer: Producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
+  await producer.connect();
+
+  const throttle = new AuthThrottle(options.authFailuresAllowed);
+  const authFailures = new Counter({ name: 'admin_api_auth_failures_total', help: 'Admin API calls refused for authentication or authorization', labelNames: ['reason'], registers: [options.metrics] });
+  const app = Fastify({ loggerInstance: log as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }), bodyLimit: 16 * 1024, trustProxy: false });
+
+  const publish = async (command: ReturnType<typeof signedCommand>, refusal?: string) => {
+    await producer.send({ topic: topics.control, acks: -1, messages: [{ key: command.experimentId, value: encodeCommandRecord(command, commandSchemaId), ...(refusal ? { headers: { [API_REFUSAL_HEADER]: refusal } } : {}) }] });
+  };
+
+  /** Authenticates the caller and checks the route's roles; on failure replies and returns undefined. */
+  const authorize = async (request: FastifyRequest, reply: FastifyReply, roles: readonly Role[], attempted?: { action: 'HALT' | 'RESUME'; experimentId: string }): Promise<Principal | undefined> => {
+    const address = request.ip;
+    const wait = throttle.blockedFor(address);
+    if (wait > 0) {
+      authFailures.inc({ reason: 'THROTTLED' });
+      void reply.status(429).header('retry-after', String(Math.ceil(wait / 1000))).send({ error: 'TOO_MANY_AUTH_FAILURES', message: `too many failed authentications from ${address}; try again in ${Math.ceil(wait / 1000)} s` });
+      return undefined;
+    }
+    const header = request.headers.authorization;
+    const token = typeof header === 'string' && /^Bearer [\x21-\x7e]{1,512}$/.test(header) ? header.slice(7) : undefined;
+    const principal = token === undefined ? undefined : keyring.principalForToken(token);
+    let refusal: { status: number; code: string; message: string } | undefined;
+    if (header === undefined) refusal = { status: 401, code: 'UNAUTHENTICATED', message: 'no credentials: send Authorization: Bearer <token>' };
+    else if (!principal) refusal = { status: 401, code: 'UNAUTHENTICATED', message: 'the token is not valid' };
+    else if (!roles.some((r) => principal.roles.has(r))) refusal = { status: 403, code: 'FORBIDDEN', message: `${principal.name} lacks the role for this call (one of ${roles.join(', ')})` };
+    if (!refusal) return principal;
+    if (refusal.status === 401) throttle.recordFailure(address);
+    authFailures.inc({ reason: refusal.code });
+    log.warn({ address, method: request.method, url: request.url, principal: principal?.name, refusal: refusal.code }, 'admin-api.refused');
+    if (attempted && options.signer) {
+      // The refused attempt goes into the audit chain; failing to record it must not change the answer.
+      const who = principal ? principal.name : header === undefined ? 'a caller without a token' : 'a caller with an unknown token';
+      const note = signedCommand({ ...attempted, reason: `${attempted.action} refused (${refusal.status}) for ${who} from ${address}` }, options.signer.principal, options.signer.privateKey);
+      await publish(note, refusal.code).catch((err: unknown) => log.error({ err }, 'could not record a refused call in the audit log'));
+    }
+    void reply.status(refusal.status).send({ error: refusal.code, message: refusal.message });
+    return undefined;
+  };
+
+  const badRequest = (reply: FastifyReply, error: z.ZodError) => reply.status(400).send({ error: 'BAD_REQUEST', message: error.issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`).join('; ') });
+
+  const experimentIds = () => [...new Set([...definitions.all().map((d) => d.experimentId), ...statuses.values().map((s) => s.experimentId)])].sort();
+
+  app.get('/healthz', async () => ({ status: 'ok' }));
+  app.get('/readyz', async (_request, reply) => {
+    const checks = { definitions: true, state: statuses.ready, audit: audit.ready, aggregates: totals.ready, control: options.controlRunning?.() ?? true, signer: options.signer !== undefined };
+    const ready = Object.entries(checks).every(([k, v]) => v || k === 'signer');
+    return reply.status(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', checks });
+  });
+  app.get('/metrics', async (request, reply) => {
+    if (!(await authorize(request, reply, READ_ROLES))) return reply;
+    return reply.type(options.metrics.contentType).send(await options.metrics.metrics());
+  });
+  app.get('/experiments', async (request, reply) => {
+    if (!(await authorize(request, reply, READ_ROLES))) return reply;
+    return {
+      experiments: experimentIds().map((id) => {
+        const published = definitions.get(id);
+        const status = statuses.get(id);
+        return { experimentId: id, name: published?.definition.name ?? null, owner: published?.definition.owner ?? null, definitionVersion: published?.version ?? null, status: status?.status ?? 'RUNNING', since: status?.since ?? null, by: status?.by ?? null, reason: status?.reason ?? null, users: Object.values(totals.get(id)?.variants ?? {}).reduce((n, v) => n + v.users, 0) };
+      }),
+    };
+  });
+  app.get('/experiments/:id/results', async (request, reply) => {
+    if (!(await authorize(request, reply, READ_ROLES))) return reply;
+    const params = ExperimentParam.safeParse(request.params);
+    if (!params.success) return badRequest(reply, params.error);
+    const id = params.data.id;
+    if (!definitions.get(id) && !totals.get(id) && !statuses.get(id)) return reply.status(404).send({ error: 'NOT_FOUND', message: `no experiment ${id}` });
+    return liveResults(id, definitions.get(id), totals.get(id), statuses.get(id));
+  });
+  app.get('/audit', async (request, reply) => {
+    if (!(await authorize(request, reply, ['operator', 'analyst']))) return reply;
+    const query = AuditQuery.safeParse(request.query);
+    if (!query.success) return badRequest(reply, query.error);
+    const records = audit.values().filter((r) => !query.data.experimentId || r.experimentId === query.data.experimentId);
+    return { records: records.slice(-query.data.limit), kept: AUDIT_KEPT };
+  });
+
+  for (const action of ['HALT', 'RESUME'] as const) {
+    app.post(`/experiments/:id/${action.toLowerCase()}`, async (request, reply) => {
+      const params = ExperimentParam.safeParse(request.params);
+      if (!params.success) return badRequest(reply, params.error);
+      const experimentId = params.data.id;
+      const principal = await authorize(request, reply, ['operator'], { action, experimentId });
+      if (!principal) return reply;
+      const body = CommandBody.safeParse(request.body ?? {});
+      if (!body.success) return badRequest(reply, body.error);
+      if (!options.signer) return reply.status(503).send({ error: 'NO_SIGNING_KEY', message: 'the admin API has no signing key (ADMIN_API_KEY_FILE); it serves reads only' });
+      if (!definitions.get(experimentId) && !statuses.get(experimentId)) return reply.status(404).send({ error: 'NOT_FOUND', message: `no experiment ${experimentId}` });
+      const command = signedCommand({ experimentId, action, reason: `${body.data.reason} (requested by ${principal.name} via the admin API)` }, options.signer.principal, options.signer.privateKey);
+      await publish(command);
+      const decision = await waitForDecision(command.commandId, options.decisionTimeoutMs ?? 10_000);
+      if (!decision) return reply.status(202).send({ commandId: command.commandId, decision: 'PENDING', message: 'published on the control topic; the control service has not decided yet' });
+      log.info({ principal: principal.name, action, experimentId, decision: decision.decision }, 'admin-api.command');
+      return reply.status(decision.decision === 'ACCEPTED' ? 200 : 409).send({ commandId: command.commandId, decision: decision.decision, reason: decision.reason, auditSequence: decision.sequence, status: statuses.get(experimentId) ?? null });
+    });
+  }
+
+  const waitForDecision = async (commandId: string, timeoutMs: number): Promise<AuditRecord | undefined> => {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      const found = audit.values().findLast((r) => r.commandId === commandId);
+      if (found) {
+        // The status is written in the same transaction; give the state table a moment to show it.
+        for (let i = 0; i < 40 && found.decision === 'ACCEPTED' && !found.reason.includes('no change') && statuses.get(found.experimentId ?? '')?.commandId !== commandId; i++) await sleep(25);
+        return found;
+      }
+      await sleep(20);
+    }
+    return undefined;
+  };
+
+  await app.listen({ host: options.host, port: options.port });
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : options.port;
+  const url = `http://${options.host}:${port}`;
+  log.info({ url }, 'admin API listening');
+  return {
+    url,
+    close: async () => {
+      await app.close();
+      await producer.disconnect().catch(() => {});
+      await Promise.all([definitions.stop(), statuses.stop(), audit.stop(), totals.stop()]);
+    },
+  };
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}

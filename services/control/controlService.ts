@@ -1,0 +1,124 @@
+import type { Kafka } from 'kafkajs';
+import { Counter, type Registry } from 'prom-client';
+import { restorePartitionState } from '../common/changelogRestore.ts';
+import { DefinitionsTable } from '../common/definitionsTable.ts';
+import { eventSchemas, schemaText } from '../common/eventSchemas.ts';
+import { encodeExperimentStatus } from '../common/experimentStatus.ts';
+import type { Logger } from '../common/logger.ts';
+import type { SchemaRegistryClient } from '../common/schemaRegistryClient.ts';
+import { ensureTopics } from '../common/topicAdmin.ts';
+import { valueSubject, type TopicNames } from '../common/topics.ts';
+import { startTransactionalLoop, type InputRecord, type OutputRecord, type RunningLoop } from '../common/transactionalLoop.ts';
+import { frame, unframe } from '../common/wireFormat.ts';
+import { changelogKeys, controlStateFromChangelog, decodeChangelogValue, emptyControlState, encodeChangelogValue, type ControlState } from './controlState.ts';
+import { API_REFUSAL_HEADER, decideCommand, expiredNonces, type ControlInput } from './decideCommand.ts';
+import type { Keyring } from './keyring.ts';
+import type { CommandFields, Freshness } from './verifyCommand.ts';
+
+/**
+ * The control service: exp.control in (one partition, so one writer decides everything in
+ * order); for each record a decision appended to the hash-chained exp.audit, and for an
+ * accepted command that changes an experiment its new status on the compacted exp.state.
+ * Audit record, status, remembered nonce, the head of the chain and the consumer offset
+ * commit in one transaction: a crash never leaves a status without its audit record, or a
+ * gap or fork in the chain.
+ */
+export interface ControlOptions {
+  kafka: Kafka;
+  registry: SchemaRegistryClient;
+  topics: TopicNames;
+  groupId: string;
+  keyring: Keyring;
+  apiPrincipal: string;
+  freshness: Freshness;
+  sessionTimeoutMs?: number;
+  metrics: Registry;
+  logger: Logger;
+}
+
+export async function startControl(options: ControlOptions): Promise<RunningLoop> {
+  const { kafka, topics } = options;
+  const log = options.logger.child({ module: 'control' });
+  await ensureTopics(kafka, topics, ['control', 'state', 'audit', 'definitions', 'controlChangelog']);
+  const auditSchemaId = await options.registry.register(valueSubject(topics.audit), schemaText(eventSchemas().audit));
+  const statusSchemaId = await options.registry.register(valueSubject(topics.state), schemaText(eventSchemas().experimentStatus));
+  const definitions = new DefinitionsTable(kafka, topics.definitions, log);
+  await definitions.start();
+  const decisions = new Counter({ name: 'control_decisions_total', help: 'Control commands decided, by decision and reason code', labelNames: ['decision', 'reason'], registers: [options.metrics] });
+  let state: ControlState | undefined;
+
+  const process = async (records: InputRecord[]): Promise<OutputRecord[]> => {
+    const current = state!;
+    const now = Date.now();
+    const outputs: OutputRecord[] = [];
+    const changelog = new Map<string, Buffer | null>();
+    for (const record of records) {
+      const decision = decideCommand(toInput(record), current, {
+        keyring: options.keyring,
+        apiPrincipal: options.apiPrincipal,
+        freshness: options.freshness,
+        now,
+        definitionVersion: (id) => definitions.get(id)?.version ?? 0,
+      });
+      current.lastAudit = decision.audit;
+      outputs.push({ topic: topics.audit, message: { key: String(decision.audit.sequence), value: frame(auditSchemaId, eventSchemas().audit.toBuffer(decision.audit)) } });
+      if (decision.nonce) {
+        current.nonces.set(decision.nonce.nonce, decision.nonce.issuedAt);
+        changelog.set(changelogKeys.nonce(decision.nonce.nonce), encodeChangelogValue(decision.nonce.issuedAt));
+      }
+      if (decision.status) {
+        current.statuses.set(decision.status.experimentId, decision.status);
+        outputs.push({ topic: topics.state, message: { key: decision.status.experimentId, value: encodeExperimentStatus(decision.status, statusSchemaId) } });
+        changelog.set(changelogKeys.status(decision.status.experimentId), encodeChangelogValue(decision.status));
+      }
+      const code = decision.audit.reason.slice(0, decision.audit.reason.indexOf(':'));
+      decisions.inc({ decision: decision.audit.decision, reason: code });
+      const fields = { sequence: decision.audit.sequence, decision: decision.audit.decision, reason: decision.audit.reason, experimentId: decision.audit.experimentId, action: decision.audit.action, issuer: decision.audit.issuer };
+      if (decision.audit.decision === 'REJECTED') log.warn(fields, 'control.rejected');
+      else log.info({ ...fields, status: decision.status?.status }, 'control.accepted');
+    }
+    for (const nonce of expiredNonces(current.nonces, now, options.freshness)) {
+      current.nonces.delete(nonce);
+      changelog.set(changelogKeys.nonce(nonce), null);
+    }
+    changelog.set(changelogKeys.lastAudit, encodeChangelogValue(current.lastAudit));
+    for (const [key, value] of changelog) outputs.push({ topic: topics.controlChangelog, message: { key, value, partition: 0 } });
+    return outputs;
+  };
+
+  const loop = await startTransactionalLoop({
+    kafka,
+    groupId: options.groupId,
+    topics: [topics.control],
+    transactionalIdPrefix: options.groupId,
+    logger: log,
+    // A halt waits for its batch to commit: keep batches small.
+    maxBatchRecords: 200,
+    ...(options.sessionTimeoutMs ? { sessionTimeoutMs: options.sessionTimeoutMs } : {}),
+    prepare: async (_topic, partition, producer) => {
+      const entries = await restorePartitionState({ kafka, changelogTopic: topics.controlChangelog, partition, producer, logger: log, decode: decodeChangelogValue, logEvent: 'control.state_restored' });
+      state = entries.size === 0 ? emptyControlState() : controlStateFromChangelog(entries);
+    },
+    revoked: () => void (state = undefined),
+    process,
+  });
+  log.info({ groupId: options.groupId, input: topics.control, outputs: [topics.audit, topics.state] }, 'control running');
+  return {
+    stop: async () => {
+      await loop.stop();
+      await definitions.stop();
+    },
+  };
+}
+
+function toInput(record: InputRecord): ControlInput {
+  const refusal = record.message.headers?.[API_REFUSAL_HEADER];
+  const base = { topic: record.topic, partition: record.partition, offset: Number(record.message.offset), apiRefusal: refusal === undefined ? undefined : String(refusal).slice(0, 100) };
+  const framed = unframe(record.message.value);
+  if (!framed.ok) return { ...base, command: { undecodable: `${framed.problem}: ${framed.detail}` } };
+  try {
+    return { ...base, command: eventSchemas().controlCommand.fromBuffer(framed.body) as CommandFields };
+  } catch (err) {
+    return { ...base, command: { undecodable: `not a ControlCommand: ${(err as Error).message.slice(0, 200)}` } };
+  }
+}

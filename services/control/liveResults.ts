@@ -1,0 +1,107 @@
+import type { ExperimentStatus } from '../common/experimentStatus.ts';
+import type { TotalsHolder } from '../common/experimentTotals.ts';
+import { allMetrics, controlVariant, type PublishedDefinition } from '../common/experimentDefinition.ts';
+import { differenceConfidenceSequence } from '../stats/confidenceSequence.ts';
+import { normalQuantile } from '../stats/normal.ts';
+import { mean, sampleVariance } from '../stats/userLevelSummary.ts';
+import { welchTest } from '../stats/welch.ts';
+
+/**
+ * An experiment's live results as the admin API shows them: per variant and metric the
+ * user-level mean with a 95 % interval, and against control the difference with both the
+ * fixed-horizon Welch interval (valid only at the planned sample size) and the always-valid
+ * confidence sequence the guard decides with (valid at every look). Pure.
+ */
+export interface MetricResult {
+  metric: string;
+  type: 'sum' | 'conversion';
+  role: 'primary' | 'guardrail';
+  users: number;
+  mean: number | null;
+  interval95: [number, number] | null;
+  versusControl: {
+    difference: number;
+    relativeDifference: number | null;
+    welch95: [number, number] | null;
+    alwaysValid: { alpha: number; lower: number; upper: number } | null;
+  } | null;
+}
+
+export interface VariantResult {
+  variantId: string;
+  plannedWeight: number;
+  users: number;
+  share: number;
+  conflicts: number;
+  metrics: MetricResult[];
+}
+
+export interface ExperimentResults {
+  experimentId: string;
+  definitionVersion: number | null;
+  status: ExperimentStatus['status'];
+  statusDetail: ExperimentStatus | null;
+  control: string | null;
+  users: number;
+  variants: VariantResult[];
+}
+
+export function liveResults(experimentId: string, published: PublishedDefinition | undefined, totals: TotalsHolder | undefined, status: ExperimentStatus | undefined): ExperimentResults {
+  const variants = totals?.variants ?? {};
+  const definition = published?.definition;
+  const variantIds = definition ? definition.variants.map((v) => v.id) : Object.keys(variants).sort();
+  const control = definition ? controlVariant(definition) : null;
+  const metrics = definition ? allMetrics(definition).map((m) => ({ ...m, role: definition.primaryMetrics.some((p) => p.name === m.name) ? ('primary' as const) : ('guardrail' as const) })) : [];
+  const users = variantIds.reduce((n, id) => n + (variants[id]?.users ?? 0), 0);
+  const z95 = normalQuantile(0.975);
+  const summary = (variantId: string, metric: string) => {
+    const v = variants[variantId];
+    const m = v?.metrics[metric];
+    return { users: v?.users ?? 0, sum: m?.sum ?? 0, sumSquares: m?.sumSquares ?? 0 };
+  };
+  return {
+    experimentId,
+    definitionVersion: published?.version ?? null,
+    status: status?.status ?? 'RUNNING',
+    statusDetail: status ?? null,
+    control,
+    users,
+    variants: variantIds.map((variantId) => ({
+      variantId,
+      plannedWeight: definition?.variants.find((v) => v.id === variantId)?.weight ?? 0,
+      users: variants[variantId]?.users ?? 0,
+      share: users === 0 ? 0 : (variants[variantId]?.users ?? 0) / users,
+      conflicts: variants[variantId]?.conflicts ?? 0,
+      metrics: metrics.map((metric): MetricResult => {
+        const s = summary(variantId, metric.name);
+        const m = mean(s);
+        const halfWidth = s.users >= 2 ? z95 * Math.sqrt(sampleVariance(s) / s.users) : Number.NaN;
+        let versusControl: MetricResult['versusControl'] = null;
+        if (control && variantId !== control) {
+          const c = summary(control, metric.name);
+          const alpha = metric.role === 'guardrail' ? definition!.guardrailAlpha : 0.05;
+          const welch = welchTest(c, s, 0.05);
+          const cs = differenceConfidenceSequence(c, s, alpha);
+          const controlMean = mean(c);
+          if (Number.isFinite(m) && Number.isFinite(controlMean)) {
+            versusControl = {
+              difference: m - controlMean,
+              relativeDifference: controlMean !== 0 ? (m - controlMean) / Math.abs(controlMean) : null,
+              welch95: welch.ok ? [welch.lower, welch.upper] : null,
+              alwaysValid: cs.ok ? { alpha, lower: cs.lower, upper: cs.upper } : null,
+            };
+          }
+        }
+        return {
+          metric: metric.name,
+          type: metric.type,
+          role: metric.role,
+          users: s.users,
+          mean: Number.isFinite(m) ? m : null,
+          interval95: Number.isFinite(halfWidth) ? [m - halfWidth, m + halfWidth] : null,
+          versusControl,
+        };
+      }),
+    })),
+  };
+}

@@ -1,0 +1,52 @@
+import { readFileSync } from 'node:fs';
+import { PipelineError } from '../common/errors.ts';
+import { runServiceProcess } from '../common/serviceProcess.ts';
+import { privateKeyFromPem } from '../common/signing.ts';
+import { consumerGroup } from '../common/topics.ts';
+import { startAdminApi } from './adminApi.ts';
+import { startControl } from './controlService.ts';
+import { Keyring } from './keyring.ts';
+
+/** The control service and its admin API as one process (`node --import tsx services/control/main.ts`). */
+await runServiceProcess('control', async (ctx) => {
+  const { control } = ctx.config;
+  if (!control.keyringFile) throw new PipelineError('CONFIG_INVALID', 'control.keyringFile (KEYRING_FILE) is required: the control service verifies commands against it');
+  const keyring = Keyring.load(control.keyringFile);
+  let signer: { principal: string; privateKey: ReturnType<typeof privateKeyFromPem> } | undefined;
+  if (control.apiKeyFile) {
+    if (!keyring.principal(control.apiPrincipal)?.roles.has('operator')) {
+      throw new PipelineError('CONFIG_INVALID', `control.apiPrincipal: '${control.apiPrincipal}' must be in the keyring with the operator role to sign the admin API's commands`);
+    }
+    signer = { principal: control.apiPrincipal, privateKey: privateKeyFromPem(readFileSync(control.apiKeyFile, 'utf8')) };
+  }
+  const loop = await startControl({
+    kafka: ctx.kafka,
+    registry: ctx.registry,
+    topics: ctx.topics,
+    groupId: consumerGroup(ctx.config.kafka.topicPrefix, 'control'),
+    keyring,
+    apiPrincipal: control.apiPrincipal,
+    freshness: { maxAgeMs: control.maxCommandAgeMs, maxSkewMs: control.maxClockSkewMs },
+    sessionTimeoutMs: ctx.config.kafka.sessionTimeoutMs,
+    metrics: ctx.metrics,
+    logger: ctx.logger,
+  });
+  const api = await startAdminApi({
+    kafka: ctx.kafka,
+    registry: ctx.registry,
+    topics: ctx.topics,
+    keyring,
+    signer,
+    host: control.apiHost,
+    port: control.apiPort,
+    authFailuresAllowed: control.authFailuresAllowed,
+    metrics: ctx.metrics,
+    logger: ctx.logger,
+  });
+  return {
+    stop: async () => {
+      await api.close();
+      await loop.stop();
+    },
+  };
+});

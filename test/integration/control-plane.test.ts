@@ -1,0 +1,164 @@
+import { spawnSync } from 'node:child_process';
+import { join, resolve } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { eventSchemas, schemaText } from '../../services/common/eventSchemas.ts';
+import { decodeExperimentStatus } from '../../services/common/experimentStatus.ts';
+import { valueSubject } from '../../services/common/topics.ts';
+import { frame, unframe } from '../../services/common/wireFormat.ts';
+import { verifyChain, type AuditRecord } from '../../services/control/auditChain.ts';
+import { encodeCommandRecord, signedCommand } from '../../services/control/commandSigner.ts';
+import { API_REFUSAL_HEADER } from '../../services/control/decideCommand.ts';
+import { spawnService, type ChildService } from '../support/childService.ts';
+import { controlFixture } from '../support/controlFixture.ts';
+import { testPipeline } from '../support/pipeline.ts';
+import { readTopic } from '../support/topicReader.ts';
+
+const ROOT = resolve(import.meta.dirname, '../..');
+
+describe('the control plane under attack', () => {
+  const pipeline = testPipeline('control');
+  const fixture = controlFixture({ guardian: ['guardian'], alice: ['operator'], bob: ['experimenter'], carol: ['analyst'], 'admin-api': ['operator'] }, ['alice', 'carol']);
+  const env = { ...pipeline.env, KEYRING_FILE: fixture.keyringFile, ADMIN_API_KEY_FILE: fixture.keyFile('admin-api'), ADMIN_API_PORT: '0', ADMIN_AUTH_FAILURES_ALLOWED: '4', KAFKA_SESSION_TIMEOUT_MS: '6000' };
+  const children: ChildService[] = [];
+  afterAll(async () => {
+    for (const c of children) c.process.kill('SIGTERM');
+    await Promise.all(children.map((c) => c.exited));
+  });
+
+  const audit = async (count: number) =>
+    (await readTopic(pipeline.kafka, pipeline.topics.audit, { count, idleMs: 2_500 })).map(({ message }) => eventSchemas().audit.fromBuffer((unframe(message.value) as { body: Buffer }).body) as AuditRecord);
+  const states = async () => (await readTopic(pipeline.kafka, pipeline.topics.state, { count: 100, idleMs: 2_000 })).map(({ message }) => decodeExperimentStatus(message.value!)!);
+
+  it('applies only valid commands, audits every attempt in an intact chain, and serves the admin API with tokens and roles', async () => {
+    await pipeline.define({ 'exp-a': ['control', 'treatment'], 'exp-b': ['control', 'treatment'] });
+    const control = spawnService('services/control/main.ts', env);
+    children.push(control);
+    await control.started;
+    const api = /"url":"(http:\/\/[^"]+)","msg":"admin API listening"/.exec(control.log())![1]!;
+
+    // --- attacks straight on the control topic ---
+    const schemaId = await pipeline.registry.register(valueSubject(pipeline.topics.control), schemaText(eventSchemas().controlCommand));
+    const encode = (command: object) => frame(schemaId, eventSchemas().controlCommand.toBuffer(command));
+    const halt = (experimentId: string, issuer: string, signer = issuer, at = Date.now()) => signedCommand({ experimentId, action: 'HALT', reason: 'test' }, issuer, fixture.privateKey(signer), at);
+    const valid = encode(halt('exp-a', 'guardian'));
+    const tampered = { ...halt('exp-a', 'alice'), reason: 'changed after signing' };
+    const refusalForgery = halt('exp-b', 'alice');
+    const attempts: [string, Buffer, Record<string, string>?][] = [
+      ['garbage bytes', Buffer.from('HALT exp-a please')],
+      ['framed garbage', frame(schemaId, Buffer.from([0xff, 0xff, 0xff]))],
+      ['unsigned', encode({ ...halt('exp-a', 'alice'), signature: '' })],
+      ['forged (alice claimed, mallory signed)', encode(halt('exp-a', 'alice', 'mallory'))],
+      ['tampered', encode(tampered)],
+      ['unknown principal', encode(halt('exp-a', 'mallory'))],
+      ['wrong role (analyst halts)', encode(halt('exp-a', 'carol'))],
+      ['wrong role (experimenter resumes)', encode({ ...signedCommand({ experimentId: 'exp-a', action: 'RESUME', reason: 'test' }, 'bob', fixture.privateKey('bob')) })],
+      ['stale', encode(halt('exp-a', 'alice', 'alice', Date.now() - 10 * 60_000))],
+      ['from the future', encode(halt('exp-a', 'alice', 'alice', Date.now() + 10 * 60_000))],
+      ['refusal note not from the API', encode(refusalForgery), { [API_REFUSAL_HEADER]: 'FORBIDDEN' }],
+      ['valid guardian halt', valid],
+      ['replay of the valid halt', valid],
+      ['resume of a running experiment', encode(signedCommand({ experimentId: 'exp-b', action: 'RESUME', reason: 'test' }, 'alice', fixture.privateKey('alice')))],
+    ];
+    const producer = pipeline.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+    await producer.connect();
+    for (const [, value, headers] of attempts) await producer.send({ topic: pipeline.topics.control, acks: -1, messages: [{ key: 'attack', value, ...(headers ? { headers } : {}) }] });
+    await producer.disconnect();
+
+    const records = await audit(attempts.length + 5);
+    expect(records).toHaveLength(attempts.length);
+    const outcome = records.map((r, i) => [attempts[i]![0], r.decision, r.reason.slice(0, r.reason.indexOf(':'))]);
+    expect(outcome).toEqual([
+      ['garbage bytes', 'REJECTED', 'MALFORMED'],
+      ['framed garbage', 'REJECTED', 'MALFORMED'],
+      ['unsigned', 'REJECTED', 'UNSIGNED'],
+      ['forged (alice claimed, mallory signed)', 'REJECTED', 'BAD_SIGNATURE'],
+      ['tampered', 'REJECTED', 'BAD_SIGNATURE'],
+      ['unknown principal', 'REJECTED', 'UNKNOWN_PRINCIPAL'],
+      ['wrong role (analyst halts)', 'REJECTED', 'WRONG_ROLE'],
+      ['wrong role (experimenter resumes)', 'REJECTED', 'WRONG_ROLE'],
+      ['stale', 'REJECTED', 'STALE'],
+      ['from the future', 'REJECTED', 'FROM_THE_FUTURE'],
+      ['refusal note not from the API', 'REJECTED', 'MALFORMED'],
+      ['valid guardian halt', 'ACCEPTED', 'HALT'],
+      ['replay of the valid halt', 'REJECTED', 'REPLAYED'],
+      ['resume of a running experiment', 'REJECTED', 'NOT_HALTED'],
+    ]);
+    expect(verifyChain(records)).toEqual({ ok: true, records: attempts.length });
+    // Only the one valid command changed state.
+    const afterKafka = await states();
+    expect(afterKafka.map((s) => [s.experimentId, s.status, s.by])).toEqual([['exp-a', 'HALTED', 'guardian']]);
+    expect(afterKafka[0]!.auditSequence).toBe(12);
+
+    // --- the admin API ---
+    const call = async (method: string, path: string, token?: string, body?: unknown) => {
+      const response = await fetch(api + path, { method, headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) }, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
+      const text = await response.text();
+      return { status: response.status, body: text.startsWith('{') ? (JSON.parse(text) as Record<string, unknown>) : text, headers: response.headers };
+    };
+    const alice = fixture.tokens.alice!;
+    const carol = fixture.tokens.carol!;
+    expect((await call('GET', '/healthz')).status).toBe(200);
+    expect((await call('GET', '/readyz')).status).toBe(200);
+    expect((await call('GET', '/experiments')).status).toBe(401);
+    expect((await call('GET', '/experiments', 'not-a-token')).status).toBe(401);
+    const listed = await call('GET', '/experiments', carol);
+    expect(listed.status).toBe(200);
+    expect((listed.body as { experiments: { experimentId: string; status: string }[] }).experiments.map((e) => [e.experimentId, e.status])).toEqual([['exp-a', 'HALTED'], ['exp-b', 'RUNNING']]);
+    expect((await call('POST', '/experiments/exp-b/halt', carol, { reason: 'analyst tries' })).status).toBe(403);
+    expect((await call('POST', '/experiments/exp-b/halt', undefined, { reason: 'anonymous tries' })).status).toBe(401);
+    expect((await call('POST', '/experiments/exp-b/halt', alice, {})).status).toBe(400);
+    expect((await call('POST', '/experiments/exp-b/halt', alice, { reason: 'ok', extra: 1 })).status).toBe(400);
+    expect((await call('POST', '/experiments/no-such/halt', alice, { reason: 'unknown experiment' })).status).toBe(404);
+    expect((await call('POST', '/experiments/bad%20id/halt', alice, { reason: 'bad id' })).status).toBe(400);
+    const halted = await call('POST', '/experiments/exp-b/halt', alice, { reason: 'latency alarm from on-call' });
+    expect(halted.status, JSON.stringify(halted.body)).toBe(200);
+    expect(halted.body).toMatchObject({ decision: 'ACCEPTED', status: { experimentId: 'exp-b', status: 'HALTED', by: 'admin-api' } });
+    expect((halted.body as { status: { reason: string } }).status.reason).toMatch(/requested by alice via the admin API/);
+    const resumed = await call('POST', '/experiments/exp-b/resume', alice, { reason: 'false alarm' });
+    expect(resumed.body).toMatchObject({ decision: 'ACCEPTED', status: { status: 'RUNNING' } });
+    const again = await call('POST', '/experiments/exp-b/resume', alice, { reason: 'twice' });
+    expect(again.status).toBe(409);
+    expect(again.body).toMatchObject({ decision: 'REJECTED' });
+
+    const results = await call('GET', '/experiments/exp-a/results', carol);
+    expect(results.status).toBe(200);
+    expect(results.body).toMatchObject({ experimentId: 'exp-a', status: 'HALTED', control: 'control', variants: [{ variantId: 'control' }, { variantId: 'treatment' }] });
+    const auditApi = await call('GET', '/audit?limit=5', carol);
+    expect(auditApi.status).toBe(200);
+    const recent = (auditApi.body as { records: AuditRecord[] }).records;
+    expect(recent.map((r) => r.reason.slice(0, r.reason.indexOf(':')))).toEqual(['API_FORBIDDEN', 'API_UNAUTHENTICATED', 'HALT', 'RESUME', 'NOT_HALTED']);
+    expect(recent.slice(0, 2).every((r) => r.sourceTopic === 'admin-api' && r.decision === 'REJECTED')).toBe(true);
+    expect((await call('GET', '/audit?limit=0', carol)).status).toBe(400);
+    expect((await call('GET', '/audit', alice)).status).toBe(200);
+    const metrics = await call('GET', '/metrics', carol);
+    expect(metrics.body).toMatch(/control_decisions_total\{[^}]*decision="REJECTED"[^}]*reason="BAD_SIGNATURE"[^}]*\} 2/);
+    expect(metrics.body).toMatch(/admin_api_auth_failures_total\{[^}]*reason="UNAUTHENTICATED"[^}]*\} 3/);
+
+    // Repeated failures slow the address down: the 4th failure in a minute locks it out, even for a valid token.
+    expect((await call('GET', '/experiments', 'guess-1')).status).toBe(401);
+    const locked = await call('GET', '/experiments', carol);
+    expect(locked.status).toBe(429);
+    expect(Number(locked.headers.get('retry-after'))).toBeGreaterThan(0);
+
+    // The chain is intact as stored, and continues across a crash of the control service;
+    // the nonces survive it, so the old valid halt is still a replay.
+    const verify = spawnSync(process.execPath, [join(ROOT, 'bin/expctl.js'), 'audit', 'verify'], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, ...env, LOG_LEVEL: 'warn' } });
+    expect(verify.stdout, verify.stderr).toMatch(/^audit chain intact: 19 record\(s\), head sequence 19/);
+    expect(verify.status).toBe(0);
+    control.process.kill('SIGKILL');
+    await control.exited;
+    const restarted = spawnService('services/control/main.ts', env);
+    children.push(restarted);
+    await restarted.started;
+    const replayer = pipeline.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+    await replayer.connect();
+    await replayer.send({ topic: pipeline.topics.control, acks: -1, messages: [{ key: 'attack', value: valid }] });
+    await replayer.disconnect();
+    const all = await audit(25);
+    expect(all).toHaveLength(20);
+    expect(all[19]!.reason).toMatch(/^REPLAYED/);
+    expect(verifyChain(all)).toEqual({ ok: true, records: 20 });
+    expect(restarted.log()).toMatch(/"msg":"control.state_restored"/);
+    expect((await states()).map((s) => [s.experimentId, s.status])).toEqual([['exp-a', 'HALTED'], ['exp-b', 'HALTED'], ['exp-b', 'RUNNING']]);
+  }, 180_000);
+});
