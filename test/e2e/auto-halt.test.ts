@@ -1,14 +1,12 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { eventSchemas } from '../../services/common/eventSchemas.ts';
 import { parseDefinition } from '../../services/common/experimentDefinition.ts';
-import { generateSigningKeyPair, publicKeyFromPem, verifyPayload } from '../../services/common/signing.ts';
+import { decodeExperimentStatus } from '../../services/common/experimentStatus.ts';
 import { consumerGroup } from '../../services/common/topics.ts';
 import { unframe } from '../../services/common/wireFormat.ts';
 import { applyDefinitions } from '../../services/cli/experiments/applyDefinitions.ts';
 import { spawnService, waitUntilSettled, type ChildService } from '../support/childService.ts';
+import { controlFixture } from '../support/controlFixture.ts';
 import { testPipeline } from '../support/pipeline.ts';
 import { seededRandom } from '../support/random.ts';
 import { readTopic } from '../support/topicReader.ts';
@@ -24,9 +22,8 @@ describe('auto-halt, end to end through ingest, aggregate and guard', () => {
   });
 
   it('halts the experiment with a sample ratio mismatch and the one with a guardrail regression, never the healthy A/A', async () => {
-    const keys = generateSigningKeyPair();
-    const keyFile = join(mkdtempSync(join(tmpdir(), 'guardian-')), 'guardian.key');
-    writeFileSync(keyFile, keys.privateKey, { mode: 0o600 });
+    const fixture = controlFixture({ guardian: ['guardian'] }, []);
+    const keyFile = fixture.keyFile('guardian');
     const definition = (id: string) =>
       parseDefinition({
         id, name: id, hypothesis: 'h', owner: 'test',
@@ -37,8 +34,8 @@ describe('auto-halt, end to end through ingest, aggregate and guard', () => {
       }, id);
     await applyDefinitions(pipeline, ['healthy-aa', 'broken-split', 'slow-treatment'].map(definition));
 
-    const env = { ...pipeline.env, GUARD_KEY_FILE: keyFile, KAFKA_SESSION_TIMEOUT_MS: '6000' };
-    for (const service of ['ingest', 'aggregate', 'guard']) services.push(spawnService(`services/${service}/main.ts`, env));
+    const env = { ...pipeline.env, GUARD_KEY_FILE: keyFile, KEYRING_FILE: fixture.keyringFile, ADMIN_API_PORT: '0', KAFKA_SESSION_TIMEOUT_MS: '6000' };
+    for (const service of ['ingest', 'aggregate', 'control', 'guard']) services.push(spawnService(`services/${service}/main.ts`, env));
     await Promise.all(services.map((s) => s.started));
 
     const producer = await pipeline.producer();
@@ -72,12 +69,14 @@ describe('auto-halt, end to end through ingest, aggregate and guard', () => {
     const commands = (await readTopic(pipeline.kafka, pipeline.topics.control, { count: 10, idleMs: 3_000 })).map(({ message }) => eventSchemas().controlCommand.fromBuffer((unframe(message.value) as { body: Buffer }).body) as { commandId: string; experimentId: string; action: string; evidence: string; issuer: string; signature: string });
     const halted = commands.map((c) => c.experimentId).sort();
     expect(halted).toEqual(['broken-split', 'slow-treatment']);
-    const publicKey = publicKeyFromPem(keys.publicKey);
     for (const command of commands) {
       expect(command.action).toBe('HALT');
       expect(command.issuer).toBe('guardian');
-      expect(verifyPayload({ ...command }, publicKey)).toBe(true);
     }
+    // The control service verified the guardian's signatures and halted both on exp.state.
+    await waitUntilSettled(pipeline.kafka, consumerGroup(pipeline.prefix, 'control'), [pipeline.topics.control]);
+    const statuses = (await readTopic(pipeline.kafka, pipeline.topics.state, { count: 10, idleMs: 2_000 })).map(({ message }) => decodeExperimentStatus(message.value!)!);
+    expect(statuses.map((s) => [s.experimentId, s.status, s.by]).sort()).toEqual([['broken-split', 'HALTED', 'guardian'], ['slow-treatment', 'HALTED', 'guardian']]);
     const srm = JSON.parse(commands.find((c) => c.experimentId === 'broken-split')!.evidence) as Record<string, unknown>;
     expect(srm).toMatchObject({ definitionVersion: 1, threshold: 0.001 });
     expect(srm.pValue as number).toBeLessThan(0.001);
@@ -102,6 +101,10 @@ describe('auto-halt, end to end through ingest, aggregate and guard', () => {
       const variantId = random() < 0.6 ? 'treatment' : 'control';
       moreSends.push(more.sendExposure({ eventId: `x-more-${u}`, experimentId: 'broken-split', variantId, userId: `broken-split-user-${u}`, eventTime: now, context: null }));
     }
+    // slow-treatment is halted: a split this broken would be an SRM incident, but the guard no longer acts on it.
+    for (let u = USERS; u < USERS + 1_500; u++) {
+      moreSends.push(more.sendExposure({ eventId: `x-more-${u}`, experimentId: 'slow-treatment', variantId: 'treatment', userId: `slow-treatment-user-${u}`, eventTime: now, context: null }));
+    }
     await Promise.all(moreSends);
     await more.close();
     await waitUntilSettled(pipeline.kafka, consumerGroup(pipeline.prefix, 'ingest'), [pipeline.topics.exposuresRaw, pipeline.topics.metricsRaw]);
@@ -110,6 +113,8 @@ describe('auto-halt, end to end through ingest, aggregate and guard', () => {
     expect(restarted.log()).toMatch(/"msg":"guard.state_restored"/);
     const after = await readTopic(pipeline.kafka, pipeline.topics.control, { count: 10, idleMs: 3_000 });
     expect(after).toHaveLength(2);
+    const anomaliesAfter = await readTopic(pipeline.kafka, pipeline.topics.anomalies, { count: 10, idleMs: 2_000 });
+    expect(anomaliesAfter).toHaveLength(2);
   }, 240_000);
 });
 
