@@ -3,6 +3,7 @@ import { loadConfig, type Config } from '../common/config.ts';
 import { errorMessage, isPipelineError } from '../common/errors.ts';
 import { LOG_LEVELS } from '../common/logger.ts';
 import { registerControlCommands } from './commands/control.ts';
+import { registerDemoCommand } from './commands/demo.ts';
 import { registerExperimentCommands } from './commands/experiments.ts';
 import { registerKeyCommands } from './commands/keys.ts';
 import { registerProduceCommand } from './commands/produce.ts';
@@ -35,6 +36,7 @@ export function buildProgram(): Command {
   registerReanalyzeCommand(program, configFromFlags);
   registerQueryCommand(program, configFromFlags);
   registerControlCommands(program, configFromFlags);
+  registerDemoCommand(program, configFromFlags);
   return program;
 }
 

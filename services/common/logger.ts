@@ -10,6 +10,7 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
  * so every line says where it came from. Logs go to stderr: stdout stays free for command
  * output (tables, JSON) that other programs may parse.
  */
-export function createLogger(options: { level: LogLevel; name?: string }): Logger {
-  return pino({ level: options.level, name: options.name ?? 'expstream', base: { pid: process.pid } }, pino.destination(2));
+export function createLogger(options: { level: LogLevel; name?: string; file?: string }): Logger {
+  const destination = options.file ? pino.destination({ dest: options.file, mkdir: true, sync: false }) : pino.destination(2);
+  return pino({ level: options.level, name: options.name ?? 'expstream', base: { pid: process.pid } }, destination);
 }

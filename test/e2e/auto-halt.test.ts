@@ -8,7 +8,7 @@ import { applyDefinitions } from '../../services/cli/experiments/applyDefinition
 import { spawnService, waitUntilSettled, type ChildService } from '../support/childService.ts';
 import { controlFixture } from '../support/controlFixture.ts';
 import { testPipeline } from '../support/pipeline.ts';
-import { seededRandom } from '../support/random.ts';
+import { gaussian, seededRandom } from '../../services/common/random.ts';
 import { readTopic } from '../support/topicReader.ts';
 
 const USERS = 3_000;
@@ -117,7 +117,3 @@ describe('auto-halt, end to end through ingest, aggregate and guard', () => {
     expect(anomaliesAfter).toHaveLength(2);
   }, 240_000);
 });
-
-function gaussian(random: () => number): number {
-  return Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
-}

@@ -35,29 +35,4 @@ export function spawnService(mainModule: string, env: Record<string, string>): C
   return { process: child, log: () => output, started, exited };
 }
 
-
-/**
- * Waits until a consumer group has caught up with its topics and stays there for `stableMs`.
- * Transaction markers take offsets a consumer never commits past, so "caught up" allows one
- * trailing marker per partition.
- */
-export async function waitUntilSettled(kafka: import('kafkajs').Kafka, groupId: string, topics: string[], options: { stableMs?: number; timeoutMs?: number } = {}): Promise<void> {
-  const { groupLag } = await import('../../services/common/groupProgress.ts');
-  const admin = kafka.admin();
-  await admin.connect();
-  const partitions = (await admin.fetchTopicMetadata({ topics })).topics.reduce((n, t) => n + t.partitions.length, 0);
-  await admin.disconnect();
-  const deadline = Date.now() + (options.timeoutMs ?? 120_000);
-  let settledSince = 0;
-  let last = -1;
-  while (Date.now() < deadline) {
-    const lag = await groupLag(kafka, groupId, topics);
-    if (lag <= partitions && lag === last) {
-      settledSince ||= Date.now();
-      if (Date.now() - settledSince >= (options.stableMs ?? 2_000)) return;
-    } else settledSince = 0;
-    last = lag;
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  throw new Error(`group ${groupId} did not settle on ${topics.join(', ')}`);
-}
+export { waitUntilSettled } from '../../services/common/groupProgress.ts';
