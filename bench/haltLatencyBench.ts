@@ -4,26 +4,25 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Kafka, logLevel } from 'kafkajs';
 import { applyDefinitions } from '../services/cli/experiments/applyDefinitions.ts';
-import { eventSchemas } from '../services/common/eventSchemas.ts';
+import { decodeExperimentStatus } from '../services/common/experimentStatus.ts';
 import { parseDefinition } from '../services/common/experimentDefinition.ts';
 import { createLogger } from '../services/common/logger.ts';
 import { SchemaRegistryClient } from '../services/common/schemaRegistryClient.ts';
 import { generateSigningKeyPair } from '../services/common/signing.ts';
 import { ensureTopics } from '../services/common/topicAdmin.ts';
 import { topicNames } from '../services/common/topics.ts';
-import { unframe } from '../services/common/wireFormat.ts';
 import { EventProducer } from '../services/producer/eventProducer.ts';
 import { sequentialSrm } from '../services/stats/sequentialSrm.ts';
 import { spawnBenchService } from './benchProcess.ts';
 import type { BenchStack } from './benchStack.ts';
 
 /**
- * Halt latency through the whole pipeline (ingest, aggregate, guard as their own
- * processes): for each run a fresh experiment gets a balanced start and then exposures to
+ * Halt latency through the whole pipeline (ingest, aggregate, guard and control as their
+ * own processes): for each run a fresh experiment gets a balanced start and then exposures to
  * one variant only, computed so that the sequential SRM test first crosses its threshold
  * at a known exposure. Everything before it is produced and left to settle; the clock then
- * runs from producing that one exposure to the HALT being readable (read_committed) on
- * exp.control.
+ * runs from producing that one exposure to the experiment being HALTED on exp.state
+ * (read_committed), after the control service has verified the guardian's signed command.
  */
 export interface HaltLatencyResult {
   runs: number;
@@ -43,26 +42,26 @@ export async function runHaltLatencyBench(stack: BenchStack, runs: number, say: 
   const kafka = new Kafka({ brokers: stack.kafkaBrokers, clientId: 'bench', logLevel: logLevel.NOTHING });
   const registry = new SchemaRegistryClient(stack.schemaRegistryUrl);
   const logger = createLogger({ level: 'warn', name: 'bench' });
-  await ensureTopics(kafka, topics, ['exposuresRaw', 'metricsRaw', 'events', 'dlq', 'aggregates', 'anomalies', 'control', 'definitions', 'aggregateChangelog', 'guardChangelog']);
+  await ensureTopics(kafka, topics, ['exposuresRaw', 'metricsRaw', 'events', 'dlq', 'aggregates', 'anomalies', 'control', 'state', 'audit', 'definitions', 'aggregateChangelog', 'guardChangelog', 'controlChangelog']);
   const experiments = Array.from({ length: runs }, (_, i) => `halt-${i}`);
   await applyDefinitions({ kafka, registry, topics, logger }, experiments.map((id) =>
     parseDefinition({ id, name: id, hypothesis: 'h', owner: 'bench', variants: [{ id: 'control', weight: 0.5 }, { id: 'treatment', weight: 0.5 }], primaryMetrics: [{ name: 'orders', type: 'conversion' }], srmThreshold: THRESHOLD, minimumSampleSize: MIN_SAMPLE, plannedSampleSize: 10_000 }, id),
   ));
-  const keyFile = join(mkdtempSync(join(tmpdir(), 'bench-guardian-')), 'guardian.key');
-  writeFileSync(keyFile, generateSigningKeyPair().privateKey, { mode: 0o600 });
-  const env = { KAFKA_BROKERS: stack.kafkaBrokers.join(','), SCHEMA_REGISTRY_URL: stack.schemaRegistryUrl, EXP_TOPIC_PREFIX: prefix, GUARD_KEY_FILE: keyFile, LOG_LEVEL: 'warn' };
-  const services = ['ingest', 'aggregate', 'guard'].map((s) => spawnBenchService(`services/${s}/main.ts`, env));
+  const keyDir = mkdtempSync(join(tmpdir(), 'bench-guardian-'));
+  const keys = generateSigningKeyPair();
+  writeFileSync(join(keyDir, 'guardian.key'), keys.privateKey, { mode: 0o600 });
+  writeFileSync(join(keyDir, 'keyring.json'), JSON.stringify({ principals: [{ name: 'guardian', publicKey: keys.publicKey, roles: ['guardian'] }] }));
+  const env = { KAFKA_BROKERS: stack.kafkaBrokers.join(','), SCHEMA_REGISTRY_URL: stack.schemaRegistryUrl, EXP_TOPIC_PREFIX: prefix, GUARD_KEY_FILE: join(keyDir, 'guardian.key'), KEYRING_FILE: join(keyDir, 'keyring.json'), ADMIN_API_PORT: '0', LOG_LEVEL: 'warn' };
+  const services = ['ingest', 'aggregate', 'guard', 'control'].map((s) => spawnBenchService(`services/${s}/main.ts`, env));
 
   const haltedAt = new Map<string, number>();
   const control = kafka.consumer({ groupId: `bench-halt-reader-${Date.now()}`, readUncommitted: false, maxWaitTimeInMs: 50 });
   await control.connect();
-  await control.subscribe({ topic: topics.control, fromBeginning: true });
+  await control.subscribe({ topic: topics.state, fromBeginning: true });
   await control.run({
     eachMessage: async ({ message }) => {
-      const framed = unframe(message.value);
-      if (!framed.ok) return;
-      const command = eventSchemas().controlCommand.fromBuffer(framed.body) as { experimentId: string };
-      if (!haltedAt.has(command.experimentId)) haltedAt.set(command.experimentId, Date.now());
+      const status = message.value ? decodeExperimentStatus(message.value) : undefined;
+      if (status?.status === 'HALTED' && !haltedAt.has(status.experimentId)) haltedAt.set(status.experimentId, Date.now());
     },
   });
 

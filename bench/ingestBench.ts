@@ -95,7 +95,7 @@ export async function runIngestBench(stack: BenchStack, events: number, say: (m:
   return result;
 }
 
-async function timeRawConsume(kafka: Kafka, topics: string[], expected: number): Promise<number> {
+export async function timeRawConsume(kafka: Kafka, topics: string[], expected: number): Promise<number> {
   const consumer = kafka.consumer({ groupId: `bench-raw-${Date.now()}`, maxWaitTimeInMs: 100 });
   await consumer.connect();
   for (const topic of topics) await consumer.subscribe({ topic, fromBeginning: true });

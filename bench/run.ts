@@ -5,6 +5,8 @@ import { startBenchStack } from './benchStack.ts';
 import { runAggregateBench } from './aggregateBench.ts';
 import { runHaltLatencyBench } from './haltLatencyBench.ts';
 import { runIngestBench } from './ingestBench.ts';
+import { runPipelineBench } from './pipelineBench.ts';
+import { benchSummary, updateReadmeTable } from './summary.ts';
 import { runSinkFormatBench } from './sinkFormatBench.ts';
 
 /**
@@ -12,7 +14,8 @@ import { runSinkFormatBench } from './sinkFormatBench.ts';
  * bench/results/<name>.json (latest) and bench/results/history.jsonl (every run).
  * BENCH_EVENTS sets the ingest size (default 200,000), BENCH_USERS the aggregate size
  * (default 1,000,000 users), BENCH_HALT_RUNS the halt-latency runs (default 30);
- * BENCH_ONLY=ingest|aggregate|halt|sink runs one of them.
+ * BENCH_ONLY=pipeline|ingest|aggregate|halt|sink runs one of them. A full run also writes
+ * bench/results/<date>.json and <date>.md, and the README's table.
  */
 const say = (m: string) => process.stderr.write(`[bench] ${m}\n`);
 const events = Number(process.env.BENCH_EVENTS ?? 200_000);
@@ -29,12 +32,15 @@ if (!Number.isSafeInteger(haltRuns) || haltRuns < 1 || haltRuns > 500) {
   say(`BENCH_HALT_RUNS must be an integer from 1 to 500, got ${process.env.BENCH_HALT_RUNS}`);
   process.exit(2);
 }
-if (only !== undefined && !['ingest', 'aggregate', 'halt', 'sink'].includes(only)) {
-  say(`BENCH_ONLY must be ingest, aggregate, halt or sink, got ${only}`);
+if (only !== undefined && !['pipeline', 'ingest', 'aggregate', 'halt', 'sink'].includes(only)) {
+  say(`BENCH_ONLY must be pipeline, ingest, aggregate, halt or sink, got ${only}`);
   process.exit(2);
 }
 
+const run: Record<string, object> = {};
+
 function record(name: string, machine: object, result: object): void {
+  run[name] = result;
   const entry = { bench: name, at: new Date().toISOString(), machine, result };
   writeFileSync(resolve(resultsDir, `${name}.json`), JSON.stringify(entry, null, 2) + '\n');
   const history = resolve(resultsDir, 'history.jsonl');
@@ -47,10 +53,19 @@ mkdirSync(resultsDir, { recursive: true });
 const stack = await startBenchStack(say);
 try {
   const machine = { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version, kafka: stack.kafkaVersion };
+  if (!only || only === 'pipeline') record('pipeline', machine, await runPipelineBench(stack, events, say));
   if (!only || only === 'ingest') record('ingest', machine, await runIngestBench(stack, events, say));
   if (!only || only === 'aggregate') record('aggregate', machine, await runAggregateBench(stack, users, say));
   if (!only || only === 'halt') record('halt-latency', machine, await runHaltLatencyBench(stack, haltRuns, say));
   if (!only || only === 'sink') record('sink', machine, await runSinkFormatBench(200_000, 5_000, say));
+  if (!only) {
+    const date = new Date().toISOString().slice(0, 10);
+    const markdown = benchSummary(machine, run as unknown as Parameters<typeof benchSummary>[1]);
+    writeFileSync(resolve(resultsDir, `${date}.json`), JSON.stringify({ at: new Date().toISOString(), machine, results: run }, null, 2) + '\n');
+    writeFileSync(resolve(resultsDir, `${date}.md`), markdown);
+    updateReadmeTable(resolve(import.meta.dirname, '../README.md'), markdown);
+    say(`wrote bench/results/${date}.json, ${date}.md and the README's table`);
+  }
 } finally {
   await stack.close();
 }

@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import type { Config } from '../../common/config.ts';
 import { PipelineError } from '../../common/errors.ts';
 import { createLogger } from '../../common/logger.ts';
+import { prepareDemoDir } from '../demo/demoPipeline.ts';
 import { runDemo } from '../demo/runDemo.ts';
 import { createProgress } from '../progress.ts';
 
@@ -17,6 +18,7 @@ export function registerDemoCommand(program: Command, loadConfig: () => Config):
     .option('--dir <dir>', 'where the run keeps its data (wiped at start; the chDB store stays for querying)', '.demo')
     .action(async (options: { users: number; rate: number; seed: number; dir: string }) => {
       const config = loadConfig();
+      prepareDemoDir(options.dir);
       const outcome = await runDemo({
         ...options,
         cacheDir: config.stack.cacheDir,

@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+
 import { join, resolve } from 'node:path';
 import { startLocalBroker } from '../../../infra/kafka/localBroker.ts';
 import { openClickHouse, type ClickHouseHandle } from '../../common/clickhouse.ts';
@@ -28,6 +29,12 @@ import type { Progress } from '../progress.ts';
  */
 export const MIGRATIONS_DIR = resolve(import.meta.dirname, '../../../infra/clickhouse/migrations');
 
+/** A fresh run directory: the previous run's Kafka data, keys and chDB store go. */
+export function prepareDemoDir(dir: string): void {
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(join(dir, 'logs'), { recursive: true });
+}
+
 export interface DemoPipeline {
   kafka: ReturnType<typeof createKafka>;
   registry: SchemaRegistryClient;
@@ -42,8 +49,6 @@ export interface DemoPipeline {
 
 export async function startDemoPipeline(options: { dir: string; cacheDir: string; logger: Logger; progress: Progress }): Promise<DemoPipeline> {
   const { dir, logger, progress } = options;
-  rmSync(dir, { recursive: true, force: true });
-  mkdirSync(dir, { recursive: true });
   const stops: (() => Promise<void>)[] = [];
   const stopAll = async () => {
     for (const stop of stops.reverse()) await stop().catch((err: unknown) => logger.error({ err }, 'demo: a component did not stop cleanly'));

@@ -1,0 +1,48 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import type { AggregateBenchResult } from './aggregateBench.ts';
+import type { HaltLatencyResult } from './haltLatencyBench.ts';
+import type { IngestBenchResult } from './ingestBench.ts';
+import type { PipelineBenchResult } from './pipelineBench.ts';
+
+/** The markdown summary of a full bench run, and the README's copy of it (between markers). */
+export interface BenchRun {
+  pipeline: PipelineBenchResult;
+  ingest: IngestBenchResult;
+  aggregate: AggregateBenchResult;
+  'halt-latency': HaltLatencyResult;
+}
+
+const START = '<!-- bench:start -->';
+const END = '<!-- bench:end -->';
+
+export function benchSummary(machine: { cpus: number; cpuModel: string; memoryGiB: number; node: string; kafka: string }, run: BenchRun): string {
+  const n = (x: number) => x.toLocaleString('en-US');
+  const p = run.pipeline;
+  const h = run['halt-latency'];
+  const rows: [string, string][] = [
+    [`end to end, raw topics → exp.aggregates (${n(p.events)} events, ${n(p.users)} users)`, `${n(p.rawToAggregatesPerSec)} events/s`],
+    ['end to end, raw topics → ClickHouse rows', `${n(p.rawToClickHousePerSec)} events/s`],
+    ['raw kafkajs consume of the same events (ceiling)', `${n(p.rawConsumePerSec)} events/s`],
+    ['end to end / raw consume', `${p.ratioToRawConsume}`],
+    ['peak RSS: ingest + aggregate + sink', `${p.peakRssMiB.ingest} + ${p.peakRssMiB.aggregate} + ${p.peakRssMiB.sink} = ${p.peakRssMiB.total} MiB`],
+    [`halt latency, exposure produced → HALTED on exp.state (${h.runs} runs)`, `p50 ${h.p50Ms} ms, p99 ${h.p99Ms} ms (max ${h.maxMs} ms)`],
+    [`ingest alone (${n(run.ingest.events)} events)`, `${n(run.ingest.ingestPerSec)} events/s (${n(run.ingest.ingestSteadyPerSec)}/s steady), peak RSS ${run.ingest.ingestPeakRssMiB} MiB`],
+    [`aggregate alone (${n(run.aggregate.users)} users)`, `${n(run.aggregate.eventsPerSec)} events/s, ${run.aggregate.rssMiBPerMillionUsers} MiB per million users`],
+  ];
+  return [
+    `Measured ${new Date().toISOString().slice(0, 10)} on ${machine.cpus} × ${machine.cpuModel}, ${machine.memoryGiB} GiB, Node ${machine.node}, Kafka ${machine.kafka}; broker, services and load generator share the machine.`,
+    '',
+    '| measure | value |',
+    '|---|---|',
+    ...rows.map(([k, v]) => `| ${k} | ${v} |`),
+    '',
+  ].join('\n');
+}
+
+export function updateReadmeTable(readmePath: string, markdown: string): void {
+  const readme = readFileSync(readmePath, 'utf8');
+  const start = readme.indexOf(START);
+  const end = readme.indexOf(END);
+  if (start < 0 || end < start) return;
+  writeFileSync(readmePath, `${readme.slice(0, start + START.length)}\n${markdown}${readme.slice(end)}`);
+}
