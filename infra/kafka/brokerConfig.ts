@@ -7,17 +7,42 @@ export interface BrokerPorts {
   controller: number;
 }
 
-export function serverProperties(options: { host: string; ports: BrokerPorts; logDir: string }): string {
-  const { host, ports, logDir } = options;
+/**
+ * A locked-down broker for security tests: clients authenticate with SASL/SCRAM-SHA-256 and
+ * the StandardAuthorizer denies whatever no ACL allows. The super user administers ACLs and
+ * is the broker's own inter-broker identity; the controller listener stays plaintext on
+ * 127.0.0.1 (its anonymous peer is the broker itself in this combined node).
+ */
+export interface BrokerSecurity {
+  superUser: { name: string; password: string };
+  users: { name: string; password: string }[];
+}
+
+export const SCRAM_MECHANISM = 'SCRAM-SHA-256';
+
+export function serverProperties(options: { host: string; ports: BrokerPorts; logDir: string; security?: BrokerSecurity }): string {
+  const { host, ports, logDir, security } = options;
+  const protocol = security ? 'SASL_PLAINTEXT' : 'PLAINTEXT';
+  const jaas = (u: { name: string; password: string }) => `org.apache.kafka.common.security.scram.ScramLoginModule required username="${u.name}" password="${u.password}";`;
   return [
     'process.roles=broker,controller',
     'node.id=1',
     `controller.quorum.voters=1@${host}:${ports.controller}`,
-    `listeners=PLAINTEXT://${host}:${ports.broker},CONTROLLER://${host}:${ports.controller}`,
-    `advertised.listeners=PLAINTEXT://${host}:${ports.broker}`,
+    `listeners=${protocol}://${host}:${ports.broker},CONTROLLER://${host}:${ports.controller}`,
+    `advertised.listeners=${protocol}://${host}:${ports.broker}`,
     'controller.listener.names=CONTROLLER',
-    'inter.broker.listener.name=PLAINTEXT',
-    'listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT',
+    `inter.broker.listener.name=${protocol}`,
+    `listener.security.protocol.map=${protocol}:${protocol},CONTROLLER:PLAINTEXT`,
+    ...(security
+      ? [
+          `sasl.enabled.mechanisms=${SCRAM_MECHANISM}`,
+          `sasl.mechanism.inter.broker.protocol=${SCRAM_MECHANISM}`,
+          `listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config=${jaas(security.superUser)}`,
+          'authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer',
+          `super.users=User:${security.superUser.name};User:ANONYMOUS`,
+          'allow.everyone.if.no.acl.found=false',
+        ]
+      : []),
     `log.dirs=${logDir}`,
     // One node: internal topics cannot have more replicas than brokers, or consumer groups
     // report "coordinator not available" and transactions never initialise.

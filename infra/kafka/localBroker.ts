@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { logTail } from '../../services/common/logTail.ts';
 import { isProcessAlive, processCommandLine, stopProcess } from '../../services/common/processes.ts';
-import { JVM_OPTIONS, LOG4J2_PROPERTIES, serverProperties } from './brokerConfig.ts';
+import { JVM_OPTIONS, LOG4J2_PROPERTIES, SCRAM_MECHANISM, serverProperties, type BrokerSecurity } from './brokerConfig.ts';
 import { DEFAULT_KAFKA_VERSION, ensureKafkaInstalled } from './fetchKafka.ts';
 import { freePorts } from './freePort.ts';
 import { waitUntilBrokerServes } from './readiness.ts';
@@ -27,6 +27,8 @@ export interface LocalBrokerOptions {
   /** Outlive this process (for `expctl stack up`); otherwise it is stopped when this process exits. */
   detached?: boolean;
   onProgress?: (message: string) => void;
+  /** SASL/SCRAM and ACLs instead of an open plaintext listener (see BrokerSecurity). */
+  security?: BrokerSecurity;
 }
 
 export interface LocalBroker {
@@ -59,13 +61,15 @@ export async function startLocalBroker(options: LocalBrokerOptions): Promise<Loc
   const logDir = join(options.dataDir, 'logs');
   const propertiesFile = join(options.dataDir, 'server.properties');
   const log4jFile = join(options.dataDir, 'log4j2.properties');
-  writeFileSync(propertiesFile, serverProperties({ host, ports: { broker: brokerPort, controller: controllerPort }, logDir }));
+  writeFileSync(propertiesFile, serverProperties({ host, ports: { broker: brokerPort, controller: controllerPort }, logDir, ...(options.security ? { security: options.security } : {}) }));
   writeFileSync(log4jFile, LOG4J2_PROPERTIES);
   const javaArgs = (main: string, ...args: string[]) => [...JVM_OPTIONS, `-Dlog4j2.configurationFile=${log4jFile}`, '-cp', install.classpath, main, ...args];
 
   if (!existsSync(join(logDir, 'meta.properties'))) {
     say('formatting KRaft storage');
-    await run('java', javaArgs('kafka.tools.StorageTool', 'format', '-t', newClusterId(), '-c', propertiesFile, '--ignore-formatted'));
+    // SCRAM credentials of a KRaft cluster are created with its storage.
+    const scram = options.security ? [options.security.superUser, ...options.security.users].flatMap((u) => ['--add-scram', `${SCRAM_MECHANISM}=[name=${u.name},password=${u.password}]`]) : [];
+    await run('java', javaArgs('kafka.tools.StorageTool', 'format', '-t', newClusterId(), '-c', propertiesFile, '--ignore-formatted', ...scram));
   }
 
   const logFile = join(options.dataDir, 'broker.log');
@@ -90,7 +94,7 @@ export async function startLocalBroker(options: LocalBrokerOptions): Promise<Loc
   writeFileSync(join(options.dataDir, 'broker.json'), JSON.stringify({ pid, brokers, version, startedAt: new Date().toISOString() } satisfies BrokerRecord, null, 2));
   say(`broker starting, pid ${pid}, ${brokers[0]}`);
   try {
-    await waitUntilBrokerServes(brokers, { deadline: spawnedAt + (options.startTimeoutMs ?? 120_000), isAlive: () => !exited && isProcessAlive(pid) });
+    await waitUntilBrokerServes(brokers, { deadline: spawnedAt + (options.startTimeoutMs ?? 120_000), isAlive: () => !exited && isProcessAlive(pid), ...(options.security ? { sasl: { mechanism: 'scram-sha-256' as const, username: options.security.superUser.name, password: options.security.superUser.password } } : {}) });
   } catch (err) {
     await stopProcess(pid, 5_000);
     throw new Error(`${(err as Error).message}; last lines of ${logFile}:\n${logTail(logFile, 30)}`, { cause: err });

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Kafka, logLevel } from 'kafkajs';
+import { Kafka, logLevel, type SASLOptions } from 'kafkajs';
 
 const PROBE_TOPIC = '__expstream_probe';
 
@@ -9,12 +9,12 @@ const PROBE_TOPIC = '__expstream_probe';
  * coordinator (a committed transaction with sendOffsets). Right after a fresh start both
  * coordinators answer "not available" / "loading" for a while; callers never see that.
  */
-export async function waitUntilBrokerServes(brokers: string[], options: { deadline: number; isAlive: () => boolean }): Promise<void> {
+export async function waitUntilBrokerServes(brokers: string[], options: { deadline: number; isAlive: () => boolean; sasl?: SASLOptions }): Promise<void> {
   let lastError = 'no answer yet';
   while (Date.now() < options.deadline) {
     if (!options.isAlive()) throw new Error('the broker process exited during start-up');
     try {
-      await probeOnce(brokers);
+      await probeOnce(brokers, options.sasl);
       return;
     } catch (err) {
       lastError = err instanceof Error ? err.message : String(err);
@@ -24,8 +24,8 @@ export async function waitUntilBrokerServes(brokers: string[], options: { deadli
   throw new Error(`the broker did not become ready in time (last probe error: ${lastError})`);
 }
 
-async function probeOnce(brokers: string[]): Promise<void> {
-  const kafka = new Kafka({ brokers, clientId: 'expstream-readiness', logLevel: logLevel.NOTHING, connectionTimeout: 1_000, retry: { retries: 30, initialRetryTime: 50, maxRetryTime: 500 } });
+async function probeOnce(brokers: string[], sasl: SASLOptions | undefined): Promise<void> {
+  const kafka = new Kafka({ brokers, clientId: 'expstream-readiness', logLevel: logLevel.NOTHING, ...(sasl ? { sasl } : {}), connectionTimeout: 1_000, retry: { retries: 30, initialRetryTime: 50, maxRetryTime: 500 } });
   const admin = kafka.admin();
   const producer = kafka.producer({ transactionalId: 'expstream-readiness', idempotent: true, maxInFlightRequests: 1 });
   try {
