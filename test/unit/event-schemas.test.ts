@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type avro from 'avsc';
+import { decodeExperimentStatus, encodeExperimentStatus, type ExperimentStatus } from '../../services/common/experimentStatus.ts';
 import { decodeValidated, encodeValidated, eventSchemas, type DeadLetter, type ExposureEvent, type MetricEvent, type ValidatedEvent } from '../../services/common/eventSchemas.ts';
 
 /** Field names of an Avro record type, in order. */
@@ -22,6 +23,12 @@ describe('the TypeScript event types agree with schemas/*.avsc', () => {
     expect(s.deadLetter.isValid(letter)).toBe(true);
   });
 
+  it('has the ExperimentStatus of exp.state as the TypeScript type describes it', () => {
+    const status: Required<ExperimentStatus> = { experimentId: 'x', status: 'HALTED', since: 1, by: 'guardian', reason: 'r', commandId: 'c', definitionVersion: 2, auditSequence: 3 };
+    expect(fieldsOf(eventSchemas().experimentStatus)).toEqual(Object.keys(status));
+    expect(decodeExperimentStatus(encodeExperimentStatus(status, 7))).toEqual(status);
+  });
+
   it('round-trips a ValidatedEvent of either kind through Avro', () => {
     for (const event of [exposure, metric]) {
       const validated: ValidatedEvent = { event, sourceTopic: 'raw', sourcePartition: 2, sourceOffset: 99, schemaId: 3, ingestTime: 5 };
@@ -32,7 +39,7 @@ describe('the TypeScript event types agree with schemas/*.avsc', () => {
 
   it('documents every field', () => {
     const s = eventSchemas();
-    for (const type of [s.exposure, s.metric, s.validated, s.deadLetter]) {
+    for (const type of Object.values(s)) {
       // avsc keeps each field's doc, though its typings do not declare it.
       for (const field of (type as avro.types.RecordType).fields) expect((field as avro.types.Field & { doc?: string }).doc, `${type.name}.${field.name}`).toBeTruthy();
     }
