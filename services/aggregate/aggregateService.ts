@@ -1,6 +1,7 @@
 import type { Kafka } from 'kafkajs';
 import type { Registry } from 'prom-client';
 import { DefinitionsTable } from '../common/definitionsTable.ts';
+import { allMetrics } from '../common/experimentDefinition.ts';
 import { restorePartitionState } from '../common/changelogRestore.ts';
 import { decodeValidated, eventSchemas, schemaText } from '../common/eventSchemas.ts';
 import type { Logger } from '../common/logger.ts';
@@ -10,7 +11,7 @@ import { valueSubject, type TopicNames } from '../common/topics.ts';
 import { startTransactionalLoop, type InputRecord, type OutputRecord, type RunningLoop } from '../common/transactionalLoop.ts';
 import { frame, unframe } from '../common/wireFormat.ts';
 import { createAggregateMetrics } from './aggregateMetrics.ts';
-import { applyEvent } from './applyEvent.ts';
+import { applyEvent, DEFAULT_EARLY_GRACE_MS, DEFAULT_EARLY_KEEP, type EarlyMetricPolicy } from './applyEvent.ts';
 import { DeltaAccumulator } from './deltaAccumulator.ts';
 import { decodeUserState, encodeUserState, emptyUserState, type UserState } from './userState.ts';
 
@@ -25,6 +26,8 @@ export interface AggregateOptions {
   topics: TopicNames;
   groupId: string;
   sessionTimeoutMs?: number;
+  /** How early metric events are kept for an exposure that arrives after them (see applyEvent). */
+  earlyMetrics?: { graceMs: number; keep: number };
   metrics: Registry;
   logger: Logger;
 }
@@ -45,6 +48,8 @@ export async function startAggregate(options: AggregateOptions): Promise<Running
     const state = states.get(partition)!;
     const delta = new DeltaAccumulator();
     const touched = new Set<string>();
+    const experimentMetrics = new Set(definitions.all().flatMap((d) => allMetrics(d.definition).map((m) => m.name)));
+    const early: EarlyMetricPolicy = { graceMs: options.earlyMetrics?.graceMs ?? DEFAULT_EARLY_GRACE_MS, keep: options.earlyMetrics?.keep ?? DEFAULT_EARLY_KEEP, isExperimentMetric: (m) => experimentMetrics.has(m) };
     for (const record of records) {
       const framed = unframe(record.message.value);
       if (!framed.ok) {
@@ -54,7 +59,7 @@ export async function startAggregate(options: AggregateOptions): Promise<Running
       const { event } = decodeValidated(framed.body);
       let user = state.get(event.userId);
       if (!user) state.set(event.userId, (user = emptyUserState()));
-      for (const outcome of applyEvent(user, event, (id) => definitions.get(id), delta)) metrics.events.inc({ outcome });
+      for (const outcome of applyEvent(user, event, (id) => definitions.get(id), delta, early)) metrics.events.inc({ outcome });
       touched.add(event.userId);
     }
     const outputs: OutputRecord[] = [];

@@ -1,7 +1,7 @@
 import { isExposure, type ExposureEvent, type MetricEvent } from '../common/eventSchemas.ts';
 import { allMetrics, type PublishedDefinition } from '../common/experimentDefinition.ts';
 import type { DeltaAccumulator } from './deltaAccumulator.ts';
-import { totalKey, type UserState } from './userState.ts';
+import { totalKey, type Assignment, type UserState } from './userState.ts';
 
 /**
  * The statistics rules (DESIGN.md "Statistics"), one event at a time, in the order the
@@ -13,54 +13,88 @@ import { totalKey, type UserState } from './userState.ts';
  * - the unit is the user: for a sum metric the user's value x moves to x+v, so the
  *   variant's Σx grows by v and Σx² by (x+v)² − x²; for a conversion metric x goes from 0
  *   to 1 on the user's first event and stays there.
+ * - early metrics: exposures and metrics come from two raw topics that ingest interleaves,
+ *   so a metric can overtake the exposure it follows in event time. The user's last `keep`
+ *   metric events (of metrics some experiment uses) are kept while their event time is within
+ *   `graceMs` of the newest event time seen for the user; a first exposure then counts the
+ *   kept ones that fall in its attribution window, as if they had arrived after it.
  * Returns what happened, for counters.
  */
-export type Outcome = 'exposed' | 'duplicate_exposure' | 'conflict' | 'unknown_experiment' | 'unknown_variant' | 'metric_counted' | 'metric_unattributed';
+export type Outcome = 'exposed' | 'duplicate_exposure' | 'conflict' | 'unknown_experiment' | 'unknown_variant' | 'metric_counted' | 'metric_counted_early' | 'metric_unattributed';
 
-export function applyEvent(state: UserState, event: ExposureEvent | MetricEvent, definitions: (experimentId: string) => PublishedDefinition | undefined, delta: DeltaAccumulator): Outcome[] {
-  return isExposure(event) ? [applyExposure(state, event, definitions, delta)] : applyMetric(state, event, definitions, delta);
+export interface EarlyMetricPolicy {
+  graceMs: number;
+  keep: number;
+  /** Whether any experiment uses the metric (others are never kept). */
+  isExperimentMetric(metric: string): boolean;
 }
 
-function applyExposure(state: UserState, event: ExposureEvent, definitions: (id: string) => PublishedDefinition | undefined, delta: DeltaAccumulator): Outcome {
+export const DEFAULT_EARLY_GRACE_MS = 120_000;
+export const DEFAULT_EARLY_KEEP = 8;
+
+export function applyEvent(state: UserState, event: ExposureEvent | MetricEvent, definitions: (experimentId: string) => PublishedDefinition | undefined, delta: DeltaAccumulator, early: EarlyMetricPolicy = { graceMs: DEFAULT_EARLY_GRACE_MS, keep: DEFAULT_EARLY_KEEP, isExperimentMetric: () => true }): Outcome[] {
+  if (event.eventTime > state.newest) {
+    state.newest = event.eventTime;
+    const oldest = state.newest - early.graceMs;
+    // Kept in arrival order, so any of them may have aged out.
+    if (state.early.some((m) => m[2] < oldest)) state.early = state.early.filter((m) => m[2] >= oldest);
+  }
+  if (isExposure(event)) return applyExposure(state, event, definitions, delta);
+  const outcomes = applyMetric(state, event, definitions, delta);
+  if (early.keep > 0 && event.eventTime >= state.newest - early.graceMs && early.isExperimentMetric(event.metric)) {
+    state.early.push([event.metric, event.value, event.eventTime]);
+    if (state.early.length > early.keep) state.early.shift();
+  }
+  return outcomes;
+}
+
+function applyExposure(state: UserState, event: ExposureEvent, definitions: (id: string) => PublishedDefinition | undefined, delta: DeltaAccumulator): Outcome[] {
   const published = definitions(event.experimentId);
-  if (!published) return 'unknown_experiment';
-  if (!published.definition.variants.some((v) => v.id === event.variantId)) return 'unknown_variant';
+  if (!published) return ['unknown_experiment'];
+  if (!published.definition.variants.some((v) => v.id === event.variantId)) return ['unknown_variant'];
   const existing = state.assignments[event.experimentId];
   if (!existing) {
-    state.assignments[event.experimentId] = { variant: event.variantId, exposedAt: event.eventTime, conflicted: false };
+    const assignment = (state.assignments[event.experimentId] = { variant: event.variantId, exposedAt: event.eventTime, conflicted: false });
     delta.exposure(event.experimentId, published.version, event.variantId, event.eventTime);
-    return 'exposed';
+    const outcomes: Outcome[] = ['exposed'];
+    for (const [metric, value, eventTime] of state.early) {
+      if (countMetric(state, event.experimentId, assignment, published, { metric, value, eventTime }, delta)) outcomes.push('metric_counted_early');
+    }
+    return outcomes;
   }
-  if (existing.variant === event.variantId || existing.conflicted) return existing.variant === event.variantId ? 'duplicate_exposure' : 'conflict';
+  if (existing.variant === event.variantId || existing.conflicted) return [existing.variant === event.variantId ? 'duplicate_exposure' : 'conflict'];
   existing.conflicted = true;
   delta.conflict(event.experimentId, published.version, existing.variant);
-  return 'conflict';
+  return ['conflict'];
 }
 
 function applyMetric(state: UserState, event: MetricEvent, definitions: (id: string) => PublishedDefinition | undefined, delta: DeltaAccumulator): Outcome[] {
   const outcomes: Outcome[] = [];
   for (const [experimentId, assignment] of Object.entries(state.assignments)) {
     const published = definitions(experimentId);
-    const metric = published && allMetrics(published.definition).find((m) => m.name === event.metric);
-    if (!published || !metric) continue;
-    const windowMs = published.definition.attributionWindowHours * 3_600_000;
-    if (event.eventTime < assignment.exposedAt || event.eventTime > assignment.exposedAt + windowMs) {
-      outcomes.push('metric_unattributed');
-      continue;
-    }
-    const key = totalKey(experimentId, metric.name);
-    const before = state.totals[key] ?? 0;
-    const after = metric.type === 'conversion' ? 1 : before + event.value;
-    state.totals[key] = after;
-    delta.metric(
-      experimentId,
-      published.version,
-      assignment.variant,
-      metric.name,
-      { sum: metric.type === 'conversion' ? after - before : event.value, sumSquares: after * after - before * before, conversions: metric.type === 'conversion' && before === 0 ? 1 : 0, value: event.value },
-      event.eventTime,
-    );
-    outcomes.push('metric_counted');
+    if (!published || !allMetrics(published.definition).some((m) => m.name === event.metric)) continue;
+    outcomes.push(countMetric(state, experimentId, assignment, published, event, delta) ? 'metric_counted' : 'metric_unattributed');
   }
   return outcomes;
+}
+
+/** Counts one metric event for one experiment the user is assigned to, if it is attributed. */
+function countMetric(state: UserState, experimentId: string, assignment: Assignment, published: PublishedDefinition, event: { metric: string; value: number; eventTime: number }, delta: DeltaAccumulator): boolean {
+  const metric = allMetrics(published.definition).find((m) => m.name === event.metric);
+  if (!metric) return false;
+  const windowMs = published.definition.attributionWindowHours * 3_600_000;
+  if (event.eventTime < assignment.exposedAt || event.eventTime > assignment.exposedAt + windowMs) return false;
+  const key = totalKey(experimentId, metric.name);
+  const before = state.totals[key] ?? 0;
+  const after = metric.type === 'conversion' ? 1 : before + event.value;
+  state.totals[key] = after;
+  delta.metric(
+    experimentId,
+    published.version,
+    assignment.variant,
+    metric.name,
+    { sum: metric.type === 'conversion' ? after - before : event.value, sumSquares: after * after - before * before, conversions: metric.type === 'conversion' && before === 0 ? 1 : 0, value: event.value },
+    event.eventTime,
+  );
+  return true;
 }

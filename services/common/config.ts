@@ -97,6 +97,18 @@ const ConfigSchema = z.strictObject({
       keyFile: z.string().min(1).optional(),
     })
     .prefault({}),
+  aggregate: z
+    .strictObject({
+      /**
+       * A metric event that reaches the aggregator before the exposure it follows (the two
+       * come from different raw topics) is kept this long, in the user's event time, so the
+       * exposure can still count it.
+       */
+      earlyMetricGraceMs: z.coerce.number().int().min(0).max(24 * 3_600_000).default(120_000),
+      /** At most this many such metric events per user (0 turns keeping them off). */
+      earlyMetricsKept: z.coerce.number().int().min(0).max(1_000).default(8),
+    })
+    .prefault({}),
   control: z
     .strictObject({
       /** JSON keyring: principals (public keys, roles) and hashed admin API tokens. Required by the control service. */
@@ -160,6 +172,8 @@ export const ENV_KEYS = {
   SINK_COMMIT_DELAY_MS: 'sink.commitDelayMs',
   GUARD_PRINCIPAL: 'guard.principal',
   GUARD_KEY_FILE: 'guard.keyFile',
+  AGGREGATE_EARLY_GRACE_MS: 'aggregate.earlyMetricGraceMs',
+  AGGREGATE_EARLY_KEPT: 'aggregate.earlyMetricsKept',
   KEYRING_FILE: 'control.keyringFile',
   CONTROL_MAX_COMMAND_AGE_MS: 'control.maxCommandAgeMs',
   CONTROL_MAX_CLOCK_SKEW_MS: 'control.maxClockSkewMs',

@@ -7,8 +7,11 @@ import { randomInt, seededRandom } from './random.ts';
  * A reproducible data set for the aggregator and an independent, straightforward
  * computation of what it should produce (the oracle): per user, take the events in order,
  * find the first exposure per experiment, and compute each metric's user value from the
- * attributed events afterwards, then sum over users. No incremental updates, no deltas.
+ * attributed events afterwards, plus the early ones (arrived before the exposure, still kept
+ * then: among the user's last `keep` kept metric events, within `graceMs` of the newest event
+ * time), then sum over users. No incremental updates, no deltas.
  */
+export const EARLY = { graceMs: 120_000, keep: 8 };
 export const BASE_TIME = Date.UTC(2026, 10, 20);
 
 export function fixtureDefinitions(): PublishedDefinition[] {
@@ -38,6 +41,13 @@ export function generateEvents(seed: number, users: number, total: number): (Exp
       const variantId = random() < 0.02 ? variants[randomInt(random, variants.length)]! : random() < 0.01 ? 'not-a-variant' : stable;
       const eventTime = BASE_TIME + randomInt(random, 3_600_000 * 6);
       exposedAt.set(userId, Math.min(exposedAt.get(userId) ?? Infinity, eventTime));
+      // Sometimes the user's next metric event overtakes this exposure (it arrives first,
+      // though it happened a little later): an early metric.
+      if (random() < 0.1 && i + 1 < total) {
+        const metric = metrics[randomInt(random, metrics.length - 1)]!;
+        events.push({ eventId: `m${i}`, userId, metric, value: metric === 'purchase' ? 1 : Math.round(random() * 10_000) / 100, eventTime: eventTime + randomInt(random, 90_000) });
+        i++;
+      }
       events.push({ eventId: `x${i}`, experimentId, variantId, userId, eventTime, context: null });
     } else {
       const base = exposedAt.get(userId) ?? BASE_TIME;
@@ -60,9 +70,11 @@ export interface Totals {
 
 export function oracle(definitions: PublishedDefinition[], events: (ExposureEvent | MetricEvent)[]): Totals {
   const totals: Totals = { users: new Map(), conflicts: new Map(), metrics: new Map() };
+  const experimentMetrics = new Set(definitions.flatMap(({ definition }) => [...definition.primaryMetrics, ...definition.guardrailMetrics].map((m) => m.name)));
   const byUser = new Map<string, (ExposureEvent | MetricEvent)[]>();
   for (const e of events) byUser.set(e.userId, [...(byUser.get(e.userId) ?? []), e]);
   for (const userEvents of byUser.values()) {
+    const keptAt = keptBeforeEach(userEvents, experimentMetrics);
     for (const { definition } of definitions) {
       const variants = new Set(definition.variants.map((v) => v.id));
       const exposures = userEvents.map((e, index) => ({ e, index })).filter(({ e }) => 'experimentId' in e && e.experimentId === definition.id && variants.has(e.variantId));
@@ -73,8 +85,11 @@ export function oracle(definitions: PublishedDefinition[], events: (ExposureEven
       add(totals.users, `${definition.id}/${variant}`, 1);
       if (exposures.some(({ e }) => (e as ExposureEvent).variantId !== variant)) add(totals.conflicts, `${definition.id}/${variant}`, 1);
       const metricDefs = [...definition.primaryMetrics, ...definition.guardrailMetrics];
+      const inWindow = (e: MetricEvent) => e.eventTime >= exposedAt && e.eventTime <= exposedAt + definition.attributionWindowHours * 3_600_000;
       for (const m of metricDefs) {
-        const attributed = userEvents.filter((e, index) => index > first.index && 'metric' in e && e.metric === m.name && e.eventTime >= exposedAt && e.eventTime <= exposedAt + definition.attributionWindowHours * 3_600_000) as MetricEvent[];
+        const early = keptAt[first.index]!.filter((e) => e.metric === m.name && inWindow(e));
+        const after = userEvents.filter((e, index) => index > first.index && 'metric' in e && e.metric === m.name && inWindow(e)) as MetricEvent[];
+        const attributed = [...early, ...after];
         const x = m.type === 'conversion' ? (attributed.length > 0 ? 1 : 0) : attributed.reduce((s, e) => s + e.value, 0);
         const key = `${definition.id}/${variant}/${m.name}`;
         const t = totals.metrics.get(key) ?? { sum: 0, sumSquares: 0, conversions: 0, events: 0 };
@@ -87,6 +102,19 @@ export function oracle(definitions: PublishedDefinition[], events: (ExposureEven
     }
   }
   return totals;
+}
+
+/** For each of a user's events, the metric events kept as early metrics when it is handled. */
+function keptBeforeEach(userEvents: (ExposureEvent | MetricEvent)[], experimentMetrics: Set<string>): MetricEvent[][] {
+  let newest = 0;
+  let kept: MetricEvent[] = [];
+  return userEvents.map((e) => {
+    newest = Math.max(newest, e.eventTime);
+    kept = kept.filter((k) => k.eventTime >= newest - EARLY.graceMs);
+    const snapshot = kept;
+    if ('metric' in e && experimentMetrics.has(e.metric) && e.eventTime >= newest - EARLY.graceMs) kept = [...kept, e].slice(-EARLY.keep);
+    return snapshot;
+  });
 }
 
 export function sumDeltas(deltas: ExperimentDelta[]): Totals {

@@ -13,13 +13,14 @@ describe('aggregation rules against an independent computation', () => {
     const random = seededRandom(11);
     const states = new Map<string, Buffer>();
     const deltas: ExperimentDelta[] = [];
+    let countedEarly = 0;
     for (let start = 0; start < events.length; ) {
       const size = 1 + randomInt(random, 2_000);
       const batch = new DeltaAccumulator();
       const touched = new Map<string, UserState>();
       for (const event of events.slice(start, start + size)) {
         const state = touched.get(event.userId) ?? (states.has(event.userId) ? decodeUserState(states.get(event.userId)!) : emptyUserState());
-        applyEvent(state, event, (id) => byId.get(id), batch);
+        countedEarly += applyEvent(state, event, (id) => byId.get(id), batch).filter((o) => o === 'metric_counted_early').length;
         touched.set(event.userId, state);
       }
       for (const [user, state] of touched) states.set(user, encodeUserState(state));
@@ -32,6 +33,7 @@ describe('aggregation rules against an independent computation', () => {
     expect([...expected.users.values()].reduce((a, b) => a + b, 0)).toBeGreaterThan(9_000);
     expect([...expected.conflicts.values()].reduce((a, b) => a + b, 0)).toBeGreaterThan(50);
     expect([...expected.metrics.values()].some((m) => m.conversions > 100)).toBe(true);
+    expect(countedEarly).toBeGreaterThan(1_000);
   });
 });
 
@@ -68,5 +70,29 @@ describe('aggregation rules, one at a time', () => {
     const [d] = delta.deltas();
     expect(d!.variants).toEqual([{ variantId: 'control', exposedUsers: 1, conflicts: 1, metrics: [{ metric: 'purchase', sum: 1, sumSquares: 1, conversions: 1, events: 2 }] }]);
     expect(d!.buckets.find((b) => b.metric === null)).toEqual({ minute: t0, variantId: 'control', metric: null, count: 1, sum: 0 });
+  });
+
+  it('counts a metric that overtook its exposure, within the grace and the per-user cap, and only metrics some experiment uses', () => {
+    const policy = { graceMs: 60_000, keep: 2, isExperimentMetric: (m: string) => m !== 'unused' };
+    const state = emptyUserState();
+    const delta = new DeltaAccumulator();
+    // Arrive before the exposure: an unused metric, one too old for the grace (by the time the
+    // newest event is seen), and three revenue events of which the cap keeps the last two.
+    applyEvent(state, metric('unused', 1, t0 + 500), defs, delta, policy);
+    applyEvent(state, metric('revenue', 100, t0 + 1_000), defs, delta, policy);
+    applyEvent(state, metric('revenue', 1, t0 + 70_000), defs, delta, policy);
+    applyEvent(state, metric('revenue', 2, t0 + 70_500), defs, delta, policy);
+    applyEvent(state, metric('revenue', 4, t0 + 71_000), defs, delta, policy);
+    expect(state.early).toEqual([['revenue', 2, t0 + 70_500], ['revenue', 4, t0 + 71_000]]);
+    expect(applyEvent(state, expose('treatment'), defs, delta, policy)).toEqual(['exposed', 'metric_counted_early', 'metric_counted_early']);
+    const revenue = delta.deltas()[0]!.variants[0]!.metrics.find((m) => m.metric === 'revenue')!;
+    expect(revenue).toEqual({ metric: 'revenue', sum: 6, sumSquares: 36, conversions: 0, events: 2 });
+    // The kept events survive the changelog encoding.
+    expect(decodeUserState(encodeUserState(state))).toEqual(state);
+  });
+
+  it('reads changelog records written before early metrics were kept', () => {
+    const old = Buffer.from(JSON.stringify([{ 'exp-checkout': ['control', t0, 0] }, { 'exp-checkout\u0000revenue': 5 }]));
+    expect(decodeUserState(old)).toEqual({ assignments: { 'exp-checkout': { variant: 'control', exposedAt: t0, conflicted: false } }, totals: { 'exp-checkout\u0000revenue': 5 }, early: [], newest: 0 });
   });
 });

@@ -34,7 +34,7 @@ export function registerReanalyzeCommand(program: Command, loadConfig: () => Con
       if (!published) throw new PipelineError('INPUT_INVALID', `no experiment '${experimentId}' on ${context.topics.definitions}`);
       const ch = await openClickHouse(config.clickhouse);
       try {
-        const [streamed, recomputed] = [await streamedStatistics(ch.client, published.definition), await recomputeFromRawTables(ch.client, published.definition)];
+        const [streamed, recomputed] = [await streamedStatistics(ch.client, published.definition), await recomputeFromRawTables(ch.client, published.definition, { graceMs: config.aggregate.earlyMetricGraceMs, keep: config.aggregate.earlyMetricsKept })];
         const rows = compareStatistics(published.definition, streamed, recomputed, options.tolerance);
         const mismatches = rows.filter((r) => r.mismatch).length;
         if (options.json) process.stdout.write(JSON.stringify({ experimentId, definitionVersion: published.version, tolerance: options.tolerance, mismatches, rows }, null, 2) + '\n');

@@ -7,8 +7,13 @@ import { allMetrics, type ExperimentDefinition } from '../../common/experimentDe
  *
  * Stream order is recoverable: a user's events share one exp.events partition (keyed by
  * user), so kafka_offset orders them as the aggregator saw them. The first exposure (lowest
- * offset) of a defined variant fixes the variant; a metric event counts if it came after that
- * exposure and its event time lies in [exposed_at, exposed_at + window].
+ * offset) of a defined variant fixes the variant; a metric event counts if its event time lies
+ * in [exposed_at, exposed_at + window] and it came after that exposure, or came before it but
+ * was still kept as an early metric: its event time is at most `graceMs` before the newest
+ * event time of the user's events up to the exposure (see services/aggregate/applyEvent.ts).
+ * The aggregator also caps the early metrics kept per user (`keep`); this recomputation does
+ * not, so a user with more metric events than that within the grace before an exposure shows
+ * up as a difference.
  */
 export interface VariantStatistics {
   users: number;
@@ -26,9 +31,10 @@ function empty(definition: ExperimentDefinition): ExperimentStatistics {
   return stats;
 }
 
-export async function recomputeFromRawTables(client: ClickHouseClient, definition: ExperimentDefinition): Promise<ExperimentStatistics> {
+export async function recomputeFromRawTables(client: ClickHouseClient, definition: ExperimentDefinition, early: { graceMs: number; keep: number }): Promise<ExperimentStatistics> {
   const stats = empty(definition);
   const params = {
+    graceMs: early.keep > 0 ? early.graceMs : -1,
     experiment: definition.id,
     variants: definition.variants.map((v) => v.id),
     windowMs: Math.round(definition.attributionWindowHours * 3_600_000),
@@ -44,6 +50,17 @@ export async function recomputeFromRawTables(client: ClickHouseClient, definitio
     FROM exposures
     WHERE experiment_id = {experiment:String} AND has({variants:Array(String)}, variant_id)
     GROUP BY user_key, kafka_partition`;
+  // The newest event time of each assigned user's events up to and including the exposure.
+  const newestAtExposure = `
+    SELECT a.user_key AS user_key, a.kafka_partition AS kafka_partition, max(toUnixTimestamp64Milli(e.event_time)) AS newest_ms
+    FROM (${assigned}) AS a
+    INNER JOIN (
+      SELECT user_key, kafka_partition, kafka_offset, event_time FROM exposures
+      UNION ALL
+      SELECT user_key, kafka_partition, kafka_offset, event_time FROM metric_events
+    ) AS e ON e.user_key = a.user_key AND e.kafka_partition = a.kafka_partition
+    WHERE e.kafka_offset <= a.exposure_offset
+    GROUP BY a.user_key, a.kafka_partition`;
   const users = await (await client.query({
     query: `SELECT variant, count() AS users, countIf(conflicted) AS conflicts FROM (${assigned}) GROUP BY variant`,
     query_params: params,
@@ -59,9 +76,11 @@ export async function recomputeFromRawTables(client: ClickHouseClient, definitio
         SELECT a.variant AS variant, m.metric AS metric, has({conversionMetrics:Array(String)}, m.metric) AS is_conversion,
                if(is_conversion, 1.0, sum(m.value)) AS x, count() AS events
         FROM (${assigned}) AS a
+        INNER JOIN (${newestAtExposure}) AS n ON n.user_key = a.user_key AND n.kafka_partition = a.kafka_partition
         INNER JOIN metric_events AS m ON m.user_key = a.user_key AND m.kafka_partition = a.kafka_partition
         WHERE (has({sumMetrics:Array(String)}, m.metric) OR has({conversionMetrics:Array(String)}, m.metric))
-          AND m.kafka_offset > a.exposure_offset
+          AND (m.kafka_offset > a.exposure_offset
+               OR ({graceMs:Int64} >= 0 AND toUnixTimestamp64Milli(m.event_time) >= n.newest_ms - {graceMs:Int64}))
           AND m.event_time >= a.exposed_at
           AND toUnixTimestamp64Milli(m.event_time) <= toUnixTimestamp64Milli(a.exposed_at) + {windowMs:Int64}
         GROUP BY a.user_key, a.variant, m.metric
