@@ -160,5 +160,16 @@ describe('the control plane under attack', () => {
     expect(verifyChain(all)).toEqual({ ok: true, records: 20 });
     expect(restarted.log()).toMatch(/"msg":"control.state_restored"/);
     expect((await states()).map((s) => [s.experimentId, s.status])).toEqual([['exp-a', 'HALTED'], ['exp-b', 'HALTED'], ['exp-b', 'RUNNING']]);
+
+    // expctl halt through the (restarted) admin API: an operator's token works, an analyst's is refused.
+    const restartedApi = /"url":"(http:\/\/[^"]+)","msg":"admin API listening"/.exec(restarted.log())![1]!;
+    const expctl = (token: string, ...args: string[]) => spawnSync(process.execPath, [join(ROOT, 'bin/expctl.js'), ...args], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, ...env, EXPCTL_TOKEN: token, EXPCTL_API_URL: restartedApi, LOG_LEVEL: 'warn' } });
+    const byCli = expctl(alice, 'halt', 'exp-b', '--reason', 'halted from the command line');
+    expect(byCli.stdout, byCli.stderr).toMatch(/^exp-b: halted \(HALT: halted from the command line \(requested by alice via the admin API\); audit record 21\)/);
+    expect(byCli.status).toBe(0);
+    const refused = expctl(carol, 'resume', 'exp-b', '--reason', 'analyst tries');
+    expect(refused.status).toBe(2);
+    expect(refused.stderr).toMatch(/resume refused \(403 FORBIDDEN\): carol lacks the role/);
+    expect(expctl(alice, 'halt', 'exp-b').status).toBe(1); // commander: missing --reason
   }, 180_000);
 });
