@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { PipelineError } from '../../services/common/errors.ts';
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
@@ -37,7 +38,7 @@ export async function ensureKafkaInstalled(options: { cacheDir: string; version?
       if (!err) return resolvePromise();
       const output = `${stdout}\n${stderr}`.trim().split('\n').slice(-25).join('\n');
       const hint = (err as NodeJS.ErrnoException).code === 'ENOENT' ? ' (is Maven installed? `apt-get install maven`)' : '';
-      reject(new Error(`fetching Apache Kafka ${version} with Maven failed${hint}:\n${output}`));
+      reject(new PipelineError('STACK_START_FAILED', `fetching Apache Kafka ${version} with Maven failed${hint}${output ? `:\n${output}` : ''}`));
     });
   });
   const jars = readdirSync(libDir).filter((f) => f.endsWith('.jar'));

@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { PipelineError } from '../../services/common/errors.ts';
 import { logTail } from '../../services/common/logTail.ts';
 import { isProcessAlive, processCommandLine, stopProcess } from '../../services/common/processes.ts';
 import { JVM_OPTIONS, LOG4J2_PROPERTIES, SCRAM_MECHANISM, serverProperties, type BrokerSecurity } from './brokerConfig.ts';
@@ -49,6 +50,7 @@ interface BrokerRecord {
 }
 
 const run = promisify(execFile);
+const JAVA_MISSING = 'java was not found: the local Kafka broker needs Java 17 (e.g. `apt-get install openjdk-17-jre-headless`)';
 
 export async function startLocalBroker(options: LocalBrokerOptions): Promise<LocalBroker> {
   const say = options.onProgress ?? (() => {});
@@ -69,7 +71,10 @@ export async function startLocalBroker(options: LocalBrokerOptions): Promise<Loc
     say('formatting KRaft storage');
     // SCRAM credentials of a KRaft cluster are created with its storage.
     const scram = options.security ? [options.security.superUser, ...options.security.users].flatMap((u) => ['--add-scram', `${SCRAM_MECHANISM}=[name=${u.name},password=${u.password}]`]) : [];
-    await run('java', javaArgs('kafka.tools.StorageTool', 'format', '-t', newClusterId(), '-c', propertiesFile, '--ignore-formatted', ...scram));
+    await run('java', javaArgs('kafka.tools.StorageTool', 'format', '-t', newClusterId(), '-c', propertiesFile, '--ignore-formatted', ...scram)).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') throw new PipelineError('STACK_START_FAILED', JAVA_MISSING);
+      throw err;
+    });
   }
 
   const logFile = join(options.dataDir, 'broker.log');
@@ -78,7 +83,7 @@ export async function startLocalBroker(options: LocalBrokerOptions): Promise<Loc
   const child = spawn('java', javaArgs('kafka.Kafka', propertiesFile), { detached: options.detached ?? false, stdio: ['ignore', out, out] });
   closeSync(out);
   const pid = child.pid;
-  if (pid === undefined) throw new Error('could not spawn java (is Java 17 installed?)');
+  if (pid === undefined) throw new PipelineError('STACK_START_FAILED', JAVA_MISSING);
   let exited = false;
   child.once('exit', () => {
     exited = true;
