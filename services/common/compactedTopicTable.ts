@@ -7,10 +7,11 @@ import type { Logger } from './logger.ts';
  * consumer group sharing), kept up to date while running: the latest value per key, a
  * decoded null removes the key. Read committed, so transactional writers are fine.
  *
- * `start` returns once the topic has been read to where it ended at start. A transactional
- * topic ends with a commit or abort marker that is never delivered, so a partition counts as
- * read when its last data record has arrived (offset ≥ end − 2) or, for a topic that ends in
- * aborted records, when nothing more has arrived for `idleMs`.
+ * `start` returns once the topic has been read to where it ended at start. A plain topic's
+ * last record is at end − 1. A transactional topic ends with a commit or abort marker that is
+ * never delivered, so a partition counts as read when its last data record has arrived
+ * (offset ≥ end − 2) or, for a topic that ends in aborted records, when nothing more has
+ * arrived for `idleMs`.
  */
 export interface TableOptions<T, R = T> {
   kafka: Kafka;
@@ -24,6 +25,8 @@ export interface TableOptions<T, R = T> {
   retain?: number;
   /** Called after each applied record. */
   onChange?(key: string, value: T | null): void;
+  /** Written with transactions (default): its end may be a marker, see above. */
+  transactional?: boolean;
 }
 
 export class CompactedTopicTable<T, R = T> {
@@ -55,7 +58,8 @@ export class CompactedTopicTable<T, R = T> {
     const admin = kafka.admin();
     await admin.connect();
     const ends = await admin.fetchTopicOffsets(topic).finally(() => admin.disconnect());
-    const pending = new Map(ends.filter((e) => BigInt(e.high) > BigInt(e.low)).map((e) => [e.partition, BigInt(e.high) - 2n]));
+    const transactional = this.options.transactional ?? true;
+    const pending = new Map(ends.filter((e) => BigInt(e.high) > BigInt(e.low)).map((e) => [e.partition, BigInt(e.high) - (transactional ? 2n : 1n)]));
     this.consumer = kafka.consumer({ groupId: `table-${randomUUID()}`, maxWaitTimeInMs: 200, readUncommitted: false });
     await this.consumer.connect();
     await this.consumer.subscribe({ topic, fromBeginning: true });
@@ -63,6 +67,7 @@ export class CompactedTopicTable<T, R = T> {
     const caughtUp = new Promise<void>((resolve) => (markCaughtUp = resolve));
     let idleTimer: NodeJS.Timeout | undefined;
     const armIdle = () => {
+      if (!transactional) return; // a plain topic's last record always arrives
       clearTimeout(idleTimer);
       idleTimer = setTimeout(() => markCaughtUp(), idleMs);
     };

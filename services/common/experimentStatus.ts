@@ -27,11 +27,12 @@ export function decodeExperimentStatus(value: Buffer): ExperimentStatus | undefi
 }
 
 /** Every experiment's current status, kept up to date from exp.state (what the guard and the admin API read). */
-export function experimentStatusTable(kafka: Kafka, topic: string, logger: Logger): CompactedTopicTable<ExperimentStatus> {
+export function experimentStatusTable(kafka: Kafka, topic: string, logger: Logger, onChange?: (experimentId: string, status: ExperimentStatus | null) => void): CompactedTopicTable<ExperimentStatus> {
   return new CompactedTopicTable<ExperimentStatus>({
     kafka,
     topic,
     logger,
+    ...(onChange ? { onChange } : {}),
     decode: (key, value) => {
       if (!key) return undefined;
       if (!value) return { key: key.toString('utf8'), value: null };

@@ -67,8 +67,14 @@ export async function startAdminApi(options: AdminApiOptions): Promise<AdminApi>
   const commandSchemaId = await options.registry.register(valueSubject(topics.control), schemaText(eventSchemas().controlCommand));
   const definitions = new DefinitionsTable(kafka, topics.definitions, log);
   const statuses = experimentStatusTable(kafka, topics.state, log);
+  // Halt and resume wait for the control service's decision on their command: the audit
+  // table hands each new record to the waiter for its command id.
+  const decisionWaiters = new Map<string, (record: AuditRecord) => void>();
   const audit = new CompactedTopicTable<AuditRecord>({
     kafka, topic: topics.audit, logger: log, retain: AUDIT_KEPT,
+    onChange: (_key, record) => {
+      if (record?.commandId) decisionWaiters.get(record.commandId)?.(record);
+    },
     decode: (_key, value) => {
       const framed = unframe(value);
       if (!framed.ok) return undefined;
@@ -184,26 +190,28 @@ export async function startAdminApi(options: AdminApiOptions): Promise<AdminApi>
       if (!options.signer) return reply.status(503).send({ error: 'NO_SIGNING_KEY', message: 'the admin API has no signing key (ADMIN_API_KEY_FILE); it serves reads only' });
       if (!definitions.get(experimentId) && !statuses.get(experimentId)) return reply.status(404).send({ error: 'NOT_FOUND', message: `no experiment ${experimentId}` });
       const command = signedCommand({ experimentId, action, reason: `${body.data.reason} (requested by ${principal.name} via the admin API)` }, options.signer.principal, options.signer.privateKey);
+      const decided = waitForDecision(command.commandId, options.decisionTimeoutMs ?? 10_000);
       await publish(command);
-      const decision = await waitForDecision(command.commandId, options.decisionTimeoutMs ?? 10_000);
+      const decision = await decided;
       if (!decision) return reply.status(202).send({ commandId: command.commandId, decision: 'PENDING', message: 'published on the control topic; the control service has not decided yet' });
       log.info({ principal: principal.name, action, experimentId, decision: decision.decision }, 'admin-api.command');
       return reply.status(decision.decision === 'ACCEPTED' ? 200 : 409).send({ commandId: command.commandId, decision: decision.decision, reason: decision.reason, auditSequence: decision.sequence, status: statuses.get(experimentId) ?? null });
     });
   }
 
+  /** Call before publishing the command, so its decision cannot arrive unobserved. */
   const waitForDecision = async (commandId: string, timeoutMs: number): Promise<AuditRecord | undefined> => {
-    const deadline = Date.now() + timeoutMs;
-    while (Date.now() < deadline) {
-      const found = audit.values().findLast((r) => r.commandId === commandId);
-      if (found) {
-        // The status is written in the same transaction; give the state table a moment to show it.
-        for (let i = 0; i < 40 && found.decision === 'ACCEPTED' && !found.reason.includes('no change') && statuses.get(found.experimentId ?? '')?.commandId !== commandId; i++) await sleep(25);
-        return found;
-      }
-      await sleep(20);
-    }
-    return undefined;
+    let timer: NodeJS.Timeout | undefined;
+    const found = await new Promise<AuditRecord | undefined>((resolve) => {
+      decisionWaiters.set(commandId, resolve);
+      timer = setTimeout(() => resolve(undefined), timeoutMs);
+    }).finally(() => {
+      clearTimeout(timer);
+      decisionWaiters.delete(commandId);
+    });
+    // The status is written in the same transaction; give the state table a moment to show it.
+    for (let i = 0; i < 40 && found?.decision === 'ACCEPTED' && !found.reason.includes('no change') && statuses.get(found.experimentId ?? '')?.commandId !== commandId; i++) await sleep(25);
+    return found;
   };
 
   await app.listen({ host: options.host, port: options.port });

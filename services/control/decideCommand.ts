@@ -50,7 +50,7 @@ export function decideCommand(input: ControlInput, state: ControlState, context:
   }
   const command = input.command;
   const identity = { commandId: str(command.commandId), experimentId: str(command.experimentId), action: str(command.action), issuer: str(command.issuer) };
-  const verdict = verifyCommand(command, context.keyring, new Set(state.nonces.keys()), context.now, context.freshness);
+  const verdict = verifyCommand(command, context.keyring, state.nonces, context.now, context.freshness);
   if (!verdict.accepted) {
     return { audit: chain({ decision: 'REJECTED', reason: `${verdict.rejection}: ${verdict.detail}`, ...identity }), status: undefined, nonce: undefined };
   }

@@ -38,7 +38,7 @@ export interface Freshness {
 
 export const DEFAULT_FRESHNESS: Freshness = { maxAgeMs: 5 * 60_000, maxSkewMs: 30_000 };
 
-export function verifyCommand(command: Partial<CommandFields> | undefined, keyring: Keyring, seenNonces: ReadonlySet<string>, now: number, freshness = DEFAULT_FRESHNESS): Verdict {
+export function verifyCommand(command: Partial<CommandFields> | undefined, keyring: Keyring, seenNonces: { has(nonce: string): boolean }, now: number, freshness = DEFAULT_FRESHNESS): Verdict {
   const reject = (rejection: Rejection, detail: string): Verdict => ({ accepted: false, rejection, detail });
   if (!command) return reject('MALFORMED', 'not a ControlCommand');
   for (const field of ['commandId', 'experimentId', 'action', 'issuer', 'nonce'] as const) {

@@ -3,7 +3,7 @@ import { join, resolve } from 'node:path';
 import { CompactedTopicTable } from '../../common/compactedTopicTable.ts';
 import { eventSchemas } from '../../common/eventSchemas.ts';
 import { readDefinitionFile } from '../../common/experimentDefinition.ts';
-import type { ExperimentStatus } from '../../common/experimentStatus.ts';
+import { experimentStatusTable, type ExperimentStatus } from '../../common/experimentStatus.ts';
 import { committedTotal, groupLag, waitUntilSettled } from '../../common/groupProgress.ts';
 import type { Logger } from '../../common/logger.ts';
 import { seededRandom } from '../../common/random.ts';
@@ -67,17 +67,9 @@ export async function runDemo(options: DemoOptions): Promise<DemoOutcome> {
     });
 
     // What the pipeline decided, as a feature-flag service would see it.
-    const halted = new Map<string, { status: ExperimentStatus; seenAt: number }>();
-    const statusTable = new CompactedTopicTable<ExperimentStatus>({
-      kafka, topic: topics.state, logger: options.logger,
-      decode: (key, value) => {
-        if (!key || !value) return undefined;
-        const framed = unframe(value);
-        if (!framed.ok) return undefined;
-        const status = eventSchemas().experimentStatus.fromBuffer(framed.body) as ExperimentStatus;
-        if (status.status === 'HALTED' && !halted.has(status.experimentId)) halted.set(status.experimentId, { status, seenAt: Date.now() });
-        return { key: status.experimentId, value: status };
-      },
+    const halted = new Map<string, ExperimentStatus>();
+    const statusTable = experimentStatusTable(kafka, topics.state, options.logger, (experimentId, status) => {
+      if (status?.status === 'HALTED' && !halted.has(experimentId)) halted.set(experimentId, status);
     });
     const commands = new CompactedTopicTable<CommandFields>({
       kafka, topic: topics.control, logger: options.logger,
@@ -150,7 +142,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoOutcome> {
       if (!response.ok) throw new Error(`admin API: results of ${d.id}: ${response.status} ${await response.text()}`);
       results.push((await response.json()) as ExperimentResults);
     }
-    const halts: HaltReport[] = [...halted.values()].map(({ status }) => {
+    const halts: HaltReport[] = [...halted.values()].map((status) => {
       const command = commands.get(status.commandId);
       const evidence = command ? (JSON.parse(command.evidence) as Record<string, unknown>) : {};
       const users = Object.values((evidence.users ?? {}) as Record<string, number>).reduce((n, u) => n + u, 0);
