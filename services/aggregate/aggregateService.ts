@@ -4,6 +4,7 @@ import { DefinitionsTable } from '../common/definitionsTable.ts';
 import { allMetrics } from '../common/experimentDefinition.ts';
 import { restorePartitionState } from '../common/changelogRestore.ts';
 import { decodeValidated, eventSchemas, schemaText } from '../common/eventSchemas.ts';
+import { combineHealth } from '../common/health.ts';
 import type { Logger } from '../common/logger.ts';
 import type { SchemaRegistryClient } from '../common/schemaRegistryClient.ts';
 import { ensureTopics } from '../common/topicAdmin.ts';
@@ -26,6 +27,8 @@ export interface AggregateOptions {
   topics: TopicNames;
   groupId: string;
   sessionTimeoutMs?: number;
+  /** See config `health.stallMs`. */
+  stallMs?: number;
   /** How early metric events are kept for an exposure that arrives after them (see applyEvent). */
   earlyMetrics?: { graceMs: number; keep: number };
   metrics: Registry;
@@ -82,6 +85,8 @@ export async function startAggregate(options: AggregateOptions): Promise<Running
     transactionalIdPrefix: options.groupId,
     logger: log,
     ...(options.sessionTimeoutMs ? { sessionTimeoutMs: options.sessionTimeoutMs } : {}),
+    ...(options.stallMs ? { stallMs: options.stallMs } : {}),
+    onLag: ({ partition }, lag) => (lag === undefined ? metrics.lag.remove({ partition: String(partition) }) : metrics.lag.set({ partition: String(partition) }, lag)),
     prepare: async (_topic, partition, producer) => {
       const timer = metrics.restoreSeconds.startTimer();
       states.set(partition, await restorePartitionState({ kafka, changelogTopic: topics.aggregateChangelog, partition, producer, logger: log, decode: decodeUserState, logEvent: 'aggregate.state_restored' }));
@@ -92,10 +97,10 @@ export async function startAggregate(options: AggregateOptions): Promise<Running
       metrics.users.remove({ partition: String(partition) });
     },
     process,
-    onCommitted: (e) => metrics.lag.set({ partition: String(e.partition) }, e.lag),
   });
   log.info({ groupId: options.groupId, input: topics.events, output: topics.aggregates }, 'aggregate running');
   return {
+    ...combineHealth({ loop, definitions }),
     stop: async () => {
       await loop.stop();
       await definitions.stop();

@@ -10,6 +10,7 @@ await runServiceProcess('aggregate', (ctx) =>
     topics: ctx.topics,
     groupId: consumerGroup(ctx.config.kafka.topicPrefix, 'aggregate'),
     sessionTimeoutMs: ctx.config.kafka.sessionTimeoutMs,
+    stallMs: ctx.config.health.stallMs,
     earlyMetrics: { graceMs: ctx.config.aggregate.earlyMetricGraceMs, keep: ctx.config.aggregate.earlyMetricsKept },
     metrics: ctx.metrics,
     logger: ctx.logger,

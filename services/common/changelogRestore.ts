@@ -29,13 +29,21 @@ export async function restorePartitionState<T>(options: { kafka: Kafka; changelo
   }
 
   const state = new Map<string, T>();
-  const consumer = kafka.consumer({ groupId: `restore-${randomUUID()}`, readUncommitted: false, maxWaitTimeInMs: 100, maxBytesPerPartition: 8 * 1024 * 1024 });
-  await consumer.connect();
+  // A crash of this reader fails the restore at once (the caller's incarnation is replaced)
+  // rather than leaving it to wait out its timeout.
+  const consumer = kafka.consumer({ groupId: `restore-${randomUUID()}`, readUncommitted: false, maxWaitTimeInMs: 100, maxBytesPerPartition: 8 * 1024 * 1024, retry: { restartOnFailure: async () => false } });
+  let crashed: (err: unknown) => void = () => {};
+  consumer.on(consumer.events.CRASH, ({ payload }) => crashed(payload.error));
   try {
+    await consumer.connect();
     await consumer.subscribe({ topic: changelogTopic, fromBeginning: true });
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`restoring ${changelogTopic}[${partition}] took over ${options.timeoutMs ?? 120_000} ms`)), options.timeoutMs ?? 120_000);
-      void consumer.run({
+      crashed = (err) => {
+        clearTimeout(timer);
+        reject(err);
+      };
+      consumer.run({
         partitionsConsumedConcurrently: 3,
         eachBatch: async ({ batch }) => {
           if (batch.partition !== partition) return;
@@ -55,10 +63,10 @@ export async function restorePartitionState<T>(options: { kafka: Kafka; changelo
             else state.delete(message.key.toString('utf8'));
           }
         },
-      });
+      }).catch(crashed);
     });
   } finally {
-    await consumer.disconnect();
+    await consumer.disconnect().catch(() => {});
   }
   options.logger.info({ topic: changelogTopic, partition, keys: state.size, ms: Date.now() - started }, options.logEvent);
   return state;

@@ -1,6 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import type { Consumer, Kafka } from 'kafkajs';
+import type { Kafka } from 'kafkajs';
+import { seconds, type HealthReport, type HealthSource } from './health.ts';
 import type { Logger } from './logger.ts';
+import { DEFAULT_STALL_MS } from './supervisedConsumer.ts';
+import { Supervisor } from './supervisor.ts';
 
 /**
  * A topic read in full into memory by every instance that needs it (a global table, no
@@ -12,6 +15,10 @@ import type { Logger } from './logger.ts';
  * never delivered, so a partition counts as read when its last data record has arrived
  * (offset ≥ end − 2) or, for a topic that ends in aborted records, when nothing more has
  * arrived for `idleMs`.
+ *
+ * The reader heals itself: a crashed consumer is replaced (same group, so it resumes where
+ * it committed) and records it has applied already are skipped by offset, so a restart
+ * never applies a record twice (which matters for merged tables such as live totals).
  */
 export interface TableOptions<T, R = T> {
   kafka: Kafka;
@@ -29,9 +36,11 @@ export interface TableOptions<T, R = T> {
   transactional?: boolean;
 }
 
-export class CompactedTopicTable<T, R = T> {
+export class CompactedTopicTable<T, R = T> implements HealthSource {
   private readonly entries = new Map<string, T>();
-  private consumer: Consumer | undefined;
+  /** Next offset to apply per partition: what a restarted reader skips up to. */
+  private readonly nextOffsets = new Map<number, bigint>();
+  private supervisor: Supervisor | undefined;
   private caughtUp = false;
 
   constructor(private readonly options: TableOptions<T, R>) {}
@@ -53,6 +62,13 @@ export class CompactedTopicTable<T, R = T> {
     return this.caughtUp;
   }
 
+  /** Unhealthy while its reader has been down for `stallMs`: the table is then going stale. */
+  health(now = Date.now(), stallMs = DEFAULT_STALL_MS): HealthReport {
+    const status = this.supervisor?.current;
+    if (!status || status.state === 'running' || now - status.since < stallMs) return { healthy: true, problems: [] };
+    return { healthy: false, problems: [`reader of ${this.options.topic} ${status.state} for ${seconds(now - status.since)}${status.lastError ? `: ${status.lastError}` : ''}`] };
+  }
+
   async start(timeoutMs = 30_000, idleMs = 1_500): Promise<void> {
     const { kafka, topic } = this.options;
     const admin = kafka.admin();
@@ -60,9 +76,6 @@ export class CompactedTopicTable<T, R = T> {
     const ends = await admin.fetchTopicOffsets(topic).finally(() => admin.disconnect());
     const transactional = this.options.transactional ?? true;
     const pending = new Map(ends.filter((e) => BigInt(e.high) > BigInt(e.low)).map((e) => [e.partition, BigInt(e.high) - (transactional ? 2n : 1n)]));
-    this.consumer = kafka.consumer({ groupId: `table-${randomUUID()}`, maxWaitTimeInMs: 200, readUncommitted: false });
-    await this.consumer.connect();
-    await this.consumer.subscribe({ topic, fromBeginning: true });
     let markCaughtUp: () => void = () => {};
     const caughtUp = new Promise<void>((resolve) => (markCaughtUp = resolve));
     let idleTimer: NodeJS.Timeout | undefined;
@@ -73,20 +86,44 @@ export class CompactedTopicTable<T, R = T> {
     };
     if (pending.size === 0) markCaughtUp();
     else armIdle();
-    await this.consumer.run({
-      eachMessage: async ({ partition, message }) => {
-        this.apply(message.key, message.value, message.offset);
-        const target = pending.get(partition);
-        if (target === undefined) return;
-        if (BigInt(message.offset) >= target) {
-          pending.delete(partition);
-          if (pending.size === 0) markCaughtUp();
-        } else armIdle();
+    const groupId = `table-${randomUUID()}`;
+    this.supervisor = new Supervisor({
+      name: `reader of ${topic}`,
+      logger: this.options.logger,
+      start: async (fail) => {
+        const consumer = kafka.consumer({ groupId, maxWaitTimeInMs: 200, readUncommitted: false, retry: { restartOnFailure: async () => false } });
+        consumer.on(consumer.events.CRASH, ({ payload }) => fail(payload.error));
+        try {
+          await consumer.connect();
+          await consumer.subscribe({ topic, fromBeginning: true });
+          await consumer.run({
+            eachMessage: async ({ partition, message }) => {
+              const next = this.nextOffsets.get(partition);
+              if (next !== undefined && BigInt(message.offset) < next) return;
+              this.nextOffsets.set(partition, BigInt(message.offset) + 1n);
+              this.apply(message.key, message.value, message.offset);
+              const target = pending.get(partition);
+              if (target === undefined) return;
+              if (BigInt(message.offset) >= target) {
+                pending.delete(partition);
+                if (pending.size === 0) markCaughtUp();
+              } else armIdle();
+            },
+          });
+        } catch (err) {
+          await consumer.disconnect().catch(() => {});
+          throw err;
+        }
+        return { stop: () => consumer.disconnect() };
       },
     });
+    await this.supervisor.start();
     let timeout: NodeJS.Timeout | undefined;
     try {
       await Promise.race([caughtUp, new Promise((_, reject) => (timeout = setTimeout(() => reject(new Error(`${topic} not read within ${timeoutMs} ms`)), timeoutMs)))]);
+    } catch (err) {
+      await this.stop();
+      throw err;
     } finally {
       clearTimeout(timeout);
       clearTimeout(idleTimer);
@@ -95,7 +132,7 @@ export class CompactedTopicTable<T, R = T> {
   }
 
   async stop(): Promise<void> {
-    await this.consumer?.disconnect();
+    await this.supervisor?.stop();
   }
 
   private apply(key: Buffer | null, value: Buffer | null, offset: string): void {

@@ -73,6 +73,16 @@ const ConfigSchema = z.strictObject({
       port: z.coerce.number().int().min(0).max(65535).default(0),
     })
     .prefault({}),
+  health: z
+    .strictObject({
+      /**
+       * `/healthz` fails once a service's loop has been down, or has had input waiting without
+       * moving, for this long; a loop stuck four times as long is replaced. Longer than a
+       * broker restart or a rebalance, so those alone do not flap it.
+       */
+      stallMs: z.coerce.number().int().min(1_000).max(3_600_000).default(30_000),
+    })
+    .prefault({}),
   privacy: z
     .strictObject({
       /** Key of the HMAC that pseudonymizes user ids before they reach ClickHouse; never stored there. */
@@ -168,6 +178,7 @@ export const ENV_KEYS = {
   EXP_INSTANCE_ID: 'instanceId',
   METRICS_HOST: 'metrics.host',
   METRICS_PORT: 'metrics.port',
+  HEALTH_STALL_MS: 'health.stallMs',
   PSEUDONYM_KEY: 'privacy.pseudonymKey',
   SINK_COMMIT_DELAY_MS: 'sink.commitDelayMs',
   GUARD_PRINCIPAL: 'guard.principal',

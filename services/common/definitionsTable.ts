@@ -2,6 +2,7 @@ import type { Kafka } from 'kafkajs';
 import { CompactedTopicTable } from './compactedTopicTable.ts';
 import { eventSchemas } from './eventSchemas.ts';
 import { parseDefinition, type PublishedDefinition } from './experimentDefinition.ts';
+import type { HealthReport, HealthSource } from './health.ts';
 import type { Logger } from './logger.ts';
 import { unframe } from './wireFormat.ts';
 
@@ -10,7 +11,7 @@ import { unframe } from './wireFormat.ts';
  * every instance that needs them (a global table: each reads all of it, no consumer group
  * sharing). `start` resolves once the topic has been read to its end as of start.
  */
-export class DefinitionsTable {
+export class DefinitionsTable implements HealthSource {
   private readonly table: CompactedTopicTable<PublishedDefinition>;
 
   constructor(kafka: Kafka, topic: string, logger: Logger) {
@@ -36,6 +37,10 @@ export class DefinitionsTable {
 
   all(): PublishedDefinition[] {
     return this.table.values();
+  }
+
+  health(now?: number): HealthReport {
+    return this.table.health(now);
   }
 
   start(timeoutMs = 30_000): Promise<void> {

@@ -1,7 +1,9 @@
 import type { Kafka } from 'kafkajs';
 import type { Registry } from 'prom-client';
 import { loadConfig, type Config } from './config.ts';
+import { brokerProbe } from './brokerProbe.ts';
 import { errorMessage } from './errors.ts';
+import type { HealthReport } from './health.ts';
 import { createKafka } from './kafka.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { createMetricsRegistry, startMetricsServer } from './metrics.ts';
@@ -38,11 +40,18 @@ export function createServiceContext(name: string, config: Config): ServiceConte
   };
 }
 
+/** What a started service gives its process: how to stop it, and how it is doing. */
+export interface RunningService {
+  stop(): Promise<void>;
+  health?(now?: number): HealthReport;
+}
+
 /**
- * Runs a service as its own process: serves /metrics, stops gracefully on SIGTERM/SIGINT
- * (the batch in hand is committed first), and exits non-zero if it cannot start or stop.
+ * Runs a service as its own process: serves /metrics, /healthz (the service's own report)
+ * and /readyz (the broker answers), stops gracefully on SIGTERM/SIGINT (the batch in hand is
+ * committed first), and exits non-zero if it cannot start or stop.
  */
-export async function runServiceProcess(name: string, start: (context: ServiceContext) => Promise<{ stop(): Promise<void> }>): Promise<void> {
+export async function runServiceProcess(name: string, start: (context: ServiceContext) => Promise<RunningService>): Promise<void> {
   let context: ServiceContext;
   try {
     context = createServiceContext(name, loadConfig());
@@ -53,7 +62,15 @@ export async function runServiceProcess(name: string, start: (context: ServiceCo
   const { logger, config } = context;
   try {
     const service = await start(context);
-    const metrics = await startMetricsServer({ registry: context.metrics, host: config.metrics.host, port: config.metrics.port, logger: logger.child({ module: 'metrics' }) });
+    const broker = brokerProbe(context.kafka);
+    const metrics = await startMetricsServer({
+      registry: context.metrics,
+      host: config.metrics.host,
+      port: config.metrics.port,
+      logger: logger.child({ module: 'metrics' }),
+      ...(service.health ? { health: () => service.health!() } : {}),
+      ready: () => broker.check(),
+    });
     logger.info({ metrics: `${metrics.url}/metrics` }, `${name} started`);
     let stopping = false;
     const stop = (signal: string) => {
@@ -64,7 +81,7 @@ export async function runServiceProcess(name: string, start: (context: ServiceCo
         logger.error(`${name} did not stop within 30 s; exiting`);
         process.exit(1);
       }, 30_000);
-      Promise.all([service.stop(), metrics.close()]).then(
+      Promise.all([service.stop(), metrics.close(), broker.close()]).then(
         () => {
           clearTimeout(deadline);
           logger.info(`${name} stopped`);

@@ -1,6 +1,9 @@
-import type { Consumer, Kafka, KafkaMessage, Message, Producer } from 'kafkajs';
+import type { Kafka, KafkaMessage, Message, Producer } from 'kafkajs';
+import type { LagListener } from './consumerProgress.ts';
+import type { HealthSource } from './health.ts';
 import type { Logger } from './logger.ts';
 import { chunksUnder, DEFAULT_MAX_REQUEST_BYTES, groupByTopic } from './outputChunks.ts';
+import { incarnationConsumer, startSupervisedConsumer, type IncarnationContext } from './supervisedConsumer.ts';
 
 /**
  * Consume-transform-produce, exactly once: for each batch fetched from one partition the
@@ -13,6 +16,13 @@ import { chunksUnder, DEFAULT_MAX_REQUEST_BYTES, groupByTopic } from './outputCh
  * the previous owner and aborts the transaction it left open. kafkajs cannot send the group
  * metadata that would allow one producer per instance (KIP-447), so this is what keeps a
  * zombie from committing duplicates.
+ *
+ * Faults heal by replacement, never by patching a client in an unknown state: any failure of
+ * a batch (a transaction that failed, timed out or was fenced, a restore that failed, a
+ * crashed consumer) ends the incarnation. Its producers are closed, its partitions' state is
+ * dropped (`revoked`), and a fresh consumer rejoins the group, fresh producers fence and
+ * abort whatever was left open, and state is restored from the changelogs before the next
+ * batch. Whatever was not committed is read again, so exactly once holds through all of it.
  */
 export interface InputRecord {
   topic: string;
@@ -30,7 +40,7 @@ export interface BatchCommitted {
   partition: number;
   records: number;
   outputs: number;
-  /** Records still behind on this partition after this batch. */
+  /** Records still behind on this partition after this batch (up to the end the fetch saw). */
   lag: number;
   durationMs: number;
 }
@@ -58,26 +68,45 @@ export interface TransactionalLoopOptions {
   maxRequestBytes?: number;
   /** Consumer group session timeout: how long a crashed instance holds its partitions. */
   sessionTimeoutMs?: number;
+  /** Health fails after this long without progress while input waits (config `health.stallMs`). */
+  stallMs?: number;
+  /** Told each owned partition's lag after every batch and every lag check; undefined when it is given up. */
+  onLag?: LagListener;
 }
 
-export interface RunningLoop {
+export interface RunningLoop extends HealthSource {
   /** Finishes the batch in hand, commits it, leaves the group. */
   stop(): Promise<void>;
 }
 
 export async function startTransactionalLoop(options: TransactionalLoopOptions): Promise<RunningLoop> {
+  return startSupervisedConsumer({
+    name: `${options.groupId} loop`,
+    kafka: options.kafka,
+    groupId: options.groupId,
+    topics: options.topics,
+    logger: options.logger,
+    ...(options.stallMs ? { stallMs: options.stallMs } : {}),
+    ...(options.onLag ? { onLag: options.onLag } : {}),
+    startIncarnation: (context) => startIncarnation(options, context),
+  });
+}
+
+async function startIncarnation(options: TransactionalLoopOptions, context: IncarnationContext): Promise<{ stop(graceful: boolean): Promise<void> }> {
   const { kafka, logger } = options;
-  const consumer: Consumer = kafka.consumer({
+  const sessionTimeout = options.sessionTimeoutMs ?? 10_000;
+  const consumer = incarnationConsumer(kafka, {
     groupId: options.groupId,
     readUncommitted: false,
     maxWaitTimeInMs: 250,
-    sessionTimeout: options.sessionTimeoutMs ?? 10_000,
-    heartbeatInterval: Math.floor((options.sessionTimeoutMs ?? 10_000) / 3),
+    sessionTimeout,
+    heartbeatInterval: Math.floor(sessionTimeout / 3),
     retry: { initialRetryTime: 100, maxRetryTime: 5_000, retries: 10 },
-  });
+  }, context);
   const producers = new Map<string, Producer>();
   const prepared = new Set<string>();
   const keyOf = (topic: string, partition: number) => `${topic}:${partition}`;
+  const partitionOf = (key: string) => ({ topic: key.slice(0, key.lastIndexOf(':')), partition: Number(key.slice(key.lastIndexOf(':') + 1)) });
 
   const producerFor = async (topic: string, partition: number): Promise<Producer> => {
     const key = keyOf(topic, partition);
@@ -90,92 +119,100 @@ export async function startTransactionalLoop(options: TransactionalLoopOptions):
         transactionTimeout: 30_000,
         // Right after a commit the broker may answer CONCURRENT_TRANSACTIONS while it writes
         // the markers; a short first retry keeps that from costing a tenth of a second a batch.
+        // Unbounded (kafkajs warns that bounded retries can break idempotence): a broker that
+        // stays away is the watchdog's to handle, which replaces the stuck incarnation.
         retry: { initialRetryTime: 10, maxRetryTime: 2_000, retries: Number.MAX_SAFE_INTEGER },
       });
-      await producer.connect();
       producers.set(key, producer);
+      await producer.connect();
     }
     return producer;
+  };
+  const release = (key: string) => {
+    if (prepared.delete(key)) {
+      const { topic, partition } = partitionOf(key);
+      options.revoked?.(topic, partition);
+    }
+    const producer = producers.get(key);
+    producers.delete(key);
+    return producer?.disconnect().catch(() => {});
   };
 
   consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
     const assigned = new Set(Object.entries(payload.memberAssignment).flatMap(([topic, partitions]) => partitions.map((p) => keyOf(topic, p))));
-    for (const key of [...prepared]) {
-      if (assigned.has(key)) continue;
-      prepared.delete(key);
-      const [topic, partition] = [key.slice(0, key.lastIndexOf(':')), Number(key.slice(key.lastIndexOf(':') + 1))];
-      options.revoked?.(topic, partition);
-      const producer = producers.get(key);
-      producers.delete(key);
-      void producer?.disconnect().catch(() => {});
-    }
+    for (const key of new Set([...prepared, ...producers.keys()])) if (!assigned.has(key)) void release(key);
     logger.info({ assigned: [...assigned] }, 'partitions assigned');
   });
 
-  await consumer.connect();
-  for (const topic of options.topics) await consumer.subscribe({ topic, fromBeginning: true });
   const maxBatch = options.maxBatchRecords ?? 5_000;
-
-  await consumer.run({
-    autoCommit: false,
-    eachBatchAutoResolve: false,
-    eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
-      const key = keyOf(batch.topic, batch.partition);
-      const producer = await producerFor(batch.topic, batch.partition);
-      if (!prepared.has(key)) {
-        await options.prepare?.(batch.topic, batch.partition, producer);
-        prepared.add(key);
-        await heartbeat();
-      }
-      for (let start = 0; start < batch.messages.length; start += maxBatch) {
-        if (!isRunning() || isStale()) return;
-        const started = Date.now();
-        const messages = batch.messages.slice(start, start + maxBatch);
-        const records = messages.map((message) => ({ topic: batch.topic, partition: batch.partition, message }));
-        let outputs: OutputRecord[];
-        try {
-          outputs = await options.process(records);
-        } catch (err) {
-          // State may hold part of this batch: rebuild it before the batch is fetched again.
-          prepared.delete(key);
-          throw err;
-        }
-        const last = messages[messages.length - 1]!;
-        const next = (BigInt(last.offset) + 1n).toString();
-        const transaction = await producer.transaction();
-        try {
-          for (const chunk of chunksUnder(outputs, options.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES)) {
-            await transaction.sendBatch({ topicMessages: groupByTopic(chunk) });
-          }
-          await transaction.sendOffsets({ consumerGroupId: options.groupId, topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset: next }] }] });
-          await transaction.commit();
-        } catch (err) {
-          await transaction.abort().catch((abortErr: unknown) => logger.warn({ err: abortErr }, 'abort after a failed transaction also failed'));
-          // State built from this batch is now ahead of what was committed: rebuild it.
-          prepared.delete(key);
-          throw err;
-        }
-        // Moves the consumer's position on; the committed offset already moved with the transaction.
-        resolveOffset(last.offset);
-        await heartbeat();
-        options.onCommitted?.({
-          topic: batch.topic,
-          partition: batch.partition,
-          records: messages.length,
-          outputs: outputs.length,
-          lag: Math.max(0, Number(BigInt(batch.highWatermark) - BigInt(next))),
-          durationMs: Date.now() - started,
-        });
-      }
-    },
-  });
-
-  let stopped: Promise<void> | undefined;
-  return {
-    stop: () =>
-      (stopped ??= (async () => {
-        await consumer.disconnect();
-        await Promise.all([...producers.values()].map((p) => p.disconnect().catch(() => {})));
-      })()),
+  const stopIncarnation = async (graceful: boolean) => {
+    // On a failure, closing the producers first makes a request stuck on a dead broker give
+    // up, so the consumer can leave; on a graceful stop the batch in hand commits first.
+    if (!graceful) await Promise.all([...producers.keys()].map(release));
+    await consumer.disconnect().catch((err: unknown) => logger.warn({ err }, 'consumer did not disconnect cleanly'));
+    await Promise.all([...new Set([...prepared, ...producers.keys()])].map(release));
   };
+
+  try {
+    await consumer.connect();
+    for (const topic of options.topics) await consumer.subscribe({ topic, fromBeginning: true });
+    await consumer.run({
+      autoCommit: false,
+      eachBatchAutoResolve: false,
+      eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
+        const key = keyOf(batch.topic, batch.partition);
+        for (let start = 0; start < batch.messages.length; start += maxBatch) {
+          if (context.ended() || !isRunning() || isStale()) return;
+          const started = Date.now();
+          const messages = batch.messages.slice(start, start + maxBatch);
+          const complete = start + maxBatch >= batch.messages.length;
+          // The whole fetch done: commit past the markers and aborted records that end it too.
+          const next = complete ? BigInt(batch.lastOffset()) + 1n : BigInt(messages[messages.length - 1]!.offset) + 1n;
+          let outputs: OutputRecord[];
+          try {
+            const producer = await producerFor(batch.topic, batch.partition);
+            if (!prepared.has(key)) {
+              await options.prepare?.(batch.topic, batch.partition, producer);
+              prepared.add(key);
+            }
+            outputs = await options.process(messages.map((message) => ({ topic: batch.topic, partition: batch.partition, message })));
+            const transaction = await producer.transaction();
+            try {
+              for (const chunk of chunksUnder(outputs, options.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES)) {
+                await transaction.sendBatch({ topicMessages: groupByTopic(chunk) });
+              }
+              await transaction.sendOffsets({ consumerGroupId: options.groupId, topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset: next.toString() }] }] });
+              await transaction.commit();
+            } catch (err) {
+              await transaction.abort().catch((abortErr: unknown) => logger.warn({ err: abortErr }, 'abort after a failed transaction also failed'));
+              throw err;
+            }
+          } catch (err) {
+            // State may hold part of this batch and the producer may be fenced or stuck: this
+            // incarnation is done; the next one restores state and reads the batch again.
+            logger.warn({ err, topic: batch.topic, partition: batch.partition, offset: messages[0]!.offset }, 'batch failed; replacing consumer, producers and state');
+            context.fail(err);
+            return;
+          }
+          // Moves the consumer's position on; the committed offset already moved with the transaction.
+          resolveOffset(messages[messages.length - 1]!.offset);
+          context.progress.advanced({ topic: batch.topic, partition: batch.partition }, next, BigInt(batch.highWatermark));
+          options.onCommitted?.({
+            topic: batch.topic,
+            partition: batch.partition,
+            records: messages.length,
+            outputs: outputs.length,
+            lag: Math.max(0, Number(BigInt(batch.highWatermark) - next)),
+            durationMs: Date.now() - started,
+          });
+          // Outside the try: a rebalance reported here is kafkajs' to handle (it rejoins); nothing is in doubt.
+          await heartbeat();
+        }
+      },
+    });
+  } catch (err) {
+    await stopIncarnation(false);
+    throw err;
+  }
+  return { stop: stopIncarnation };
 }

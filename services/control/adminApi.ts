@@ -9,6 +9,7 @@ import { DefinitionsTable } from '../common/definitionsTable.ts';
 import { eventSchemas, schemaText } from '../common/eventSchemas.ts';
 import { experimentStatusTable } from '../common/experimentStatus.ts';
 import { mergeDelta, type TotalsHolder } from '../common/experimentTotals.ts';
+import { combineHealth, type HealthSource } from '../common/health.ts';
 import type { Logger } from '../common/logger.ts';
 import type { SchemaRegistryClient } from '../common/schemaRegistryClient.ts';
 import { ensureTopics } from '../common/topicAdmin.ts';
@@ -45,11 +46,11 @@ export interface AdminApiOptions {
   logger: Logger;
   /** How long halt/resume wait for the control service's decision. */
   decisionTimeoutMs?: number;
-  /** Whether the control loop is running (for /readyz). */
-  controlRunning?: () => boolean;
+  /** The control loop's health, reported on /healthz and /readyz beside the API's own readers. */
+  controlHealth?: HealthSource;
 }
 
-export interface AdminApi {
+export interface AdminApi extends HealthSource {
   url: string;
   close(): Promise<void>;
 }
@@ -142,9 +143,15 @@ export async function startAdminApi(options: AdminApiOptions): Promise<AdminApi>
 
   const experimentIds = () => [...new Set([...definitions.all().map((d) => d.experimentId), ...statuses.values().map((s) => s.experimentId)])].sort();
 
-  app.get('/healthz', async () => ({ status: 'ok' }));
+  // The API answers from its readers of exp.state, exp.audit, exp.aggregates and
+  // exp.definitions: a reader that is down makes its answers stale, which /healthz says.
+  const health = combineHealth({ control: options.controlHealth, definitions, state: statuses, audit, aggregates: totals });
+  app.get('/healthz', async (_request, reply) => {
+    const report = health.health();
+    return reply.status(report.healthy ? 200 : 503).send({ status: report.healthy ? 'ok' : 'unhealthy', problems: report.problems });
+  });
   app.get('/readyz', async (_request, reply) => {
-    const checks = { definitions: true, state: statuses.ready, audit: audit.ready, aggregates: totals.ready, control: options.controlRunning?.() ?? true, signer: options.signer !== undefined };
+    const checks = { definitions: true, state: statuses.ready, audit: audit.ready, aggregates: totals.ready, control: options.controlHealth?.health().healthy ?? true, signer: options.signer !== undefined };
     const ready = Object.entries(checks).every(([k, v]) => v || k === 'signer');
     return reply.status(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', checks });
   });
@@ -221,6 +228,7 @@ export async function startAdminApi(options: AdminApiOptions): Promise<AdminApi>
   log.info({ url }, 'admin API listening');
   return {
     url,
+    health: health.health,
     close: async () => {
       await app.close();
       await producer.disconnect().catch(() => {});

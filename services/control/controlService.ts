@@ -1,9 +1,10 @@
 import type { Kafka } from 'kafkajs';
-import { Counter, type Registry } from 'prom-client';
+import { Counter, Gauge, type Registry } from 'prom-client';
 import { restorePartitionState } from '../common/changelogRestore.ts';
 import { DefinitionsTable } from '../common/definitionsTable.ts';
 import { eventSchemas, schemaText } from '../common/eventSchemas.ts';
 import { encodeExperimentStatus } from '../common/experimentStatus.ts';
+import { combineHealth } from '../common/health.ts';
 import type { Logger } from '../common/logger.ts';
 import type { SchemaRegistryClient } from '../common/schemaRegistryClient.ts';
 import { ensureTopics } from '../common/topicAdmin.ts';
@@ -32,6 +33,8 @@ export interface ControlOptions {
   apiPrincipal: string;
   freshness: Freshness;
   sessionTimeoutMs?: number;
+  /** See config `health.stallMs`. */
+  stallMs?: number;
   metrics: Registry;
   logger: Logger;
 }
@@ -45,6 +48,7 @@ export async function startControl(options: ControlOptions): Promise<RunningLoop
   const definitions = new DefinitionsTable(kafka, topics.definitions, log);
   await definitions.start();
   const decisions = new Counter({ name: 'control_decisions_total', help: 'Control commands decided, by decision and reason code', labelNames: ['decision', 'reason'], registers: [options.metrics] });
+  const lag = new Gauge({ name: 'control_consumer_lag', help: 'Control commands not yet decided', labelNames: ['partition'], registers: [options.metrics] });
   let state: ControlState | undefined;
 
   const process = async (records: InputRecord[]): Promise<OutputRecord[]> => {
@@ -95,6 +99,8 @@ export async function startControl(options: ControlOptions): Promise<RunningLoop
     // A halt waits for its batch to commit: keep batches small.
     maxBatchRecords: 200,
     ...(options.sessionTimeoutMs ? { sessionTimeoutMs: options.sessionTimeoutMs } : {}),
+    ...(options.stallMs ? { stallMs: options.stallMs } : {}),
+    onLag: ({ partition }, n) => (n === undefined ? lag.remove({ partition: String(partition) }) : lag.set({ partition: String(partition) }, n)),
     prepare: async (_topic, partition, producer) => {
       const entries = await restorePartitionState({ kafka, changelogTopic: topics.controlChangelog, partition, producer, logger: log, decode: decodeChangelogValue, logEvent: 'control.state_restored' });
       state = entries.size === 0 ? emptyControlState() : controlStateFromChangelog(entries);
@@ -104,6 +110,7 @@ export async function startControl(options: ControlOptions): Promise<RunningLoop
   });
   log.info({ groupId: options.groupId, input: topics.control, outputs: [topics.audit, topics.state] }, 'control running');
   return {
+    ...combineHealth({ loop, definitions }),
     stop: async () => {
       await loop.stop();
       await definitions.stop();

@@ -28,6 +28,7 @@ await runServiceProcess('control', async (ctx) => {
     apiPrincipal: control.apiPrincipal,
     freshness: { maxAgeMs: control.maxCommandAgeMs, maxSkewMs: control.maxClockSkewMs },
     sessionTimeoutMs: ctx.config.kafka.sessionTimeoutMs,
+    stallMs: ctx.config.health.stallMs,
     metrics: ctx.metrics,
     logger: ctx.logger,
   });
@@ -42,8 +43,10 @@ await runServiceProcess('control', async (ctx) => {
     authFailuresAllowed: control.authFailuresAllowed,
     metrics: ctx.metrics,
     logger: ctx.logger,
+    controlHealth: loop,
   });
   return {
+    health: api.health,
     stop: async () => {
       await api.close();
       await loop.stop();

@@ -1,10 +1,11 @@
 import type { Kafka } from 'kafkajs';
-import { Counter, type Registry } from 'prom-client';
+import { Counter, Gauge, type Registry } from 'prom-client';
 import type { ExperimentDelta } from '../common/aggregateDelta.ts';
 import { restorePartitionState } from '../common/changelogRestore.ts';
 import { DefinitionsTable } from '../common/definitionsTable.ts';
 import { eventSchemas, schemaText } from '../common/eventSchemas.ts';
 import { experimentStatusTable } from '../common/experimentStatus.ts';
+import { combineHealth } from '../common/health.ts';
 import type { Logger } from '../common/logger.ts';
 import type { SchemaRegistryClient } from '../common/schemaRegistryClient.ts';
 import { ensureTopics } from '../common/topicAdmin.ts';
@@ -32,6 +33,8 @@ export interface GuardOptions {
   groupId: string;
   signer: Signer;
   sessionTimeoutMs?: number;
+  /** See config `health.stallMs`. */
+  stallMs?: number;
   metrics: Registry;
   logger: Logger;
 }
@@ -48,6 +51,7 @@ export async function startGuard(options: GuardOptions): Promise<RunningLoop> {
   const statuses = experimentStatusTable(kafka, topics.state, log);
   await statuses.start();
   const signals = new Counter({ name: 'guard_signals_total', help: 'Anomaly signals raised, by type and whether they halted', labelNames: ['type', 'halted'], registers: [options.metrics] });
+  const lag = new Gauge({ name: 'guard_consumer_lag', help: 'Aggregate deltas not yet evaluated, by partition', labelNames: ['partition'], registers: [options.metrics] });
   const states = new Map<number, Map<string, ExperimentState>>();
 
   const process = async (records: InputRecord[]): Promise<OutputRecord[]> => {
@@ -91,6 +95,8 @@ export async function startGuard(options: GuardOptions): Promise<RunningLoop> {
     // Small batches: a decision waits for its batch to commit.
     maxBatchRecords: 500,
     ...(options.sessionTimeoutMs ? { sessionTimeoutMs: options.sessionTimeoutMs } : {}),
+    ...(options.stallMs ? { stallMs: options.stallMs } : {}),
+    onLag: ({ partition }, n) => (n === undefined ? lag.remove({ partition: String(partition) }) : lag.set({ partition: String(partition) }, n)),
     prepare: async (_topic, partition, producer) => {
       states.set(partition, await restorePartitionState({ kafka, changelogTopic: topics.guardChangelog, partition, producer, logger: log, decode: decodeExperimentState, logEvent: 'guard.state_restored' }));
     },
@@ -99,6 +105,7 @@ export async function startGuard(options: GuardOptions): Promise<RunningLoop> {
   });
   log.info({ groupId: options.groupId, input: topics.aggregates, outputs: [topics.anomalies, topics.control] }, 'guard running');
   return {
+    ...combineHealth({ loop, definitions, statuses }),
     stop: async () => {
       await loop.stop();
       await definitions.stop();

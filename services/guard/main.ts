@@ -17,6 +17,7 @@ await runServiceProcess('guard', (ctx) => {
     groupId: consumerGroup(ctx.config.kafka.topicPrefix, 'guard'),
     signer: { principal: ctx.config.guard.principal, privateKey },
     sessionTimeoutMs: ctx.config.kafka.sessionTimeoutMs,
+    stallMs: ctx.config.health.stallMs,
     metrics: ctx.metrics,
     logger: ctx.logger,
   });

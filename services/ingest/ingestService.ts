@@ -2,6 +2,7 @@ import type { Kafka } from 'kafkajs';
 import type { Registry } from 'prom-client';
 import { DefinitionsTable } from '../common/definitionsTable.ts';
 import { eventSchemas, schemaText } from '../common/eventSchemas.ts';
+import { combineHealth } from '../common/health.ts';
 import type { Logger } from '../common/logger.ts';
 import { LogRateLimiter } from '../common/logRateLimiter.ts';
 import type { SchemaRegistryClient } from '../common/schemaRegistryClient.ts';
@@ -29,6 +30,8 @@ export interface IngestOptions {
   /** Dead-letter exposures of experiments (or variants) that have no definition. */
   checkExperiments: boolean;
   sessionTimeoutMs?: number;
+  /** See config `health.stallMs`. */
+  stallMs?: number;
   metrics: Registry;
   logger: Logger;
 }
@@ -69,6 +72,8 @@ export async function startIngest(options: IngestOptions): Promise<RunningLoop> 
     topics: [topics.exposuresRaw, topics.metricsRaw],
     transactionalIdPrefix: groupId,
     ...(options.sessionTimeoutMs ? { sessionTimeoutMs: options.sessionTimeoutMs } : {}),
+    ...(options.stallMs ? { stallMs: options.stallMs } : {}),
+    onLag: ({ topic, partition }, lag) => (lag === undefined ? metrics.lag.remove({ topic, partition: String(partition) }) : metrics.lag.set({ topic, partition: String(partition) }, lag)),
     logger: log,
     process: async (records) => {
       let deadLetters = 0;
@@ -89,13 +94,13 @@ export async function startIngest(options: IngestOptions): Promise<RunningLoop> 
       return outputs;
     },
     onCommitted: (e) => {
-      metrics.lag.set({ topic: e.topic, partition: String(e.partition) }, e.lag);
       metrics.batchSeconds.observe(e.durationMs / 1000);
       log.debug(e, 'ingest.batch_end');
     },
   });
   log.info({ groupId, inputs: [topics.exposuresRaw, topics.metricsRaw], outputs: [topics.events, topics.dlq] }, 'ingest running');
   return {
+    ...combineHealth({ loop, definitions }),
     stop: async () => {
       await loop.stop();
       await definitions?.stop();

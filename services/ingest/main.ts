@@ -13,6 +13,7 @@ await runServiceProcess('ingest', (ctx) =>
     maxPayloadBytes: ctx.config.ingest.maxPayloadBytes,
     checkExperiments: ctx.config.ingest.checkExperiments,
     sessionTimeoutMs: ctx.config.kafka.sessionTimeoutMs,
+    stallMs: ctx.config.health.stallMs,
     metrics: ctx.metrics,
     logger: ctx.logger,
   }),

@@ -22,6 +22,7 @@ await runServiceProcess('sink', async (ctx) => {
     metrics: ctx.metrics,
     logger: ctx.logger,
     sessionTimeoutMs: ctx.config.kafka.sessionTimeoutMs,
+    stallMs: ctx.config.health.stallMs,
     commitDelayMs: ctx.config.sink.commitDelayMs,
   });
 });

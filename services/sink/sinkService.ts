@@ -1,9 +1,11 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Consumer, Kafka } from 'kafkajs';
-import { Counter, type Registry } from 'prom-client';
+import type { Kafka } from 'kafkajs';
+import { Counter, Gauge, type Registry } from 'prom-client';
 import type { ClickHouseHandle } from '../common/clickhouse.ts';
+import type { HealthReport } from '../common/health.ts';
 import type { Logger } from '../common/logger.ts';
 import { applyMigrations } from '../common/migrations.ts';
+import { incarnationConsumer, startSupervisedConsumer, type IncarnationContext } from '../common/supervisedConsumer.ts';
 import { ensureTopics } from '../common/topicAdmin.ts';
 import type { TopicNames } from '../common/topics.ts';
 import { ExactlyOnceWriter } from './exactlyOnceWriter.ts';
@@ -25,13 +27,15 @@ export interface SinkOptions {
   metrics: Registry;
   logger: Logger;
   sessionTimeoutMs?: number;
+  /** See config `health.stallMs`. */
+  stallMs?: number;
   minBatchBytes?: number;
   /** See config `sink.commitDelayMs`. */
   commitDelayMs?: number;
   maxBatchWaitMs?: number;
 }
 
-export async function startSink(options: SinkOptions): Promise<{ stop(): Promise<void> }> {
+export async function startSink(options: SinkOptions): Promise<{ stop(): Promise<void>; health(now?: number): HealthReport }> {
   const { topics } = options;
   const log = options.logger.child({ module: 'sink' });
   await applyMigrations(options.clickhouse.client, options.migrationsDir, log);
@@ -47,43 +51,78 @@ export async function startSink(options: SinkOptions): Promise<{ stop(): Promise
   const rowsWritten = new Counter({ name: 'sink_rows_total', help: 'Rows inserted into ClickHouse, by table', labelNames: ['table'], registers: [options.metrics] });
   const retries = new Counter({ name: 'sink_insert_retries_total', help: 'Inserts retried because ClickHouse failed, by table', labelNames: ['table'], registers: [options.metrics] });
   let running = true;
-  const writer = new ExactlyOnceWriter(options.clickhouse.client, log, () => running, (table) => retries.inc({ table }));
+  // The writer retries a failing ClickHouse for as long as the sink runs; a replaced consumer
+  // incarnation stops the retries of the one it replaces.
+  let current: IncarnationContext | undefined;
+  const writer = new ExactlyOnceWriter(options.clickhouse.client, log, () => running && current?.ended() === false, (table) => retries.inc({ table }));
+  const lag = new Gauge({ name: 'sink_consumer_lag', help: 'Records not yet stored in ClickHouse, by topic and partition', labelNames: ['topic', 'partition'], registers: [options.metrics] });
   const sessionTimeout = options.sessionTimeoutMs ?? 10_000;
-  const consumer: Consumer = options.kafka.consumer({
+  const topicsIn = [...mappers.keys()];
+  const loop = await startSupervisedConsumer({
+    name: `${options.groupId} loop`,
+    kafka: options.kafka,
     groupId: options.groupId,
-    readUncommitted: false,
-    sessionTimeout,
-    heartbeatInterval: Math.floor(sessionTimeout / 3),
-    minBytes: options.minBatchBytes ?? 64 * 1024,
-    maxWaitTimeInMs: options.maxBatchWaitMs ?? 500,
-  });
-  consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
-    // Partitions can move: what another instance inserted meanwhile must be read again.
-    writer.retainOnly(new Set(Object.entries(payload.memberAssignment).flatMap(([topic, partitions]) => partitions.map((p) => `${topic}:${p}`))));
-  });
-  await consumer.connect();
-  for (const topic of mappers.keys()) await consumer.subscribe({ topic, fromBeginning: true });
-  await consumer.run({
-    autoCommit: false,
-    eachBatchAutoResolve: false,
-    eachBatch: async ({ batch, heartbeat, resolveOffset, isRunning }) => {
-      if (batch.messages.length === 0 || !isRunning()) return;
-      const mapper = mappers.get(batch.topic)!;
-      const tables: TableRows = new Map();
-      for (const m of batch.messages) mapper({ topic: batch.topic, partition: batch.partition, offset: m.offset, value: m.value }, tables);
-      for (const [table, rows] of tables) rowsWritten.inc({ table }, await writer.write(table, batch.topic, batch.partition, rows, heartbeat));
-      const last = batch.messages[batch.messages.length - 1]!.offset;
-      if (options.commitDelayMs) await sleep(options.commitDelayMs);
-      await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: (BigInt(last) + 1n).toString() }]);
-      resolveOffset(last);
-      await heartbeat();
+    topics: topicsIn,
+    logger: log,
+    ...(options.stallMs ? { stallMs: options.stallMs } : {}),
+    onLag: ({ topic, partition }, n) => (n === undefined ? lag.remove({ topic, partition: String(partition) }) : lag.set({ topic, partition: String(partition) }, n)),
+    startIncarnation: async (context) => {
+      current = context;
+      // What another instance (or an earlier incarnation) inserted is read again from ClickHouse.
+      writer.retainOnly(new Set());
+      const consumer = incarnationConsumer(options.kafka, {
+        groupId: options.groupId,
+        readUncommitted: false,
+        sessionTimeout,
+        heartbeatInterval: Math.floor(sessionTimeout / 3),
+        minBytes: options.minBatchBytes ?? 64 * 1024,
+        maxWaitTimeInMs: options.maxBatchWaitMs ?? 500,
+      }, context);
+      consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
+        // Partitions can move: what another instance inserted meanwhile must be read again.
+        writer.retainOnly(new Set(Object.entries(payload.memberAssignment).flatMap(([topic, partitions]) => partitions.map((p) => `${topic}:${p}`))));
+      });
+      try {
+        await consumer.connect();
+        for (const topic of topicsIn) await consumer.subscribe({ topic, fromBeginning: true });
+        await consumer.run({
+          autoCommit: false,
+          eachBatchAutoResolve: false,
+          eachBatch: async ({ batch, heartbeat, resolveOffset, isRunning }) => {
+            if (batch.messages.length === 0 || !isRunning() || context.ended()) return;
+            // Past the markers and aborted records that end the fetch too.
+            const next = BigInt(batch.lastOffset()) + 1n;
+            try {
+              const mapper = mappers.get(batch.topic)!;
+              const tables: TableRows = new Map();
+              for (const m of batch.messages) mapper({ topic: batch.topic, partition: batch.partition, offset: m.offset, value: m.value }, tables);
+              for (const [table, rows] of tables) rowsWritten.inc({ table }, await writer.write(table, batch.topic, batch.partition, rows, heartbeat));
+              if (options.commitDelayMs) await sleep(options.commitDelayMs);
+              await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: next.toString() }]);
+            } catch (err) {
+              // Rows already inserted are skipped by offset when the batch is read again.
+              log.warn({ err, topic: batch.topic, partition: batch.partition, offset: batch.messages[0]!.offset }, 'batch failed; replacing the consumer');
+              context.fail(err);
+              return;
+            }
+            resolveOffset(batch.messages[batch.messages.length - 1]!.offset);
+            context.progress.advanced({ topic: batch.topic, partition: batch.partition }, next, BigInt(batch.highWatermark));
+            await heartbeat();
+          },
+        });
+      } catch (err) {
+        await consumer.disconnect().catch(() => {});
+        throw err;
+      }
+      return { stop: () => consumer.disconnect() };
     },
   });
   log.info({ groupId: options.groupId, topics: [...mappers.keys()], clickhouse: options.clickhouse.kind }, 'sink running');
   return {
+    health: loop.health,
     stop: async () => {
       running = false;
-      await consumer.disconnect();
+      await loop.stop();
       await options.clickhouse.close();
     },
   };

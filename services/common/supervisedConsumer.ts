@@ -1,0 +1,136 @@
+import type { Consumer, ConsumerConfig, Kafka } from 'kafkajs';
+import { ConsumerProgress, type LagListener } from './consumerProgress.ts';
+import { seconds, type HealthReport, type HealthSource } from './health.ts';
+import { startLagMonitor } from './lagMonitor.ts';
+import type { Logger } from './logger.ts';
+import { Supervisor } from './supervisor.ts';
+
+/**
+ * A consumer-group loop that heals itself and tells the truth about it. Each incarnation gets
+ * a fresh kafkajs consumer (kafkajs' own restart switched off; its crash ends the incarnation)
+ * and whatever the caller builds around it (transactional producers, state). Beside it a lag
+ * monitor keeps the lag of the owned partitions true from the broker's side, and a watchdog
+ * replaces an incarnation whose partitions have records waiting but have not moved for
+ * `restartAfterMs` (a hung request, a lost session kafkajs did not notice).
+ *
+ * Health fails when the loop has not been running for `stallMs` (crashed and not yet back,
+ * fenced, disconnected), when the broker has not answered for `stallMs`, or when a partition
+ * with records waiting has not moved for `stallMs`.
+ */
+export interface IncarnationContext {
+  /** Ends this incarnation: everything is closed and a fresh one started after a backoff. */
+  fail(err: unknown): void;
+  /** True once this incarnation has failed or is stopping: do no more work. */
+  ended(): boolean;
+  progress: ConsumerProgress;
+}
+
+export interface SupervisedConsumerOptions {
+  name: string;
+  kafka: Kafka;
+  groupId: string;
+  topics: string[];
+  logger: Logger;
+  /** See config `health.stallMs`. */
+  stallMs?: number;
+  restartAfterMs?: number;
+  lagCheckIntervalMs?: number;
+  onLag?: LagListener;
+  /** Builds and starts one incarnation; on failure it must release what it created. */
+  startIncarnation(context: IncarnationContext): Promise<{ stop(graceful: boolean): Promise<void> }>;
+}
+
+export interface SupervisedConsumer extends HealthSource {
+  progress: ConsumerProgress;
+  stop(): Promise<void>;
+}
+
+export const DEFAULT_STALL_MS = 30_000;
+
+export async function startSupervisedConsumer(options: SupervisedConsumerOptions): Promise<SupervisedConsumer> {
+  const log = options.logger;
+  const stallMs = options.stallMs ?? DEFAULT_STALL_MS;
+  const restartAfterMs = options.restartAfterMs ?? 4 * stallMs;
+  const progress = new ConsumerProgress(options.onLag);
+  let stopping = false;
+  const supervisor = new Supervisor({
+    name: options.name,
+    logger: log,
+    start: async (fail) => {
+      let ended = false;
+      const context: IncarnationContext = {
+        fail: (err) => {
+          if (ended) return;
+          ended = true;
+          fail(err);
+        },
+        ended: () => ended,
+        progress,
+      };
+      const incarnation = await options.startIncarnation(context);
+      return {
+        stop: async () => {
+          ended = true;
+          await incarnation.stop(stopping);
+        },
+      };
+    },
+    onState: (s) => log.info({ state: s.state, restarts: s.restarts, lastError: s.lastError }, `${options.name}.${s.state}`),
+  });
+  await supervisor.start();
+  const monitor = startLagMonitor({
+    kafka: options.kafka,
+    groupId: options.groupId,
+    topics: options.topics,
+    progress,
+    logger: log,
+    // Often enough that a stall is seen within the stall time.
+    intervalMs: options.lagCheckIntervalMs ?? Math.min(5_000, Math.max(500, Math.floor(stallMs / 3))),
+    afterRound: (now) => {
+      const stuck = progress.stalled(restartAfterMs, now);
+      if (stuck.length > 0 && supervisor.current.state === 'running') {
+        supervisor.restart(`no progress for ${seconds(stuck[0]!.stalledMs)} on ${stuck.map((s) => `${s.topic}[${s.partition}] (${s.lag} waiting)`).join(', ')}`);
+      }
+    },
+  });
+
+  const health = (now = Date.now()): HealthReport => {
+    const problems: string[] = [];
+    const status = supervisor.current;
+    if (status.state !== 'running' && now - status.since >= stallMs) {
+      problems.push(`${options.name} ${status.state} for ${seconds(now - status.since)}${status.lastError ? `: ${status.lastError}` : ''}`);
+    }
+    const silentSince = monitor.silentSince;
+    if (silentSince !== undefined && now - silentSince >= stallMs) problems.push(`the broker has not answered for ${seconds(now - silentSince)}`);
+    for (const s of progress.stalled(stallMs, now)) problems.push(`${s.topic}[${s.partition}]: ${s.lag} records waiting, no progress for ${seconds(s.stalledMs)}`);
+    return { healthy: problems.length === 0, problems };
+  };
+
+  return {
+    progress,
+    health,
+    stop: async () => {
+      stopping = true;
+      await monitor.stop();
+      await supervisor.stop();
+    },
+  };
+}
+
+/**
+ * A kafkajs consumer for one incarnation: its own restart off, its crash reported to the
+ * supervisor, assignments and marker-only batches reported to the progress tracker.
+ */
+export function incarnationConsumer(kafka: Kafka, config: ConsumerConfig, context: IncarnationContext): Consumer {
+  const consumer = kafka.consumer({ ...config, retry: { ...config.retry, restartOnFailure: async () => false } });
+  consumer.on(consumer.events.CRASH, ({ payload }) => context.fail(payload.error));
+  consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
+    context.progress.assign(Object.entries(payload.memberAssignment).flatMap(([topic, partitions]) => partitions.map((partition) => ({ topic, partition }))));
+  });
+  // A batch that held only transaction markers or aborted records never reaches eachBatch,
+  // but it moves the consumer past them: the lag must see that.
+  consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
+    if (payload.batchSize === 0) context.progress.advanced(payload, BigInt(payload.lastOffset) + 1n, BigInt(payload.highWatermark));
+  });
+  return consumer;
+}
