@@ -91,7 +91,9 @@ export class CompactedTopicTable<T, R = T> implements HealthSource {
       name: `reader of ${topic}`,
       logger: this.options.logger,
       start: async (fail) => {
-        const consumer = kafka.consumer({ groupId, maxWaitTimeInMs: 200, readUncommitted: false, retry: { restartOnFailure: async () => false } });
+        // A short session: a reader replaced after a broker outage (its predecessor could not
+        // leave the group) joins again without waiting out kafkajs' default 30 s.
+        const consumer = kafka.consumer({ groupId, maxWaitTimeInMs: 200, readUncommitted: false, sessionTimeout: 10_000, heartbeatInterval: 3_000, retry: { restartOnFailure: async () => false } });
         consumer.on(consumer.events.CRASH, ({ payload }) => fail(payload.error));
         try {
           await consumer.connect();
