@@ -4,7 +4,9 @@ import { DefinitionsTable } from '../common/definitionsTable.ts';
 import { allMetrics } from '../common/experimentDefinition.ts';
 import { restorePartitionState } from '../common/changelogRestore.ts';
 import { decodeValidated, eventSchemas, schemaText } from '../common/eventSchemas.ts';
+import { experimentStatusTable } from '../common/experimentStatus.ts';
 import { combineHealth } from '../common/health.ts';
+import type { Keyring } from '../common/keyring.ts';
 import type { Logger } from '../common/logger.ts';
 import type { SchemaRegistryClient } from '../common/schemaRegistryClient.ts';
 import { ensureTopics } from '../common/topicAdmin.ts';
@@ -20,6 +22,8 @@ import { decodeUserState, encodeUserState, emptyUserState, type UserState } from
  * The aggregator: exp.events in; per-user state kept in memory per input partition and
  * changelogged to a compacted topic; additive per-variant deltas out to exp.aggregates.
  * State writes, deltas and the consumer offset commit in one transaction per batch.
+ * It counts only experiments the control service defined (signed definitions) and enrolls
+ * users only while an experiment's lifecycle on exp.state allows it (see applyEvent).
  */
 export interface AggregateOptions {
   kafka: Kafka;
@@ -31,6 +35,8 @@ export interface AggregateOptions {
   stallMs?: number;
   /** How early metric events are kept for an exposure that arrives after them (see applyEvent). */
   earlyMetrics?: { graceMs: number; keep: number };
+  /** Whose signatures make a definition genuine. */
+  keyring: Keyring;
   metrics: Registry;
   logger: Logger;
 }
@@ -38,11 +44,13 @@ export interface AggregateOptions {
 export async function startAggregate(options: AggregateOptions): Promise<RunningLoop> {
   const { kafka, topics } = options;
   const log = options.logger.child({ module: 'aggregate' });
-  await ensureTopics(kafka, topics, ['events', 'aggregates', 'definitions', 'aggregateChangelog']);
+  await ensureTopics(kafka, topics, ['events', 'aggregates', 'definitions', 'state', 'aggregateChangelog']);
   await checkChangelogPartitions(kafka, topics);
   const deltaSchemaId = await options.registry.register(valueSubject(topics.aggregates), schemaText(eventSchemas().aggregateDelta));
-  const definitions = new DefinitionsTable(kafka, topics.definitions, log);
-  await definitions.start();
+  const definitions = new DefinitionsTable(kafka, topics.definitions, log, { keyring: options.keyring, metrics: options.metrics });
+  const statuses = experimentStatusTable(kafka, topics.state, log);
+  await Promise.all([definitions.start(), statuses.start()]);
+  const lifecycle = (experimentId: string) => statuses.get(experimentId);
   const metrics = createAggregateMetrics(options.metrics);
   const states = new Map<number, Map<string, UserState>>();
 
@@ -62,7 +70,7 @@ export async function startAggregate(options: AggregateOptions): Promise<Running
       const { event } = decodeValidated(framed.body);
       let user = state.get(event.userId);
       if (!user) state.set(event.userId, (user = emptyUserState()));
-      for (const outcome of applyEvent(user, event, (id) => definitions.get(id), delta, early)) metrics.events.inc({ outcome });
+      for (const outcome of applyEvent(user, event, (id) => definitions.get(id), delta, early, lifecycle)) metrics.events.inc({ outcome });
       touched.add(event.userId);
     }
     const outputs: OutputRecord[] = [];
@@ -100,10 +108,10 @@ export async function startAggregate(options: AggregateOptions): Promise<Running
   });
   log.info({ groupId: options.groupId, input: topics.events, output: topics.aggregates }, 'aggregate running');
   return {
-    ...combineHealth({ loop, definitions }),
+    ...combineHealth({ loop, definitions, statuses }),
     stop: async () => {
       await loop.stop();
-      await definitions.stop();
+      await Promise.all([definitions.stop(), statuses.stop()]);
     },
   };
 }

@@ -1,19 +1,27 @@
 import type { Kafka } from 'kafkajs';
 import { CompactedTopicTable } from './compactedTopicTable.ts';
 import { eventSchemas } from './eventSchemas.ts';
+import type { ExperimentState } from './experimentLifecycle.ts';
 import type { Logger } from './logger.ts';
+import { decodeEvolved } from './schemaHistory.ts';
 import { frame, unframe } from './wireFormat.ts';
 
 /** An experiment's state on exp.state (schemas/ExperimentStatus.avsc), set only by the control service. */
 export interface ExperimentStatus {
   experimentId: string;
-  status: 'RUNNING' | 'HALTED';
+  status: ExperimentState;
   since: number;
   by: string;
   reason: string;
   commandId: string;
   definitionVersion: number;
   auditSequence: number;
+  /** When it was started; null before (and on records older than the lifecycle). */
+  startedAt: number | null;
+  /** When it was concluded; nothing at or after this event time counts. */
+  concludedAt: number | null;
+  /** ship:<variant>, no-ship or inconclusive, once concluded. */
+  decision: string | null;
 }
 
 export function encodeExperimentStatus(status: ExperimentStatus, schemaId: number): Buffer {
@@ -23,10 +31,10 @@ export function encodeExperimentStatus(status: ExperimentStatus, schemaId: numbe
 export function decodeExperimentStatus(value: Buffer): ExperimentStatus | undefined {
   const framed = unframe(value);
   if (!framed.ok) return undefined;
-  return eventSchemas().experimentStatus.fromBuffer(framed.body) as ExperimentStatus;
+  return decodeEvolved('experimentStatus', framed.body) as ExperimentStatus;
 }
 
-/** Every experiment's current status, kept up to date from exp.state (what the guard and the admin API read). */
+/** Every experiment's current status, kept up to date from exp.state (what ingest, aggregate, guard and the admin API read). */
 export function experimentStatusTable(kafka: Kafka, topic: string, logger: Logger, onChange?: (experimentId: string, status: ExperimentStatus | null) => void): CompactedTopicTable<ExperimentStatus> {
   return new CompactedTopicTable<ExperimentStatus>({
     kafka,

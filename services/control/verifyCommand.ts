@@ -11,6 +11,9 @@ export const ACTION_ROLES: Readonly<Record<string, readonly Role[]>> = {
   HALT: ['guardian', 'operator'],
   RESUME: ['operator'],
   DEFINE: ['experimenter'],
+  START: ['experimenter'],
+  CONCLUDE: ['experimenter'],
+  ARCHIVE: ['experimenter'],
 };
 
 export type Rejection = 'MALFORMED' | 'UNSIGNED' | 'UNKNOWN_PRINCIPAL' | 'BAD_SIGNATURE' | 'WRONG_ROLE' | 'STALE' | 'FROM_THE_FUTURE' | 'REPLAYED';
@@ -25,6 +28,18 @@ export interface CommandFields {
   issuedAt: number;
   nonce: string;
   signature: string;
+  /** DEFINE: the definition JSON; CONCLUDE: {"decision": ...}; otherwise null or absent. */
+  payload?: string | null;
+}
+
+/**
+ * The fields a command's signature covers: all but the signature, and the payload only when
+ * there is one, so commands signed before the payload field existed (and signers that do not
+ * know it, such as the guard) verify unchanged.
+ */
+export function signedFields(command: Partial<CommandFields>): Record<string, unknown> {
+  const { signature: _signature, payload, ...rest } = command;
+  return payload === null || payload === undefined ? rest : { ...rest, payload };
 }
 
 export type Verdict = { accepted: true; principal: string } | { accepted: false; rejection: Rejection; detail: string };
@@ -49,7 +64,7 @@ export function verifyCommand(command: Partial<CommandFields> | undefined, keyri
   if (typeof command.signature !== 'string' || command.signature === '') return reject('UNSIGNED', 'no signature');
   const principal = keyring.principal(command.issuer!);
   if (!principal) return reject('UNKNOWN_PRINCIPAL', `no principal '${command.issuer}' in the keyring`);
-  if (!verifyPayload(command as unknown as Record<string, unknown> & { signature: string }, principal.publicKey)) return reject('BAD_SIGNATURE', `the signature does not verify with ${principal.name}'s key`);
+  if (!verifyPayload({ ...signedFields(command), signature: command.signature }, principal.publicKey)) return reject('BAD_SIGNATURE', `the signature does not verify with ${principal.name}'s key`);
   const allowed = ACTION_ROLES[command.action!]!;
   if (!allowed.some((role) => principal.roles.has(role))) return reject('WRONG_ROLE', `${command.action} needs one of ${allowed.join(', ')}; ${principal.name} has ${[...principal.roles].join(', ')}`);
   if (command.issuedAt! < now - freshness.maxAgeMs) return reject('STALE', `issued ${Math.round((now - command.issuedAt!) / 1000)} s ago; at most ${freshness.maxAgeMs / 1000} s accepted`);

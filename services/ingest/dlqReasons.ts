@@ -20,6 +20,8 @@ export const DLQ_REASONS = {
   NON_FINITE_VALUE: 'a metric value is NaN or infinite',
   UNKNOWN_EXPERIMENT: 'an exposure names an experiment that has no definition',
   UNKNOWN_VARIANT: "an exposure names a variant that is not in its experiment's definition",
+  EXPERIMENT_NOT_STARTED: 'an exposure to an experiment that enrolls no one yet (a draft: not started)',
+  EXPERIMENT_CONCLUDED: 'an exposure whose event time is at or after its experiment was concluded',
 } as const;
 
 export type DlqReason = keyof typeof DLQ_REASONS;

@@ -4,7 +4,6 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { consumerGroup } from '../../services/common/topics.ts';
-import { applyDefinitions } from '../../services/cli/experiments/applyDefinitions.ts';
 import { fixtureDefinitions, generateEvents } from '../support/aggregationFixture.ts';
 import { spawnService, waitUntilSettled } from '../support/childService.ts';
 import { testPipeline } from '../support/pipeline.ts';
@@ -17,7 +16,7 @@ describe('batch reanalysis agrees with the stream', () => {
     if (stackEndpoints().clickhouseUrl) return; // uses a chDB directory of its own
     const pipeline = testPipeline('reanalysis');
     const { kafka, topics } = pipeline;
-    await applyDefinitions(pipeline, fixtureDefinitions().map((d) => d.definition));
+    await pipeline.publishDefinitions(fixtureDefinitions().map((d) => d.definition));
     const dataDir = mkdtempSync(join(tmpdir(), 'reanalysis-chdb-'));
     const env = { ...pipeline.env, CHDB_PATH: dataDir, PSEUDONYM_KEY: 'reanalysis-key-0123456789', KAFKA_SESSION_TIMEOUT_MS: '6000' };
     const services = ['ingest', 'aggregate', 'sink'].map((s) => spawnService(`services/${s}/main.ts`, env));

@@ -9,16 +9,15 @@ import { verifyChain, type AuditRecord } from '../../services/control/auditChain
 import { encodeCommandRecord, signedCommand } from '../../services/control/commandSigner.ts';
 import { API_REFUSAL_HEADER } from '../../services/control/decideCommand.ts';
 import { spawnService, type ChildService } from '../support/childService.ts';
-import { controlFixture } from '../support/controlFixture.ts';
-import { testPipeline } from '../support/pipeline.ts';
+import { minimalDefinition, testPipeline } from '../support/pipeline.ts';
 import { readTopic } from '../support/topicReader.ts';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 
 describe('the control plane under attack', () => {
-  const pipeline = testPipeline('control');
-  const fixture = controlFixture({ guardian: ['guardian'], alice: ['operator'], bob: ['experimenter'], carol: ['analyst'], 'admin-api': ['operator'] }, ['alice', 'carol']);
-  const env = { ...pipeline.env, KEYRING_FILE: fixture.keyringFile, ADMIN_API_KEY_FILE: fixture.keyFile('admin-api'), ADMIN_API_PORT: '0', ADMIN_AUTH_FAILURES_ALLOWED: '4', KAFKA_SESSION_TIMEOUT_MS: '6000' };
+  const pipeline = testPipeline('control', { principals: { guardian: ['guardian'], alice: ['operator'], bob: ['experimenter'], carol: ['analyst'], 'admin-api': ['operator'] }, tokens: ['alice', 'carol'] });
+  const fixture = pipeline.fixture;
+  const env = { ...pipeline.env, ADMIN_API_KEY_FILE: fixture.keyFile('admin-api'), ADMIN_API_PORT: '0', ADMIN_AUTH_FAILURES_ALLOWED: '4', KAFKA_SESSION_TIMEOUT_MS: '6000' };
   const children: ChildService[] = [];
   afterAll(async () => {
     for (const c of children) c.process.kill('SIGTERM');
@@ -30,10 +29,12 @@ describe('the control plane under attack', () => {
   const states = async () => (await readTopic(pipeline.kafka, pipeline.topics.state, { count: 100, idleMs: 2_000 })).map(({ message }) => decodeExperimentStatus(message.value!)!);
 
   it('applies only valid commands, audits every attempt in an intact chain, and serves the admin API with tokens and roles', async () => {
-    await pipeline.define({ 'exp-a': ['control', 'treatment'], 'exp-b': ['control', 'treatment'] });
     const control = spawnService('services/control/main.ts', env);
     children.push(control);
     await control.started;
+    // Defined and started by the experimenter's signed commands: four audit records first.
+    await pipeline.defineThroughControl([minimalDefinition('exp-a', ['control', 'treatment']), minimalDefinition('exp-b', ['control', 'treatment'])]);
+    const SETUP = 4;
     const api = /"url":"(http:\/\/[^"]+)","msg":"admin API listening"/.exec(control.log())![1]!;
 
     // --- attacks straight on the control topic ---
@@ -64,9 +65,10 @@ describe('the control plane under attack', () => {
     for (const [, value, headers] of attempts) await producer.send({ topic: pipeline.topics.control, acks: -1, messages: [{ key: 'attack', value, ...(headers ? { headers } : {}) }] });
     await producer.disconnect();
 
-    const records = await audit(attempts.length + 5);
-    expect(records).toHaveLength(attempts.length);
-    const outcome = records.map((r, i) => [attempts[i]![0], r.decision, r.reason.slice(0, r.reason.indexOf(':'))]);
+    const records = await audit(SETUP + attempts.length + 5);
+    expect(records).toHaveLength(SETUP + attempts.length);
+    expect(records.slice(0, SETUP).map((r) => [r.action, r.decision])).toEqual([['DEFINE', 'ACCEPTED'], ['DEFINE', 'ACCEPTED'], ['START', 'ACCEPTED'], ['START', 'ACCEPTED']]);
+    const outcome = records.slice(SETUP).map((r, i) => [attempts[i]![0], r.decision, r.reason.slice(0, r.reason.indexOf(':'))]);
     expect(outcome).toEqual([
       ['garbage bytes', 'REJECTED', 'MALFORMED'],
       ['framed garbage', 'REJECTED', 'MALFORMED'],
@@ -83,11 +85,11 @@ describe('the control plane under attack', () => {
       ['replay of the valid halt', 'REJECTED', 'REPLAYED'],
       ['resume of a running experiment', 'REJECTED', 'NOT_HALTED'],
     ]);
-    expect(verifyChain(records)).toEqual({ ok: true, records: attempts.length });
-    // Only the one valid command changed state.
+    expect(verifyChain(records)).toEqual({ ok: true, records: SETUP + attempts.length });
+    // Only the one valid command changed state (after the setup's DRAFT and RUNNING).
     const afterKafka = await states();
-    expect(afterKafka.map((s) => [s.experimentId, s.status, s.by])).toEqual([['exp-a', 'HALTED', 'guardian']]);
-    expect(afterKafka[0]!.auditSequence).toBe(12);
+    expect(afterKafka.map((s) => [s.experimentId, s.status, s.by])).toEqual([['exp-a', 'DRAFT', 'experimenter'], ['exp-b', 'DRAFT', 'experimenter'], ['exp-a', 'RUNNING', 'experimenter'], ['exp-b', 'RUNNING', 'experimenter'], ['exp-a', 'HALTED', 'guardian']]);
+    expect(afterKafka.at(-1)!.auditSequence).toBe(SETUP + 12);
 
     // --- the admin API ---
     const call = async (method: string, path: string, token?: string, body?: unknown) => {
@@ -143,7 +145,7 @@ describe('the control plane under attack', () => {
     // The chain is intact as stored, and continues across a crash of the control service;
     // the nonces survive it, so the old valid halt is still a replay.
     const verify = spawnSync(process.execPath, [join(ROOT, 'bin/expctl.js'), 'audit', 'verify'], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, ...env, LOG_LEVEL: 'warn' } });
-    expect(verify.stdout, verify.stderr).toMatch(/^audit chain intact: 19 record\(s\), head sequence 19/);
+    expect(verify.stdout, verify.stderr).toMatch(/^audit chain intact: 23 record\(s\), head sequence 23/);
     expect(verify.status).toBe(0);
     control.process.kill('SIGKILL');
     await control.exited;
@@ -154,18 +156,18 @@ describe('the control plane under attack', () => {
     await replayer.connect();
     await replayer.send({ topic: pipeline.topics.control, acks: -1, messages: [{ key: 'attack', value: valid }] });
     await replayer.disconnect();
-    const all = await audit(25);
-    expect(all).toHaveLength(20);
-    expect(all[19]!.reason).toMatch(/^REPLAYED/);
-    expect(verifyChain(all)).toEqual({ ok: true, records: 20 });
+    const all = await audit(30);
+    expect(all).toHaveLength(24);
+    expect(all[23]!.reason).toMatch(/^REPLAYED/);
+    expect(verifyChain(all)).toEqual({ ok: true, records: 24 });
     expect(restarted.log()).toMatch(/"msg":"control.state_restored"/);
-    expect((await states()).map((s) => [s.experimentId, s.status])).toEqual([['exp-a', 'HALTED'], ['exp-b', 'HALTED'], ['exp-b', 'RUNNING']]);
+    expect((await states()).slice(SETUP).map((s) => [s.experimentId, s.status])).toEqual([['exp-a', 'HALTED'], ['exp-b', 'HALTED'], ['exp-b', 'RUNNING']]);
 
     // expctl halt through the (restarted) admin API: an operator's token works, an analyst's is refused.
     const restartedApi = /"url":"(http:\/\/[^"]+)","msg":"admin API listening"/.exec(restarted.log())![1]!;
     const expctl = (token: string, ...args: string[]) => spawnSync(process.execPath, [join(ROOT, 'bin/expctl.js'), ...args], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, ...env, EXPCTL_TOKEN: token, EXPCTL_API_URL: restartedApi, LOG_LEVEL: 'warn' } });
     const byCli = expctl(alice, 'halt', 'exp-b', '--reason', 'halted from the command line');
-    expect(byCli.stdout, byCli.stderr).toMatch(/^exp-b: halted \(HALT: halted from the command line \(requested by alice via the admin API\); audit record 21\)/);
+    expect(byCli.stdout, byCli.stderr).toMatch(/^exp-b: halted \(HALT: halted from the command line \(requested by alice via the admin API\); audit record 25\)/);
     expect(byCli.status).toBe(0);
     const refused = expctl(carol, 'resume', 'exp-b', '--reason', 'analyst tries');
     expect(refused.status).toBe(2);

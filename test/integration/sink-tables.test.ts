@@ -33,7 +33,7 @@ describe('the sink lands every kind of record in its table', () => {
     await producer.disconnect();
 
     const ch = await openTestClickHouse();
-    const sink = await startSink({ kafka, clickhouse: ch, migrationsDir: MIGRATIONS, topics, groupId: consumerGroup(pipeline.prefix, 'sink'), pseudonymKey: 'tables-test-key-0123456789', metrics: createMetricsRegistry('sink'), logger: pipeline.logger, maxBatchWaitMs: 100 });
+    const sink = await startSink({ kafka, clickhouse: ch, migrationsDir: MIGRATIONS, topics, groupId: consumerGroup(pipeline.prefix, 'sink'), pseudonymKey: 'tables-test-key-0123456789', keyring: pipeline.keyring, metrics: createMetricsRegistry('sink'), logger: pipeline.logger, maxBatchWaitMs: 100 });
     try {
       const one = async (sql: string) => (await (await ch.client.query({ query: sql, format: 'JSONEachRow' })).json<Record<string, unknown>>())[0];
       const deadline = Date.now() + 30_000;
