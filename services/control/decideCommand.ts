@@ -98,9 +98,10 @@ export function decideCommand(input: ControlInput, state: ControlState, context:
     ...changes,
   });
 
-  // The one transition table decides whether the move exists at all.
+  // The one transition table decides whether the move exists, and where it leads.
+  let to: ExperimentState;
   try {
-    transition(experimentId, current?.status, action);
+    to = transition(experimentId, current?.status, action);
   } catch (err) {
     if (isPipelineError(err, 'LIFECYCLE_ILLEGAL_MOVE')) return rejected(String(err.context.code), err.message);
     throw err;
@@ -109,12 +110,10 @@ export function decideCommand(input: ControlInput, state: ControlState, context:
     case 'DEFINE':
       return define();
     case 'HALT':
-      if (current?.status === 'HALTED') return accepted(`HALT: already halted since ${new Date(current.since).toISOString()} by ${current.by}; no change (${reason})`);
-      return accepted(`HALT: ${reason}`, { status: next('HALTED') });
-    case 'RESUME':
-      return accepted(`RESUME: ${reason}`, { status: next('RUNNING') });
+      if (current?.status === to) return accepted(`HALT: already halted since ${new Date(current.since).toISOString()} by ${current.by}; no change (${reason})`);
+      return accepted(`HALT: ${reason}`, { status: next(to) });
     case 'START':
-      return accepted(`START: ${reason}`, { status: next('RUNNING', { startedAt: context.now }) });
+      return accepted(`START: ${reason}`, { status: next(to, { startedAt: context.now }) });
     case 'CONCLUDE': {
       let requested: unknown;
       try {
@@ -124,10 +123,10 @@ export function decideCommand(input: ControlInput, state: ControlState, context:
       }
       const decision = parseDecision(requested, held?.definition.variants.map((v) => v.id) ?? []);
       if (!decision.ok) return rejected('INVALID_DECISION', decision.problem);
-      return accepted(`CONCLUDE: ${decision.decision}: ${reason}`, { status: next('CONCLUDED', { concludedAt: context.now, decision: decision.decision }) });
+      return accepted(`CONCLUDE: ${decision.decision}: ${reason}`, { status: next(to, { concludedAt: context.now, decision: decision.decision }) });
     }
-    case 'ARCHIVE':
-      return accepted(`ARCHIVE: ${reason}`, { status: next('ARCHIVED') });
+    default:
+      return accepted(`${action}: ${reason}`, { status: next(to) });
   }
 
   /** A new definition, or a new version of one: validated, and judged against the one in force. */
