@@ -130,5 +130,11 @@ async function watchDecisions(kafka: Kafka, topic: string, commandIds: Set<strin
     },
   });
   for (const [partition, offset] of from) consumer.seek({ topic, partition, offset: offset.toString() });
-  return { all, stop: () => consumer.disconnect() };
+  return {
+    all,
+    stop: async () => {
+      done(); // no timer left behind when sending failed
+      await consumer.disconnect();
+    },
+  };
 }
