@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import { z } from 'zod';
 import { PipelineError } from './errors.ts';
 import { LOG_LEVELS } from './logger.ts';
+import { DEFAULT_MAX_ABS_METRIC_VALUE, MAX_CONFIGURABLE_ABS_METRIC_VALUE } from './numberBounds.ts';
 
 /**
  * One typed configuration, validated once at start: defaults < config file < environment.
@@ -148,6 +149,17 @@ const ConfigSchema = z.strictObject({
       maxEventAgeMs: z.coerce.number().int().min(60_000).default(30 * 24 * 3_600_000),
       /** Longest id (user, event, experiment, variant, metric name) accepted. */
       maxIdLength: z.coerce.number().int().min(1).max(65_536).default(256),
+      /**
+       * Metric values of a larger magnitude are dead-lettered (VALUE_OUT_OF_RANGE). The default,
+       * 1e12, keeps Σx² of a million events at the limit per user over a billion users near
+       * 1e45, far below the largest double, with values resolved to 1e-4; at most 1e15, where
+       * doubles stop resolving single units. The reasoning in full: services/common/numberBounds.ts.
+       */
+      maxAbsMetricValue: z.coerce
+        .number()
+        .positive()
+        .max(MAX_CONFIGURABLE_ABS_METRIC_VALUE, 'at most 1e15: beyond 2^53 doubles no longer resolve single units')
+        .default(DEFAULT_MAX_ABS_METRIC_VALUE),
       /** Dead-letter exposures of undefined experiments or variants (UNKNOWN_EXPERIMENT, UNKNOWN_VARIANT). */
       checkExperiments: z.preprocess((v) => (v === 'true' ? true : v === 'false' ? false : v), z.boolean()).default(true),
     })
@@ -197,6 +209,7 @@ export const ENV_KEYS = {
   INGEST_MAX_FUTURE_SKEW_MS: 'ingest.maxFutureSkewMs',
   INGEST_MAX_EVENT_AGE_MS: 'ingest.maxEventAgeMs',
   INGEST_MAX_ID_LENGTH: 'ingest.maxIdLength',
+  INGEST_MAX_ABS_VALUE: 'ingest.maxAbsMetricValue',
   INGEST_CHECK_EXPERIMENTS: 'ingest.checkExperiments',
 } as const;
 

@@ -81,6 +81,15 @@ describe('loadConfig', () => {
     expect(configError(() => loadConfig({ env: {}, file: writeJson('[1,2]') }))).toMatch(/top level must be an object/);
   });
 
+  it('bounds metric values: 1e12 by default, INGEST_MAX_ABS_VALUE within (0, 1e15]', () => {
+    expect(loadConfig({ env: {} }).ingest.maxAbsMetricValue).toBe(1e12);
+    expect(loadConfig({ env: { INGEST_MAX_ABS_VALUE: '5e9' } }).ingest.maxAbsMetricValue).toBe(5e9);
+    expect(loadConfig({ env: { INGEST_MAX_ABS_VALUE: '1e15' } }).ingest.maxAbsMetricValue).toBe(1e15);
+    for (const bad of ['1e16', 'Infinity', '0', '-5', 'lots']) {
+      expect(configError(() => loadConfig({ env: { INGEST_MAX_ABS_VALUE: bad } }))).toMatch(/ingest\.maxAbsMetricValue \(from INGEST_MAX_ABS_VALUE\)/);
+    }
+  });
+
   it('returns a frozen object', () => {
     const c = loadConfig({ env: { KAFKA_BROKERS: 'a:1' } });
     expect(Object.isFrozen(c)).toBe(true);
