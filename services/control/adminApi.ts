@@ -11,6 +11,7 @@ import { experimentStatusTable } from '../common/experimentStatus.ts';
 import { mergeDelta, type TotalsHolder } from '../common/experimentTotals.ts';
 import { combineHealth, type HealthSource } from '../common/health.ts';
 import type { Logger } from '../common/logger.ts';
+import { LogRateLimiter } from '../common/logRateLimiter.ts';
 import type { SchemaRegistryClient } from '../common/schemaRegistryClient.ts';
 import { ensureTopics } from '../common/topicAdmin.ts';
 import { valueSubject, type TopicNames } from '../common/topics.ts';
@@ -83,6 +84,7 @@ export async function startAdminApi(options: AdminApiOptions): Promise<AdminApi>
       return { key: String(record.sequence), value: record };
     },
   });
+  const numbersLog = new LogRateLimiter(log);
   const totals = new CompactedTopicTable<TotalsHolder, ExperimentDelta>({
     kafka, topic: topics.aggregates, logger: log,
     decode: (_key, value) => {
@@ -93,7 +95,8 @@ export async function startAdminApi(options: AdminApiOptions): Promise<AdminApi>
     },
     merge: (current, delta) => {
       const holder = current ?? { variants: {} };
-      mergeDelta(holder, delta);
+      // Like the guard: a part that is not finite stays out of the totals the results are computed from.
+      for (const part of mergeDelta(holder, delta)) numbersLog.warn(part.reason, { experimentId: delta.experimentId, ...part }, 'admin-api.delta_skipped: part of an aggregate delta is not finite; live results leave it out');
       return holder;
     },
   });
