@@ -6,7 +6,7 @@ import type { HealthReport } from '../common/health.ts';
 import type { Logger } from '../common/logger.ts';
 import { LogRateLimiter } from '../common/logRateLimiter.ts';
 import { applyMigrations } from '../common/migrations.ts';
-import { incarnationConsumer, startSupervisedConsumer, type IncarnationContext } from '../common/supervisedConsumer.ts';
+import { disconnectWithin, incarnationConsumer, startSupervisedConsumer, type IncarnationContext } from '../common/supervisedConsumer.ts';
 import { ensureTopics } from '../common/topicAdmin.ts';
 import type { TopicNames } from '../common/topics.ts';
 import { ExactlyOnceWriter } from './exactlyOnceWriter.ts';
@@ -113,7 +113,8 @@ export async function startSink(options: SinkOptions): Promise<{ stop(): Promise
         await consumer.run({
           autoCommit: false,
           eachBatchAutoResolve: false,
-          eachBatch: async ({ batch, heartbeat, resolveOffset, isRunning }) => {
+          eachBatch: (payload) => context.track(async () => {
+            const { batch, heartbeat, resolveOffset, isRunning } = payload;
             if (batch.messages.length === 0 || !isRunning() || context.ended()) return;
             // Past the markers and aborted records that end the fetch too.
             const next = BigInt(batch.lastOffset()) + 1n;
@@ -131,13 +132,20 @@ export async function startSink(options: SinkOptions): Promise<{ stop(): Promise
             resolveOffset(batch.messages[batch.messages.length - 1]!.offset);
             context.progress.advanced({ topic: batch.topic, partition: batch.partition }, next, BigInt(batch.highWatermark));
             await heartbeat();
-          },
+          }),
         });
       } catch (err) {
         await consumer.disconnect().catch(() => {});
         throw err;
       }
-      return { stop: () => consumer.disconnect() };
+      return {
+        // A failed incarnation's batch in hand stops retrying (ended) and is waited for, so it
+        // never inserts beside the next one; a graceful stop lets it finish and commit.
+        stop: async (graceful) => {
+          if (!graceful) await context.settled();
+          await disconnectWithin(consumer, graceful ? 60_000 : 10_000, log);
+        },
+      };
     },
   });
   log.info({ groupId: options.groupId, topics: [...mappers.keys()], clickhouse: options.clickhouse.kind }, 'sink running');

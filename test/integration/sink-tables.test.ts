@@ -37,7 +37,12 @@ describe('the sink lands every kind of record in its table', () => {
     try {
       const one = async (sql: string) => (await (await ch.client.query({ query: sql, format: 'JSONEachRow' })).json<Record<string, unknown>>())[0];
       const deadline = Date.now() + 30_000;
-      while (Date.now() < deadline && Number((await one('SELECT count() AS n FROM audit_log'))?.n ?? 0) === 0) await sleep(200);
+      // Each topic is its own partition stream: wait until every one of the four tables has its row.
+      const landed = async () => Number((await one('SELECT (SELECT count() FROM dead_letters) * (SELECT count() FROM anomalies) * (SELECT count() FROM control_commands) * (SELECT count() FROM audit_log) AS n'))?.n ?? 0) > 0;
+      while (!(await landed())) {
+        if (Date.now() > deadline) throw new Error('the sink did not land a row in each of dead_letters, anomalies, control_commands and audit_log within 30 s');
+        await sleep(200);
+      }
       expect(await one('SELECT reason, source_topic, source_partition, source_offset, payload_bytes, payload_head, kafka_topic FROM dead_letters')).toEqual({
         reason: 'BAD_MAGIC_BYTE', source_topic: 'raw', source_partition: 1, source_offset: '42', payload_bytes: 14, payload_head: Buffer.from('{"not":"avro"}').toString('hex'), kafka_topic: topics.dlq,
       });
