@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { Partitioners, type Admin, type Consumer, type Kafka, type Producer } from 'kafkajs';
+import { Partitioners, type Admin, type Kafka, type Producer } from 'kafkajs';
 import type { Logger } from '../common/logger.ts';
+import { Supervisor } from '../common/supervisor.ts';
 import { createTopicsAndWait, waitForLeaders } from '../common/topicAdmin.ts';
 import { RegistryError } from './registryErrors.ts';
 import { RegistryRecordSchema, recordKey, type RegistryRecord } from './registryState.ts';
@@ -9,11 +10,14 @@ import { RegistryRecordSchema, recordKey, type RegistryRecord } from './registry
  * The registry's durable log: a compacted, single-partition Kafka topic. Every write is
  * produced to the topic and applied to memory only when read back, so the in-memory state
  * is always a replay of the topic, in a running registry as after a restart.
+ *
+ * The reader heals itself: after a broker restart or any crash of its consumer a fresh one
+ * reads the topic again and records already applied are skipped by offset.
  */
 export class TopicLog {
   private readonly admin: Admin;
   private readonly producer: Producer;
-  private readonly consumer: Consumer;
+  private readonly reader: Supervisor;
   private appliedOffset = -1n;
   private readonly waiters: { offset: bigint; resolve: () => void }[] = [];
 
@@ -28,7 +32,32 @@ export class TopicLog {
     this.producer = kafka.producer({ maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
     // A fresh group each start: the registry always replays the whole topic and commits nothing.
     // A short fetch wait bounds how long stop() waits for the in-flight fetch to return.
-    this.consumer = kafka.consumer({ groupId: `schema-registry-${randomUUID()}`, readUncommitted: false, maxWaitTimeInMs: 500 });
+    const groupId = `schema-registry-${randomUUID()}`;
+    this.reader = new Supervisor({
+      name: `reader of ${topic}`,
+      logger,
+      start: async (fail) => {
+        const consumer = kafka.consumer({ groupId, readUncommitted: false, maxWaitTimeInMs: 500, sessionTimeout: 10_000, heartbeatInterval: 3_000, retry: { restartOnFailure: async () => false } });
+        consumer.on(consumer.events.CRASH, ({ payload }) => fail(payload.error));
+        try {
+          await consumer.connect();
+          await consumer.subscribe({ topic: this.topic, fromBeginning: true });
+          await consumer.run({
+            autoCommit: false,
+            eachMessage: async ({ message }) => {
+              if (BigInt(message.offset) <= this.appliedOffset) return;
+              this.applyMessage(message.value, message.offset);
+              this.appliedOffset = BigInt(message.offset);
+              this.releaseWaiters();
+            },
+          });
+        } catch (err) {
+          await consumer.disconnect().catch(() => {});
+          throw err;
+        }
+        return { stop: () => consumer.disconnect() };
+      },
+    });
   }
 
   /** Creates the topic if needed, then replays it to its end before returning. */
@@ -39,17 +68,8 @@ export class TopicLog {
     await createTopicsAndWait(this.admin, missing, timeoutMs);
     await waitForLeaders(this.admin, [this.topic], timeoutMs);
     await this.producer.connect();
-    await this.consumer.connect();
-    await this.consumer.subscribe({ topic: this.topic, fromBeginning: true });
     const joined = Date.now();
-    await this.consumer.run({
-      autoCommit: false,
-      eachMessage: async ({ message }) => {
-        this.applyMessage(message.value, message.offset);
-        this.appliedOffset = BigInt(message.offset);
-        this.releaseWaiters();
-      },
-    });
+    await this.reader.start();
     const [end] = await this.fetchEndOffsets(timeoutMs);
     const highWatermark = BigInt(end?.high ?? '0');
     await this.waitForOffset(highWatermark - 1n, timeoutMs, 'replaying the schema topic');
@@ -83,7 +103,7 @@ export class TopicLog {
   }
 
   async stop(): Promise<void> {
-    await this.consumer.disconnect().catch(() => {});
+    await this.reader.stop().catch(() => {});
     await this.producer.disconnect().catch(() => {});
     await this.admin.disconnect().catch(() => {});
   }
