@@ -1,13 +1,29 @@
 import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-/** True while `pid` names a live process (signal 0 checks existence without touching it). */
+/**
+ * True while `pid` names a live process (signal 0 checks existence without touching it).
+ * A zombie counts as dead: it has exited and only waits to be reaped, and an init that
+ * never reaps (as in some containers and VMs) would otherwise keep a killed broker
+ * "alive" forever, and every stop of it would wait out its timeout.
+ */
 export function isProcessAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false; // 0 and negatives address process groups
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
+  }
+  return !isZombie(pid);
+}
+
+function isZombie(pid: number): boolean {
+  try {
+    // /proc/<pid>/stat: "pid (comm) state ...", and comm may itself contain ") ".
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z';
+  } catch {
+    return false; // no /proc (not Linux) or already gone: signal 0 has answered
   }
 }
 
@@ -25,7 +41,7 @@ export function processCommandLine(pid: number): string {
  * Resolves to how it ended: 'gone' (was not running), 'terminated' or 'killed'.
  */
 export async function stopProcess(pid: number, timeoutMs = 10_000): Promise<'gone' | 'terminated' | 'killed'> {
-  if (!signal(pid, 'SIGTERM')) return 'gone';
+  if (!isProcessAlive(pid) || !signal(pid, 'SIGTERM')) return 'gone';
   if (await waitForExit(pid, timeoutMs)) return 'terminated';
   signal(pid, 'SIGKILL');
   await waitForExit(pid, 5_000);
