@@ -1,11 +1,13 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 /**
  * True while `pid` names a live process (signal 0 checks existence without touching it).
- * A zombie counts as dead: it has exited and only waits to be reaped, and an init that
- * never reaps (as in some containers and VMs) would otherwise keep a killed broker
- * "alive" forever, and every stop of it would wait out its timeout.
+ * A zombie counts as dead once all its threads are gone: it has exited and only waits to
+ * be reaped, and an init that never reaps (as in some containers and VMs) would otherwise
+ * keep a killed broker "alive" forever and every stop of it would wait out its timeout.
+ * While a killed multi-threaded process (a JVM) is still tearing down, its main thread
+ * already shows as a zombie but the others still hold its sockets: that is still alive.
  */
 export function isProcessAlive(pid: number): boolean {
   if (!Number.isInteger(pid) || pid <= 0) return false; // 0 and negatives address process groups
@@ -14,17 +16,20 @@ export function isProcessAlive(pid: number): boolean {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
   }
-  return !isZombie(pid);
+  return !hasFullyExited(pid);
 }
 
-function isZombie(pid: number): boolean {
+function hasFullyExited(pid: number): boolean {
+  let status: string;
   try {
-    // /proc/<pid>/stat: "pid (comm) state ...", and comm may itself contain ") ".
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z';
-  } catch {
-    return false; // no /proc (not Linux) or already gone: signal 0 has answered
+    status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  } catch (err) {
+    // No /proc (not Linux): signal 0 has answered. Gone since: it has exited.
+    return (err as NodeJS.ErrnoException).code === 'ENOENT' && existsSync('/proc/self/status');
   }
+  const state = /^State:\s+(\S)/m.exec(status)?.[1];
+  const threads = Number(/^Threads:\s+(\d+)/m.exec(status)?.[1] ?? '1');
+  return (state === 'Z' || state === 'X') && threads <= 1;
 }
 
 /** The process's command line from /proc ('' when it is gone), to check a pid file still means what it did. */
