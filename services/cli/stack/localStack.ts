@@ -8,6 +8,7 @@ import { applyMigrations } from '../../common/migrations.ts';
 import { readStackState, writeStackState, type StackPorts, type StackState } from '../../common/stackState.ts';
 import type { Progress } from '../progress.ts';
 import { registryStatus, startRegistryProcess, stopRegistryInDir } from './registryProcess.ts';
+import { waitWhileDying } from './stackFaults.ts';
 import { assertPortsFree, chooseStackPorts, STACK_HOST } from './stackPorts.ts';
 import { StartedProcesses } from './startedProcesses.ts';
 
@@ -47,9 +48,11 @@ export interface StackUpResult {
  * - Recorded as up but the broker and/or the registry is dead (crashed, SIGKILLed): restarts
  *   only what is dead, with its data, and does not touch chDB (a running sink may hold it).
  *   This is what a chaos drill calls: SIGKILL `readStackState(dir).kafka.pid` or
- *   `.registry.pid`, then `await stackUp(config, progress)`; it returns within seconds, once
- *   the broker serves groups and transactions and the registry has replayed its topic, and
- *   stack.json then holds the new pids.
+ *   `.registry.pid` and wait until it has exited (`crashStackComponent` in stackFaults.ts
+ *   does both; until a killed process is gone it still counts as running), then
+ *   `await stackUp(config, progress)`: it returns within seconds, once the broker serves
+ *   groups and transactions and the registry has replayed its topic, and stack.json then
+ *   holds the new pids.
  * - A port the stack keeps is taken by another process: fails with STACK_PORT_IN_USE naming
  *   the port and what to do, before starting anything.
  * - Any step fails: every process this call started is stopped again (what was already
@@ -75,6 +78,9 @@ export async function stackUp(config: Config, progress: Progress): Promise<Stack
   const started = new StartedProcesses();
   let step = 'checking the ports the stack keeps';
   try {
+    // A process killed a moment ago may still be releasing its port.
+    if (!running.broker) await waitWhileDying(previous?.kafka.pid);
+    if (!running.registry) await waitWhileDying(previous?.registry.pid);
     await assertPortsFree(ports, [...(running.broker ? [] : (['broker', 'controller'] as const)), ...(running.registry ? [] : (['registry'] as const))], dir);
 
     step = 'starting Apache Kafka';
