@@ -4,8 +4,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 /**
  * True while `pid` names a live process (signal 0 checks existence without touching it).
  * A zombie counts as dead once all its threads are gone: it has exited and only waits to
- * be reaped, and an init that never reaps (as in some containers and VMs) would otherwise
- * keep a killed broker "alive" forever and every stop of it would wait out its timeout.
+ * be reaped, and an init that reaps late or never (as in some containers and VMs) would
+ * otherwise keep a killed broker "alive" and make every stop of it wait out its timeout.
  * While a killed multi-threaded process (a JVM) is still tearing down, its main thread
  * already shows as a zombie but the others still hold its sockets: that is still alive.
  */
