@@ -72,7 +72,7 @@ export async function stackUp(config: Config, progress: Progress): Promise<Stack
   }
   if (wasUp) {
     const dead = [running.broker ? undefined : 'the Kafka broker', running.registry ? undefined : 'the schema registry'].filter(Boolean);
-    progress.info(`${dead.join(' and ')} of the local stack in ${dir} ${dead.length > 1 ? 'are' : 'is'} down; restarting only that, on the same ports`);
+    progress.info(`${dead.join(' and ')} of the local stack in ${dir} ${dead.length > 1 ? 'are down; restarting them' : 'is down; restarting only that'}, on the same ports`);
   }
 
   const started = new StartedProcesses();
