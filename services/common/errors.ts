@@ -8,6 +8,7 @@ export const ERROR_CODES = {
   CONFIG_FILE_UNREADABLE: 'retriable=false: the configuration file could not be read or parsed',
   STACK_NOT_RUNNING: 'retriable=false: no endpoint configured and no local stack running',
   STACK_START_FAILED: 'retriable=false: a local stack component did not start',
+  STACK_PORT_IN_USE: 'retriable=false: a port the local stack keeps is taken by another process',
   MIGRATION_FAILED: 'retriable=false: a ClickHouse migration failed',
   MIGRATION_CHANGED: 'retriable=false: an applied migration file was edited afterwards',
   MIGRATION_NAME_INVALID: 'retriable=false: a migration file name is not NNN_name.sql or a number repeats',
