@@ -9,6 +9,7 @@ import { DefinitionsTable } from '../common/definitionsTable.ts';
 import { eventSchemas, schemaText } from '../common/eventSchemas.ts';
 import { experimentStatusTable } from '../common/experimentStatus.ts';
 import { mergeDelta, type TotalsHolder } from '../common/experimentTotals.ts';
+import { brokerProbe } from '../common/brokerProbe.ts';
 import { combineHealth, type HealthSource } from '../common/health.ts';
 import type { Logger } from '../common/logger.ts';
 import { LogRateLimiter } from '../common/logRateLimiter.ts';
@@ -153,8 +154,9 @@ export async function startAdminApi(options: AdminApiOptions): Promise<AdminApi>
     const report = health.health();
     return reply.status(report.healthy ? 200 : 503).send({ status: report.healthy ? 'ok' : 'unhealthy', problems: report.problems });
   });
+  const broker = brokerProbe(kafka);
   app.get('/readyz', async (_request, reply) => {
-    const checks = { definitions: true, state: statuses.ready, audit: audit.ready, aggregates: totals.ready, control: options.controlHealth?.health().healthy ?? true, signer: options.signer !== undefined };
+    const checks = { broker: (await broker.check()).healthy, definitions: true, state: statuses.ready, audit: audit.ready, aggregates: totals.ready, control: options.controlHealth?.health().healthy ?? true, signer: options.signer !== undefined };
     const ready = Object.entries(checks).every(([k, v]) => v || k === 'signer');
     return reply.status(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', checks });
   });
@@ -234,6 +236,7 @@ export async function startAdminApi(options: AdminApiOptions): Promise<AdminApi>
     health: health.health,
     close: async () => {
       await app.close();
+      await broker.close();
       await producer.disconnect().catch(() => {});
       await Promise.all([definitions.stop(), statuses.stop(), audit.stop(), totals.stop()]);
     },
