@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { ConfigResourceTypes, Partitioners, type Admin, type Consumer, type Kafka, type Producer } from 'kafkajs';
+import kafkajs, { Partitioners, type Admin, type Consumer, type Kafka, type Producer } from 'kafkajs';
 import type { Logger } from '../common/logger.ts';
 import { createTopicsAndWait, waitForLeaders } from '../common/topicAdmin.ts';
 import { RegistryError } from './registryErrors.ts';
@@ -92,7 +92,7 @@ export class TopicLog {
   /** The topic's max.message.bytes (its own or the broker's default); the broker's usual default if it cannot be read. */
   private async readMaxMessageBytes(): Promise<number> {
     try {
-      const { resources } = await this.admin.describeConfigs({ resources: [{ type: ConfigResourceTypes.TOPIC, name: this.topic, configNames: ['max.message.bytes'] }], includeSynonyms: false });
+      const { resources } = await this.admin.describeConfigs({ resources: [{ type: kafkajs.ConfigResourceTypes.TOPIC, name: this.topic, configNames: ['max.message.bytes'] }], includeSynonyms: false });
       const value = Number(resources[0]?.configEntries.find((e) => e.configName === 'max.message.bytes')?.configValue);
       if (Number.isSafeInteger(value) && value > 0) return value;
     } catch (err) {
