@@ -59,6 +59,7 @@ describe('the control plane under attack', () => {
       ['valid guardian halt', valid],
       ['replay of the valid halt', valid],
       ['resume of a running experiment', encode(signedCommand({ experimentId: 'exp-b', action: 'RESUME', reason: 'test' }, 'alice', fixture.privateKey('alice')))],
+      ['a valid operator halt with a 900 KB reason', encode(signedCommand({ experimentId: 'exp-b', action: 'HALT', reason: 'r'.repeat(900_000) }, 'alice', fixture.privateKey('alice')))],
     ];
     const producer = pipeline.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
     await producer.connect();
@@ -83,7 +84,10 @@ describe('the control plane under attack', () => {
       ['valid guardian halt', 'ACCEPTED', 'HALT'],
       ['replay of the valid halt', 'REJECTED', 'REPLAYED'],
       ['resume of a running experiment', 'REJECTED', 'NOT_HALTED'],
+      ['a valid operator halt with a 900 KB reason', 'REJECTED', 'MALFORMED'],
     ]);
+    // A command's strings are capped before anything quotes them: the audit record stays small.
+    expect(records.at(-1)!.reason).toBe('MALFORMED: reason: at most 2000 characters (got 900000)');
     expect(verifyChain(records)).toEqual({ ok: true, records: attempts.length });
     // Only the one valid command changed state.
     const afterKafka = await states();

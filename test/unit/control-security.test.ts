@@ -3,7 +3,7 @@ import { generateSigningKeyPair, privateKeyFromPem, signPayload } from '../../se
 import { appendRecord, verifyChain, type AuditFields, type AuditRecord } from '../../services/control/auditChain.ts';
 import { Keyring } from '../../services/control/keyring.ts';
 import { RefusalAudit, type Refusal, type RefusalNote } from '../../services/control/refusalAudit.ts';
-import { verifyCommand, type CommandFields } from '../../services/control/verifyCommand.ts';
+import { COMMAND_LIMITS, verifyCommand, type CommandFields } from '../../services/control/verifyCommand.ts';
 
 const guardian = generateSigningKeyPair();
 const operator = generateSigningKeyPair();
@@ -45,6 +45,18 @@ describe('control command verification: the attacks', () => {
     ['malformed (unknown action)', () => signed({ action: 'DELETE' }, guardian.privateKey), 'MALFORMED'],
   ])('rejects %s', (_name, make, rejection) => {
     expect(verifyCommand(make(), keyring, none, NOW)).toMatchObject({ accepted: false, rejection });
+  });
+
+  it.each([
+    ['reason', 2_001],
+    ['experimentId', 129],
+    ['issuer', 5_000],
+    ['nonce', 1_000_000],
+    ['evidence', 256 * 1024 + 1],
+    ['action', 17],
+  ] as const)('rejects a command whose %s is over its cap, before checking the signature, without quoting it', (field, length) => {
+    const verdict = verifyCommand(signed({ [field]: 'x'.repeat(length) }, guardian.privateKey), keyring, none, NOW);
+    expect(verdict).toEqual({ accepted: false, rejection: 'MALFORMED', detail: `${field}: at most ${COMMAND_LIMITS[field]} characters (got ${length})` });
   });
 
   it('rejects a replay (a nonce seen before)', () => {
