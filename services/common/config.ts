@@ -135,8 +135,12 @@ const ConfigSchema = z.strictObject({
       apiPrincipal: z.string().regex(/^[A-Za-z0-9._@-]{1,100}$/, 'letters, digits, dot, dash, underscore, @').default('admin-api'),
       /** PKCS#8 PEM file of that principal's private key; without it the API serves reads only. */
       apiKeyFile: z.string().min(1).optional(),
-      /** Failed authentications per client address within a minute before it is slowed down. */
+      /** Failed authentications per client address within a minute before its further failures get 429 (a valid token is always served). */
       authFailuresAllowed: z.coerce.number().int().min(1).max(1_000).default(5),
+      /** A caller's refused halts and resumes within this window go into the audit log as one record and one summary with the count. */
+      refusalAuditWindowMs: z.coerce.number().int().min(1_000).max(3_600_000).default(60_000),
+      /** Audit records the admin API keeps in memory; older pages of GET /audit are read back from exp.audit. */
+      auditKept: z.coerce.number().int().min(1).max(1_000_000).default(10_000),
     })
     .prefault({}),
   ingest: z
@@ -205,6 +209,8 @@ export const ENV_KEYS = {
   ADMIN_API_PRINCIPAL: 'control.apiPrincipal',
   ADMIN_API_KEY_FILE: 'control.apiKeyFile',
   ADMIN_AUTH_FAILURES_ALLOWED: 'control.authFailuresAllowed',
+  ADMIN_REFUSAL_AUDIT_WINDOW_MS: 'control.refusalAuditWindowMs',
+  ADMIN_AUDIT_KEPT: 'control.auditKept',
   INGEST_MAX_PAYLOAD_BYTES: 'ingest.maxPayloadBytes',
   INGEST_MAX_FUTURE_SKEW_MS: 'ingest.maxFutureSkewMs',
   INGEST_MAX_EVENT_AGE_MS: 'ingest.maxEventAgeMs',

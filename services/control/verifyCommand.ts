@@ -27,6 +27,21 @@ export interface CommandFields {
   signature: string;
 }
 
+/**
+ * Caps on a command's strings, checked before its signature: whatever reaches exp.control
+ * (its writers are trusted by ACL, not by content) ends up quoted in the audit log.
+ */
+export const COMMAND_LIMITS: Readonly<Partial<Record<keyof CommandFields, number>>> = {
+  commandId: 100,
+  experimentId: 128,
+  action: 16,
+  reason: 2_000,
+  evidence: 256 * 1024,
+  issuer: 100,
+  nonce: 100,
+  signature: 200,
+};
+
 export type Verdict = { accepted: true; principal: string } | { accepted: false; rejection: Rejection; detail: string };
 
 export interface Freshness {
@@ -43,6 +58,10 @@ export function verifyCommand(command: Partial<CommandFields> | undefined, keyri
   if (!command) return reject('MALFORMED', 'not a ControlCommand');
   for (const field of ['commandId', 'experimentId', 'action', 'issuer', 'nonce'] as const) {
     if (typeof command[field] !== 'string' || command[field] === '') return reject('MALFORMED', `${field} is missing or empty`);
+  }
+  for (const [field, max] of Object.entries(COMMAND_LIMITS)) {
+    const value = (command as Record<string, unknown>)[field];
+    if (typeof value === 'string' && max !== undefined && value.length > max) return reject('MALFORMED', `${field}: at most ${max} characters (got ${value.length})`);
   }
   if (typeof command.issuedAt !== 'number' || !Number.isFinite(command.issuedAt)) return reject('MALFORMED', 'issuedAt is missing');
   if (!ACTION_ROLES[command.action!]) return reject('MALFORMED', `unknown action ${command.action}`);

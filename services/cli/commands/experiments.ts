@@ -6,6 +6,9 @@ import { createServiceContext } from '../../common/serviceProcess.ts';
 import { usersPerVariantForMeans, usersPerVariantForProportions } from '../../stats/sampleSize.ts';
 import { applyDefinitions } from '../experiments/applyDefinitions.ts';
 
+/** At most this many definition files in one `experiments apply` (each at most DEFINITION_LIMITS.fileBytes). */
+export const MAX_FILES_PER_APPLY = 1_000;
+
 /** `expctl experiments apply <files...>` and `expctl experiments plan`. */
 export function registerExperimentCommands(program: Command, loadConfig: () => Config): void {
   const experiments = program.command('experiments').description('define experiments and plan their sample sizes');
@@ -15,11 +18,14 @@ export function registerExperimentCommands(program: Command, loadConfig: () => C
     .description('validate definition files (YAML or JSON) and publish the changed ones, versioned, to exp.definitions')
     .argument('<files...>', 'definition files')
     .action(async (files: string[]) => {
+      if (files.length > MAX_FILES_PER_APPLY) throw new PipelineError('INPUT_INVALID', `at most ${MAX_FILES_PER_APPLY} files in one apply (got ${files.length}); apply them in smaller groups`);
       // Every file is validated before anything is published: all or nothing.
       const definitions = files.map(readDefinitionFile);
-      const ids = definitions.map((d) => d.id);
-      const duplicate = ids.find((id, i) => ids.indexOf(id) !== i);
-      if (duplicate) throw new PipelineError('INPUT_INVALID', `experiment '${duplicate}' is defined in more than one of the files`);
+      const seen = new Set<string>();
+      for (const { id } of definitions) {
+        if (seen.has(id)) throw new PipelineError('INPUT_INVALID', `experiment '${id}' is defined in more than one of the files`);
+        seen.add(id);
+      }
       const context = createServiceContext('expctl', loadConfig());
       const outcomes = await applyDefinitions(context, definitions);
       for (const o of outcomes) process.stdout.write(`${o.experimentId}: ${o.changed ? `applied as version ${o.version}` : `unchanged (version ${o.version})`}\n`);
