@@ -17,6 +17,7 @@ export const ERROR_CODES = {
   INPUT_INVALID: 'retriable=false: a command-line input (file, flag) is not usable',
   SHUTDOWN_TIMEOUT: 'retriable=false: a component did not stop within its deadline',
   CONTROL_REFUSED: 'retriable=false: the control plane refused or could not decide a command',
+  QUERY_REFUSED: 'retriable=false: an analyst query is not one read-only statement over the pipeline\'s database',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
