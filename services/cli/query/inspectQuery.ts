@@ -1,7 +1,7 @@
 import { PipelineError } from '../../common/errors.ts';
 import { checkAnalystStatement, type StatementKind } from './analystPolicy.ts';
 import { parseAstDump, UnreadableDump } from './astDump.ts';
-import { CATALOG_QUERY, catalogFromRow } from './functionCatalog.ts';
+import { CATALOG_QUERY, catalogFromRow, type FunctionCatalog } from './functionCatalog.ts';
 import type { ReadOnlyEngine } from './readOnlyEngine.ts';
 
 /**
@@ -24,8 +24,19 @@ export interface InspectedQuery {
 const PARSE_QUERY = `WITH formatQuerySingleLine({q:String}) AS canonical
 SELECT canonical, arrayMap(t -> substring(canonical, t.1 + 1, t.2 - t.1), arrayFilter(t -> t.3 = 'QuotedIdentifier', tokenizeQuery(canonical))) AS quoted`;
 
-/** `parser`: a read-only embedded engine (readOnlyEngine.ts); its answers are the engine's parse. */
-export async function inspectAnalystQuery(parser: ReadOnlyEngine, sql: string, database: string): Promise<InspectedQuery> {
+export type QueryInspector = (sql: string) => Promise<InspectedQuery>;
+
+/**
+ * `parser`: a read-only embedded engine (readOnlyEngine.ts); its answers are the engine's
+ * parse. The function catalog is read once per inspector.
+ */
+export function createQueryInspector(parser: ReadOnlyEngine, database: string): QueryInspector {
+  let catalog: Promise<FunctionCatalog> | undefined;
+  const functions = () => (catalog ??= parser.rows(CATALOG_QUERY).then(([row]) => catalogFromRow(row!)));
+  return (sql) => inspect(parser, sql, database, functions);
+}
+
+async function inspect(parser: ReadOnlyEngine, sql: string, database: string, functions: () => Promise<FunctionCatalog>): Promise<InspectedQuery> {
   if (sql.trim() === '') refuse('the query is empty');
   if (sql.length > MAX_QUERY_CHARS) refuse(`the query is ${sql.length} characters long; at most ${MAX_QUERY_CHARS} are accepted`);
 
@@ -56,8 +67,7 @@ export async function inspectAnalystQuery(parser: ReadOnlyEngine, sql: string, d
     if (err instanceof UnreadableDump) refuse(`the engine's syntax tree of the statement is not readable (${err.message})`);
     throw err;
   }
-  const [catalog] = await parser.rows(CATALOG_QUERY);
-  const kind = checkAnalystStatement(root, { database, functions: catalogFromRow(catalog!) });
+  const kind = checkAnalystStatement(root, { database, functions: await functions() });
   return { canonical, kind };
 }
 

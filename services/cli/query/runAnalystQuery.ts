@@ -3,7 +3,7 @@ import type { Config } from '../../common/config.ts';
 import { PipelineError, errorMessage } from '../../common/errors.ts';
 import { analystQuerySettings, type QueryLimits } from './analystSettings.ts';
 import type { StatementKind } from './analystPolicy.ts';
-import { engineReason, inspectAnalystQuery } from './inspectQuery.ts';
+import { createQueryInspector, engineReason } from './inspectQuery.ts';
 import { openEmbeddedReadOnly, openServerReadOnly, type ReadOnlyEngine, type Row } from './readOnlyEngine.ts';
 
 /**
@@ -25,7 +25,7 @@ export async function runAnalystQuery(sql: string, clickhouse: Config['clickhous
   const { parser, executor } = await openEngines(clickhouse, limits);
   try {
     await assertReadOnly(executor, clickhouse);
-    const { canonical, kind } = await inspectAnalystQuery(parser, sql, clickhouse.database);
+    const { canonical, kind } = await createQueryInspector(parser, clickhouse.database)(sql);
     try {
       const rows = kind === 'explain' ? await executor.explainRows(canonical) : await executor.rows(canonical);
       return { kind, rows };
