@@ -238,6 +238,26 @@ describe.skipIf(onServer)("expctl query's check, on the engine's parse", () => {
         expect(await refusalOf(inspect, sql), sql).toMatch(new RegExp(`^refused: function ${name}\\(\\) (reads|calls|inspects|loads|writes)`, 'i'));
       }
     }
+    // In every clause an expression can stand in, including those evaluated before the query runs.
+    const hidden = "length(file('/etc/hostname'))";
+    for (const sql of [
+      `SELECT sum(1) OVER (ORDER BY 1 ROWS BETWEEN ${hidden} PRECEDING AND CURRENT ROW) FROM numbers(3)`,
+      `SELECT number FROM numbers(3) WINDOW w AS (ORDER BY number ROWS BETWEEN ${hidden} PRECEDING AND CURRENT ROW)`,
+      `SELECT number FROM numbers(3) ORDER BY number WITH FILL FROM ${hidden} TO 10 STEP 1`,
+      `SELECT number AS x FROM numbers(3) ORDER BY x WITH FILL INTERPOLATE (x AS ${hidden})`,
+      `SELECT number FROM numbers(3) LIMIT ${hidden}`,
+      `SELECT number FROM numbers(3) LIMIT 1 BY ${hidden}`,
+      `SELECT * FROM numbers(${hidden})`,
+      `SELECT * FROM values('a UInt64', ${hidden})`,
+      `SELECT quantile(${hidden})(number) FROM numbers(3)`,
+      `SELECT * FROM numbers(3) AS n ARRAY JOIN [${hidden}] AS f`,
+      `SELECT * FROM numbers(3) AS a INNER JOIN numbers(3) AS b ON a.number = ${hidden}`,
+      `SELECT * EXCEPT (number) REPLACE (${hidden} AS number) FROM numbers(1)`,
+      "SELECT arrayMap(x -> file(x), ['/etc/hostname'])",
+      `SELECT ${hidden}::String`,
+    ]) {
+      expect(await refusalOf(inspect, sql), sql).toBe('refused: function file() reads files on the server');
+    }
     expect(await refusalOf(inspect, "SELECT * APPLY(x -> file(x)) FROM (SELECT '/etc/hostname' AS p)")).toMatch(/APPLY calls a function the check cannot see/);
     expect(await refusalOf(inspect, 'SELECT noSuchFunction(1)')).toMatch(/not one the engine lists/);
   }, 120_000);

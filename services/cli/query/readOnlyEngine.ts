@@ -66,7 +66,8 @@ export function openServerReadOnly(login: ServerLogin, settings: Record<string, 
       const result = await client.exec({ query: sql });
       let text = '';
       for await (const chunk of result.stream) text += typeof chunk === 'string' ? chunk : Buffer.from(chunk as Uint8Array).toString('utf8');
-      return text.split('\n').filter((line, i, all) => line !== '' || i < all.length - 1).map((line) => ({ explain: unescapeTabSeparated(line) }));
+      const lines = text === '' ? [] : text.replace(/\n$/, '').split('\n');
+      return lines.map((line) => ({ explain: unescapeTabSeparated(line) }));
     },
     close: () => client.close(),
   };

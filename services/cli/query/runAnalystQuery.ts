@@ -69,7 +69,9 @@ async function openEngines(clickhouse: Config['clickhouse'], limits: QueryLimits
 async function assertReadOnly(executor: ReadOnlyEngine, clickhouse: Config['clickhouse']): Promise<void> {
   const [row] = await executor.rows("SELECT getSetting('readonly') AS readonly").catch((err: unknown) => {
     const where = executor.kind === 'server' ? `${clickhouse.url} as ${clickhouse.queryUser}` : `chDB at ${clickhouse.dataDir}`;
-    throw new PipelineError('INPUT_INVALID', `cannot query ClickHouse (${where}): ${engineReason(err)}`, { cause: err });
+    // On a server, a user without the profile of readonly-user.sql refuses the limits expctl query sends.
+    const hint = executor.kind === 'server' ? '; is the user the one infra/clickhouse/readonly-user.sql creates (its profile admits the limits expctl query sets)?' : '';
+    throw new PipelineError('INPUT_INVALID', `cannot query ClickHouse (${where}): ${engineReason(err)}${hint}`, { cause: err });
   });
   const readonly = Number(row?.readonly);
   if (readonly !== 1) {
