@@ -1,4 +1,4 @@
-import { createClient } from '@clickhouse/client';
+import { ClickHouseLogLevel, createClient } from '@clickhouse/client';
 import { Session } from 'chdb';
 import { quoteIdentifier } from '../../common/clickhouse.ts';
 import type { SettingValue } from './analystSettings.ts';
@@ -53,7 +53,8 @@ export interface ServerLogin {
 
 /** A ClickHouse server as `login`; `settings` go with every request (the user's profile bounds them). */
 export function openServerReadOnly(login: ServerLogin, settings: Record<string, SettingValue>, requestTimeoutMs: number): ReadOnlyEngine {
-  const client = createClient({ url: login.url, username: login.username, password: login.password, database: login.database, clickhouse_settings: settings, request_timeout: requestTimeoutMs });
+  // Failures reach the caller as errors; the client's own logging would print them a second time.
+  const client = createClient({ url: login.url, username: login.username, password: login.password, database: login.database, clickhouse_settings: settings, request_timeout: requestTimeoutMs, log: { level: ClickHouseLogLevel.OFF } });
   return {
     kind: 'server',
     rows: async (sql, params) => {

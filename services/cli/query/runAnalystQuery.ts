@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import { ClickHouseError } from '@clickhouse/client';
 import type { Config } from '../../common/config.ts';
 import { PipelineError, errorMessage } from '../../common/errors.ts';
 import { analystQuerySettings, type QueryLimits } from './analystSettings.ts';
@@ -66,11 +67,11 @@ async function openEngines(clickhouse: Config['clickhouse'], limits: QueryLimits
 }
 
 /** Refuses to run anything on a connection that is not `readonly = 1` (a misconfigured server user, say). */
-async function assertReadOnly(executor: ReadOnlyEngine, clickhouse: Config['clickhouse']): Promise<void> {
+export async function assertReadOnly(executor: ReadOnlyEngine, clickhouse: Config['clickhouse']): Promise<void> {
   const [row] = await executor.rows("SELECT getSetting('readonly') AS readonly").catch((err: unknown) => {
     const where = executor.kind === 'server' ? `${clickhouse.url} as ${clickhouse.queryUser}` : `chDB at ${clickhouse.dataDir}`;
-    // On a server, a user without the profile of readonly-user.sql refuses the limits expctl query sends.
-    const hint = executor.kind === 'server' ? '; is the user the one infra/clickhouse/readonly-user.sql creates (its profile admits the limits expctl query sets)?' : '';
+    // A server that answers but refuses: most likely a user without readonly-user.sql's profile, which refuses the limits sent.
+    const hint = err instanceof ClickHouseError ? '; is the user the one infra/clickhouse/readonly-user.sql creates (its profile admits the limits expctl query sets)?' : '';
     throw new PipelineError('INPUT_INVALID', `cannot query ClickHouse (${where}): ${engineReason(err)}${hint}`, { cause: err });
   });
   const readonly = Number(row?.readonly);
