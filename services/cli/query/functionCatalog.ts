@@ -15,8 +15,11 @@ import type { Row } from './readOnlyEngine.ts';
  *   combinators (`sumIf`, `countDistinct`) or one of the parser's own forms (`lambda`).
  */
 
-/** Table functions that generate rows from their arguments alone. */
-export const ALLOWED_TABLE_FUNCTIONS: ReadonlySet<string> = new Set(['numbers', 'numbers_mt', 'zeros', 'zeros_mt', 'generate_series', 'generateseries', 'values']);
+/**
+ * Table functions that generate rows from their arguments alone (and that the engine itself
+ * allows in readonly mode; `zeros()` it does not, `system.zeros` stays readable).
+ */
+export const ALLOWED_TABLE_FUNCTIONS: ReadonlySet<string> = new Set(['numbers', 'numbers_mt', 'generate_series', 'generateseries', 'values']);
 
 /** Functions the parser makes that are not in system.functions. */
 const PARSER_FUNCTIONS: ReadonlySet<string> = new Set(['lambda', 'exists', 'untuple', 'grouping']);
