@@ -50,6 +50,12 @@ const ConfigSchema = z.strictObject({
       username: z.string().default('default'),
       password: z.string().default(''),
       database: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/, 'a ClickHouse identifier').default('expstream'),
+      /**
+       * The read-only user `expctl query` connects to a server as (infra/clickhouse/readonly-user.sql
+       * creates it); required for `expctl query` with `url`, unused by the embedded engine.
+       */
+      queryUser: z.string().min(1).optional(),
+      queryPassword: z.string().default(''),
       /** chDB data directory (one process at a time may open it); default `<stack.dir>/chdb`. */
       dataDir: z.string().min(1).optional(),
     })
@@ -186,6 +192,8 @@ export const ENV_KEYS = {
   CLICKHOUSE_USER: 'clickhouse.username',
   CLICKHOUSE_PASSWORD: 'clickhouse.password',
   CLICKHOUSE_DATABASE: 'clickhouse.database',
+  CLICKHOUSE_QUERY_USER: 'clickhouse.queryUser',
+  CLICKHOUSE_QUERY_PASSWORD: 'clickhouse.queryPassword',
   CHDB_PATH: 'clickhouse.dataDir',
   EXP_STACK_DIR: 'stack.dir',
   EXP_CACHE_DIR: 'stack.cacheDir',

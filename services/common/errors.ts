@@ -19,6 +19,7 @@ export const ERROR_CODES = {
   SHUTDOWN_TIMEOUT: 'retriable=false: a component did not stop within its deadline',
   CONTROL_REFUSED: 'retriable=false: the control plane refused or could not decide a command',
   NON_FINITE_NUMBER: 'retriable=false: a number to be stored is NaN or infinite (the sink dead-letters the row instead of storing it as 0)',
+  QUERY_REFUSED: 'retriable=false: an analyst query is not one read-only statement over the pipeline\'s database',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

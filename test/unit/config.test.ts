@@ -47,6 +47,14 @@ describe('loadConfig', () => {
     expect(c.log.level).toBe('debug');
   });
 
+  it("reads the analysts' read-only ClickHouse user, absent by default", () => {
+    const defaults = loadConfig({ env: {} }).clickhouse;
+    expect(defaults.queryUser).toBeUndefined();
+    expect(defaults.queryPassword).toBe('');
+    const c = loadConfig({ env: { CLICKHOUSE_QUERY_USER: 'expstream_analyst', CLICKHOUSE_QUERY_PASSWORD: 'pw' } });
+    expect(c.clickhouse).toMatchObject({ queryUser: 'expstream_analyst', queryPassword: 'pw', username: 'default' });
+  });
+
   it('lets the environment override the file, and the file override defaults', () => {
     const file = writeJson({ kafka: { brokers: ['file:1'], clientId: 'from-file' }, log: { level: 'warn' } });
     const c = loadConfig({ env: { KAFKA_BROKERS: 'env:2' }, file, cwd: '/x' });
