@@ -3,12 +3,13 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { writeFileAtomically } from '../../services/common/atomicFile.ts';
 import { PipelineError } from '../../services/common/errors.ts';
 import { logTail } from '../../services/common/logTail.ts';
 import { isProcessAlive, processCommandLine, stopProcess } from '../../services/common/processes.ts';
 import { JVM_OPTIONS, LOG4J2_PROPERTIES, SCRAM_MECHANISM, serverProperties, type BrokerSecurity } from './brokerConfig.ts';
 import { DEFAULT_KAFKA_VERSION, ensureKafkaInstalled } from './fetchKafka.ts';
-import { freePorts } from './freePort.ts';
+import { freePorts, portIsFree } from './freePort.ts';
 import { waitUntilBrokerServes } from './readiness.ts';
 
 export { DEFAULT_KAFKA_VERSION, ensureKafkaInstalled };
@@ -17,7 +18,11 @@ export { DEFAULT_KAFKA_VERSION, ensureKafkaInstalled };
  * Runs a real single-node Apache Kafka (KRaft) in its own data directory:
  *   <dataDir>/logs           the broker's log dirs (formatted once, kept across restarts)
  *   <dataDir>/broker.log     its output
- *   <dataDir>/broker.json    pid, endpoints, version: how other processes find and stop it
+ *   <dataDir>/broker.json    pid, endpoints, ports, version: how other processes find and stop it
+ *
+ * Without `brokerPort` / `controllerPort` each start picks free ports. With them the broker
+ * comes back where it was (clients keep their bootstrap address); a port taken by another
+ * process is then an error, never a silent move.
  */
 export interface LocalBrokerOptions {
   dataDir: string;
@@ -30,10 +35,16 @@ export interface LocalBrokerOptions {
   onProgress?: (message: string) => void;
   /** SASL/SCRAM and ACLs instead of an open plaintext listener (see BrokerSecurity). */
   security?: BrokerSecurity;
+  /** The client listener's port; absent: a free one. */
+  brokerPort?: number;
+  /** The KRaft controller listener's port; absent: a free one. */
+  controllerPort?: number;
 }
 
 export interface LocalBroker {
   brokers: string[];
+  brokerPort: number;
+  controllerPort: number;
   pid: number;
   dataDir: string;
   version: string;
@@ -45,6 +56,7 @@ export interface LocalBroker {
 interface BrokerRecord {
   pid: number;
   brokers: string[];
+  controllerPort?: number;
   version: string;
   startedAt: string;
 }
@@ -59,7 +71,7 @@ export async function startLocalBroker(options: LocalBrokerOptions): Promise<Loc
   mkdirSync(options.dataDir, { recursive: true });
   if (await stopBrokerInDir(options.dataDir)) say('stopped a broker left running in this directory by an earlier run');
 
-  const [brokerPort, controllerPort] = (await freePorts(2, host)) as [number, number];
+  const { brokerPort, controllerPort } = await brokerPorts(options, host);
   const logDir = join(options.dataDir, 'logs');
   const propertiesFile = join(options.dataDir, 'server.properties');
   const log4jFile = join(options.dataDir, 'log4j2.properties');
@@ -96,18 +108,22 @@ export async function startLocalBroker(options: LocalBrokerOptions): Promise<Loc
 
   const brokers = [`${host}:${brokerPort}`];
   const version = install.version;
-  writeFileSync(join(options.dataDir, 'broker.json'), JSON.stringify({ pid, brokers, version, startedAt: new Date().toISOString() } satisfies BrokerRecord, null, 2));
+  writeFileAtomically(join(options.dataDir, 'broker.json'), JSON.stringify({ pid, brokers, controllerPort, version, startedAt: new Date().toISOString() } satisfies BrokerRecord, null, 2));
   say(`broker starting, pid ${pid}, ${brokers[0]}`);
   try {
     await waitUntilBrokerServes(brokers, { deadline: spawnedAt + (options.startTimeoutMs ?? 120_000), isAlive: () => !exited && isProcessAlive(pid), ...(options.security ? { sasl: { mechanism: 'scram-sha-256' as const, username: options.security.superUser.name, password: options.security.superUser.password } } : {}) });
   } catch (err) {
+    process.removeListener('exit', stopOnExit);
     await stopProcess(pid, 5_000);
-    throw new Error(`${(err as Error).message}; last lines of ${logFile}:\n${logTail(logFile, 30)}`, { cause: err });
+    rmSync(join(options.dataDir, 'broker.json'), { force: true });
+    throw new PipelineError('STACK_START_FAILED', `${(err as Error).message}; last lines of ${logFile}:\n${logTail(logFile, 30)}`, { cause: err, context: { port: brokerPort } });
   }
   const startMs = Date.now() - spawnedAt;
   say(`broker ready in ${(startMs / 1000).toFixed(1)} s`);
   return {
     brokers,
+    brokerPort,
+    controllerPort,
     pid,
     dataDir: options.dataDir,
     version,
@@ -117,6 +133,22 @@ export async function startLocalBroker(options: LocalBrokerOptions): Promise<Loc
       await stopBrokerInDir(options.dataDir, timeoutMs);
     },
   };
+}
+
+/**
+ * The ports to listen on: the requested ones, checked free now (so a taken one is named
+ * instead of surfacing as a bind error in the broker log), and free ones for the rest.
+ */
+async function brokerPorts(options: LocalBrokerOptions, host: string): Promise<{ brokerPort: number; controllerPort: number }> {
+  for (const [listener, port] of [['broker', options.brokerPort], ['controller', options.controllerPort]] as const) {
+    if (port === undefined) continue;
+    if (!(await portIsFree(port, host))) {
+      throw new PipelineError('STACK_PORT_IN_USE', `the Kafka ${listener} port ${host}:${port} is in use by another process`, { context: { port, listener } });
+    }
+  }
+  const fixed = [options.brokerPort, options.controllerPort].filter((p): p is number => p !== undefined);
+  const spare = (await freePorts(3, host)).filter((p) => !fixed.includes(p));
+  return { brokerPort: options.brokerPort ?? spare.shift()!, controllerPort: options.controllerPort ?? spare.shift()! };
 }
 
 /** Stops the broker recorded in `dataDir` (if it is still the same process); true if one was running. */
@@ -129,10 +161,10 @@ export async function stopBrokerInDir(dataDir: string, timeoutMs = 15_000): Prom
   return running;
 }
 
-export function brokerStatus(dataDir: string): { running: boolean; pid?: number; brokers?: string[]; version?: string } {
+export function brokerStatus(dataDir: string): { running: boolean; pid?: number; brokers?: string[]; controllerPort?: number; version?: string } {
   const record = readBrokerRecord(dataDir);
   if (!record || !isOurBroker(record.pid, dataDir)) return { running: false };
-  return { running: true, pid: record.pid, brokers: record.brokers, version: record.version };
+  return { running: true, pid: record.pid, brokers: record.brokers, version: record.version, ...(record.controllerPort ? { controllerPort: record.controllerPort } : {}) };
 }
 
 /**

@@ -3,11 +3,12 @@ import type { Registry } from 'prom-client';
 import { DefinitionsTable } from '../common/definitionsTable.ts';
 import { allMetrics } from '../common/experimentDefinition.ts';
 import { restorePartitionState } from '../common/changelogRestore.ts';
-import { decodeValidated, eventSchemas, schemaText } from '../common/eventSchemas.ts';
+import { decodeValidated, eventSchemas, isExposure, schemaText } from '../common/eventSchemas.ts';
 import { experimentStatusTable } from '../common/experimentStatus.ts';
 import { combineHealth } from '../common/health.ts';
 import type { Keyring } from '../common/keyring.ts';
 import type { Logger } from '../common/logger.ts';
+import { LogRateLimiter } from '../common/logRateLimiter.ts';
 import type { SchemaRegistryClient } from '../common/schemaRegistryClient.ts';
 import { ensureTopics } from '../common/topicAdmin.ts';
 import { valueSubject, type TopicNames } from '../common/topics.ts';
@@ -53,6 +54,7 @@ export async function startAggregate(options: AggregateOptions): Promise<Running
   const lifecycle = (experimentId: string) => statuses.get(experimentId);
   const metrics = createAggregateMetrics(options.metrics);
   const states = new Map<number, Map<string, UserState>>();
+  const overflowLog = new LogRateLimiter(log);
 
   const process = async (records: InputRecord[]): Promise<OutputRecord[]> => {
     const partition = records[0]!.partition;
@@ -70,7 +72,12 @@ export async function startAggregate(options: AggregateOptions): Promise<Running
       const { event } = decodeValidated(framed.body);
       let user = state.get(event.userId);
       if (!user) state.set(event.userId, (user = emptyUserState()));
-      for (const outcome of applyEvent(user, event, (id) => definitions.get(id), delta, early, lifecycle)) metrics.events.inc({ outcome });
+      const outcomes = applyEvent(user, event, (id) => definitions.get(id), delta, early, lifecycle);
+      for (const outcome of outcomes) metrics.events.inc({ outcome });
+      if (outcomes.includes('value_overflow')) {
+        // Not counted, so that no total or delta becomes non-finite (see applyEvent); the user id stays out of the log.
+        overflowLog.warn('value_overflow', { partition, offset: record.message.offset, eventId: event.eventId, ...(isExposure(event) ? { experimentId: event.experimentId, earlyMetricsKept: user.early.length } : { metric: event.metric, value: event.value }) }, 'aggregate.value_overflow: metric event not counted, its sums would not be finite');
+      }
       touched.add(event.userId);
     }
     const outputs: OutputRecord[] = [];
@@ -112,6 +119,7 @@ export async function startAggregate(options: AggregateOptions): Promise<Running
     stop: async () => {
       await loop.stop();
       await Promise.all([definitions.stop(), statuses.stop()]);
+      overflowLog.flush();
     },
   };
 }

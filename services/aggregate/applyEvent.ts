@@ -1,6 +1,7 @@
 import { isExposure, type ExposureEvent, type MetricEvent } from '../common/eventSchemas.ts';
 import { allMetrics, type PublishedDefinition } from '../common/experimentDefinition.ts';
 import { countsAfterConclusion, enrollment, type LifecycleView } from '../common/experimentLifecycle.ts';
+import { allFinite } from '../common/numberBounds.ts';
 import type { DeltaAccumulator } from './deltaAccumulator.ts';
 import { totalKey, type Assignment, type UserState } from './userState.ts';
 
@@ -23,9 +24,17 @@ import { totalKey, type Assignment, type UserState } from './userState.ts';
  *   exposure enrolls only if the experiment enrolled at its event time (running or halted; a
  *   draft enrolls no one; a concluded one only before concludedAt), and no metric event at or
  *   after the conclusion counts.
+ * - numbers stay finite: a metric event whose change would make the user's total, its
+ *   square, the change of Σx² or a sum of the batch's delta non-finite is not counted. The
+ *   user's total stays as it was (so later events still count against a true total), and the
+ *   outcome is `value_overflow`, which the service counts and logs with the record's
+ *   coordinates. Ingest's value limit (ingest.maxAbsMetricValue) makes this unreachable for
+ *   any realistic number of events; it is the last line that keeps the state and every
+ *   emitted delta finite, whatever reached exp.events. Batch reanalysis does not model it:
+ *   an event refused here would show up there as a difference.
  * Returns what happened, for counters.
  */
-export type Outcome = 'exposed' | 'duplicate_exposure' | 'conflict' | 'unknown_experiment' | 'unknown_variant' | 'not_enrolling' | 'metric_counted' | 'metric_counted_early' | 'metric_unattributed';
+export type Outcome = 'exposed' | 'duplicate_exposure' | 'conflict' | 'unknown_experiment' | 'unknown_variant' | 'not_enrolling' | 'metric_counted' | 'metric_counted_early' | 'metric_unattributed' | 'value_overflow';
 
 /** An experiment's lifecycle state as the aggregator knows it (from exp.state). */
 export type LifecycleLookup = (experimentId: string) => LifecycleView | undefined;
@@ -49,7 +58,8 @@ export function applyEvent(state: UserState, event: ExposureEvent | MetricEvent,
   }
   if (isExposure(event)) return applyExposure(state, event, definitions, delta, lifecycle);
   const outcomes = applyMetric(state, event, definitions, delta, lifecycle);
-  if (early.keep > 0 && event.eventTime >= state.newest - early.graceMs && early.isExperimentMetric(event.metric)) {
+  // A non-finite value is never kept: it could not be counted, and JSON (the changelog) would turn it into null.
+  if (early.keep > 0 && Number.isFinite(event.value) && event.eventTime >= state.newest - early.graceMs && early.isExperimentMetric(event.metric)) {
     state.early.push([event.metric, event.value, event.eventTime]);
     if (state.early.length > early.keep) state.early.shift();
   }
@@ -67,7 +77,9 @@ function applyExposure(state: UserState, event: ExposureEvent, definitions: (id:
     delta.exposure(event.experimentId, published.version, event.variantId, event.eventTime);
     const outcomes: Outcome[] = ['exposed'];
     for (const [metric, value, eventTime] of state.early) {
-      if (countMetric(state, event.experimentId, assignment, published, { metric, value, eventTime }, delta, lifecycle)) outcomes.push('metric_counted_early');
+      const counted = countMetric(state, event.experimentId, assignment, published, { metric, value, eventTime }, delta, lifecycle);
+      if (counted === 'counted') outcomes.push('metric_counted_early');
+      else if (counted === 'value_overflow') outcomes.push('value_overflow');
     }
     return outcomes;
   }
@@ -82,29 +94,26 @@ function applyMetric(state: UserState, event: MetricEvent, definitions: (id: str
   for (const [experimentId, assignment] of Object.entries(state.assignments)) {
     const published = definitions(experimentId);
     if (!published || !allMetrics(published.definition).some((m) => m.name === event.metric)) continue;
-    outcomes.push(countMetric(state, experimentId, assignment, published, event, delta, lifecycle) ? 'metric_counted' : 'metric_unattributed');
+    const counted = countMetric(state, experimentId, assignment, published, event, delta, lifecycle);
+    outcomes.push(counted === 'counted' ? 'metric_counted' : counted === 'value_overflow' ? 'value_overflow' : 'metric_unattributed');
   }
   return outcomes;
 }
 
-/** Counts one metric event for one experiment the user is assigned to, if it is attributed. */
-function countMetric(state: UserState, experimentId: string, assignment: Assignment, published: PublishedDefinition, event: { metric: string; value: number; eventTime: number }, delta: DeltaAccumulator, lifecycle: LifecycleLookup | undefined): boolean {
+/** Counts one metric event for one experiment the user is assigned to, if it is attributed and its numbers stay finite. */
+function countMetric(state: UserState, experimentId: string, assignment: Assignment, published: PublishedDefinition, event: { metric: string; value: number; eventTime: number }, delta: DeltaAccumulator, lifecycle: LifecycleLookup | undefined): 'counted' | 'unattributed' | 'value_overflow' {
   const metric = allMetrics(published.definition).find((m) => m.name === event.metric);
-  if (!metric) return false;
-  if (lifecycle && !countsAfterConclusion(lifecycle(experimentId), event.eventTime)) return false;
+  if (!metric) return 'unattributed';
+  if (lifecycle && !countsAfterConclusion(lifecycle(experimentId), event.eventTime)) return 'unattributed';
   const windowMs = published.definition.attributionWindowHours * 3_600_000;
-  if (event.eventTime < assignment.exposedAt || event.eventTime > assignment.exposedAt + windowMs) return false;
+  if (event.eventTime < assignment.exposedAt || event.eventTime > assignment.exposedAt + windowMs) return 'unattributed';
   const key = totalKey(experimentId, metric.name);
   const before = state.totals[key] ?? 0;
   const after = metric.type === 'conversion' ? 1 : before + event.value;
+  const change = { sum: metric.type === 'conversion' ? after - before : event.value, sumSquares: after * after - before * before, conversions: metric.type === 'conversion' && before === 0 ? 1 : 0, value: event.value };
+  // The user's total must stay a number whose square is finite (else every later change of
+  // Σx² would be ∞ − ∞); the delta refuses a change whose own numbers or sums are not finite.
+  if (!allFinite(after, after * after) || !delta.metric(experimentId, published.version, assignment.variant, metric.name, change, event.eventTime)) return 'value_overflow';
   state.totals[key] = after;
-  delta.metric(
-    experimentId,
-    published.version,
-    assignment.variant,
-    metric.name,
-    { sum: metric.type === 'conversion' ? after - before : event.value, sumSquares: after * after - before * before, conversions: metric.type === 'conversion' && before === 0 ? 1 : 0, value: event.value },
-    event.eventTime,
-  );
-  return true;
+  return 'counted';
 }

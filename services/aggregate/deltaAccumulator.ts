@@ -1,4 +1,5 @@
 import type { ExperimentDelta, MetricDelta, MinuteBucket } from '../common/aggregateDelta.ts';
+import { allFinite } from '../common/numberBounds.ts';
 
 export type { ExperimentDelta };
 
@@ -32,7 +33,15 @@ export class DeltaAccumulator {
     this.variant(experimentId, version, variantId).conflicts += 1;
   }
 
-  metric(experimentId: string, version: number, variantId: string, metric: string, change: { sum: number; sumSquares: number; conversions: number; value: number }, eventTime: number): void {
+  /**
+   * Adds one metric event's change, unless the change or any sum it would make is not
+   * finite: then nothing changes and it returns false (the caller leaves the user's total as
+   * it was). An emitted delta therefore never holds a NaN or an infinity.
+   */
+  metric(experimentId: string, version: number, variantId: string, metric: string, change: { sum: number; sumSquares: number; conversions: number; value: number }, eventTime: number): boolean {
+    const current = this.experiments.get(experimentId)?.variants.get(variantId)?.metrics.get(metric);
+    const currentBucket = this.experiments.get(experimentId)?.buckets.get(bucketKey(minuteOf(eventTime), variantId, metric));
+    if (!allFinite(change.sum, change.sumSquares, change.value, (current?.sum ?? 0) + change.sum, (current?.sumSquares ?? 0) + change.sumSquares, (currentBucket?.sum ?? 0) + change.value)) return false;
     const metrics = this.variant(experimentId, version, variantId).metrics;
     let delta = metrics.get(metric);
     if (!delta) metrics.set(metric, (delta = { metric, sum: 0, sumSquares: 0, conversions: 0, events: 0 }));
@@ -43,6 +52,7 @@ export class DeltaAccumulator {
     const bucket = this.bucket(experimentId, version, variantId, metric, eventTime);
     bucket.count += 1;
     bucket.sum += change.value;
+    return true;
   }
 
   isEmpty(): boolean {
@@ -73,11 +83,19 @@ export class DeltaAccumulator {
   }
 
   private bucket(experimentId: string, version: number, variantId: string, metric: string | null, eventTime: number): MinuteBucket {
-    const minute = Math.floor(eventTime / MINUTE) * MINUTE;
+    const minute = minuteOf(eventTime);
     const buckets = this.experiment(experimentId, version).buckets;
-    const key = `${minute}\u0000${variantId}\u0000${metric ?? ''}`;
+    const key = bucketKey(minute, variantId, metric);
     let b = buckets.get(key);
     if (!b) buckets.set(key, (b = { minute, variantId, metric, count: 0, sum: 0 }));
     return b;
   }
+}
+
+function minuteOf(eventTime: number): number {
+  return Math.floor(eventTime / MINUTE) * MINUTE;
+}
+
+function bucketKey(minute: number, variantId: string, metric: string | null): string {
+  return `${minute}\u0000${variantId}\u0000${metric ?? ''}`;
 }

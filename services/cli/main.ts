@@ -49,6 +49,6 @@ export async function main(argv: string[]): Promise<number> {
     if (err instanceof CommanderError) return err.exitCode;
     process.stderr.write(`expctl: ${errorMessage(err)}\n`);
     if (!isPipelineError(err) && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
-    return isPipelineError(err, 'CONFIG_INVALID') || isPipelineError(err, 'INPUT_INVALID') ? 2 : 1;
+    return isPipelineError(err, 'CONFIG_INVALID') || isPipelineError(err, 'INPUT_INVALID') || isPipelineError(err, 'QUERY_REFUSED') ? 2 : 1;
   }
 }

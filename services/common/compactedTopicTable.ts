@@ -30,8 +30,8 @@ export interface TableOptions<T, R = T> {
   merge?(current: T | undefined, next: R): T;
   /** Keep only the newest this many keys (for append-only topics such as the audit log). */
   retain?: number;
-  /** Called after each applied record. */
-  onChange?(key: string, value: T | null): void;
+  /** Called after each applied record, with the record's offset. */
+  onChange?(key: string, value: T | null, offset: string): void;
   /** Written with transactions (default): its end may be a marker, see above. */
   transactional?: boolean;
 }
@@ -155,6 +155,6 @@ export class CompactedTopicTable<T, R = T> implements HealthSource {
       const retain = this.options.retain;
       if (retain !== undefined && this.entries.size > retain) this.entries.delete(this.entries.keys().next().value!);
     }
-    this.options.onChange?.(decoded.key, stored);
+    this.options.onChange?.(decoded.key, stored, offset);
   }
 }

@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import { z } from 'zod';
 import { PipelineError } from './errors.ts';
 import { LOG_LEVELS } from './logger.ts';
+import { DEFAULT_MAX_ABS_METRIC_VALUE, MAX_CONFIGURABLE_ABS_METRIC_VALUE } from './numberBounds.ts';
 
 /**
  * One typed configuration, validated once at start: defaults < config file < environment.
@@ -49,6 +50,12 @@ const ConfigSchema = z.strictObject({
       username: z.string().default('default'),
       password: z.string().default(''),
       database: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/, 'a ClickHouse identifier').default('expstream'),
+      /**
+       * The read-only user `expctl query` connects to a server as (infra/clickhouse/readonly-user.sql
+       * creates it); required for `expctl query` with `url`, unused by the embedded engine.
+       */
+      queryUser: z.string().min(1).optional(),
+      queryPassword: z.string().default(''),
       /** chDB data directory (one process at a time may open it); default `<stack.dir>/chdb`. */
       dataDir: z.string().min(1).optional(),
     })
@@ -143,8 +150,12 @@ const ConfigSchema = z.strictObject({
       apiPrincipal: z.string().regex(/^[A-Za-z0-9._@-]{1,100}$/, 'letters, digits, dot, dash, underscore, @').default('admin-api'),
       /** PKCS#8 PEM file of that principal's private key; without it the API serves reads only. */
       apiKeyFile: z.string().min(1).optional(),
-      /** Failed authentications per client address within a minute before it is slowed down. */
+      /** Failed authentications per client address within a minute before its further failures get 429 (a valid token is always served). */
       authFailuresAllowed: z.coerce.number().int().min(1).max(1_000).default(5),
+      /** A caller's refused halts and resumes within this window go into the audit log as one record and one summary with the count. */
+      refusalAuditWindowMs: z.coerce.number().int().min(1_000).max(3_600_000).default(60_000),
+      /** Audit records the admin API keeps in memory; older pages of GET /audit are read back from exp.audit. */
+      auditKept: z.coerce.number().int().min(1).max(1_000_000).default(10_000),
     })
     .prefault({}),
   ingest: z
@@ -157,6 +168,17 @@ const ConfigSchema = z.strictObject({
       maxEventAgeMs: z.coerce.number().int().min(60_000).default(30 * 24 * 3_600_000),
       /** Longest id (user, event, experiment, variant, metric name) accepted. */
       maxIdLength: z.coerce.number().int().min(1).max(65_536).default(256),
+      /**
+       * Metric values of a larger magnitude are dead-lettered (VALUE_OUT_OF_RANGE). The default,
+       * 1e12, keeps Σx² of a million events at the limit per user over a billion users near
+       * 1e45, far below the largest double, with values resolved to 1e-4; at most 1e15, where
+       * doubles stop resolving single units. The reasoning in full: services/common/numberBounds.ts.
+       */
+      maxAbsMetricValue: z.coerce
+        .number()
+        .positive()
+        .max(MAX_CONFIGURABLE_ABS_METRIC_VALUE, 'at most 1e15: beyond 2^53 doubles no longer resolve single units')
+        .default(DEFAULT_MAX_ABS_METRIC_VALUE),
       /** Dead-letter exposures of undefined experiments or variants (UNKNOWN_EXPERIMENT, UNKNOWN_VARIANT). */
       checkExperiments: z.preprocess((v) => (v === 'true' ? true : v === 'false' ? false : v), z.boolean()).default(true),
     })
@@ -179,6 +201,8 @@ export const ENV_KEYS = {
   CLICKHOUSE_USER: 'clickhouse.username',
   CLICKHOUSE_PASSWORD: 'clickhouse.password',
   CLICKHOUSE_DATABASE: 'clickhouse.database',
+  CLICKHOUSE_QUERY_USER: 'clickhouse.queryUser',
+  CLICKHOUSE_QUERY_PASSWORD: 'clickhouse.queryPassword',
   CHDB_PATH: 'clickhouse.dataDir',
   EXP_STACK_DIR: 'stack.dir',
   EXP_CACHE_DIR: 'stack.cacheDir',
@@ -204,10 +228,13 @@ export const ENV_KEYS = {
   ADMIN_API_PRINCIPAL: 'control.apiPrincipal',
   ADMIN_API_KEY_FILE: 'control.apiKeyFile',
   ADMIN_AUTH_FAILURES_ALLOWED: 'control.authFailuresAllowed',
+  ADMIN_REFUSAL_AUDIT_WINDOW_MS: 'control.refusalAuditWindowMs',
+  ADMIN_AUDIT_KEPT: 'control.auditKept',
   INGEST_MAX_PAYLOAD_BYTES: 'ingest.maxPayloadBytes',
   INGEST_MAX_FUTURE_SKEW_MS: 'ingest.maxFutureSkewMs',
   INGEST_MAX_EVENT_AGE_MS: 'ingest.maxEventAgeMs',
   INGEST_MAX_ID_LENGTH: 'ingest.maxIdLength',
+  INGEST_MAX_ABS_VALUE: 'ingest.maxAbsMetricValue',
   INGEST_CHECK_EXPERIMENTS: 'ingest.checkExperiments',
 } as const;
 

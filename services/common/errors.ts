@@ -8,6 +8,7 @@ export const ERROR_CODES = {
   CONFIG_FILE_UNREADABLE: 'retriable=false: the configuration file could not be read or parsed',
   STACK_NOT_RUNNING: 'retriable=false: no endpoint configured and no local stack running',
   STACK_START_FAILED: 'retriable=false: a local stack component did not start',
+  STACK_PORT_IN_USE: 'retriable=false: a port the local stack keeps is taken by another process',
   MIGRATION_FAILED: 'retriable=false: a ClickHouse migration failed',
   MIGRATION_CHANGED: 'retriable=false: an applied migration file was edited afterwards',
   MIGRATION_NAME_INVALID: 'retriable=false: a migration file name is not NNN_name.sql or a number repeats',
@@ -18,6 +19,8 @@ export const ERROR_CODES = {
   SHUTDOWN_TIMEOUT: 'retriable=false: a component did not stop within its deadline',
   CONTROL_REFUSED: 'retriable=false: the control plane refused or could not decide a command',
   LIFECYCLE_ILLEGAL_MOVE: 'retriable=false: an experiment cannot make this move from its current state (services/common/experimentLifecycle.ts)',
+  NON_FINITE_NUMBER: 'retriable=false: a number to be stored is NaN or infinite (the sink dead-letters the row instead of storing it as 0)',
+  QUERY_REFUSED: 'retriable=false: an analyst query is not one read-only statement over the pipeline\'s database',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

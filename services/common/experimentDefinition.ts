@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readSync } from 'node:fs';
 import { extname } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
@@ -8,8 +8,31 @@ import { PipelineError } from './errors.ts';
  * The experiment definition: one schema for the CLI (apply, plan), the aggregator, the
  * guard and the control plane. Definitions live as YAML or JSON files and are published,
  * versioned, on the compacted exp.definitions topic.
+ *
+ * Every list and string has a cap, so a hostile or mistaken file is refused at once with the
+ * field and the cap named, and every check (duplicates included) runs in linear time.
  */
-const identifier = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, 'letters, digits, dot, dash, underscore; starting with a letter or digit');
+export const DEFINITION_LIMITS = {
+  /** Experiment, variant and metric ids. */
+  idLength: 128,
+  nameLength: 200,
+  ownerLength: 200,
+  hypothesisLength: 2_000,
+  variants: 20,
+  primaryMetrics: 10,
+  guardrailMetrics: 20,
+  /** A definition file on disk (YAML or JSON); larger files are refused before they are parsed. */
+  fileBytes: 64 * 1024,
+} as const;
+
+const atMostCharacters = (max: number) => ({ error: (issue: { input?: unknown }) => `at most ${max} characters (got ${typeof issue.input === 'string' ? issue.input.length : '?'})` });
+const atMostItems = (max: number, what: string) => ({ error: (issue: { input?: unknown }) => `at most ${max} ${what} (got ${Array.isArray(issue.input) ? issue.input.length : '?'})` });
+
+const identifier = z
+  .string()
+  .max(DEFINITION_LIMITS.idLength, atMostCharacters(DEFINITION_LIMITS.idLength))
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'letters, digits, dot, dash, underscore; starting with a letter or digit');
+const text = (max: number) => z.string().trim().min(1, 'must not be empty').max(max, atMostCharacters(max));
 
 const MetricSchema = z.strictObject({
   name: identifier,
@@ -27,16 +50,17 @@ const GuardrailSchema = MetricSchema.extend({
 export const ExperimentDefinitionSchema = z
   .strictObject({
     id: identifier,
-    name: z.string().trim().min(1).max(200),
-    hypothesis: z.string().trim().min(1).max(2_000),
-    owner: z.string().trim().min(1).max(200),
+    name: text(DEFINITION_LIMITS.nameLength),
+    hypothesis: text(DEFINITION_LIMITS.hypothesisLength),
+    owner: text(DEFINITION_LIMITS.ownerLength),
     variants: z
       .array(z.strictObject({ id: identifier, weight: z.number().gt(0).lt(1) }))
-      .min(2, 'at least two variants'),
+      .min(2, 'at least two variants')
+      .max(DEFINITION_LIMITS.variants, atMostItems(DEFINITION_LIMITS.variants, 'variants')),
     /** The first variant is the control unless `control` names another. */
     control: identifier.optional(),
-    primaryMetrics: z.array(MetricSchema).min(1, 'at least one primary metric'),
-    guardrailMetrics: z.array(GuardrailSchema).default([]),
+    primaryMetrics: z.array(MetricSchema).min(1, 'at least one primary metric').max(DEFINITION_LIMITS.primaryMetrics, atMostItems(DEFINITION_LIMITS.primaryMetrics, 'primary metrics')),
+    guardrailMetrics: z.array(GuardrailSchema).max(DEFINITION_LIMITS.guardrailMetrics, atMostItems(DEFINITION_LIMITS.guardrailMetrics, 'guardrail metrics')).default([]),
     /** p-value below which the sample ratio is called mismatched. */
     srmThreshold: z.number().gt(0).lt(0.5).default(0.001),
     /** Level of the guardrail confidence sequences (always valid, checked after every update). */
@@ -44,22 +68,27 @@ export const ExperimentDefinitionSchema = z
     /** Metric events count for this many hours after the user's exposure. */
     attributionWindowHours: z.number().positive().max(24 * 365).default(24 * 14),
     /** Users per variant before any automatic decision. */
-    minimumSampleSize: z.number().int().min(1).default(100),
+    minimumSampleSize: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER).default(100),
     /** Users per variant the experiment is planned for. */
-    plannedSampleSize: z.number().int().min(1),
+    plannedSampleSize: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER),
   })
   .superRefine((d, ctx) => {
     const total = d.variants.reduce((s, v) => s + v.weight, 0);
     if (Math.abs(total - 1) > 1e-9) ctx.addIssue({ code: 'custom', path: ['variants'], message: `weights must sum to 1, they sum to ${total}` });
-    const ids = d.variants.map((v) => v.id);
-    ids.forEach((id, i) => {
-      if (ids.indexOf(id) !== i) ctx.addIssue({ code: 'custom', path: ['variants', i, 'id'], message: `variant '${id}' appears twice` });
+    // Duplicates through a Set: linear in the number of entries.
+    const ids = new Set<string>();
+    d.variants.forEach(({ id }, i) => {
+      if (ids.has(id)) ctx.addIssue({ code: 'custom', path: ['variants', i, 'id'], message: `variant '${id}' appears twice` });
+      ids.add(id);
     });
-    if (d.control !== undefined && !ids.includes(d.control)) ctx.addIssue({ code: 'custom', path: ['control'], message: `'${d.control}' is not one of the variants (${ids.join(', ')})` });
-    const metrics = [...d.primaryMetrics, ...d.guardrailMetrics].map((m) => m.name);
-    metrics.forEach((name, i) => {
-      if (metrics.indexOf(name) !== i) ctx.addIssue({ code: 'custom', path: ['guardrailMetrics'], message: `metric '${name}' is defined twice` });
-    });
+    if (d.control !== undefined && !ids.has(d.control)) ctx.addIssue({ code: 'custom', path: ['control'], message: `'${d.control}' is not one of the variants (${[...ids].join(', ')})` });
+    const metrics = new Set<string>();
+    for (const [list, entries] of [['primaryMetrics', d.primaryMetrics], ['guardrailMetrics', d.guardrailMetrics]] as const) {
+      entries.forEach(({ name }, i) => {
+        if (metrics.has(name)) ctx.addIssue({ code: 'custom', path: [list, i, 'name'], message: `metric '${name}' is defined twice` });
+        metrics.add(name);
+      });
+    }
     if (d.minimumSampleSize > d.plannedSampleSize) ctx.addIssue({ code: 'custom', path: ['minimumSampleSize'], message: `must not exceed plannedSampleSize (${d.plannedSampleSize})` });
   });
 
@@ -82,25 +111,33 @@ export function allMetrics(d: ExperimentDefinition): MetricDefinition[] {
   return [...d.primaryMetrics, ...d.guardrailMetrics.map(({ name, type }) => ({ name, type }))];
 }
 
-/** Validates a parsed value; the error lists every problem as `field.path: message`. */
+const MAX_PROBLEMS_SHOWN = 20;
+
+/** Validates a parsed value; the error lists the problems (the first 20) as `field.path: message`. */
 export function parseDefinition(value: unknown, source: string): ExperimentDefinition {
   const parsed = ExperimentDefinitionSchema.safeParse(value);
   if (parsed.success) return parsed.data;
-  const problems = parsed.error.issues.map((issue) => {
+  const { issues } = parsed.error;
+  const problems = issues.slice(0, MAX_PROBLEMS_SHOWN).map((issue) => {
     const path = issue.path.map(String).join('.') || '(top level)';
-    return issue.code === 'unrecognized_keys' ? `${path}: unknown field(s) ${issue.keys.join(', ')}` : `${path}: ${issue.message}`;
+    return issue.code === 'unrecognized_keys' ? `${path}: unknown field(s) ${issue.keys.slice(0, 10).join(', ')}${issue.keys.length > 10 ? ` and ${issue.keys.length - 10} more` : ''}` : `${path}: ${issue.message}`;
   });
+  if (issues.length > MAX_PROBLEMS_SHOWN) problems.push(`… and ${issues.length - MAX_PROBLEMS_SHOWN} more problem(s)`);
   throw new PipelineError('INPUT_INVALID', `${source}: invalid experiment definition:\n  ${problems.join('\n  ')}`, { context: { file: source } });
 }
 
-/** Reads a .yaml/.yml/.json definition file. */
+/** Reads a .yaml/.yml/.json definition file of at most DEFINITION_LIMITS.fileBytes. */
 export function readDefinitionFile(path: string): ExperimentDefinition {
-  let text: string;
+  const max = DEFINITION_LIMITS.fileBytes;
+  let bytes: Buffer;
   try {
-    text = readFileSync(path, 'utf8');
+    bytes = readAtMost(path, max + 1);
   } catch (cause) {
     throw new PipelineError('INPUT_INVALID', `cannot read ${path}: ${(cause as Error).message}`, { cause });
   }
+  // Refused before parsing: a YAML parser needs seconds for a few megabytes.
+  if (bytes.length > max) throw new PipelineError('INPUT_INVALID', `${path}: a definition file may be at most ${max / 1024} KiB; this one is larger`, { context: { file: path } });
+  const text = bytes.toString('utf8');
   let value: unknown;
   try {
     value = extname(path) === '.json' ? JSON.parse(text) : parseYaml(text);
@@ -108,4 +145,21 @@ export function readDefinitionFile(path: string): ExperimentDefinition {
     throw new PipelineError('INPUT_INVALID', `${path}: not valid ${extname(path) === '.json' ? 'JSON' : 'YAML'}: ${(cause as Error).message}`, { cause });
   }
   return parseDefinition(value, path);
+}
+
+/** The first `limit` bytes of a file (all of it if shorter), without reading the rest. */
+function readAtMost(path: string, limit: number): Buffer {
+  const fd = openSync(path, 'r');
+  try {
+    const buffer = Buffer.alloc(limit);
+    let filled = 0;
+    while (filled < limit) {
+      const n = readSync(fd, buffer, filled, limit - filled, null);
+      if (n === 0) break;
+      filled += n;
+    }
+    return buffer.subarray(0, filled);
+  } finally {
+    closeSync(fd);
+  }
 }

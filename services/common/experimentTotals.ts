@@ -1,4 +1,5 @@
 import type { ExperimentDelta } from './aggregateDelta.ts';
+import { allFinite } from './numberBounds.ts';
 
 /**
  * An experiment's running totals, the sum of every delta from exp.aggregates so far, per
@@ -26,25 +27,72 @@ export interface TotalsHolder {
 
 const MINUTES_KEPT = 15;
 
-export function mergeDelta(state: TotalsHolder, delta: ExperimentDelta): void {
+/**
+ * Why part of a delta was not merged: stable codes (logged and counted by the readers).
+ * A delta that carries a NaN or an infinity, or that would push a total past the largest
+ * double, must not poison totals that only ever add: that part is skipped, the rest merged.
+ */
+export const SKIPPED_DELTA_REASONS = {
+  NON_FINITE_DELTA: 'the delta itself holds a NaN or an infinity',
+  TOTAL_WOULD_OVERFLOW: 'adding the delta would make a total non-finite',
+} as const;
+
+export type SkippedDeltaReason = keyof typeof SKIPPED_DELTA_REASONS;
+
+/** A part of a delta left out of the totals: a variant's counts (metric null), one metric's change, or an exposure bucket. */
+export interface SkippedDeltaPart {
+  variantId: string;
+  metric: string | null;
+  reason: SkippedDeltaReason;
+  /** The delta's numbers as text (JSON would print a non-finite one as null). */
+  detail: string;
+}
+
+/**
+ * Adds a delta to the totals. Each part (a variant's counts, one metric's Σx, Σx²,
+ * conversions and events together, an exposure bucket) is merged whole or skipped whole, so
+ * a metric's figures stay consistent with each other; the skipped parts are returned.
+ */
+export function mergeDelta(state: TotalsHolder, delta: ExperimentDelta): SkippedDeltaPart[] {
+  const skipped: SkippedDeltaPart[] = [];
+  const problem = (change: number[], result: number[]): SkippedDeltaReason | undefined => (!allFinite(...change) ? 'NON_FINITE_DELTA' : !allFinite(...result) ? 'TOTAL_WOULD_OVERFLOW' : undefined);
   for (const v of delta.variants) {
-    const totals = (state.variants[v.variantId] ??= { users: 0, conflicts: 0, metrics: {}, exposuresByMinute: {} });
-    totals.users += v.exposedUsers;
-    totals.conflicts += v.conflicts;
+    const totals = variantTotals(state, v.variantId);
+    const counts = problem([v.exposedUsers, v.conflicts], [totals.users + v.exposedUsers, totals.conflicts + v.conflicts]);
+    if (counts) {
+      skipped.push({ variantId: v.variantId, metric: null, reason: counts, detail: `exposedUsers=${v.exposedUsers} conflicts=${v.conflicts}` });
+    } else {
+      totals.users += v.exposedUsers;
+      totals.conflicts += v.conflicts;
+    }
     for (const m of v.metrics) {
-      const t = (totals.metrics[m.metric] ??= { sum: 0, sumSquares: 0, conversions: 0, events: 0 });
+      const t = totals.metrics[m.metric] ?? { sum: 0, sumSquares: 0, conversions: 0, events: 0 };
+      const reason = problem([m.sum, m.sumSquares, m.conversions, m.events], [t.sum + m.sum, t.sumSquares + m.sumSquares, t.conversions + m.conversions, t.events + m.events]);
+      if (reason) {
+        skipped.push({ variantId: v.variantId, metric: m.metric, reason, detail: `sum=${m.sum} sumSquares=${m.sumSquares} conversions=${m.conversions} events=${m.events}` });
+        continue;
+      }
       t.sum += m.sum;
       t.sumSquares += m.sumSquares;
       t.conversions += m.conversions;
       t.events += m.events;
+      totals.metrics[m.metric] = t;
     }
   }
   for (const b of delta.buckets) {
     if (b.metric !== null) continue;
-    const totals = (state.variants[b.variantId] ??= { users: 0, conflicts: 0, metrics: {}, exposuresByMinute: {} });
-    totals.exposuresByMinute[String(b.minute)] = (totals.exposuresByMinute[String(b.minute)] ?? 0) + b.count;
+    const totals = variantTotals(state, b.variantId);
+    const minute = String(b.minute);
+    const reason = problem([b.count], [(totals.exposuresByMinute[minute] ?? 0) + b.count]);
+    if (reason) skipped.push({ variantId: b.variantId, metric: null, reason, detail: `exposures in minute ${minute}: ${b.count}` });
+    else totals.exposuresByMinute[minute] = (totals.exposuresByMinute[minute] ?? 0) + b.count;
   }
   trimMinutes(state);
+  return skipped;
+}
+
+function variantTotals(state: TotalsHolder, variantId: string): VariantTotals {
+  return (state.variants[variantId] ??= { users: 0, conflicts: 0, metrics: {}, exposuresByMinute: {} });
 }
 
 function trimMinutes(state: TotalsHolder): void {

@@ -31,6 +31,7 @@ export function createKafka(options: KafkaClientOptions): Kafka {
     clientId: options.clientId,
     logLevel: options.level ?? KafkaLogLevel.WARN,
     logCreator: pinoLogCreator(options.logger.child({ module: 'kafkajs' })),
-    retry: { initialRetryTime: 100, retries: 8 },
+    // Capped at 5 s (kafkajs: 30 s) so a client reconnects within seconds of a broker's return.
+    retry: { initialRetryTime: 100, maxRetryTime: 5_000, retries: 8 },
   });
 }

@@ -16,10 +16,18 @@ export class LogRateLimiter {
   ) {}
 
   warn(key: string, fields: object, message: string): void {
+    if (this.admit(key)) this.logger.warn(fields, message);
+  }
+
+  error(key: string, fields: object, message: string): void {
+    if (this.admit(key)) this.logger.error(fields, message);
+  }
+
+  private admit(key: string): boolean {
     this.rollWindow();
     const seen = (this.counts.get(key) ?? 0) + 1;
     this.counts.set(key, seen);
-    if (seen <= this.perWindow) this.logger.warn(fields, message);
+    return seen <= this.perWindow;
   }
 
   /** Emits the summary of suppressed lines now (also done when a window ends). */

@@ -22,6 +22,13 @@ export interface IncarnationContext {
   fail(err: unknown): void;
   /** True once this incarnation has failed or is stopping: do no more work. */
   ended(): boolean;
+  /**
+   * Runs one batch's work so that the end of the incarnation can wait for it: the next
+   * incarnation must not start while a batch of this one can still touch shared state.
+   */
+  track<T>(work: () => Promise<T>): Promise<T>;
+  /** Resolves once no tracked work is running. */
+  settled(): Promise<void>;
   progress: ConsumerProgress;
 }
 
@@ -56,8 +63,12 @@ export async function startSupervisedConsumer(options: SupervisedConsumerOptions
   const supervisor = new Supervisor({
     name: options.name,
     logger: log,
+    // Releasing waits for the batch in hand, whose own requests are bounded; this is only
+    // the last resort against a hang nobody foresaw.
+    stopTimeoutMs: 300_000,
     start: async (fail) => {
       let ended = false;
+      const inFlight = new Set<Promise<unknown>>();
       const context: IncarnationContext = {
         fail: (err) => {
           if (ended) return;
@@ -65,6 +76,15 @@ export async function startSupervisedConsumer(options: SupervisedConsumerOptions
           fail(err);
         },
         ended: () => ended,
+        track: (work) => {
+          const running = work();
+          inFlight.add(running);
+          void running.finally(() => inFlight.delete(running)).catch(() => {});
+          return running;
+        },
+        settled: async () => {
+          while (inFlight.size > 0) await Promise.allSettled([...inFlight]);
+        },
         progress,
       };
       const incarnation = await options.startIncarnation(context);
@@ -133,4 +153,16 @@ export function incarnationConsumer(kafka: Kafka, config: ConsumerConfig, contex
     if (payload.batchSize === 0) context.progress.advanced(payload, BigInt(payload.lastOffset) + 1n, BigInt(payload.highWatermark));
   });
   return consumer;
+}
+
+/** Leaves the group, or gives up after `timeoutMs` (a dead broker cannot be left): never hangs the caller. */
+export async function disconnectWithin(consumer: Consumer, timeoutMs: number, logger: Logger): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([consumer.disconnect(), new Promise<void>((_, reject) => (timer = setTimeout(() => reject(new Error(`no clean disconnect within ${timeoutMs} ms`)), timeoutMs)))]);
+  } catch (err) {
+    logger.warn({ err }, 'consumer did not disconnect cleanly; left behind');
+  } finally {
+    clearTimeout(timer);
+  }
 }

@@ -19,7 +19,10 @@ export async function ensureTopics(kafka: Kafka, names: TopicNames, roles: reado
       missing.map((role) => ({
         topic: names[role],
         numPartitions: TOPIC_SPECS[role].partitions,
-        configEntries: TOPIC_SPECS[role].compacted ? [{ name: 'cleanup.policy', value: 'compact' }] : [],
+        configEntries: [
+          ...(TOPIC_SPECS[role].compacted ? [{ name: 'cleanup.policy', value: 'compact' }] : []),
+          ...(TOPIC_SPECS[role].retainedForever ? [{ name: 'retention.ms', value: '-1' }, { name: 'retention.bytes', value: '-1' }] : []),
+        ],
       })),
       timeoutMs,
     );

@@ -41,6 +41,8 @@ export function valueSubject(topic: string): string {
 export interface TopicSpec {
   partitions: number;
   compacted: boolean;
+  /** Never deleted by time or size (retention.ms = retention.bytes = -1): a log that must stay whole. */
+  retainedForever?: boolean;
 }
 
 export const TOPIC_SPECS: Readonly<Record<TopicRole, TopicSpec>> = {
@@ -52,7 +54,8 @@ export const TOPIC_SPECS: Readonly<Record<TopicRole, TopicSpec>> = {
   anomalies: { partitions: 1, compacted: false },
   control: { partitions: 1, compacted: false },
   state: { partitions: 1, compacted: true },
-  audit: { partitions: 1, compacted: false },
+  // The hash chain is verified from its first record: the broker's default 7-day retention would break it.
+  audit: { partitions: 1, compacted: false, retainedForever: true },
   definitions: { partitions: 1, compacted: true },
   // Must have as many partitions as exp.events: partition p holds the state of input partition p.
   aggregateChangelog: { partitions: 3, compacted: true },

@@ -3,7 +3,7 @@ import type { LagListener } from './consumerProgress.ts';
 import type { HealthSource } from './health.ts';
 import type { Logger } from './logger.ts';
 import { chunksUnder, DEFAULT_MAX_REQUEST_BYTES, groupByTopic } from './outputChunks.ts';
-import { incarnationConsumer, startSupervisedConsumer, type IncarnationContext } from './supervisedConsumer.ts';
+import { disconnectWithin, incarnationConsumer, startSupervisedConsumer, type IncarnationContext } from './supervisedConsumer.ts';
 
 /**
  * Consume-transform-produce, exactly once: for each batch fetched from one partition the
@@ -146,10 +146,15 @@ async function startIncarnation(options: TransactionalLoopOptions, context: Inca
 
   const maxBatch = options.maxBatchRecords ?? 5_000;
   const stopIncarnation = async (graceful: boolean) => {
-    // On a failure, closing the producers first makes a request stuck on a dead broker give
-    // up, so the consumer can leave; on a graceful stop the batch in hand commits first.
-    if (!graceful) await Promise.all([...producers.keys()].map(release));
-    await consumer.disconnect().catch((err: unknown) => logger.warn({ err }, 'consumer did not disconnect cleanly'));
+    // On a graceful stop the batch in hand commits first (disconnect waits for it). On a
+    // failure, closing the producers first makes a request stuck on a dead broker give up;
+    // the batch in hand is then waited for, so it cannot touch the state the next
+    // incarnation restores; and a consumer that cannot leave a dead broker is left behind.
+    if (!graceful) {
+      await Promise.all([...producers.keys()].map(release));
+      await context.settled();
+    }
+    await disconnectWithin(consumer, graceful ? 60_000 : 10_000, logger);
     await Promise.all([...new Set([...prepared, ...producers.keys()])].map(release));
   };
 
@@ -159,7 +164,8 @@ async function startIncarnation(options: TransactionalLoopOptions, context: Inca
     await consumer.run({
       autoCommit: false,
       eachBatchAutoResolve: false,
-      eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
+      eachBatch: (payload) => context.track(async () => {
+        const { batch, resolveOffset, heartbeat, isRunning, isStale } = payload;
         const key = keyOf(batch.topic, batch.partition);
         for (let start = 0; start < batch.messages.length; start += maxBatch) {
           if (context.ended() || !isRunning() || isStale()) return;
@@ -208,7 +214,7 @@ async function startIncarnation(options: TransactionalLoopOptions, context: Inca
           // Outside the try: a rebalance reported here is kafkajs' to handle (it rejoins); nothing is in doubt.
           await heartbeat();
         }
-      },
+      }),
     });
   } catch (err) {
     await stopIncarnation(false);

@@ -8,21 +8,26 @@ import { CompactedTopicTable } from '../common/compactedTopicTable.ts';
 import { DefinitionsTable } from '../common/definitionsTable.ts';
 import { eventSchemas, schemaText } from '../common/eventSchemas.ts';
 import type { LifecycleAction } from '../common/experimentLifecycle.ts';
+import { DEFINITION_LIMITS } from '../common/experimentDefinition.ts';
 import { experimentStatusTable } from '../common/experimentStatus.ts';
 import { mergeDelta, type TotalsHolder } from '../common/experimentTotals.ts';
+import { brokerProbe } from '../common/brokerProbe.ts';
 import { combineHealth, type HealthSource } from '../common/health.ts';
 import type { Logger } from '../common/logger.ts';
+import { LogRateLimiter } from '../common/logRateLimiter.ts';
 import type { SchemaRegistryClient } from '../common/schemaRegistryClient.ts';
 import { ensureTopics } from '../common/topicAdmin.ts';
 import { valueSubject, type TopicNames } from '../common/topics.ts';
 import { unframe } from '../common/wireFormat.ts';
 import type { AuditRecord } from './auditChain.ts';
+import { AuditLog, AuditLogBusy } from './auditLog.ts';
 import { AuthThrottle } from './authThrottle.ts';
 import { encodeCommandRecord, signedCommand } from './commandSigner.ts';
 import { API_REFUSAL_HEADER, definedVersion } from './decideCommand.ts';
 import type { Keyring, Principal, Role } from './keyring.ts';
 import { liveResults } from './liveResults.ts';
-import { ACTION_ROLES } from './verifyCommand.ts';
+import { ACTION_ROLES, COMMAND_LIMITS } from './verifyCommand.ts';
+import { RefusalAudit, type RefusalCode } from './refusalAudit.ts';
 
 /**
  * The admin HTTP API. Every call but the liveness and readiness probes carries
@@ -31,9 +36,11 @@ import { ACTION_ROLES } from './verifyCommand.ts';
  * start, conclude and archive for experimenters) do not change anything themselves: the API
  * signs a command as its own principal (naming the caller in the reason) and puts it on
  * exp.control, where the control service verifies and audits it like any other, then waits
- * for that decision. A refused command (no token, wrong token, wrong role) is reported to
- * the audit log as a signed refusal note. Reads come from the topics: exp.state,
- * exp.definitions, exp.audit (the newest records) and exp.aggregates (live totals).
+ * for that decision. A refused command (no token, wrong token, wrong role, throttled) is reported to the audit log as a signed refusal note, at most one at once and one
+ * summary with a count per caller and window (RefusalAudit). Failed authentications are
+ * throttled per address; a valid token never is. Reads come from the topics: exp.state,
+ * exp.definitions, exp.audit (the newest records in memory, older pages read back from the
+ * topic: AuditLog) and exp.aggregates (live totals).
  */
 export interface AdminApiOptions {
   kafka: Kafka;
@@ -45,6 +52,10 @@ export interface AdminApiOptions {
   host: string;
   port: number;
   authFailuresAllowed: number;
+  /** Audit records kept in memory; older pages are read from exp.audit. Default 10,000. */
+  auditKept?: number;
+  /** A caller's refused halts and resumes within this window are audited as one record and one summary. Default 60 s. */
+  refusalAuditWindowMs?: number;
   metrics: Registry;
   logger: Logger;
   /** How long halt/resume wait for the control service's decision. */
@@ -59,15 +70,34 @@ export interface AdminApi extends HealthSource {
 }
 
 const READ_ROLES: readonly Role[] = ['analyst', 'operator', 'experimenter', 'guardian'];
-const ExperimentParam = z.strictObject({ id: z.string().regex(/^[A-Za-z0-9._-]{1,100}$/, 'an experiment id: letters, digits, dot, dash, underscore (at most 100)') });
-const reasonField = z.string().trim().min(3, 'give a reason (at least 3 characters)').max(500);
-const CommandBody = z.strictObject({ reason: reasonField });
-const ConcludeBody = z.strictObject({ reason: reasonField, decision: z.string().max(200) });
-const DefineBody = z.strictObject({ reason: reasonField, definition: z.record(z.string(), z.unknown()) });
+/** Caps on what a request may carry; each refusal names the field and the cap (400). */
+export const API_LIMITS = {
+  reasonLength: 500,
+  auditPage: 1_000,
+  bodyBytes: 16 * 1024,
+  /** PUT /experiments/:id/definition: a definition file's cap plus room for the reason and JSON quoting. */
+  definitionBodyBytes: DEFINITION_LIMITS.fileBytes + 16 * 1024,
+  tokenLength: 512,
+} as const;
+const TOKEN_HEADER = new RegExp(`^Bearer [\\x21-\\x7e]{1,${API_LIMITS.tokenLength}}$`);
+const experimentId = z
+  .string()
+  .max(DEFINITION_LIMITS.idLength, { error: (issue) => `at most ${DEFINITION_LIMITS.idLength} characters (got ${String(issue.input).length})` })
+  .regex(/^[A-Za-z0-9._-]+$/, 'an experiment id: letters, digits, dot, dash, underscore');
+const ExperimentParam = z.strictObject({ id: experimentId });
+const CommandBody = z.strictObject({ reason: z.string().trim().min(3, 'give a reason (at least 3 characters)').max(API_LIMITS.reasonLength, { error: (issue) => `at most ${API_LIMITS.reasonLength} characters (got ${String(issue.input).length})` }) });
+const AuditQuery = z.strictObject({
+  limit: z.coerce.number().int().min(1).max(API_LIMITS.auditPage, `at most ${API_LIMITS.auditPage} records a page`).default(100),
+  /** Page forward from this sequence (0: from the first record); without it, the newest records. */
+  after: z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
+  experimentId: experimentId.optional(),
+});
+const reason = CommandBody.shape.reason;
+/** The definition as JSON travels in the DEFINE command's payload, capped by COMMAND_LIMITS.payload (the request body by API_LIMITS.definitionBodyBytes). */
+const DefineBody = z.strictObject({ reason, definition: z.record(z.string(), z.unknown()) });
+const ConcludeBody = z.strictObject({ reason, decision: z.string().max(200, { error: (issue) => `at most 200 characters (got ${String(issue.input).length})` }) });
 /** The lifecycle moves the API offers, and who may ask for each (DEFINE is PUT /experiments/:id/definition). */
 const MOVE_ROLES = { HALT: ['operator'], RESUME: ['operator'], START: ['experimenter'], CONCLUDE: ['experimenter'], ARCHIVE: ['experimenter'] } as const satisfies Partial<Record<LifecycleAction, readonly Role[]>>;
-const AuditQuery = z.strictObject({ limit: z.coerce.number().int().min(1).max(1_000).default(100), experimentId: z.string().max(100).optional() });
-const AUDIT_KEPT = 10_000;
 
 export async function startAdminApi(options: AdminApiOptions): Promise<AdminApi> {
   const { kafka, topics, keyring } = options;
@@ -79,18 +109,13 @@ export async function startAdminApi(options: AdminApiOptions): Promise<AdminApi>
   // Halt and resume wait for the control service's decision on their command: the audit
   // table hands each new record to the waiter for its command id.
   const decisionWaiters = new Map<string, (record: AuditRecord) => void>();
-  const audit = new CompactedTopicTable<AuditRecord>({
-    kafka, topic: topics.audit, logger: log, retain: AUDIT_KEPT,
-    onChange: (_key, record) => {
-      if (record?.commandId) decisionWaiters.get(record.commandId)?.(record);
-    },
-    decode: (_key, value) => {
-      const framed = unframe(value);
-      if (!framed.ok) return undefined;
-      const record = eventSchemas().audit.fromBuffer(framed.body) as AuditRecord;
-      return { key: String(record.sequence), value: record };
+  const audit = new AuditLog({
+    kafka, topic: topics.audit, logger: log, kept: options.auditKept ?? 10_000,
+    onRecord: (record) => {
+      if (record.commandId) decisionWaiters.get(record.commandId)?.(record);
     },
   });
+  const numbersLog = new LogRateLimiter(log);
   const totals = new CompactedTopicTable<TotalsHolder, ExperimentDelta>({
     kafka, topic: topics.aggregates, logger: log,
     decode: (_key, value) => {
@@ -101,7 +126,8 @@ export async function startAdminApi(options: AdminApiOptions): Promise<AdminApi>
     },
     merge: (current, delta) => {
       const holder = current ?? { variants: {} };
-      mergeDelta(holder, delta);
+      // Like the guard: a part that is not finite stays out of the totals the results are computed from.
+      for (const part of mergeDelta(holder, delta)) numbersLog.warn(part.reason, { experimentId: delta.experimentId, ...part }, 'admin-api.delta_skipped: part of an aggregate delta is not finite; live results leave it out');
       return holder;
     },
   });
@@ -111,39 +137,57 @@ export async function startAdminApi(options: AdminApiOptions): Promise<AdminApi>
 
   const throttle = new AuthThrottle(options.authFailuresAllowed);
   const authFailures = new Counter({ name: 'admin_api_auth_failures_total', help: 'Admin API calls refused for authentication or authorization', labelNames: ['reason'], registers: [options.metrics] });
-  const app = Fastify({ loggerInstance: log as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }), bodyLimit: 16 * 1024, trustProxy: false });
+  const refusedLog = new LogRateLimiter(log);
+  // Path parameters as long as Node takes a request line: an over-long id gets the route's 400
+  // naming the field and its cap, not the router's 414.
+  const app = Fastify({ loggerInstance: log as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }), bodyLimit: API_LIMITS.bodyBytes, trustProxy: false, routerOptions: { maxParamLength: 16 * 1024 } });
 
   const publish = async (command: ReturnType<typeof signedCommand>, refusal?: string) => {
     await producer.send({ topic: topics.control, acks: -1, messages: [{ key: command.experimentId, value: encodeCommandRecord(command, commandSchemaId), ...(refusal ? { headers: { [API_REFUSAL_HEADER]: refusal } } : {}) }] });
   };
+  const signer = options.signer;
+  const refusals = signer
+    ? new RefusalAudit({
+        windowMs: options.refusalAuditWindowMs ?? 60_000,
+        // A refused attempt goes into the audit chain; failing to record it must not change the answer.
+        record: (note) =>
+          publish(signedCommand({ experimentId: note.experimentId, action: note.action, reason: note.reason, evidence: JSON.stringify({ refusals: note.refusals }) }, signer.principal, signer.privateKey), note.code).catch((err: unknown) =>
+            log.error({ err }, 'could not record a refused call in the audit log'),
+          ),
+      })
+    : undefined;
+  refusals?.start();
 
   /** Authenticates the caller and checks the route's roles; on failure replies and returns undefined. */
   const authorize = async (request: FastifyRequest, reply: FastifyReply, roles: readonly Role[], attempted?: { action: LifecycleAction; experimentId: string }): Promise<Principal | undefined> => {
     const address = request.ip;
-    const wait = throttle.blockedFor(address);
-    if (wait > 0) {
-      authFailures.inc({ reason: 'THROTTLED' });
-      void reply.status(429).header('retry-after', String(Math.ceil(wait / 1000))).send({ error: 'TOO_MANY_AUTH_FAILURES', message: `too many failed authentications from ${address}; try again in ${Math.ceil(wait / 1000)} s` });
-      return undefined;
-    }
     const header = request.headers.authorization;
-    const token = typeof header === 'string' && /^Bearer [\x21-\x7e]{1,512}$/.test(header) ? header.slice(7) : undefined;
+    const token = typeof header === 'string' && TOKEN_HEADER.test(header) ? header.slice(7) : undefined;
     const principal = token === undefined ? undefined : keyring.principalForToken(token);
-    let refusal: { status: number; code: string; message: string } | undefined;
-    if (header === undefined) refusal = { status: 401, code: 'UNAUTHENTICATED', message: 'no credentials: send Authorization: Bearer <token>' };
-    else if (!principal) refusal = { status: 401, code: 'UNAUTHENTICATED', message: 'the token is not valid' };
-    else if (!roles.some((r) => principal.roles.has(r))) refusal = { status: 403, code: 'FORBIDDEN', message: `${principal.name} lacks the role for this call (one of ${roles.join(', ')})` };
-    if (!refusal) return principal;
-    if (refusal.status === 401) throttle.recordFailure(address);
-    authFailures.inc({ reason: refusal.code });
-    log.warn({ address, method: request.method, url: request.url, principal: principal?.name, refusal: refusal.code }, 'admin-api.refused');
-    if (attempted && options.signer) {
-      // The refused attempt goes into the audit chain; failing to record it must not change the answer.
-      const who = principal ? principal.name : header === undefined ? 'a caller without a token' : 'a caller with an unknown token';
-      const note = signedCommand({ ...attempted, reason: `${attempted.action} refused (${refusal.status}) for ${who} from ${address}` }, options.signer.principal, options.signer.privateKey);
-      await publish(note, refusal.code).catch((err: unknown) => log.error({ err }, 'could not record a refused call in the audit log'));
+    let refusal: { status: number; code: RefusalCode; error: string; message: string; retryAfterS?: number } | undefined;
+    if (!principal) {
+      // The token is checked first: a valid one is served whatever its address did before
+      // (the stop button cannot be locked out); only failed attempts are counted and throttled.
+      const wait = throttle.blockedFor(address);
+      if (wait > 0) {
+        const retryAfterS = Math.ceil(wait / 1000);
+        refusal = { status: 429, code: 'THROTTLED', error: 'TOO_MANY_AUTH_FAILURES', message: `too many failed authentications from ${address}; try again in ${retryAfterS} s`, retryAfterS };
+      } else {
+        throttle.recordFailure(address);
+        refusal = { status: 401, code: 'UNAUTHENTICATED', error: 'UNAUTHENTICATED', message: header === undefined ? 'no credentials: send Authorization: Bearer <token>' : 'the token is not valid' };
+      }
+    } else if (!roles.some((r) => principal.roles.has(r))) {
+      refusal = { status: 403, code: 'FORBIDDEN', error: 'FORBIDDEN', message: `${principal.name} lacks the role for this call (one of ${roles.join(', ')})` };
     }
-    void reply.status(refusal.status).send({ error: refusal.code, message: refusal.message });
+    if (!refusal) return principal;
+    authFailures.inc({ reason: refusal.code });
+    refusedLog.warn(refusal.code, { address, method: request.method, url: request.url.slice(0, 200), principal: principal?.name, refusal: refusal.code }, 'admin-api.refused');
+    if (attempted && refusals) {
+      const who = principal ? principal.name : header === undefined ? 'a caller without a token' : 'a caller with an unknown token';
+      await refusals.refuse({ code: refusal.code, status: refusal.status, who, address, ...attempted });
+    }
+    if (refusal.retryAfterS !== undefined) void reply.header('retry-after', String(refusal.retryAfterS));
+    void reply.status(refusal.status).send({ error: refusal.error, message: refusal.message });
     return undefined;
   };
 
@@ -158,8 +202,9 @@ export async function startAdminApi(options: AdminApiOptions): Promise<AdminApi>
     const report = health.health();
     return reply.status(report.healthy ? 200 : 503).send({ status: report.healthy ? 'ok' : 'unhealthy', problems: report.problems });
   });
+  const broker = brokerProbe(kafka);
   app.get('/readyz', async (_request, reply) => {
-    const checks = { definitions: true, state: statuses.ready, audit: audit.ready, aggregates: totals.ready, control: options.controlHealth?.health().healthy ?? true, signer: options.signer !== undefined };
+    const checks = { broker: (await broker.check()).healthy, definitions: true, state: statuses.ready, audit: audit.ready, aggregates: totals.ready, control: options.controlHealth?.health().healthy ?? true, signer: options.signer !== undefined };
     const ready = Object.entries(checks).every(([k, v]) => v || k === 'signer');
     return reply.status(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', checks });
   });
@@ -189,8 +234,14 @@ export async function startAdminApi(options: AdminApiOptions): Promise<AdminApi>
     if (!(await authorize(request, reply, ['operator', 'analyst']))) return reply;
     const query = AuditQuery.safeParse(request.query);
     if (!query.success) return badRequest(reply, query.error);
-    const records = audit.values().filter((r) => !query.data.experimentId || r.experimentId === query.data.experimentId);
-    return { records: records.slice(-query.data.limit), kept: AUDIT_KEPT };
+    const { after, limit, experimentId } = query.data;
+    if (after === undefined) return { records: audit.newest(limit, experimentId), next: null, head: audit.head };
+    try {
+      return await audit.page(after, limit, experimentId);
+    } catch (err) {
+      if (!(err instanceof AuditLogBusy)) log.error({ err }, 'reading an audit page failed');
+      return reply.status(503).header('retry-after', '1').send({ error: 'AUDIT_UNAVAILABLE', message: err instanceof AuditLogBusy ? err.message : `could not read ${topics.audit}: ${(err as Error).message}` });
+    }
   });
 
   /** Signs the caller's command as the API, publishes it and answers with the control service's decision. */
@@ -229,7 +280,7 @@ export async function startAdminApi(options: AdminApiOptions): Promise<AdminApi>
       return submit(reply, principal, { experimentId, action, reason: body.data.reason, ...(decision !== undefined ? { payload: JSON.stringify({ decision }) } : {}) });
     });
   }
-  app.put('/experiments/:id/definition', async (request, reply) => {
+  app.put('/experiments/:id/definition', { bodyLimit: API_LIMITS.definitionBodyBytes }, async (request, reply) => {
     const params = ExperimentParam.safeParse(request.params);
     if (!params.success) return badRequest(reply, params.error);
     const experimentId = params.data.id;
@@ -237,8 +288,12 @@ export async function startAdminApi(options: AdminApiOptions): Promise<AdminApi>
     if (!principal) return reply;
     const body = DefineBody.safeParse(request.body ?? {});
     if (!body.success) return badRequest(reply, body.error);
-    // The control service validates the definition and judges the change; the API only carries it.
-    return submit(reply, principal, { experimentId, action: 'DEFINE', reason: body.data.reason, payload: JSON.stringify(body.data.definition) });
+    // The control service validates the definition and judges the change; the API only carries it,
+    // but refuses one the control service would refuse as MALFORMED for its size.
+    const payload = JSON.stringify(body.data.definition);
+    const maxPayload = COMMAND_LIMITS.payload!;
+    if (payload.length > maxPayload) return reply.status(400).send({ error: 'BAD_REQUEST', message: `definition: at most ${maxPayload} characters as JSON (got ${payload.length})` });
+    return submit(reply, principal, { experimentId, action: 'DEFINE', reason: body.data.reason, payload });
   });
 
   /** Call before publishing the command, so its decision cannot arrive unobserved. */
@@ -266,6 +321,8 @@ export async function startAdminApi(options: AdminApiOptions): Promise<AdminApi>
     health: health.health,
     close: async () => {
       await app.close();
+      await broker.close();
+      await refusals?.stop();
       await producer.disconnect().catch(() => {});
       await Promise.all([definitions.stop(), statuses.stop(), audit.stop(), totals.stop()]);
     },

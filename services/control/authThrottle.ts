@@ -1,7 +1,12 @@
 /**
- * Slows down guessing: failed authentications are counted per client address over a sliding
- * window; once an address has used up its allowance, every request from it is refused with
- * 429 (without looking at the token) until its oldest failure leaves the window.
+ * Slows down guessing of API tokens: failed authentications are counted per client address
+ * over a sliding window; once an address has used up its allowance, its further failed
+ * attempts get 429 until its oldest failure leaves the window. The caller checks the token
+ * first and asks the throttle only about tokens that do not authenticate: a valid token is
+ * never refused, so nobody sharing an address (a proxy, a NAT) can lock an operator out of
+ * the stop button. Tokens are long random secrets (`expctl keys token`: 256 bits), so what the
+ * throttle bounds is the cost and noise of guessing, not its odds. Memory is bounded: at most
+ * `maxAddresses` addresses with at most `allowed` failures each.
  */
 export class AuthThrottle {
   private readonly failures = new Map<string, number[]>();

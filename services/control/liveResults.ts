@@ -1,6 +1,7 @@
 import type { ExperimentStatus } from '../common/experimentStatus.ts';
 import type { TotalsHolder } from '../common/experimentTotals.ts';
 import { allMetrics, controlVariant, type PublishedDefinition } from '../common/experimentDefinition.ts';
+import { allFinite } from '../common/numberBounds.ts';
 import { differenceConfidenceSequence } from '../stats/confidenceSequence.ts';
 import { normalQuantile } from '../stats/normal.ts';
 import { mean, sampleVariance } from '../stats/userLevelSummary.ts';
@@ -11,6 +12,10 @@ import { welchTest } from '../stats/welch.ts';
  * user-level mean with a 95 % interval, and against control the difference with both the
  * fixed-horizon Welch interval (valid only at the planned sample size) and the always-valid
  * confidence sequence the guard decides with (valid at every look). Pure.
+ *
+ * Every number in the results is finite: a figure that cannot be computed as a finite
+ * number (too few users, or totals so large that a square or a difference overflows) is
+ * null, never NaN or an infinity (which JSON would print as null anyway, without saying so).
  */
 export interface MetricResult {
   metric: string;
@@ -84,12 +89,13 @@ export function liveResults(experimentId: string, published: PublishedDefinition
           const welch = welchTest(c, s, 0.05);
           const cs = differenceConfidenceSequence(c, s, alpha);
           const controlMean = mean(c);
-          if (Number.isFinite(m) && Number.isFinite(controlMean)) {
+          const difference = m - controlMean;
+          if (allFinite(m, controlMean, difference)) {
             versusControl = {
-              difference: m - controlMean,
-              relativeDifference: controlMean !== 0 ? (m - controlMean) / Math.abs(controlMean) : null,
-              welch95: welch.ok ? [welch.lower, welch.upper] : null,
-              alwaysValid: cs.ok ? { alpha, lower: cs.lower, upper: cs.upper } : null,
+              difference,
+              relativeDifference: controlMean !== 0 ? finiteOrNull(difference / Math.abs(controlMean)) : null,
+              welch95: welch.ok ? finiteInterval(welch.lower, welch.upper) : null,
+              alwaysValid: cs.ok && allFinite(cs.lower, cs.upper) ? { alpha, lower: cs.lower, upper: cs.upper } : null,
             };
           }
         }
@@ -98,11 +104,19 @@ export function liveResults(experimentId: string, published: PublishedDefinition
           type: metric.type,
           role: metric.role,
           users: s.users,
-          mean: Number.isFinite(m) ? m : null,
-          interval95: Number.isFinite(halfWidth) ? [m - halfWidth, m + halfWidth] : null,
+          mean: finiteOrNull(m),
+          interval95: finiteInterval(m - halfWidth, m + halfWidth),
           versusControl,
         };
       }),
     })),
   };
+}
+
+function finiteOrNull(x: number): number | null {
+  return Number.isFinite(x) ? x : null;
+}
+
+function finiteInterval(lower: number, upper: number): [number, number] | null {
+  return allFinite(lower, upper) ? [lower, upper] : null;
 }

@@ -43,6 +43,8 @@ await runServiceProcess('control', async (ctx) => {
     host: control.apiHost,
     port: control.apiPort,
     authFailuresAllowed: control.authFailuresAllowed,
+    refusalAuditWindowMs: control.refusalAuditWindowMs,
+    auditKept: control.auditKept,
     metrics: ctx.metrics,
     logger: ctx.logger,
     controlHealth: loop,

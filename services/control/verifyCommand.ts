@@ -1,3 +1,4 @@
+import { DEFINITION_LIMITS } from '../common/experimentDefinition.ts';
 import { verifyPayload } from '../common/signing.ts';
 import type { Keyring, Role } from './keyring.ts';
 
@@ -42,6 +43,27 @@ export function signedFields(command: Partial<CommandFields>): Record<string, un
   return payload === null || payload === undefined ? rest : { ...rest, payload };
 }
 
+/**
+ * Caps on a command's strings, checked before its signature: whatever reaches exp.control
+ * (its writers are trusted by ACL, not by content) ends up quoted in the audit log.
+ */
+export const COMMAND_LIMITS: Readonly<Partial<Record<keyof CommandFields, number>>> = {
+  commandId: 100,
+  experimentId: 128,
+  action: 16,
+  reason: 2_000,
+  evidence: 256 * 1024,
+  issuer: 100,
+  nonce: 100,
+  signature: 200,
+  /**
+   * DEFINE carries the definition as JSON (CONCLUDE a short decision). A definition within
+   * DEFINITION_LIMITS is at most about 25,000 characters as JSON even with every string escaped
+   * (test/unit/command-limits.test.ts); the cap is a definition file's own, 64 KiB.
+   */
+  payload: DEFINITION_LIMITS.fileBytes,
+};
+
 export type Verdict = { accepted: true; principal: string } | { accepted: false; rejection: Rejection; detail: string };
 
 export interface Freshness {
@@ -58,6 +80,10 @@ export function verifyCommand(command: Partial<CommandFields> | undefined, keyri
   if (!command) return reject('MALFORMED', 'not a ControlCommand');
   for (const field of ['commandId', 'experimentId', 'action', 'issuer', 'nonce'] as const) {
     if (typeof command[field] !== 'string' || command[field] === '') return reject('MALFORMED', `${field} is missing or empty`);
+  }
+  for (const [field, max] of Object.entries(COMMAND_LIMITS)) {
+    const value = (command as Record<string, unknown>)[field];
+    if (typeof value === 'string' && max !== undefined && value.length > max) return reject('MALFORMED', `${field}: at most ${max} characters (got ${value.length})`);
   }
   if (typeof command.issuedAt !== 'number' || !Number.isFinite(command.issuedAt)) return reject('MALFORMED', 'issuedAt is missing');
   if (!ACTION_ROLES[command.action!]) return reject('MALFORMED', `unknown action ${command.action}`);

@@ -1,4 +1,5 @@
 import { controlVariant, type PublishedDefinition } from '../common/experimentDefinition.ts';
+import { allFinite, nonFinitePaths } from '../common/numberBounds.ts';
 import { chiSquareGoodnessOfFit } from '../stats/chiSquare.ts';
 import { differenceConfidenceSequence } from '../stats/confidenceSequence.ts';
 import { sequentialSrm } from '../stats/sequentialSrm.ts';
@@ -16,6 +17,12 @@ import type { ExperimentState } from './experimentState.ts';
  *   of its planned share, with at least 50 exposures that minute): warning.
  * SRM and guardrail decisions wait until every variant has the minimum sample size; the
  * data-quality signals do not.
+ *
+ * Numbers: a bound, mean or tolerance that is not a finite number decides nothing (like a
+ * zero variance), and no signal leaves with a NaN or an infinity in its evidence (JSON would
+ * print it as null, and the evidence is what a halt is audited by): such a signal is
+ * withheld and handed to `withheld` with the paths of the offending numbers, for the
+ * caller to log and count.
  */
 export interface Signal {
   incident: string;
@@ -28,13 +35,18 @@ export interface Signal {
   evidence: Record<string, unknown>;
 }
 
-export function evaluateExperiment(state: ExperimentState, published: PublishedDefinition): Signal[] {
+export type WithheldSignal = (signal: Signal, nonFinite: string[]) => void;
+
+export function evaluateExperiment(state: ExperimentState, published: PublishedDefinition, withheld: WithheldSignal = () => {}): Signal[] {
   const { definition, version } = published;
   const variants = definition.variants.map((v) => v.id);
   const users = variants.map((v) => state.variants[v]?.users ?? 0);
   const signals: Signal[] = [];
   const fresh = (s: Signal) => {
-    if (!state.incidents[s.incident]) signals.push(s);
+    if (state.incidents[s.incident]) return;
+    const nonFinite = nonFinitePaths(s.evidence, 'evidence');
+    if (nonFinite.length > 0) withheld(s, nonFinite);
+    else signals.push(s);
   };
   const base = { definitionVersion: version, users: Object.fromEntries(variants.map((v, i) => [v, users[i]])) };
 
@@ -51,7 +63,7 @@ export function evaluateExperiment(state: ExperimentState, published: PublishedD
         variantId: null,
         metric: null,
         reason: `sample ratio mismatch: users ${users.join(' / ')} against planned weights ${weights.join(' / ')} (Bayes factor ${srm.bayesFactor.toExponential(3)} ≥ ${1 / definition.srmThreshold})`,
-        evidence: { ...base, test: 'dirichlet-multinomial sequential (Lindon & Malek 2022)', weights, logBayesFactor: srm.logBayesFactor, pValue: srm.pValue, threshold: definition.srmThreshold, chiSquare: chi.ok ? { statistic: chi.statistic, pValue: chi.pValue } : null },
+        evidence: { ...base, test: 'dirichlet-multinomial sequential (Lindon & Malek 2022)', weights, logBayesFactor: srm.logBayesFactor, pValue: srm.pValue, threshold: definition.srmThreshold, chiSquare: chi.ok && allFinite(chi.statistic, chi.pValue) ? { statistic: chi.statistic, pValue: chi.pValue } : null },
       });
     }
     const control = controlVariant(definition);
@@ -64,6 +76,7 @@ export function evaluateExperiment(state: ExperimentState, published: PublishedD
         const cs = differenceConfidenceSequence(summary(control), summary(variant), definition.guardrailAlpha);
         if (!cs.ok) continue;
         const tolerance = guardrail.tolerance.kind === 'absolute' ? guardrail.tolerance.value : guardrail.tolerance.value * Math.abs(cs.controlMean);
+        if (!allFinite(cs.lower, cs.upper, cs.difference, cs.controlMean, cs.treatmentMean, tolerance)) continue;
         const harmed = guardrail.harmfulDirection === 'increase' ? cs.lower > tolerance : cs.upper < -tolerance;
         if (!harmed) continue;
         fresh({

@@ -8,6 +8,7 @@ import { experimentStatusTable } from '../common/experimentStatus.ts';
 import { combineHealth } from '../common/health.ts';
 import type { Keyring } from '../common/keyring.ts';
 import type { Logger } from '../common/logger.ts';
+import { LogRateLimiter } from '../common/logRateLimiter.ts';
 import type { SchemaRegistryClient } from '../common/schemaRegistryClient.ts';
 import { ensureTopics } from '../common/topicAdmin.ts';
 import { valueSubject, type TopicNames } from '../common/topics.ts';
@@ -57,6 +58,10 @@ export async function startGuard(options: GuardOptions): Promise<RunningLoop> {
   await statuses.start();
   const signals = new Counter({ name: 'guard_signals_total', help: 'Anomaly signals raised, by type and whether they halted', labelNames: ['type', 'halted'], registers: [options.metrics] });
   const lag = new Gauge({ name: 'guard_consumer_lag', help: 'Aggregate deltas not yet evaluated, by partition', labelNames: ['partition'], registers: [options.metrics] });
+  // Numbers that are not finite never reach the totals or the evidence (see mergeDelta, evaluateExperiment).
+  const skippedDeltas = new Counter({ name: 'guard_delta_parts_skipped_total', help: 'Parts of aggregate deltas left out of the totals because a number was not finite, by reason', labelNames: ['reason'], registers: [options.metrics] });
+  const withheldSignals = new Counter({ name: 'guard_signals_withheld_total', help: 'Signals not raised because their evidence held a number that is not finite, by type', labelNames: ['type'], registers: [options.metrics] });
+  const numbersLog = new LogRateLimiter(log);
   const states = new Map<number, Map<string, ExperimentState>>();
 
   const process = async (records: InputRecord[]): Promise<OutputRecord[]> => {
@@ -69,7 +74,10 @@ export async function startGuard(options: GuardOptions): Promise<RunningLoop> {
       const delta = eventSchemas().aggregateDelta.fromBuffer(framed.body) as ExperimentDelta;
       let state = experiments.get(delta.experimentId);
       if (!state) experiments.set(delta.experimentId, (state = emptyExperimentState(delta.experimentId)));
-      mergeDelta(state, delta);
+      for (const part of mergeDelta(state, delta)) {
+        skippedDeltas.inc({ reason: part.reason });
+        numbersLog.warn(part.reason, { partition, offset: record.message.offset, experimentId: delta.experimentId, ...part }, 'guard.delta_skipped: part of an aggregate delta is not finite; the totals leave it out');
+      }
       touched.add(delta.experimentId);
     }
     const outputs: OutputRecord[] = [];
@@ -78,7 +86,11 @@ export async function startGuard(options: GuardOptions): Promise<RunningLoop> {
       const state = experiments.get(experimentId)!;
       const published = definitions.get(experimentId);
       if (published && statuses.get(experimentId)?.status === 'RUNNING') {
-        for (const signal of evaluateExperiment(state, published)) {
+        const withheld = (signal: { type: string; incident: string }, nonFinite: string[]) => {
+          withheldSignals.inc({ type: signal.type });
+          numbersLog.warn(`withheld:${signal.type}`, { experimentId, incident: signal.incident, nonFinite }, 'guard.signal_withheld: its evidence holds a number that is not finite');
+        };
+        for (const signal of evaluateExperiment(state, published, withheld)) {
           state.incidents[signal.incident] = { raisedAt: now, halted: signal.halt, definitionVersion: published.version };
           outputs.push({ topic: topics.anomalies, message: { key: experimentId, value: anomalyRecord(experimentId, published.version, signal, now, anomalySchemaId) } });
           if (signal.halt) outputs.push({ topic: topics.control, message: { key: experimentId, value: encodeCommand(haltCommand(experimentId, published.version, signal, options.signer, now), commandSchemaId) } });
@@ -115,6 +127,7 @@ export async function startGuard(options: GuardOptions): Promise<RunningLoop> {
       await loop.stop();
       await definitions.stop();
       await statuses.stop();
+      numbersLog.flush();
     },
   };
 }

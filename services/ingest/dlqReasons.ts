@@ -18,6 +18,7 @@ export const DLQ_REASONS = {
   EVENT_TIME_IN_FUTURE: 'event time is further ahead of ingest time than allowed',
   EVENT_TIME_TOO_OLD: 'event time is further behind ingest time than allowed',
   NON_FINITE_VALUE: 'a metric value is NaN or infinite',
+  VALUE_OUT_OF_RANGE: "a metric value's magnitude is beyond the configured limit (its square, summed over users, could overflow or lose precision)",
   UNKNOWN_EXPERIMENT: 'an exposure names an experiment that has no definition',
   UNKNOWN_VARIANT: "an exposure names a variant that is not in its experiment's definition",
   EXPERIMENT_NOT_STARTED: 'an exposure to an experiment that enrolls no one yet (a draft: not started)',

@@ -10,7 +10,7 @@ await runServiceProcess('ingest', (ctx) =>
     registry: ctx.registry,
     topics: ctx.topics,
     groupId: consumerGroup(ctx.config.kafka.topicPrefix, 'ingest'),
-    limits: { maxFutureSkewMs: ctx.config.ingest.maxFutureSkewMs, maxEventAgeMs: ctx.config.ingest.maxEventAgeMs, maxIdLength: ctx.config.ingest.maxIdLength },
+    limits: { maxFutureSkewMs: ctx.config.ingest.maxFutureSkewMs, maxEventAgeMs: ctx.config.ingest.maxEventAgeMs, maxIdLength: ctx.config.ingest.maxIdLength, maxAbsMetricValue: ctx.config.ingest.maxAbsMetricValue },
     maxPayloadBytes: ctx.config.ingest.maxPayloadBytes,
     checkExperiments: ctx.config.ingest.checkExperiments,
     ...(ctx.config.ingest.checkExperiments ? { keyring: keyringFor('ingest (checking experiments)', ctx.config) } : {}),

@@ -1,5 +1,6 @@
 import type { ExposureEvent, MetricEvent } from '../common/eventSchemas.ts';
 import { enrollment, type LifecycleView } from '../common/experimentLifecycle.ts';
+import { DEFAULT_MAX_ABS_METRIC_VALUE } from '../common/numberBounds.ts';
 import type { Rejection } from './dlqReasons.ts';
 
 /**
@@ -13,12 +14,15 @@ export interface ValidationLimits {
   maxEventAgeMs: number;
   /** Longest id accepted, in characters. */
   maxIdLength: number;
+  /** Largest metric value magnitude accepted (inclusive): what keeps Σx² finite and precise (see numberBounds.ts). */
+  maxAbsMetricValue: number;
 }
 
 export const DEFAULT_VALIDATION_LIMITS: ValidationLimits = {
   maxFutureSkewMs: 5 * 60_000,
   maxEventAgeMs: 30 * 24 * 3_600_000,
   maxIdLength: 256,
+  maxAbsMetricValue: DEFAULT_MAX_ABS_METRIC_VALUE,
 };
 
 /**
@@ -49,6 +53,7 @@ export function validateMetric(event: MetricEvent, now: number, limits: Validati
   const ids = checkIds({ eventId: event.eventId, userId: event.userId, metric: event.metric }, limits);
   if (ids) return ids;
   if (!Number.isFinite(event.value)) return { reason: 'NON_FINITE_VALUE', message: `metric ${JSON.stringify(event.metric)} has value ${event.value}` };
+  if (Math.abs(event.value) > limits.maxAbsMetricValue) return { reason: 'VALUE_OUT_OF_RANGE', message: `metric ${JSON.stringify(event.metric)} has value ${event.value}; its magnitude may be at most ${limits.maxAbsMetricValue}` };
   return checkTime(event.eventTime, now, limits);
 }
 

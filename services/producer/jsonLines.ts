@@ -1,3 +1,4 @@
+import { StringDecoder } from 'node:string_decoder';
 import type { EventKind, ExposureEvent, MetricEvent } from '../common/eventSchemas.ts';
 
 /**
@@ -7,6 +8,9 @@ import type { EventKind, ExposureEvent, MetricEvent } from '../common/eventSchem
  */
 export type ParsedLine<T> = { ok: true; event: T } | { ok: false; error: string };
 
+/** Caps on a line of `expctl produce` input: longer lines and bigger contexts are reported and skipped. */
+export const LINE_LIMITS = { lineChars: 64 * 1024, contextEntries: 64 } as const;
+
 const FIELDS: Record<EventKind, { required: string[]; optional: string[] }> = {
   exposure: { required: ['eventId', 'experimentId', 'variantId', 'userId', 'eventTime'], optional: ['context'] },
   metric: { required: ['eventId', 'userId', 'metric', 'value', 'eventTime'], optional: [] },
@@ -15,6 +19,7 @@ const FIELDS: Record<EventKind, { required: string[]; optional: string[] }> = {
 export function parseEventLine(kind: 'exposure', line: string): ParsedLine<ExposureEvent>;
 export function parseEventLine(kind: 'metric', line: string): ParsedLine<MetricEvent>;
 export function parseEventLine(kind: EventKind, line: string): ParsedLine<ExposureEvent | MetricEvent> {
+  if (line.length > LINE_LIMITS.lineChars) return { ok: false, error: tooLong(line.length) };
   let value: unknown;
   try {
     value = JSON.parse(line);
@@ -43,6 +48,7 @@ export function parseEventLine(kind: EventKind, line: string): ParsedLine<Exposu
   if (context !== null && (typeof context !== 'object' || Array.isArray(context) || Object.values(context).some((v) => typeof v !== 'string'))) {
     return { ok: false, error: 'context: expected an object of string values' };
   }
+  if (context !== null && Object.keys(context).length > LINE_LIMITS.contextEntries) return { ok: false, error: `context: at most ${LINE_LIMITS.contextEntries} entries (got ${Object.keys(context).length})` };
   return {
     ok: true,
     event: { eventId: record.eventId as string, experimentId: record.experimentId as string, variantId: record.variantId as string, userId: record.userId as string, eventTime, context: context as Record<string, string> | null },
@@ -56,4 +62,41 @@ function toEpochMillis(value: unknown): number | undefined {
     return Number.isNaN(ms) ? undefined : ms;
   }
   return undefined;
+}
+
+function tooLong(chars: number): string {
+  return `line too long: at most ${LINE_LIMITS.lineChars} characters (got ${chars})`;
+}
+
+/**
+ * The lines of a text stream, never holding more than `maxChars` of one line: a longer line
+ * is read through and handed over as its length only, so one huge line cannot exhaust memory
+ * (readline would buffer it whole).
+ */
+export async function* boundedLines(input: AsyncIterable<string | Buffer>, maxChars = LINE_LIMITS.lineChars): AsyncGenerator<{ line: string } | { tooLong: number; error: string }> {
+  let current = '';
+  let overflow = 0; // characters of the current line beyond what is kept, 0 while it fits
+  const end = () => {
+    const line = overflow === 0 && current.endsWith('\r') ? current.slice(0, -1) : current;
+    const chars = line.length + overflow;
+    const out = chars > maxChars ? { tooLong: chars, error: tooLong(chars) } : { line };
+    current = '';
+    overflow = 0;
+    return out;
+  };
+  const decoder = new StringDecoder('utf8'); // a character split across chunks stays whole
+  for await (const chunk of input) {
+    const text = typeof chunk === 'string' ? chunk : decoder.write(chunk);
+    let start = 0;
+    for (let newline = text.indexOf('\n'); ; newline = text.indexOf('\n', start)) {
+      const piece = text.slice(start, newline === -1 ? text.length : newline);
+      // One character more than the cap is kept: it may be the CR of a CRLF.
+      if (overflow > 0 || current.length + piece.length > maxChars + 1) overflow += piece.length;
+      else current += piece;
+      if (newline === -1) break;
+      yield end();
+      start = newline + 1;
+    }
+  }
+  if (current !== '' || overflow > 0) yield end();
 }

@@ -1,5 +1,5 @@
-import { writeFileSync } from 'node:fs';
 import { z } from 'zod';
+import { writeFileAtomically } from '../common/atomicFile.ts';
 import { createLogger, LOG_LEVELS } from '../common/logger.ts';
 import { DEFAULT_REGISTRY_TOPIC, startRegistry } from './server.ts';
 
@@ -21,8 +21,13 @@ if (!parsed.success) {
 }
 const env = parsed.data;
 const logger = createLogger({ level: env.LOG_LEVEL, name: 'schema-registry' });
-const registry = await startRegistry({ brokers: env.KAFKA_BROKERS, topic: env.REGISTRY_TOPIC, host: env.REGISTRY_HOST, port: env.REGISTRY_PORT, logger });
-if (env.REGISTRY_READY_FILE) writeFileSync(env.REGISTRY_READY_FILE, JSON.stringify({ url: registry.url, pid: process.pid }));
+const registry = await startRegistry({ brokers: env.KAFKA_BROKERS, topic: env.REGISTRY_TOPIC, host: env.REGISTRY_HOST, port: env.REGISTRY_PORT, logger }).catch((err: unknown) => {
+  // One structured line naming the cause (e.g. EADDRINUSE and the port): `expctl stack up` shows this log's tail.
+  logger.fatal({ err, port: env.REGISTRY_PORT, brokers: env.KAFKA_BROKERS, topic: env.REGISTRY_TOPIC }, 'schema registry failed to start');
+  process.exit(1);
+});
+// Written whole under a temporary name, then renamed: the parent polls for this file and must never read half of it.
+if (env.REGISTRY_READY_FILE) writeFileAtomically(env.REGISTRY_READY_FILE, JSON.stringify({ url: registry.url, pid: process.pid }));
 
 let stopping = false;
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {

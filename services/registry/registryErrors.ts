@@ -11,6 +11,8 @@ export const REGISTRY_ERRORS = {
   INVALID_SCHEMA: { status: 422, code: 42201 },
   INVALID_VERSION: { status: 422, code: 42202 },
   INVALID_COMPATIBILITY_LEVEL: { status: 422, code: 42203 },
+  INVALID_SUBJECT: { status: 422, code: 42208 },
+  SCHEMA_TOO_LARGE: { status: 422, code: 42209 },
   INVALID_REQUEST: { status: 400, code: 400 },
   STORE_ERROR: { status: 500, code: 50001 },
 } as const;

@@ -49,15 +49,17 @@ export class RegistryService {
   }
 
   getVersion(subject: string, version: string, includeDeleted = false): SubjectVersion {
+    // The version is checked first, as Confluent's registry does: an invalid one is 42202 whatever the subject.
+    const wanted = version === 'latest' || version === '-1' ? undefined : parseVersion(version);
     const versions = this.liveVersions(subject, includeDeleted);
-    const record = version === 'latest' || version === '-1' ? versions.at(-1) : versions.find((r) => r.version === parseVersion(version));
-    if (!record) throw new RegistryError('VERSION_NOT_FOUND', `Version ${version} not found.`);
+    const record = wanted === undefined ? versions.at(-1) : versions.find((r) => r.version === wanted);
+    if (!record) throw new RegistryError('VERSION_NOT_FOUND', `Version ${shorten(version)} not found.`);
     return view(record);
   }
 
   schemaById(id: string): { schema: string } {
     const schema = /^\d+$/.test(id) ? this.state.schemaById(Number(id)) : undefined;
-    if (schema === undefined) throw new RegistryError('SCHEMA_NOT_FOUND', `Schema ${id} not found`);
+    if (schema === undefined) throw new RegistryError('SCHEMA_NOT_FOUND', `Schema ${shorten(id)} not found`);
     return { schema };
   }
 
@@ -117,7 +119,7 @@ export class RegistryService {
 
   private liveVersions(subject: string, includeDeleted: boolean): SchemaRecord[] {
     const versions = this.state.versions(subject, includeDeleted);
-    if (versions.length === 0) throw new RegistryError('SUBJECT_NOT_FOUND', `Subject '${subject}' not found.`);
+    if (versions.length === 0) throw new RegistryError('SUBJECT_NOT_FOUND', `Subject '${shorten(subject)}' not found.`);
     return versions;
   }
 
@@ -128,12 +130,20 @@ export class RegistryService {
   }
 }
 
+/** Versions are Java ints in Confluent's registry: 1 to 2^31 − 1 (−1 and "latest" name the latest). */
+const MAX_VERSION = 2 ** 31 - 1;
+
 function parseVersion(version: string): number {
-  const n = /^\d+$/.test(version) ? Number(version) : NaN;
-  if (!Number.isSafeInteger(n) || n < 1) {
-    throw new RegistryError('INVALID_VERSION', `The specified version '${version}' is not a valid version id. Allowed values are between [1, 2^31-1] and the string "latest"`);
+  const n = /^\d{1,10}$/.test(version) ? Number(version) : NaN;
+  if (!Number.isInteger(n) || n < 1 || n > MAX_VERSION) {
+    throw new RegistryError('INVALID_VERSION', `The specified version '${shorten(version)}' is not a valid version id. Allowed values are between [1, 2^31-1] and the string "latest"`);
   }
   return n;
+}
+
+/** A client-supplied value quoted in an error message, cut to a readable length. */
+function shorten(value: string, max = 64): string {
+  return value.length > max ? `${value.slice(0, max)}… (${value.length} characters)` : value;
 }
 
 function nonTransitive(level: CompatibilityLevel): CompatibilityLevel {

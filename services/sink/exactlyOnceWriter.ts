@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { ClickHouseClient } from '@clickhouse/client';
 import { errorMessage } from '../common/errors.ts';
 import type { Logger } from '../common/logger.ts';
+import { nonFiniteColumns, nonFiniteRowError } from './nonFiniteRows.ts';
 import type { Row } from './rowMappers.ts';
 
 /**
@@ -45,6 +46,10 @@ export class ExactlyOnceWriter {
     const fresh = rows.filter((r) => BigInt(r.kafka_offset as string) > stored!);
     if (fresh.length < rows.length) this.logger.info({ table, topic, partition, skipped: rows.length - fresh.length }, 'sink.skipped_already_stored');
     if (fresh.length === 0) return 0;
+    // The caller dead-letters such rows first (nonFiniteRows.ts); one reaching this point is a
+    // bug, and storing it would turn its NaN or infinity into a silent 0.
+    const poisoned = fresh.find((row) => nonFiniteColumns(row).length > 0);
+    if (poisoned) throw nonFiniteRowError({ table, row: poisoned, columns: nonFiniteColumns(poisoned) });
     const first = fresh[0]!.kafka_offset;
     const last = fresh[fresh.length - 1]!.kafka_offset as string;
     // JSONCompactEachRow with the column list: about 1.6 times the rows per second of

@@ -18,6 +18,8 @@ export interface KafkaRecordRef {
   partition: number;
   offset: string;
   value: Buffer | null;
+  /** The record's Kafka timestamp (ms, as kafkajs gives it); dead letters of refused rows keep it. */
+  timestamp?: string;
 }
 
 export type RowMapper = (record: KafkaRecordRef, out: TableRows) => void;

@@ -5,19 +5,22 @@ import type { ClickHouseHandle } from '../common/clickhouse.ts';
 import type { HealthReport } from '../common/health.ts';
 import type { Keyring } from '../common/keyring.ts';
 import type { Logger } from '../common/logger.ts';
+import { LogRateLimiter } from '../common/logRateLimiter.ts';
 import { applyMigrations } from '../common/migrations.ts';
-import { incarnationConsumer, startSupervisedConsumer, type IncarnationContext } from '../common/supervisedConsumer.ts';
+import { disconnectWithin, incarnationConsumer, startSupervisedConsumer, type IncarnationContext } from '../common/supervisedConsumer.ts';
 import { ensureTopics } from '../common/topicAdmin.ts';
 import type { TopicNames } from '../common/topics.ts';
 import { ExactlyOnceWriter } from './exactlyOnceWriter.ts';
 import { definitionRows, statusRows } from './lifecycleRows.ts';
+import { addInOffsetOrder, nonFiniteRowError, REFUSED_ROWS_TABLE, refusedRowDeadLetter, withdrawNonFiniteRows } from './nonFiniteRows.ts';
 import { aggregateRows, anomalyRows, auditRows, controlRows, deadLetterRows, eventRows, type RowMapper, type TableRows } from './rowMappers.ts';
 
 /**
  * The sink: pipeline topics into ClickHouse tables. Batches come from the broker by size and
  * time (the consumer asks for at least `minBatchBytes` or waits `maxBatchWaitMs`); each batch
  * becomes one insert per table, and the offset is committed only after every insert of the
- * batch succeeded. Exactly once per row: see ExactlyOnceWriter.
+ * batch succeeded. Exactly once per row: see ExactlyOnceWriter. A row holding a NaN or an
+ * infinity is never stored (ClickHouse would make it 0): it is dead-lettered, see nonFiniteRows.
  */
 export interface SinkOptions {
   kafka: Kafka;
@@ -56,6 +59,8 @@ export async function startSink(options: SinkOptions): Promise<{ stop(): Promise
   ]);
   const rowsWritten = new Counter({ name: 'sink_rows_total', help: 'Rows inserted into ClickHouse, by table', labelNames: ['table'], registers: [options.metrics] });
   const retries = new Counter({ name: 'sink_insert_retries_total', help: 'Inserts retried because ClickHouse failed, by table', labelNames: ['table'], registers: [options.metrics] });
+  const refusedRows = new Counter({ name: 'sink_rows_refused_total', help: 'Rows not stored because they held a number that is not finite (dead-lettered instead), by table and reason', labelNames: ['table', 'reason'], registers: [options.metrics] });
+  const refusedLog = new LogRateLimiter(log);
   let running = true;
   // The writer retries a failing ClickHouse for as long as the sink runs; a replaced consumer
   // incarnation stops the retries of the one it replaces.
@@ -64,6 +69,26 @@ export async function startSink(options: SinkOptions): Promise<{ stop(): Promise
   const lag = new Gauge({ name: 'sink_consumer_lag', help: 'Records not yet stored in ClickHouse, by topic and partition', labelNames: ['topic', 'partition'], registers: [options.metrics] });
   const sessionTimeout = options.sessionTimeoutMs ?? 10_000;
   const topicsIn = [...mappers.keys()];
+  /** A batch's rows per table; a row holding a NaN or an infinity is replaced by its dead letter. */
+  const batchRows = (topic: string, partition: number, messages: { offset: string; value: Buffer | null; timestamp: string }[]): TableRows => {
+    const mapper = mappers.get(topic)!;
+    const tables: TableRows = new Map();
+    const records = messages.map((m) => ({ topic, partition, offset: m.offset, value: m.value, timestamp: m.timestamp }));
+    for (const record of records) mapper(record, tables);
+    const refused = withdrawNonFiniteRows(tables);
+    if (refused.length > 0) {
+      const byOffset = new Map(records.map((r) => [r.offset, r]));
+      const now = Date.now();
+      const letters = refused.map((r) => {
+        const error = nonFiniteRowError(r);
+        refusedRows.inc({ table: r.table, reason: error.code });
+        refusedLog.error(`${error.code}:${r.table}`, { code: error.code, ...error.context }, `sink.row_refused: ${error.message}`);
+        return refusedRowDeadLetter(error, byOffset.get(String(r.row.kafka_offset))!, now);
+      });
+      addInOffsetOrder(tables, REFUSED_ROWS_TABLE, letters);
+    }
+    return tables;
+  };
   const loop = await startSupervisedConsumer({
     name: `${options.groupId} loop`,
     kafka: options.kafka,
@@ -94,14 +119,13 @@ export async function startSink(options: SinkOptions): Promise<{ stop(): Promise
         await consumer.run({
           autoCommit: false,
           eachBatchAutoResolve: false,
-          eachBatch: async ({ batch, heartbeat, resolveOffset, isRunning }) => {
+          eachBatch: (payload) => context.track(async () => {
+            const { batch, heartbeat, resolveOffset, isRunning } = payload;
             if (batch.messages.length === 0 || !isRunning() || context.ended()) return;
             // Past the markers and aborted records that end the fetch too.
             const next = BigInt(batch.lastOffset()) + 1n;
             try {
-              const mapper = mappers.get(batch.topic)!;
-              const tables: TableRows = new Map();
-              for (const m of batch.messages) mapper({ topic: batch.topic, partition: batch.partition, offset: m.offset, value: m.value }, tables);
+              const tables = batchRows(batch.topic, batch.partition, batch.messages);
               for (const [table, rows] of tables) rowsWritten.inc({ table }, await writer.write(table, batch.topic, batch.partition, rows, heartbeat));
               if (options.commitDelayMs) await sleep(options.commitDelayMs);
               await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: next.toString() }]);
@@ -114,13 +138,20 @@ export async function startSink(options: SinkOptions): Promise<{ stop(): Promise
             resolveOffset(batch.messages[batch.messages.length - 1]!.offset);
             context.progress.advanced({ topic: batch.topic, partition: batch.partition }, next, BigInt(batch.highWatermark));
             await heartbeat();
-          },
+          }),
         });
       } catch (err) {
         await consumer.disconnect().catch(() => {});
         throw err;
       }
-      return { stop: () => consumer.disconnect() };
+      return {
+        // A failed incarnation's batch in hand stops retrying (ended) and is waited for, so it
+        // never inserts beside the next one; a graceful stop lets it finish and commit.
+        stop: async (graceful) => {
+          if (!graceful) await context.settled();
+          await disconnectWithin(consumer, graceful ? 60_000 : 10_000, log);
+        },
+      };
     },
   });
   log.info({ groupId: options.groupId, topics: [...mappers.keys()], clickhouse: options.clickhouse.kind }, 'sink running');
@@ -129,6 +160,7 @@ export async function startSink(options: SinkOptions): Promise<{ stop(): Promise
     stop: async () => {
       running = false;
       await loop.stop();
+      refusedLog.flush();
       await options.clickhouse.close();
     },
   };

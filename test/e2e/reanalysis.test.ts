@@ -3,6 +3,8 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import type { ExposureEvent } from '../../services/common/eventSchemas.ts';
+import { DEFAULT_MAX_ABS_METRIC_VALUE } from '../../services/common/numberBounds.ts';
 import { consumerGroup } from '../../services/common/topics.ts';
 import { fixtureDefinitions, generateEvents } from '../support/aggregationFixture.ts';
 import { spawnService, waitUntilSettled } from '../support/childService.ts';
@@ -27,6 +29,12 @@ describe('batch reanalysis agrees with the stream', () => {
     const now = Date.now();
     const events = generateEvents(606, 2_000, 20_000).map((e) => ({ ...e, eventTime: e.eventTime - Date.UTC(2026, 10, 20) + now - 7 * 3_600_000 }));
     await Promise.all(events.map((e) => ('experimentId' in e ? producer.sendExposure(e) : producer.sendMetric(e))));
+    // Values that would overflow Σx² (or pass the ingest limit) for an exposed user: ingest
+    // dead-letters them, so they are in neither the stream nor the raw tables and both agree.
+    const exposed = events.find((e): e is ExposureEvent => 'experimentId' in e && e.experimentId === 'exp-checkout' && e.variantId === 'control')!;
+    const limit = DEFAULT_MAX_ABS_METRIC_VALUE;
+    const outOfRange = [1e308, -1e308, 1e300, limit + limit * Number.EPSILON];
+    await Promise.all(outOfRange.map((value, i) => producer.sendMetric({ eventId: `too-large-${i}`, userId: exposed.userId, metric: 'revenue', value, eventTime: exposed.eventTime + 1_000 })));
     await producer.close();
     await waitUntilSettled(kafka, consumerGroup(pipeline.prefix, 'ingest'), [topics.exposuresRaw, topics.metricsRaw]);
     await waitUntilSettled(kafka, consumerGroup(pipeline.prefix, 'aggregate'), [topics.events]);
@@ -34,8 +42,12 @@ describe('batch reanalysis agrees with the stream', () => {
     for (const s of services) s.process.kill('SIGTERM');
     await Promise.all(services.map((s) => s.exited));
 
+    const expctl = (...args: string[]) => spawnSync(process.execPath, [join(ROOT, 'bin/expctl.js'), ...args], { cwd: ROOT, env: { ...process.env, ...env, LOG_LEVEL: 'warn' }, encoding: 'utf8', timeout: 60_000 });
+    const dlq = expctl('query', "SELECT reason, count() AS n FROM dead_letters WHERE reason = 'VALUE_OUT_OF_RANGE' GROUP BY reason", '--json');
+    expect(JSON.parse(dlq.stdout || '[]'), dlq.stderr).toEqual([{ reason: 'VALUE_OUT_OF_RANGE', n: String(outOfRange.length) }]);
+
     for (const { experimentId } of fixtureDefinitions()) {
-      const result = spawnSync(process.execPath, [join(ROOT, 'bin/expctl.js'), 'reanalyze', experimentId, '--json'], { cwd: ROOT, env: { ...process.env, ...env, LOG_LEVEL: 'warn' }, encoding: 'utf8', timeout: 60_000 });
+      const result = expctl('reanalyze', experimentId, '--json');
       const report = JSON.parse(result.stdout || '{}') as { mismatches: number; rows: { quantity: string; streamed: number; recomputed: number; relativeDifference: number; mismatch: boolean }[] };
       const mismatched = report.rows?.filter((r) => r.mismatch) ?? [];
       expect(mismatched, `${experimentId}: ${result.stderr}`).toEqual([]);

@@ -83,6 +83,31 @@ describe('expctl experiments', () => {
     expect(redefine.stdout).toMatch(/REJECTED \(audit record 13\): ILLEGAL_TRANSITION: checkout-redesign is ARCHIVED: DEFINE is not a move from ARCHIVED \(allowed: nothing\)/);
   }, 240_000);
 
+  it('apply refuses 200,000 variants at once with the field and the cap, in YAML (over the file cap) and JSON', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'experiments-'));
+    const base = { id: 'huge', name: 'huge', hypothesis: 'h', owner: 'o', primaryMetrics: [{ name: 'revenue', type: 'sum' }], plannedSampleSize: 1000 };
+    const yaml = join(dir, 'huge.yaml');
+    writeFileSync(yaml, `id: huge\nvariants:\n${Array.from({ length: 200_000 }, (_, i) => `  - id: v${i}\n    weight: 0.000005\n`).join('')}`);
+    const json = join(dir, 'huge.json');
+    writeFileSync(json, JSON.stringify({ ...base, variants: Array.from({ length: 200_000 }, (_, i) => ({ id: `v${i}`, weight: 0.000005 })) }));
+    const many = join(dir, 'many.json'); // under the file cap: the list cap answers
+    writeFileSync(many, JSON.stringify({ ...base, variants: Array.from({ length: 2_000 }, (_, i) => ({ id: `v${i}`, weight: 0.0005 })) }));
+    const run = (file: string) => {
+      const started = Date.now();
+      const result = spawnSync(process.execPath, [join(ROOT, 'bin/expctl.js'), 'experiments', 'apply', file], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, KAFKA_BROKERS: '127.0.0.1:1', LOG_LEVEL: 'warn' }, timeout: 60_000 });
+      return { ...result, ms: Date.now() - started };
+    };
+    for (const file of [yaml, json]) {
+      const refused = run(file);
+      expect(refused.status, refused.stderr).toBe(2);
+      expect(refused.stderr).toContain(`${file}: a definition file may be at most 64 KiB; this one is larger`);
+      expect(refused.ms).toBeLessThan(15_000); // the process's own start included; it used to hang
+    }
+    const refused = run(many);
+    expect(refused.status).toBe(2);
+    expect(refused.stderr).toContain('variants: at most 20 variants (got 2000)');
+  });
+
   it('plan prints users per variant and refuses contradictory flags', () => {
     const run = (...args: string[]) => spawnSync(process.execPath, [join(ROOT, 'bin/expctl.js'), 'experiments', 'plan', ...args], { cwd: ROOT, encoding: 'utf8' });
     expect(run('--baseline', '0.1', '--mde', '0.01').stdout).toMatch(/^14751 users per variant/);

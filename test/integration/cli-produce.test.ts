@@ -24,6 +24,7 @@ describe('expctl produce', () => {
       JSON.stringify({ eventId: 'x', experimentId: 'exp', variantId: 'a', userId: 'u', eventTime: 'yesterday' }),
       JSON.stringify({ eventId: 'x', experimentId: '', variantId: 'a', userId: 'u', eventTime: 1 }),
       ...good.slice(10),
+      `{"eventId":"${'x'.repeat(5_000_000)}"}`, // one 5 MB line: reported by its length, never held whole
     ];
     writeFileSync(file, lines.join('\n') + '\n');
 
@@ -38,7 +39,8 @@ describe('expctl produce', () => {
     expect(result.stderr).toContain(`${file}:12: unknown field(s) userID`);
     expect(result.stderr).toContain(`${file}:14: eventTime: expected epoch milliseconds or an ISO-8601 time`);
     expect(result.stderr).toContain(`${file}:15: experimentId is empty`);
-    expect(result.stderr).toMatch(/sent 50 exposures in .*; 4 bad line\(s\) of 55/);
+    expect(result.stderr).toContain(`${file}:56: line too long: at most 65536 characters (got 5000014)`);
+    expect(result.stderr).toMatch(/sent 50 exposures in .*; 5 bad line\(s\) of 56/);
 
     const records = await readTopic(pipeline.kafka, pipeline.topics.exposuresRaw, { count: 51, idleMs: 3_000 });
     expect(records).toHaveLength(50);

@@ -17,7 +17,8 @@ const ROOT = resolve(import.meta.dirname, '../..');
 describe('the control plane under attack', () => {
   const pipeline = testPipeline('control', { principals: { guardian: ['guardian'], alice: ['operator'], bob: ['experimenter'], carol: ['analyst'], 'admin-api': ['operator'] }, tokens: ['alice', 'carol'] });
   const fixture = pipeline.fixture;
-  const env = { ...pipeline.env, ADMIN_API_KEY_FILE: fixture.keyFile('admin-api'), ADMIN_API_PORT: '0', ADMIN_AUTH_FAILURES_ALLOWED: '4', KAFKA_SESSION_TIMEOUT_MS: '6000' };
+  // A small in-memory audit window (5 records), so GET /audit pages come from exp.audit; a short refusal window.
+  const env = { ...pipeline.env, ADMIN_API_KEY_FILE: fixture.keyFile('admin-api'), ADMIN_API_PORT: '0', ADMIN_AUTH_FAILURES_ALLOWED: '4', ADMIN_AUDIT_KEPT: '5', ADMIN_REFUSAL_AUDIT_WINDOW_MS: '4000', KAFKA_SESSION_TIMEOUT_MS: '6000' };
   const children: ChildService[] = [];
   afterAll(async () => {
     for (const c of children) c.process.kill('SIGTERM');
@@ -59,6 +60,7 @@ describe('the control plane under attack', () => {
       ['valid guardian halt', valid],
       ['replay of the valid halt', valid],
       ['resume of a running experiment', encode(signedCommand({ experimentId: 'exp-b', action: 'RESUME', reason: 'test' }, 'alice', fixture.privateKey('alice')))],
+      ['a valid operator halt with a 900 KB reason', encode(signedCommand({ experimentId: 'exp-b', action: 'HALT', reason: 'r'.repeat(900_000) }, 'alice', fixture.privateKey('alice')))],
     ];
     const producer = pipeline.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
     await producer.connect();
@@ -84,7 +86,10 @@ describe('the control plane under attack', () => {
       ['valid guardian halt', 'ACCEPTED', 'HALT'],
       ['replay of the valid halt', 'REJECTED', 'REPLAYED'],
       ['resume of a running experiment', 'REJECTED', 'NOT_HALTED'],
+      ['a valid operator halt with a 900 KB reason', 'REJECTED', 'MALFORMED'],
     ]);
+    // A command's strings are capped before anything quotes them: the audit record stays small.
+    expect(records.at(-1)!.reason).toBe('MALFORMED: reason: at most 2000 characters (got 900000)');
     expect(verifyChain(records)).toEqual({ ok: true, records: SETUP + attempts.length });
     // Only the one valid command changed state (after the setup's DRAFT and RUNNING).
     const afterKafka = await states();
@@ -136,16 +141,88 @@ describe('the control plane under attack', () => {
     expect(metrics.body).toMatch(/control_decisions_total\{[^}]*decision="REJECTED"[^}]*reason="BAD_SIGNATURE"[^}]*\} 2/);
     expect(metrics.body).toMatch(/admin_api_auth_failures_total\{[^}]*reason="UNAUTHENTICATED"[^}]*\} 3/);
 
-    // Repeated failures slow the address down: the 4th failure in a minute locks it out, even for a valid token.
+    // Failed authentications slow the address down: after the 4th in a minute, wrong tokens get 429 ...
     expect((await call('GET', '/experiments', 'guess-1')).status).toBe(401);
-    const locked = await call('GET', '/experiments', carol);
-    expect(locked.status).toBe(429);
-    expect(Number(locked.headers.get('retry-after'))).toBeGreaterThan(0);
+    for (const guess of ['guess-2', 'guess-3']) {
+      const throttled = await call('GET', '/experiments', guess);
+      expect(throttled.status).toBe(429);
+      expect(Number(throttled.headers.get('retry-after'))).toBeGreaterThan(0);
+    }
+    expect((await call('GET', '/experiments')).status).toBe(429);
+    // ... but a valid token from the same address is served: the stop button cannot be locked out.
+    expect((await call('GET', '/experiments', carol)).status).toBe(200);
+    const stopped = await call('POST', '/experiments/exp-b/halt', alice, { reason: 'halt from behind the same NAT as the guesser' });
+    expect(stopped.status, JSON.stringify(stopped.body)).toBe(200);
+    expect(stopped.body).toMatchObject({ decision: 'ACCEPTED', status: { experimentId: 'exp-b', status: 'HALTED' } });
+    const restarted1 = await call('POST', '/experiments/exp-b/resume', alice, { reason: 'resumed from the same address' });
+    expect(restarted1.body).toMatchObject({ decision: 'ACCEPTED', status: { status: 'RUNNING' } });
+    // A wrong role is not a failed authentication: 403, and it does not count towards the throttle.
+    expect((await call('POST', '/experiments/exp-b/halt', carol, { reason: 'analyst tries' })).status).toBe(403);
+
+    // Refused halts are audited without flooding the chain: 30 more from the analyst and 30 with
+    // wrong tokens (429 now) become one record at once and one summary with the count per caller.
+    for (let i = 0; i < 30; i++) {
+      expect((await call('POST', '/experiments/exp-b/halt', carol, { reason: `analyst flood ${i}` })).status).toBe(403);
+      expect((await call('POST', '/experiments/exp-b/halt', `guess-${i}`, { reason: `guesser flood ${i}` })).status).toBe(429);
+    }
+    const refusalsOf = (records: AuditRecord[], code: string) => records.filter((r) => r.reason.startsWith(`${code}: `));
+    const counted = (records: AuditRecord[]) => records.reduce((n, r) => n + Number(/^API_\w+: (\d+) more refusal/.exec(r.reason)?.[1] ?? 1), 0);
+    let stored: AuditRecord[] = [];
+    for (const deadline = Date.now() + 30_000; Date.now() < deadline; ) {
+      stored = await audit(1_000);
+      if (counted(refusalsOf(stored, 'API_FORBIDDEN')) === 32 && counted(refusalsOf(stored, 'API_THROTTLED')) === 30) break;
+    }
+    const forbidden = refusalsOf(stored, 'API_FORBIDDEN');
+    const throttledNotes = refusalsOf(stored, 'API_THROTTLED');
+    // 32 refusals of carol (1 earlier, 1 above, 30 in the flood), 30 throttled halts: every one counted ...
+    expect(counted(forbidden)).toBe(32);
+    expect(counted(throttledNotes)).toBe(30);
+    // ... in a bounded number of records (one at once and one summary per 4 s window).
+    expect(forbidden.length).toBeLessThanOrEqual(4);
+    expect(throttledNotes.length).toBeLessThanOrEqual(3);
+    expect(forbidden.find((r) => /more refusal/.test(r.reason))!.reason).toMatch(/^API_FORBIDDEN: \d+ more refusal\(s\) \(403\) for carol from \S+ between .*: HALT ×\d+; on exp-b ×\d+$/);
+    expect(throttledNotes[0]!.reason).toMatch(/^API_THROTTLED: HALT refused \(429\) for a caller with an unknown token from /);
+    expect(stored.every((r) => r.sourceTopic !== 'admin-api' || r.decision === 'REJECTED')).toBe(true);
+
+    // GET /audit pages through the whole log by sequence, not only the 5 records in memory.
+    const paged: AuditRecord[] = [];
+    let pages = 0;
+    for (let after: number | null = 0; after !== null; pages++) {
+      const page = await call('GET', `/audit?after=${after}&limit=7`, carol);
+      expect(page.status, JSON.stringify(page.body)).toBe(200);
+      const body = page.body as { records: AuditRecord[]; next: number | null; head: number };
+      paged.push(...body.records);
+      after = body.next;
+    }
+    expect(pages).toBe(Math.ceil(stored.length / 7));
+    expect(paged).toEqual(stored);
+    const expA: AuditRecord[] = [];
+    for (let after: number | null = 0; after !== null; ) {
+      const body = (await call('GET', `/audit?after=${after}&limit=2&experimentId=exp-a`, alice)).body as { records: AuditRecord[]; next: number | null };
+      expA.push(...body.records);
+      after = body.next;
+    }
+    expect(expA).toEqual(stored.filter((r) => r.experimentId === 'exp-a'));
+    expect(((await call('GET', '/audit?limit=3', carol)).body as { records: AuditRecord[] }).records).toEqual(stored.slice(-3));
+    expect((await call('GET', `/audit?after=${stored.length}`, carol)).body).toEqual({ records: [], next: null, head: stored.length });
+    for (const bad of ['after=-1', 'limit=1001', 'after=x', `experimentId=${'x'.repeat(200)}`]) expect((await call('GET', `/audit?${bad}`, carol)).status, bad).toBe(400);
+
+    // Every request string has a cap, answered with 400 naming the field (never the router's 414).
+    const tooLongReason = await call('POST', '/experiments/exp-b/halt', alice, { reason: 'r'.repeat(501) });
+    expect(tooLongReason.status).toBe(400);
+    expect(tooLongReason.body).toMatchObject({ message: 'reason: at most 500 characters (got 501)' });
+    for (const length of [150, 5_000]) {
+      const longId = await call('POST', `/experiments/${'x'.repeat(length)}/halt`, alice, { reason: 'long id' });
+      expect(longId.status).toBe(400);
+      expect(longId.body).toMatchObject({ message: `id: at most 128 characters (got ${length})` });
+    }
+    expect((await call('POST', '/experiments/exp-b/halt', alice, { reason: 'big body', padding: 'p'.repeat(20_000) })).status).toBe(413);
 
     // The chain is intact as stored, and continues across a crash of the control service;
     // the nonces survive it, so the old valid halt is still a replay.
+    expect(verifyChain(stored)).toEqual({ ok: true, records: stored.length });
     const verify = spawnSync(process.execPath, [join(ROOT, 'bin/expctl.js'), 'audit', 'verify'], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, ...env, LOG_LEVEL: 'warn' } });
-    expect(verify.stdout, verify.stderr).toMatch(/^audit chain intact: 23 record\(s\), head sequence 23/);
+    expect(verify.stdout, verify.stderr).toMatch(new RegExp(`^audit chain intact: ${stored.length} record\\(s\\), head sequence ${stored.length}`));
     expect(verify.status).toBe(0);
     control.process.kill('SIGKILL');
     await control.exited;
@@ -156,18 +233,18 @@ describe('the control plane under attack', () => {
     await replayer.connect();
     await replayer.send({ topic: pipeline.topics.control, acks: -1, messages: [{ key: 'attack', value: valid }] });
     await replayer.disconnect();
-    const all = await audit(30);
-    expect(all).toHaveLength(24);
-    expect(all[23]!.reason).toMatch(/^REPLAYED/);
-    expect(verifyChain(all)).toEqual({ ok: true, records: 24 });
+    const all = await audit(stored.length + 5);
+    expect(all).toHaveLength(stored.length + 1);
+    expect(all.at(-1)!.reason).toMatch(/^REPLAYED/);
+    expect(verifyChain(all)).toEqual({ ok: true, records: stored.length + 1 });
     expect(restarted.log()).toMatch(/"msg":"control.state_restored"/);
-    expect((await states()).slice(SETUP).map((s) => [s.experimentId, s.status])).toEqual([['exp-a', 'HALTED'], ['exp-b', 'HALTED'], ['exp-b', 'RUNNING']]);
+    expect((await states()).slice(SETUP).map((s) => [s.experimentId, s.status])).toEqual([['exp-a', 'HALTED'], ['exp-b', 'HALTED'], ['exp-b', 'RUNNING'], ['exp-b', 'HALTED'], ['exp-b', 'RUNNING']]);
 
     // expctl halt through the (restarted) admin API: an operator's token works, an analyst's is refused.
     const restartedApi = /"url":"(http:\/\/[^"]+)","msg":"admin API listening"/.exec(restarted.log())![1]!;
     const expctl = (token: string, ...args: string[]) => spawnSync(process.execPath, [join(ROOT, 'bin/expctl.js'), ...args], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, ...env, EXPCTL_TOKEN: token, EXPCTL_API_URL: restartedApi, LOG_LEVEL: 'warn' } });
     const byCli = expctl(alice, 'halt', 'exp-b', '--reason', 'halted from the command line');
-    expect(byCli.stdout, byCli.stderr).toMatch(/^exp-b: halted \(HALT: halted from the command line \(requested by alice via the admin API\); audit record 25\)/);
+    expect(byCli.stdout, byCli.stderr).toMatch(new RegExp(`^exp-b: halted \\(HALT: halted from the command line \\(requested by alice via the admin API\\); audit record ${stored.length + 2}\\)`));
     expect(byCli.status).toBe(0);
     const refused = expctl(carol, 'resume', 'exp-b', '--reason', 'analyst tries');
     expect(refused.status).toBe(2);

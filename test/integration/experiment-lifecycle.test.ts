@@ -31,7 +31,7 @@ describe('experiment definitions and lifecycle through the control plane, under 
   const pipeline = testPipeline('lifecycle', { principals: { alice: ['operator'], carol: ['analyst'], guardian: ['guardian'], 'admin-api': ['operator', 'experimenter'] }, tokens: ['alice', 'carol', 'experimenter'] });
   const { kafka, topics, fixture } = pipeline;
   const chdb = mkdtempSync(join(tmpdir(), 'lifecycle-chdb-'));
-  const env = { ...pipeline.env, ADMIN_API_KEY_FILE: fixture.keyFile('admin-api'), ADMIN_API_PORT: '0', KAFKA_SESSION_TIMEOUT_MS: '6000', CHDB_PATH: chdb, PSEUDONYM_KEY: 'lifecycle-test-key-0123456789' };
+  const env = { ...pipeline.env, ADMIN_API_KEY_FILE: fixture.keyFile('admin-api'), ADMIN_API_PORT: '0', ADMIN_REFUSAL_AUDIT_WINDOW_MS: '2000', KAFKA_SESSION_TIMEOUT_MS: '6000', CHDB_PATH: chdb, PSEUDONYM_KEY: 'lifecycle-test-key-0123456789' };
   const children: Record<string, ChildService> = {};
   afterAll(async () => {
     for (const c of Object.values(children)) c.process.kill('SIGTERM');
@@ -276,6 +276,10 @@ describe('experiment definitions and lifecycle through the control plane, under 
     expect((await call('PUT', '/experiments/lc-api/definition', carol!, { reason: 'analyst tries', definition })).status).toBe(403);
     expect((await call('PUT', '/experiments/lc-api/definition', alice!, { reason: 'operator tries', definition })).status).toBe(403);
     expect((await call('PUT', '/experiments/lc-api/definition', token!, { reason: 'bad', definition: { ...definition, variants: [] } })).body).toMatchObject({ decision: 'REJECTED' });
+    // A definition too large for a DEFINE command's payload (64 KiB) is refused before it is sent; a larger body gets 413.
+    const oversized = await call('PUT', '/experiments/lc-api/definition', token!, { reason: 'too large', definition: { ...definition, hypothesis: 'h'.repeat(70_000) } });
+    expect([oversized.status, oversized.body.message]).toEqual([400, `definition: at most ${64 * 1024} characters as JSON (got ${JSON.stringify({ ...definition, hypothesis: 'h'.repeat(70_000) }).length})`]);
+    expect((await call('PUT', '/experiments/lc-api/definition', token!, { reason: 'far too large', definition: { ...definition, hypothesis: 'h'.repeat(100_000) } })).status).toBe(413);
     const defined = await call('PUT', '/experiments/lc-api/definition', token!, { reason: 'via the API', definition });
     expect(defined.status, JSON.stringify(defined.body)).toBe(200);
     expect(defined.body).toMatchObject({ decision: 'ACCEPTED', definitionVersion: 1, status: { status: 'DRAFT', by: 'admin-api' } });
@@ -285,8 +289,15 @@ describe('experiment definitions and lifecycle through the control plane, under 
     const concluded = await call('POST', '/experiments/lc-api/conclude', token!, { reason: 'flat', decision: 'inconclusive' });
     expect(concluded.body).toMatchObject({ decision: 'ACCEPTED', status: { status: 'CONCLUDED', decision: 'inconclusive' } });
     expect((await call('POST', '/experiments/lc-api/start', token!, { reason: 'again' })).status).toBe(409);
-    const refusals = (await auditLog()).filter((r) => r.experimentId === 'lc-api' && r.sourceTopic === 'admin-api').map((r) => code(r.reason));
-    expect(refusals).toEqual(['API_FORBIDDEN', 'API_FORBIDDEN', 'API_FORBIDDEN']);
+    // Refused calls are audited per caller and window (RefusalAudit): carol's and alice's first
+    // refusal at once, alice's second in a summary when her window (2 s here) ends.
+    const refusalRecords = async () => (await auditLog()).filter((r) => r.experimentId === 'lc-api' && r.sourceTopic === 'admin-api');
+    let refusals = await refusalRecords();
+    for (const deadline = Date.now() + 30_000; refusals.length < 3 && Date.now() < deadline; ) refusals = await refusalRecords();
+    expect(refusals.map((r) => [code(r.reason), r.action])).toEqual([['API_FORBIDDEN', 'DEFINE'], ['API_FORBIDDEN', 'DEFINE'], ['API_FORBIDDEN', 'START']]);
+    expect(refusals[0]!.reason).toMatch(/^API_FORBIDDEN: DEFINE refused \(403\) for carol from /);
+    expect(refusals[1]!.reason).toMatch(/^API_FORBIDDEN: DEFINE refused \(403\) for alice from /);
+    expect(refusals[2]!.reason).toMatch(/^API_FORBIDDEN: 1 more refusal\(s\) \(403\) for alice from \S+ between .*: START ×1; on lc-api ×1$/);
   }, 120_000);
 
   it('lands every published version, every move and every conclusion in ClickHouse, and the audit chain verifies', async () => {

@@ -45,6 +45,7 @@ describe('ingest: raw topics to exp.events and exp.dlq', () => {
     for (let i = 0; i < 20; i++) sent.push(producer.sendExposure(exposure(i)), producer.sendMetric(metric(i)));
     await Promise.all(sent);
     await producer.close();
+    const limit = DEFAULT_VALIDATION_LIMITS.maxAbsMetricValue;
 
     const enc = (e: ExposureEvent) => eventSchemas().exposure.toBuffer(e);
     const encMetric = (m: MetricEvent) => eventSchemas().metric.toBuffer(m);
@@ -70,13 +71,21 @@ describe('ingest: raw topics to exp.events and exp.dlq', () => {
       ['EVENT_TIME_TOO_OLD', topics.metricsRaw, frame(metricId, encMetric(metric(1, { eventTime: NOW - 90 * 86_400_000 })))],
       ['NON_FINITE_VALUE', topics.metricsRaw, frame(metricId, encMetric(metric(1, { value: Number.NaN })))],
       ['NON_FINITE_VALUE', topics.metricsRaw, frame(metricId, encMetric(metric(2, { value: Number.POSITIVE_INFINITY })))],
+      // Finite, but beyond what Σx² can hold (1e300 squared overflows) or keep precise (just above the limit).
+      ['VALUE_OUT_OF_RANGE', topics.metricsRaw, frame(metricId, encMetric(metric(5, { value: 1e308 })))],
+      ['VALUE_OUT_OF_RANGE', topics.metricsRaw, frame(metricId, encMetric(metric(6, { value: -1e308 })))],
+      ['VALUE_OUT_OF_RANGE', topics.metricsRaw, frame(metricId, encMetric(metric(7, { value: 1e300 })))],
+      ['VALUE_OUT_OF_RANGE', topics.metricsRaw, frame(metricId, encMetric(metric(8, { value: limit + limit * Number.EPSILON })))],
       ['UNKNOWN_EXPERIMENT', topics.exposuresRaw, frame(exposureId, enc(exposure(3, { experimentId: 'never-defined' })))],
       ['UNKNOWN_VARIANT', topics.exposuresRaw, frame(exposureId, enc(exposure(4, { variantId: 'purple' })))],
     ];
     for (const [, topic, value] of bad) await raw.send({ topic, messages: [{ key: 'k-bad', value }] });
+    // The limit itself is accepted, in both directions.
+    for (const value of [limit, -limit]) await raw.send({ topic: topics.metricsRaw, messages: [{ key: 'k-limit', value: frame(metricId, encMetric(metric(9, { eventId: `at-limit-${value}`, value }))) }] });
+    const rawIn = 40 + bad.length + 2;
 
-    const events = await readTopic(kafka, topics.events, { count: 41, idleMs: 4_000 });
-    expect(events).toHaveLength(40);
+    const events = await readTopic(kafka, topics.events, { count: 43, idleMs: 4_000 });
+    expect(events).toHaveLength(42);
     for (const { message } of events) {
       const body = unframe(message.value);
       if (!body.ok) throw new Error('not framed');
@@ -90,12 +99,17 @@ describe('ingest: raw topics to exp.events and exp.dlq', () => {
       const v = decodeValidated((unframe(message.value) as { body: Buffer }).body);
       return `${v.sourceTopic}/${v.sourcePartition}/${v.sourceOffset}`;
     }));
-    expect(coordinates.size).toBe(40);
+    expect(coordinates.size).toBe(42);
+    const atLimit = events.map(({ message }) => decodeValidated((unframe(message.value) as { body: Buffer }).body).event).filter((e) => e.eventId.startsWith('at-limit-'));
+    expect(atLimit.map((e) => (e as MetricEvent).value).sort((a, b) => a - b)).toEqual([-limit, limit]);
 
     const dlq = await readTopic(kafka, topics.dlq, { count: bad.length + 1, idleMs: 4_000 });
     expect(dlq).toHaveLength(bad.length);
     const letters = dlq.map(({ message }) => deadLetter(message.value!));
     expect(letters.map((l) => l.reason).sort()).toEqual(bad.map(([reason]) => reason).sort());
+    // Raw in = valid + DLQ: every raw record became exactly one output.
+    expect(events.length + dlq.length).toBe(rawIn);
+    expect(letters.filter((l) => l.reason === 'VALUE_OUT_OF_RANGE').map((l) => l.message)).toContain(`metric "revenue" has value 1e+308; its magnitude may be at most ${limit}`);
     for (const letter of letters) {
       // Over-size payloads keep their first maxPayloadBytes (4096 here); the raw topic keeps all.
       const kept = (value: Buffer) => (letter.reason === 'PAYLOAD_TOO_LARGE' ? value.subarray(0, 4_096) : value);

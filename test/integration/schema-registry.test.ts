@@ -1,4 +1,5 @@
 import { SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry';
+import http from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../services/common/logger.ts';
 import { startRegistry, type RunningRegistry } from '../../services/registry/server.ts';
@@ -24,6 +25,26 @@ async function call(registry: RunningRegistry, method: string, path: string, bod
 }
 
 const asBody = (schema: object) => ({ schema: JSON.stringify(schema) });
+
+/** A request with exactly the headers given (no Content-Type unless named): node:http, since fetch adds one for a string body. */
+function rawCall(registry: RunningRegistry, method: string, path: string, headers: Record<string, string>, body?: string): Promise<{ status: number; body: Record<string, unknown> | undefined }> {
+  return new Promise((resolve, reject) => {
+    const request = http.request(`${registry.url}${path}`, { method, headers: { ...headers, ...(body === undefined ? {} : { 'content-length': String(Buffer.byteLength(body)) }) } }, (response) => {
+      let text = '';
+      response.setEncoding('utf8');
+      response.on('data', (chunk: string) => (text += chunk));
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, body: text ? (JSON.parse(text) as Record<string, unknown>) : undefined }));
+    });
+    request.on('error', reject);
+    request.end(body);
+  });
+}
+
+/** An Avro record schema whose JSON is about `bytes` long (documented fields: avsc compiles a record to a function of its fields, so there are few). */
+function schemaOfSize(name: string, bytes: number): object {
+  const fields = Array.from({ length: Math.ceil(bytes / 450) }, (_, i) => ({ name: `field_${String(i).padStart(8, '0')}`, type: 'string', doc: 'd'.repeat(400) }));
+  return { type: 'record', name, fields };
+}
 
 describe('the schema registry through @kafkajs/confluent-schema-registry, unchanged', () => {
   let registry: RunningRegistry;
@@ -157,6 +178,89 @@ describe('the schema registry over raw HTTP: Confluent paths, shapes and error c
     await call(registry, 'POST', `/subjects/${doomed}/versions`, asBody(schemaV1));
     expect((await call(registry, 'GET', `/subjects/${doomed}/versions`)).body).toEqual([3]);
     expect((await call(registry, 'DELETE', `/subjects/${doomed}?permanent=true`)).status).toBe(400);
+  });
+});
+
+describe('the schema registry on hostile sizes and edge cases, as Confluent answers them', () => {
+  let registry: RunningRegistry;
+  const subject = uniqueName('edges-value');
+  beforeAll(async () => {
+    registry = await startRegistry({ brokers: stackEndpoints().kafkaBrokers, topic: uniqueName('_schemas'), logger });
+    await call(registry, 'POST', `/subjects/${subject}/versions`, asBody(schemaV1));
+  });
+  afterAll(async () => {
+    await registry?.close();
+  });
+
+  it('takes subjects of up to 255 characters, refuses longer ones on writes with 42208, and finds none on reads (never 414)', async () => {
+    const name = (n: number) => uniqueName('s').padEnd(n, 'x');
+    for (const length of [150, 255]) {
+      const long = name(length);
+      expect((await call(registry, 'POST', `/subjects/${long}/versions`, asBody(schemaV1))).status, `${length} characters`).toBe(200);
+      expect((await call(registry, 'GET', `/subjects/${long}/versions`)).body).toEqual([1]);
+      expect((await call(registry, 'PUT', `/config/${long}`, { compatibility: 'FULL' })).status).toBe(200);
+    }
+    for (const [what, path] of [['256 characters', name(256)], ['10,000 characters', name(10_000)], ['a control character', `${uniqueName('ctl')}%01x`]] as const) {
+      const written = await call(registry, 'POST', `/subjects/${path}/versions`, asBody(schemaV1));
+      expect({ what, status: written.status, errorCode: written.body?.error_code }).toEqual({ what, status: 422, errorCode: 42208 });
+      expect(written.body?.message).toMatch(/subject .* is not valid: a subject is 1 to 255 characters without control characters/);
+      const config = await call(registry, 'PUT', `/config/${path}`, { compatibility: 'NONE' });
+      expect({ what, status: config.status, errorCode: config.body?.error_code }).toEqual({ what, status: 422, errorCode: 42208 });
+      const read = await call(registry, 'GET', `/subjects/${path}/versions`);
+      expect({ what, status: read.status, errorCode: read.body?.error_code }).toEqual({ what, status: 404, errorCode: 40401 });
+    }
+  });
+
+  it('answers versions outside 1 .. 2^31-1 with 42202, checked before the subject', async () => {
+    for (const version of ['2147483648', '99999999999999999999', '0', '-2', '1.5', 'first']) {
+      for (const path of [`/subjects/${subject}/versions/${version}`, `/subjects/${uniqueName('missing')}/versions/${version}`]) {
+        const response = await call(registry, 'GET', path);
+        expect({ path, status: response.status, errorCode: response.body?.error_code }).toEqual({ path, status: 422, errorCode: 42202 });
+      }
+    }
+    expect((await call(registry, 'DELETE', `/subjects/${subject}/versions/2147483648`)).body?.error_code).toBe(42202);
+    expect((await call(registry, 'POST', `/compatibility/subjects/${subject}/versions/2147483648`, asBody(schemaV2))).body?.error_code).toBe(42202);
+    expect((await call(registry, 'GET', `/subjects/${subject}/versions/2147483647`)).body?.error_code).toBe(40402);
+    expect((await call(registry, 'GET', `/subjects/${subject}/versions/-1`)).body).toMatchObject({ subject, version: 1 });
+  });
+
+  it('reads JSON bodies under the media types Confluent accepts, none at all included, and answers any other with 415', async () => {
+    const body = JSON.stringify(asBody(schemaV1));
+    for (const type of ['application/vnd.schemaregistry.v1+json', 'application/vnd.schemaregistry+json', 'application/json', 'application/json; charset=utf-8', 'application/octet-stream']) {
+      expect((await rawCall(registry, 'POST', `/subjects/${subject}`, { 'content-type': type }, body)).status, type).toBe(200);
+    }
+    expect((await rawCall(registry, 'POST', `/subjects/${subject}`, {}, body)).status, 'no Content-Type').toBe(200);
+    for (const type of ['text/plain', 'application/xml', 'multipart/form-data; boundary=x', 'application/x-www-form-urlencoded']) {
+      const response = await rawCall(registry, 'POST', `/subjects/${subject}/versions`, { 'content-type': type }, body);
+      expect({ type, status: response.status, errorCode: response.body?.error_code }).toEqual({ type, status: 415, errorCode: 415 });
+      expect(response.body?.message).toMatch(/^HTTP 415 Unsupported Media Type/);
+    }
+    const malformed = await call(registry, 'POST', `/subjects/${subject}/versions`, '{"schema": ');
+    expect({ status: malformed.status, errorCode: malformed.body?.error_code }).toEqual({ status: 400, errorCode: 400 });
+  });
+
+  it('answers unknown routes and methods with a Confluent-shaped 404', async () => {
+    for (const [method, path] of [['GET', '/no/such/route'], ['GET', '/subjects/x/versions/1/schema/extra'], ['PATCH', '/subjects'], ['POST', '/schemas/ids/1']]) {
+      const response = await call(registry, method!, path!, method === 'POST' ? {} : undefined);
+      expect({ method, path, status: response.status, body: response.body }).toEqual({ method, path, status: 404, body: { error_code: 404, message: 'HTTP 404 Not Found' } });
+    }
+  });
+
+  it('refuses a schema over the schema topic message limit with 42209, not 500, and goes on working', async () => {
+    const big = uniqueName('big-value');
+    const huge = asBody(schemaOfSize('Huge', 2 * 1024 * 1024));
+    expect(JSON.stringify(huge).length).toBeGreaterThan(2 * 1024 * 1024);
+    const tooLarge = await call(registry, 'POST', `/subjects/${big}/versions`, huge);
+    expect({ status: tooLarge.status, errorCode: tooLarge.body?.error_code }).toEqual({ status: 422, errorCode: 42209 });
+    expect(tooLarge.body?.message).toMatch(/^Register operation failed because schema is too large: its record would be \d+ bytes; the schema topic \S+ takes records of at most 1048588 bytes/);
+    // A body over the request limit is refused unread, with the same code.
+    const overBody = await call(registry, 'POST', `/subjects/${big}/versions`, asBody(schemaOfSize('Huger', 5 * 1024 * 1024)));
+    expect({ status: overBody.status, errorCode: overBody.body?.error_code }).toEqual({ status: 422, errorCode: 42209 });
+    // Nothing was stored, and a large schema that fits is taken.
+    expect((await call(registry, 'GET', `/subjects/${big}/versions`)).body?.error_code).toBe(40401);
+    const fits = await call(registry, 'POST', `/subjects/${big}/versions`, asBody(schemaOfSize('Large', 900 * 1024)));
+    expect(fits.status, JSON.stringify(fits.body).slice(0, 300)).toBe(200);
+    expect((await call(registry, 'GET', `/subjects/${big}/versions`)).body).toEqual([1]);
   });
 });
 

@@ -1,7 +1,7 @@
 import { resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
-import { eventSchemas, schemaText, type DeadLetter } from '../../services/common/eventSchemas.ts';
+import { encodeValidated, eventSchemas, schemaText, type DeadLetter, type ValidatedEvent } from '../../services/common/eventSchemas.ts';
 import { createMetricsRegistry } from '../../services/common/metrics.ts';
 import { ensureTopics } from '../../services/common/topicAdmin.ts';
 import { consumerGroup, valueSubject } from '../../services/common/topics.ts';
@@ -37,13 +37,95 @@ describe('the sink lands every kind of record in its table', () => {
     try {
       const one = async (sql: string) => (await (await ch.client.query({ query: sql, format: 'JSONEachRow' })).json<Record<string, unknown>>())[0];
       const deadline = Date.now() + 30_000;
-      while (Date.now() < deadline && Number((await one('SELECT count() AS n FROM audit_log'))?.n ?? 0) === 0) await sleep(200);
+      // Each topic is its own partition stream: wait until every one of the four tables has its row.
+      const landed = async () => Number((await one('SELECT (SELECT count() FROM dead_letters) * (SELECT count() FROM anomalies) * (SELECT count() FROM control_commands) * (SELECT count() FROM audit_log) AS n'))?.n ?? 0) > 0;
+      while (!(await landed())) {
+        if (Date.now() > deadline) throw new Error('the sink did not land a row in each of dead_letters, anomalies, control_commands and audit_log within 30 s');
+        await sleep(200);
+      }
       expect(await one('SELECT reason, source_topic, source_partition, source_offset, payload_bytes, payload_head, kafka_topic FROM dead_letters')).toEqual({
         reason: 'BAD_MAGIC_BYTE', source_topic: 'raw', source_partition: 1, source_offset: '42', payload_bytes: 14, payload_head: Buffer.from('{"not":"avro"}').toString('hex'), kafka_topic: topics.dlq,
       });
       expect(await one('SELECT experiment_id, type, halted, evidence FROM anomalies')).toEqual({ experiment_id: 'exp', type: 'SAMPLE_RATIO_MISMATCH', halted: true, evidence: '{"pValue":1e-6}' });
       expect(await one('SELECT experiment_id, issuer, reason, command_id FROM halts')).toEqual({ experiment_id: 'exp', issuer: 'guardian', reason: 'SRM', command_id: 'c1' });
       expect(await one('SELECT sequence, decision, command_id, action FROM audit_log')).toEqual({ sequence: '1', decision: 'ACCEPTED', command_id: 'c1', action: 'HALT' });
+    } finally {
+      await sink.stop();
+    }
+  });
+
+  it('dead-letters a row holding NaN or an infinity instead of storing it as 0, and stores the record\'s other rows', async () => {
+    const pipeline = testPipeline('sink-numbers');
+    const { kafka, topics, registry } = pipeline;
+    await ensureTopics(kafka, topics, ['events', 'aggregates']);
+    const s = eventSchemas();
+    const deltaId = await registry.register(valueSubject(topics.aggregates), schemaText(s.aggregateDelta));
+    const eventsId = await registry.register(valueSubject(topics.events), schemaText(s.validated));
+    const minute = 1_764_000_000_000;
+    const metricRow = (metric: string, sum: number, sumSquares: number) => ({ metric, sum, sumSquares, conversions: 0, events: 1 });
+    const delta = (offset: number, variants: unknown[], buckets: unknown[]) =>
+      frame(deltaId, s.aggregateDelta.toBuffer({ experimentId: 'numbers', definitionVersion: 1, sourceTopic: topics.events, sourcePartition: 0, firstOffset: offset, lastOffset: offset, emittedAt: minute + 5_000, variants, buckets }));
+    // A hand-made delta as a buggy aggregator could write it: the treatment's revenue is Σx = ∞,
+    // Σx² = NaN, and so is its revenue bucket; its user count, latency and exposure bucket are fine.
+    const deltas = [
+      delta(0, [{ variantId: 'control', exposedUsers: 5, conflicts: 0, metrics: [metricRow('revenue', 10, 30)] }], [{ minute, variantId: 'control', metric: null, count: 5, sum: 0 }, { minute, variantId: 'control', metric: 'revenue', count: 3, sum: 10 }]),
+      delta(1, [{ variantId: 'treatment', exposedUsers: 3, conflicts: 0, metrics: [metricRow('revenue', Number.POSITIVE_INFINITY, Number.NaN), metricRow('latency', 2, 4)] }], [{ minute, variantId: 'treatment', metric: null, count: 3, sum: 0 }, { minute, variantId: 'treatment', metric: 'revenue', count: 1, sum: Number.POSITIVE_INFINITY }]),
+      delta(2, [{ variantId: 'control', exposedUsers: 1, conflicts: 0, metrics: [metricRow('revenue', 1, 1)] }], [{ minute, variantId: 'control', metric: null, count: 1, sum: 0 }]),
+    ];
+    const validated = (offset: number, event: ValidatedEvent['event']) => frame(eventsId, encodeValidated({ event, sourceTopic: 'raw', sourcePartition: 0, sourceOffset: offset, schemaId: 1, ingestTime: minute }));
+    const events = [
+      validated(0, { eventId: 'x1', experimentId: 'numbers', variantId: 'control', userId: 'u1', eventTime: minute, context: null }),
+      validated(1, { eventId: 'm1', userId: 'u1', metric: 'revenue', value: Number.NaN, eventTime: minute }),
+      validated(2, { eventId: 'm2', userId: 'u1', metric: 'revenue', value: 7, eventTime: minute }),
+    ];
+    const timestamp = String(minute + 2_000);
+    const producer = kafka.producer();
+    await producer.connect();
+    await producer.sendBatch({
+      topicMessages: [
+        { topic: topics.aggregates, messages: deltas.map((value) => ({ key: 'numbers', value, partition: 0, timestamp })) },
+        { topic: topics.events, messages: events.map((value) => ({ key: 'u1', value, partition: 0, timestamp })) },
+      ],
+    });
+    await producer.disconnect();
+
+    const ch = await openTestClickHouse();
+    const metrics = createMetricsRegistry('sink');
+    const sink = await startSink({ kafka, clickhouse: ch, migrationsDir: MIGRATIONS, topics, groupId: consumerGroup(pipeline.prefix, 'sink'), pseudonymKey: 'numbers-test-key-0123456789', keyring: pipeline.keyring, metrics, logger: pipeline.logger, maxBatchWaitMs: 100 });
+    try {
+      const rows = async (sql: string) => (await (await ch.client.query({ query: sql, format: 'JSONEachRow' })).json<Record<string, unknown>>());
+      const count = async (table: string) => Number((await rows(`SELECT count() AS n FROM ${table}`))[0]!.n);
+      // Every record's rows: 6 delta rows, 4 bucket rows, 1 exposure, 1 metric event, 3 dead letters.
+      const expected = { aggregate_deltas: 6, aggregate_bucket_rows: 4, exposures: 1, metric_events: 1, dead_letters: 3 };
+      const landed = async () => Object.fromEntries(await Promise.all(Object.keys(expected).map(async (t) => [t, await count(t)])));
+      const deadline = Date.now() + 30_000;
+      while (Date.now() < deadline && JSON.stringify(await landed()) !== JSON.stringify(expected)) await sleep(200);
+      expect(await landed()).toEqual(expected);
+
+      // Not stored as 0: the treatment's revenue has no row at all; its other rows are there.
+      expect(await rows(`SELECT variant_id, metric, exposed_users, sum, sum_squares FROM aggregate_deltas WHERE variant_id = 'treatment' ORDER BY metric`)).toEqual([
+        { variant_id: 'treatment', metric: '', exposed_users: '3', sum: 0, sum_squares: 0 },
+        { variant_id: 'treatment', metric: 'latency', exposed_users: '0', sum: 2, sum_squares: 4 },
+      ]);
+      expect(await rows(`SELECT variant_id, sum(sum) AS s, sum(sum_squares) AS s2 FROM aggregate_deltas WHERE metric = 'revenue' GROUP BY variant_id`)).toEqual([{ variant_id: 'control', s: 11, s2: 31 }]);
+      expect(await rows(`SELECT variant_id, sum(count) AS n, sum(sum) AS s FROM aggregate_minutes WHERE metric = 'revenue' GROUP BY variant_id`)).toEqual([{ variant_id: 'control', n: '3', s: 10 }]);
+      expect(await rows('SELECT value FROM metric_events')).toEqual([{ value: 7 }]);
+
+      // The error, where analysts and operators look: dead_letters, with the record's coordinates.
+      const letters = await rows(`SELECT reason, source_topic, source_partition, source_offset, schema_id, payload_bytes, toUnixTimestamp64Milli(source_time) AS source_ms, kafka_topic, kafka_offset, message
+                                  FROM dead_letters ORDER BY kafka_topic, kafka_offset, message`);
+      expect(letters.map(({ message: _, ...rest }) => rest)).toEqual([
+        { reason: 'NON_FINITE_NUMBER', source_topic: topics.aggregates, source_partition: 0, source_offset: '1', schema_id: deltaId, payload_bytes: deltas[1]!.length, source_ms: timestamp, kafka_topic: topics.aggregates, kafka_offset: '1' },
+        { reason: 'NON_FINITE_NUMBER', source_topic: topics.aggregates, source_partition: 0, source_offset: '1', schema_id: deltaId, payload_bytes: deltas[1]!.length, source_ms: timestamp, kafka_topic: topics.aggregates, kafka_offset: '1' },
+        { reason: 'NON_FINITE_NUMBER', source_topic: topics.events, source_partition: 0, source_offset: '1', schema_id: eventsId, payload_bytes: events[1]!.length, source_ms: timestamp, kafka_topic: topics.events, kafka_offset: '1' },
+      ].sort((a, b) => a.kafka_topic.localeCompare(b.kafka_topic)));
+      const messages = letters.map((l) => l.message as string);
+      expect(messages).toContainEqual(expect.stringMatching(/^aggregate_deltas row not stored: sum=Infinity, sum_squares=NaN is not a finite number .*experiment_id=numbers.*variant_id=treatment.*metric=revenue/));
+      expect(messages).toContainEqual(expect.stringMatching(/^aggregate_bucket_rows row not stored: sum=Infinity is not a finite number .*variant_id=treatment.*metric=revenue/));
+      expect(messages).toContainEqual(expect.stringMatching(/^metric_events row not stored: value=NaN is not a finite number .*metric=revenue/));
+
+      const text = await metrics.metrics();
+      for (const table of ['aggregate_deltas', 'aggregate_bucket_rows', 'metric_events']) expect(text).toMatch(new RegExp(`sink_rows_refused_total\\{table="${table}",reason="NON_FINITE_NUMBER"[^}]*\\} 1`));
     } finally {
       await sink.stop();
     }

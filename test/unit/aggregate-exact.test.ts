@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { applyEvent } from '../../services/aggregate/applyEvent.ts';
 import { DeltaAccumulator, type ExperimentDelta } from '../../services/aggregate/deltaAccumulator.ts';
+import { DEFAULT_MAX_ABS_METRIC_VALUE, nonFinitePaths } from '../../services/common/numberBounds.ts';
 import { decodeUserState, emptyUserState, encodeUserState, type UserState } from '../../services/aggregate/userState.ts';
 import { compareTotals, fixtureDefinitions, generateEvents, oracle, sumDeltas } from '../support/aggregationFixture.ts';
 import { randomInt, seededRandom } from '../support/random.ts';
@@ -94,5 +95,63 @@ describe('aggregation rules, one at a time', () => {
   it('reads changelog records written before early metrics were kept', () => {
     const old = Buffer.from(JSON.stringify([{ 'exp-checkout': ['control', t0, 0] }, { 'exp-checkout\u0000revenue': 5 }]));
     expect(decodeUserState(old)).toEqual({ assignments: { 'exp-checkout': { variant: 'control', exposedAt: t0, conflicted: false } }, totals: { 'exp-checkout\u0000revenue': 5 }, early: [], newest: 0 });
+  });
+
+  it('keeps a heavy user finite: 100,000 events at the ingest limit, over batches and the changelog encoding', () => {
+    const limit = DEFAULT_MAX_ABS_METRIC_VALUE;
+    let encoded = encodeUserState(emptyUserState());
+    const deltas: ExperimentDelta[] = [];
+    const outcomes = new Map<string, number>();
+    for (let batch = 0; batch < 10; batch++) {
+      const state = decodeUserState(encoded);
+      const delta = new DeltaAccumulator();
+      if (batch === 0) applyEvent(state, expose('treatment'), defs, delta);
+      for (let i = 0; i < 10_000; i++) {
+        for (const o of applyEvent(state, metric('revenue', i % 2 ? limit : -limit / 2, t0 + 1_000 + i), defs, delta)) outcomes.set(o, (outcomes.get(o) ?? 0) + 1);
+      }
+      encoded = encodeUserState(state);
+      deltas.push(...delta.deltas());
+    }
+    expect(Object.fromEntries(outcomes)).toEqual({ metric_counted: 100_000 });
+    expect(nonFinitePaths(deltas)).toEqual([]);
+    const total = 50_000 * limit - 50_000 * (limit / 2);
+    expect(decodeUserState(encoded).totals['exp-checkout\u0000revenue']).toBe(total);
+    const revenue = sumDeltas(deltas).metrics.get('exp-checkout/treatment/revenue')!;
+    expect(revenue.sum).toBe(total);
+    // Σx² telescopes to the final total squared (2.5e32); each step rounds, so within 1e-9 relative.
+    expect(Math.abs(revenue.sumSquares - total * total) / (total * total)).toBeLessThan(1e-9);
+  });
+
+  it('does not count an event whose sums would not be finite, and leaves the user total as it was (values that bypassed ingest)', () => {
+    const state = emptyUserState();
+    const delta = new DeltaAccumulator();
+    applyEvent(state, expose('treatment'), defs, delta);
+    // 1e300 is finite, its square is not; ±1e308 likewise; NaN and ∞ are not numbers to add.
+    for (const value of [1e300, 1e308, -1e308, Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY]) {
+      expect(applyEvent(state, metric('revenue', value), defs, delta), `value ${value}`).toEqual(['value_overflow']);
+    }
+    expect(state.totals['exp-checkout\u0000revenue']).toBeUndefined();
+    // The largest total whose square is still finite is counted; one more step is not.
+    expect(applyEvent(state, metric('revenue', 1e154), defs, delta)).toEqual(['metric_counted']);
+    expect(applyEvent(state, metric('revenue', 1e154), defs, delta)).toEqual(['value_overflow']);
+    expect(state.totals['exp-checkout\u0000revenue']).toBe(1e154);
+    // Non-finite values are not kept for a later exposure either (they would become null in the changelog).
+    expect(state.early.map(([, value]) => value).every(Number.isFinite)).toBe(true);
+    const revenue = delta.deltas()[0]!.variants[0]!.metrics.find((m) => m.metric === 'revenue')!;
+    expect(revenue).toEqual({ metric: 'revenue', sum: 1e154, sumSquares: 1e308, conversions: 0, events: 1 });
+    expect(nonFinitePaths(delta.deltas())).toEqual([]);
+  });
+
+  it('refuses a change that would overflow the batch delta, although each user total alone is finite', () => {
+    const delta = new DeltaAccumulator();
+    const users = [emptyUserState(), emptyUserState()];
+    for (const user of users) applyEvent(user, expose('control'), defs, delta);
+    expect(applyEvent(users[0]!, metric('revenue', 1.2e154), defs, delta)).toEqual(['metric_counted']);
+    // Alone this user's Σx² change (1.44e308) is finite, but added to the batch's it is not.
+    expect(applyEvent(users[1]!, metric('revenue', 1.2e154), defs, delta)).toEqual(['value_overflow']);
+    expect(users[1]!.totals['exp-checkout\u0000revenue']).toBeUndefined();
+    const [d] = delta.deltas();
+    expect(d!.variants[0]!.metrics).toEqual([{ metric: 'revenue', sum: 1.2e154, sumSquares: 1.2e154 * 1.2e154, conversions: 0, events: 1 }]);
+    expect(d!.buckets.filter((b) => b.metric === 'revenue')).toEqual([{ minute: t0, variantId: 'control', metric: 'revenue', count: 1, sum: 1.2e154 }]);
   });
 });

@@ -47,6 +47,14 @@ describe('loadConfig', () => {
     expect(c.log.level).toBe('debug');
   });
 
+  it("reads the analysts' read-only ClickHouse user, absent by default", () => {
+    const defaults = loadConfig({ env: {} }).clickhouse;
+    expect(defaults.queryUser).toBeUndefined();
+    expect(defaults.queryPassword).toBe('');
+    const c = loadConfig({ env: { CLICKHOUSE_QUERY_USER: 'expstream_analyst', CLICKHOUSE_QUERY_PASSWORD: 'pw' } });
+    expect(c.clickhouse).toMatchObject({ queryUser: 'expstream_analyst', queryPassword: 'pw', username: 'default' });
+  });
+
   it('lets the environment override the file, and the file override defaults', () => {
     const file = writeJson({ kafka: { brokers: ['file:1'], clientId: 'from-file' }, log: { level: 'warn' } });
     const c = loadConfig({ env: { KAFKA_BROKERS: 'env:2' }, file, cwd: '/x' });
@@ -79,6 +87,15 @@ describe('loadConfig', () => {
     expect(configError(() => loadConfig({ env: {}, file: '/nonexistent/config.json' }))).toMatch(/cannot read config file/);
     expect(configError(() => loadConfig({ env: {}, file: writeJson('{ not json') }))).toMatch(/is not valid JSON/);
     expect(configError(() => loadConfig({ env: {}, file: writeJson('[1,2]') }))).toMatch(/top level must be an object/);
+  });
+
+  it('bounds metric values: 1e12 by default, INGEST_MAX_ABS_VALUE within (0, 1e15]', () => {
+    expect(loadConfig({ env: {} }).ingest.maxAbsMetricValue).toBe(1e12);
+    expect(loadConfig({ env: { INGEST_MAX_ABS_VALUE: '5e9' } }).ingest.maxAbsMetricValue).toBe(5e9);
+    expect(loadConfig({ env: { INGEST_MAX_ABS_VALUE: '1e15' } }).ingest.maxAbsMetricValue).toBe(1e15);
+    for (const bad of ['1e16', 'Infinity', '0', '-5', 'lots']) {
+      expect(configError(() => loadConfig({ env: { INGEST_MAX_ABS_VALUE: bad } }))).toMatch(/ingest\.maxAbsMetricValue \(from INGEST_MAX_ABS_VALUE\)/);
+    }
   });
 
   it('returns a frozen object', () => {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseDefinition } from '../../services/common/experimentDefinition.ts';
+import { nonFinitePaths } from '../../services/common/numberBounds.ts';
 import { generateSigningKeyPair, privateKeyFromPem } from '../../services/common/signing.ts';
 import { verifyChain } from '../../services/control/auditChain.ts';
 import { AuthThrottle } from '../../services/control/authThrottle.ts';
@@ -130,5 +131,28 @@ describe('live results', () => {
     const buy = t.metrics.find((m) => m.metric === 'buy')!;
     expect(buy).toMatchObject({ role: 'primary', type: 'conversion', mean: 0.5 });
     expect(buy.versusControl!.difference).toBe(0.25);
+  });
+
+  it('never returns a number that is not finite, even from totals at the edge of doubles', () => {
+    const definition = parseDefinition({ id: 'e', name: 'e', hypothesis: 'h', owner: 'o', variants: [{ id: 'c', weight: 0.5 }, { id: 't', weight: 0.5 }], primaryMetrics: [{ name: 'big', type: 'sum' }, { name: 'tiny', type: 'sum' }], plannedSampleSize: 100 }, 'test');
+    const published = { experimentId: 'e', version: 1, appliedAt: 0, definition };
+    const variant = (users: number, big: [number, number], tiny: number) => ({
+      users, conflicts: 0, exposuresByMinute: {},
+      metrics: { big: { sum: big[0], sumSquares: big[1], conversions: 0, events: users }, tiny: { sum: tiny, sumSquares: 1, conversions: 0, events: users } },
+    });
+    // big: a variance whose always-valid half-width squares past the largest double; tiny: a
+    // control mean so small (a subnormal) that the relative difference overflows.
+    const r = liveResults('e', published, { variants: { c: variant(5_000, [0, 1.7e308], 1e-323), t: variant(5_000, [5_000 * 1e300, 1.7e308], 5_000) } }, undefined);
+    expect(nonFinitePaths(r)).toEqual([]);
+    const t = Object.fromEntries(r.variants[1]!.metrics.map((m) => [m.metric, m]));
+    expect(t.big!.mean).toBe(1e300);
+    expect(t.big!.versusControl!.alwaysValid).toBeNull();
+    expect(t.big!.versusControl!.welch95).not.toBeNull();
+    expect(t.tiny!.versusControl).toMatchObject({ difference: 1, relativeDifference: null });
+    expect(JSON.parse(JSON.stringify(r))).toEqual(r);
+    // One user each with means of ±1.5e308: the difference itself overflows, so there is none.
+    const lone = liveResults('e', published, { variants: { c: variant(1, [-1.5e308, 1], 0), t: variant(1, [1.5e308, 1], 0) } }, undefined);
+    expect(nonFinitePaths(lone)).toEqual([]);
+    expect(lone.variants[1]!.metrics[0]).toMatchObject({ mean: 1.5e308, interval95: null, versusControl: null });
   });
 });

@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { parseDefinition, type PublishedDefinition } from '../../services/common/experimentDefinition.ts';
-import { evaluateExperiment } from '../../services/guard/evaluate.ts';
-import { emptyExperimentState, mergeDelta, type ExperimentState } from '../../services/guard/experimentState.ts';
+import { nonFinitePaths } from '../../services/common/numberBounds.ts';
+import { differenceConfidenceSequence } from '../../services/stats/confidenceSequence.ts';
+import { evaluateExperiment, type Signal } from '../../services/guard/evaluate.ts';
+import { decodeExperimentState, emptyExperimentState, encodeExperimentState, mergeDelta, type ExperimentState } from '../../services/guard/experimentState.ts';
 
 const published: PublishedDefinition = {
   experimentId: 'e',
@@ -69,5 +71,74 @@ describe('guard decisions', () => {
     s.variants.treatment!.exposuresByMinute = { '60000': 60, '120000': 2, '180000': 5 };
     const signals = evaluateExperiment(s, published);
     expect(signals.map((x) => [x.type, x.halt, x.variantId])).toEqual([['USERS_IN_TWO_VARIANTS', false, null], ['VARIANT_RATE_COLLAPSE', false, 'treatment']]);
+  });
+});
+
+describe('guard numbers stay finite', () => {
+  const delta = (variants: { variantId: string; exposedUsers: number; metrics: { metric: string; sum: number; sumSquares: number }[] }[]) => ({
+    experimentId: 'e',
+    definitionVersion: 3,
+    variants: variants.map((v) => ({ variantId: v.variantId, exposedUsers: v.exposedUsers, conflicts: 0, metrics: v.metrics.map((m) => ({ ...m, conversions: 0, events: 1 })) })),
+    buckets: [],
+  });
+
+  it('skips the part of a delta that is not finite, merges the rest, and keeps the state JSON-safe', () => {
+    const s = state([5_000, 5_000]);
+    const before = structuredClone(s.variants.treatment!.metrics.latency!);
+    const skipped = mergeDelta(s, delta([
+      { variantId: 'control', exposedUsers: 3, metrics: [{ metric: 'latency', sum: 300, sumSquares: 30_000 }, { metric: 'revenue', sum: Number.NaN, sumSquares: 1 }] },
+      { variantId: 'treatment', exposedUsers: 2, metrics: [{ metric: 'latency', sum: Number.POSITIVE_INFINITY, sumSquares: Number.POSITIVE_INFINITY }] },
+    ]));
+    expect(skipped).toEqual([
+      { variantId: 'control', metric: 'revenue', reason: 'NON_FINITE_DELTA', detail: 'sum=NaN sumSquares=1 conversions=0 events=1' },
+      { variantId: 'treatment', metric: 'latency', reason: 'NON_FINITE_DELTA', detail: 'sum=Infinity sumSquares=Infinity conversions=0 events=1' },
+    ]);
+    // The finite parts landed: users of both variants, control's latency.
+    expect(s.variants.control!.users).toBe(5_003);
+    expect(s.variants.treatment!.users).toBe(5_002);
+    expect(s.variants.control!.metrics.latency!.sum).toBe(5_000 * 100 + 300);
+    // The poisoned metric is untouched, whole: no half-merged Σx without its Σx².
+    expect(s.variants.treatment!.metrics.latency).toEqual(before);
+    expect(s.variants.control!.metrics.revenue).toBeUndefined();
+    expect(nonFinitePaths(s)).toEqual([]);
+    expect(decodeExperimentState(encodeExperimentState(s))).toEqual(s);
+  });
+
+  it('skips a finite delta that would push a total past the largest double', () => {
+    const s = emptyExperimentState('e');
+    expect(mergeDelta(s, delta([{ variantId: 'control', exposedUsers: 1, metrics: [{ metric: 'latency', sum: 1e154, sumSquares: 1e308 }] }]))).toEqual([]);
+    const skipped = mergeDelta(s, delta([{ variantId: 'control', exposedUsers: 1, metrics: [{ metric: 'latency', sum: 1e154, sumSquares: 1e308 }] }]));
+    expect(skipped.map((p) => [p.metric, p.reason])).toEqual([['latency', 'TOTAL_WOULD_OVERFLOW']]);
+    expect(s.variants.control).toMatchObject({ users: 2, metrics: { latency: { sum: 1e154, sumSquares: 1e308, events: 1 } } });
+  });
+
+  it('still decides after a skipped delta, and never puts a non-finite number in evidence', () => {
+    const s = state([5_000, 4_400]);
+    mergeDelta(s, delta([{ variantId: 'treatment', exposedUsers: 0, metrics: [{ metric: 'latency', sum: Number.NaN, sumSquares: Number.NaN }] }]));
+    const signals = evaluateExperiment(s, published);
+    expect(signals.map((x) => x.type)).toEqual(['SAMPLE_RATIO_MISMATCH']);
+    expect(nonFinitePaths(signals)).toEqual([]);
+  });
+
+  it('takes no guardrail decision from totals so large that the interval overflows', () => {
+    // Finite totals (as mergeDelta guarantees) whose variance is so large that the sequence's
+    // half-width squares past the largest double: its bounds are ±∞, which decide nothing.
+    const s = state([5_000, 5_000]);
+    s.variants.control!.metrics.latency = { sum: 0, sumSquares: 1.7e308, conversions: 0, events: 5_000 };
+    s.variants.treatment!.metrics.latency = { sum: 5_000 * 1e300, sumSquares: 1.7e308, conversions: 0, events: 5_000 };
+    const cs = differenceConfidenceSequence({ users: 5_000, sum: 0, sumSquares: 1.7e308 }, { users: 5_000, sum: 5_000 * 1e300, sumSquares: 1.7e308 }, published.definition.guardrailAlpha);
+    expect(cs.ok && [cs.lower, cs.upper]).toEqual([Number.NEGATIVE_INFINITY, Number.POSITIVE_INFINITY]);
+    const withheld: string[][] = [];
+    expect(evaluateExperiment(s, published, (_signal, paths) => withheld.push(paths))).toEqual([]);
+    expect(withheld).toEqual([]);
+  });
+
+  it('withholds a signal whose evidence would hold a non-finite number, and says which', () => {
+    // Conflicts with no exposed users (inconsistent totals): the share would be 25 / 0 = ∞.
+    const s = emptyExperimentState('e');
+    s.variants.control = { users: 0, conflicts: 25, metrics: {}, exposuresByMinute: {} };
+    const withheld: [Signal['type'], string[]][] = [];
+    expect(evaluateExperiment(s, published, (signal, paths) => withheld.push([signal.type, paths]))).toEqual([]);
+    expect(withheld).toEqual([['USERS_IN_TWO_VARIANTS', ['evidence.share']]]);
   });
 });

@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import type { ExposureEvent, MetricEvent } from '../../services/common/eventSchemas.ts';
+import { ERROR_CODES } from '../../services/common/errors.ts';
 import { chunksUnder } from '../../services/common/outputChunks.ts';
 import { frame, unframe } from '../../services/common/wireFormat.ts';
+import { DLQ_REASONS } from '../../services/ingest/dlqReasons.ts';
 import { DEFAULT_VALIDATION_LIMITS, validateExposure, validateMetric } from '../../services/ingest/validateEvent.ts';
 
 const NOW = Date.UTC(2026, 10, 25, 12);
@@ -41,6 +43,28 @@ describe('event rules', () => {
       expect(validateMetric({ ...metric, value }, NOW, limits)?.reason).toBe('NON_FINITE_VALUE');
     }
     expect(validateMetric({ ...metric, value: -3 }, NOW, limits)).toBeUndefined();
+  });
+
+  it('refuses metric values beyond the configured magnitude, inclusive at the limit, before they can overflow Σx²', () => {
+    const limit = DEFAULT_VALIDATION_LIMITS.maxAbsMetricValue;
+    expect(limit).toBe(1e12);
+    // The next double above the limit: the smallest value that must be refused.
+    const justAbove = limit + limit * Number.EPSILON;
+    expect(justAbove).toBeGreaterThan(limit);
+    expect(validateMetric({ ...metric, value: limit }, NOW, limits)).toBeUndefined();
+    expect(validateMetric({ ...metric, value: -limit }, NOW, limits)).toBeUndefined();
+    for (const value of [justAbove, -justAbove, 1e300, 1e308, -1e308, Number.MAX_VALUE]) {
+      expect(validateMetric({ ...metric, value }, NOW, limits), `value ${value}`).toEqual({ reason: 'VALUE_OUT_OF_RANGE', message: `metric "revenue" has value ${value}; its magnitude may be at most ${limit}` });
+    }
+    // 1e300 is finite, but its square is not: exactly what the limit is there for.
+    expect(Number.isFinite(1e300 * 1e300)).toBe(false);
+    // A configured limit applies; NaN and infinities keep their own reason.
+    expect(validateMetric({ ...metric, value: 6 }, NOW, { ...limits, maxAbsMetricValue: 5 })?.reason).toBe('VALUE_OUT_OF_RANGE');
+    expect(validateMetric({ ...metric, value: Number.NEGATIVE_INFINITY }, NOW, limits)?.reason).toBe('NON_FINITE_VALUE');
+  });
+
+  it('keeps DLQ reason codes apart from the pipeline error codes (both are stored in dead_letters.reason)', () => {
+    expect(Object.keys(DLQ_REASONS).filter((code) => code in ERROR_CODES)).toEqual([]);
   });
 
   it('refuses exposures of undefined experiments or variants when definitions are checked', () => {

@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { splitSqlStatements } from '../../services/common/sqlStatements.ts';
 
@@ -18,5 +20,14 @@ describe('splitSqlStatements', () => {
 
   it('returns nothing for a script of only comments', () => {
     expect(splitSqlStatements('-- nothing here\n/* nor here */')).toEqual([]);
+  });
+});
+
+describe('infra/clickhouse/readonly-user.sql', () => {
+  it('splits into its three statements, the comments (with their semicolons) dropped', () => {
+    const script = readFileSync(resolve(import.meta.dirname, '../../infra/clickhouse/readonly-user.sql'), 'utf8');
+    const statements = splitSqlStatements(script);
+    expect(statements.map((s) => s.split(/\s+/).slice(0, 3).join(' '))).toEqual(['CREATE SETTINGS PROFILE', 'CREATE USER IF', 'GRANT SELECT ON']);
+    expect(statements.join('\n')).not.toContain('--');
   });
 });

@@ -19,6 +19,9 @@ interface SignerOptions {
   wait: number;
 }
 
+/** At most this many definition files in one `experiments apply` (each at most DEFINITION_LIMITS.fileBytes). */
+export const MAX_FILES_PER_APPLY = 1_000;
+
 export function registerExperimentCommands(program: Command, loadConfig: () => Config): void {
   const experiments = program.command('experiments').description('define experiments, move them through their lifecycle, plan their sample sizes');
   const signed = (command: Command) =>
@@ -42,11 +45,14 @@ export function registerExperimentCommands(program: Command, loadConfig: () => C
       .argument('<files...>', 'definition files')
       .option('-r, --reason <text>', 'why, for the audit log', 'applied with expctl experiments apply'),
   ).action(async (files: string[], options: SignerOptions & { reason: string }) => {
+    if (files.length > MAX_FILES_PER_APPLY) throw new PipelineError('INPUT_INVALID', `at most ${MAX_FILES_PER_APPLY} files in one apply (got ${files.length}); apply them in smaller groups`);
     // Every file is validated before anything is sent: all or nothing.
     const definitions = files.map(readDefinitionFile);
-    const ids = definitions.map((d) => d.id);
-    const duplicate = ids.find((id, i) => ids.indexOf(id) !== i);
-    if (duplicate) throw new PipelineError('INPUT_INVALID', `experiment '${duplicate}' is defined in more than one of the files`);
+    const seen = new Set<string>();
+    for (const { id } of definitions) {
+      if (seen.has(id)) throw new PipelineError('INPUT_INVALID', `experiment '${id}' is defined in more than one of the files`);
+      seen.add(id);
+    }
     const signer = signerOf(options);
     const context = createServiceContext('expctl', loadConfig());
     report(await applyDefinitions(context, signer, definitions, options.reason, options.wait * 1000));

@@ -1,16 +1,16 @@
 import { createReadStream, existsSync } from 'node:fs';
-import { createInterface } from 'node:readline';
 import type { Command } from 'commander';
 import type { Config } from '../../common/config.ts';
 import { PipelineError } from '../../common/errors.ts';
 import { createServiceContext } from '../../common/serviceProcess.ts';
 import { EventProducer } from '../../producer/eventProducer.ts';
-import { parseEventLine } from '../../producer/jsonLines.ts';
+import { boundedLines, parseEventLine } from '../../producer/jsonLines.ts';
 
 /**
  * `expctl produce exposures|metrics --file events.jsonl`: publishes JSON lines as Avro
  * events. Bad lines are reported with their line numbers and skipped; the good ones are
- * sent. Progress goes to stderr; the exit status is 1 when any line was bad.
+ * sent. Progress goes to stderr; the exit status is 1 when any line was bad. A line over
+ * LINE_LIMITS.lineChars (64 Ki characters) is bad and is never held in memory whole.
  */
 const KINDS = { exposures: 'exposure', metrics: 'metric' } as const;
 const MAX_PENDING = 10_000;
@@ -39,7 +39,6 @@ export function registerProduceCommand(program: Command, loadConfig: () => Confi
 async function produceLines(kind: 'exposure' | 'metric', file: string, producer: EventProducer, maxErrors: number) {
   const started = Date.now();
   const input = file === '-' ? process.stdin : createReadStream(file, { encoding: 'utf8' });
-  const lines = createInterface({ input, crlfDelay: Infinity });
   const label = file === '-' ? 'stdin' : file;
   let lineNumber = 0;
   let sent = 0;
@@ -48,10 +47,10 @@ async function produceLines(kind: 'exposure' | 'metric', file: string, producer:
   let pending: Promise<void>[] = [];
   const progress = setInterval(() => process.stderr.write(`… ${lineNumber} lines read, ${sent} sent, ${bad} bad (${Math.round(sent / ((Date.now() - started) / 1000))}/s)\n`), 2_000);
   try {
-    for await (const line of lines) {
+    for await (const read of boundedLines(input)) {
       lineNumber++;
-      if (line.trim() === '') continue;
-      const parsed = kind === 'exposure' ? parseEventLine('exposure', line) : parseEventLine('metric', line);
+      if ('line' in read && read.line.trim() === '') continue;
+      const parsed = 'tooLong' in read ? { ok: false as const, error: read.error } : kind === 'exposure' ? parseEventLine('exposure', read.line) : parseEventLine('metric', read.line);
       if (!parsed.ok) {
         bad++;
         process.stderr.write(`${label}:${lineNumber}: ${parsed.error}\n`);
@@ -72,7 +71,7 @@ async function produceLines(kind: 'exposure' | 'metric', file: string, producer:
     await Promise.all(pending);
   } finally {
     clearInterval(progress);
-    lines.close();
+    if (input !== process.stdin) input.destroy();
   }
   return { lines: lineNumber, sent, bad, stopped, seconds: (Date.now() - started) / 1000 };
 }

@@ -10,19 +10,20 @@ export function registerStackCommands(program: Command, loadConfig: () => Config
 
   stack
     .command('up')
-    .description('start the local stack, fetching Apache Kafka first if it is missing, and print its endpoints')
+    .description('start the local stack (or restart its dead parts) on the ports it keeps, fetching Apache Kafka first if it is missing, and print its endpoints')
     .option('--json', 'print the endpoints as JSON')
     .action(async (options: { json?: boolean }) => {
       const config = loadConfig();
-      const { state, alreadyRunning } = await stackUp(config, createProgress());
+      const { state, alreadyRunning, started } = await stackUp(config, createProgress());
       if (alreadyRunning) process.stderr.write('the local stack is already running\n');
+      else if (started.length === 1) process.stderr.write(`restarted ${started[0]} on its port; the rest was running\n`);
       process.stdout.write(options.json ? JSON.stringify(endpointsOf(state), null, 2) + '\n' : describeEndpoints(state));
     });
 
   stack
     .command('down')
-    .description('stop the local stack (SIGTERM, then SIGKILL after a timeout); data is kept unless --purge')
-    .option('--purge', 'also delete the stack directory: Kafka data, registry topic, chDB data')
+    .description('stop the local stack (SIGTERM, then SIGKILL after a timeout); data and ports are kept unless --purge')
+    .option('--purge', 'also delete the stack directory: Kafka data, registry topic, chDB data, the remembered ports')
     .action(async (options: { purge?: boolean }) => {
       await stackDown(loadConfig(), createProgress(), { purge: options.purge ?? false });
     });

@@ -82,7 +82,11 @@ export async function submitCommands(context: CommandContext, commands: CommandF
     const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
     await producer.connect();
     try {
-      await producer.send({ topic: topics.control, acks: -1, messages: commands.map((c) => ({ key: c.experimentId, value: encodeCommandRecord(c, schemaId) })) });
+      // In requests well below the broker's message.max.bytes (1 MiB by default, for a whole
+      // batch): an apply of up to MAX_FILES_PER_APPLY definitions, each up to tens of KB, is more.
+      for (const messages of inChunks(commands.map((c) => ({ key: c.experimentId, value: encodeCommandRecord(c, schemaId) })), SEND_CHUNK_BYTES)) {
+        await producer.send({ topic: topics.control, acks: -1, messages });
+      }
     } finally {
       await producer.disconnect();
     }
@@ -96,6 +100,27 @@ export async function submitCommands(context: CommandContext, commands: CommandF
   } finally {
     await decisions.stop();
   }
+}
+
+/** Bytes of commands sent in one request. */
+const SEND_CHUNK_BYTES = 256 * 1024;
+
+/** Consecutive groups of messages of at most `maxBytes` each (a larger message alone), in order. */
+export function inChunks<T extends { value: Buffer }>(messages: T[], maxBytes: number): T[][] {
+  const chunks: T[][] = [];
+  let current: T[] = [];
+  let bytes = 0;
+  for (const message of messages) {
+    if (current.length > 0 && bytes + message.value.length > maxBytes) {
+      chunks.push(current);
+      current = [];
+      bytes = 0;
+    }
+    current.push(message);
+    bytes += message.value.length;
+  }
+  if (current.length > 0) chunks.push(current);
+  return chunks;
 }
 
 /**
