@@ -47,7 +47,9 @@ export async function prepareDrillFiles(dir: string, sessionTimeoutMs: number): 
   const metricsPorts = Object.fromEntries(SERVICE_NAMES.map((name, i) => [name, ports[i]!])) as Record<ServiceName, number>;
   const adminApiPort = ports[SERVICE_NAMES.length]!;
   const sinkChdbDir = join(dir, 'sink-chdb');
-  const common = { EXP_STACK_DIR: stackDir, KAFKA_SESSION_TIMEOUT_MS: String(sessionTimeoutMs) };
+  // A stalled loop shows on /healthz after HEALTH_STALL_MS and is replaced after 4 times it:
+  // 10 s (instead of 30) keeps both inside the drill's time.
+  const common = { EXP_STACK_DIR: stackDir, KAFKA_SESSION_TIMEOUT_MS: String(sessionTimeoutMs), HEALTH_STALL_MS: '10000' };
   return {
     dir,
     stackDir,

@@ -119,7 +119,10 @@ export async function runFault(plan: FaultPlan, ctx: FaultContext): Promise<Faul
     if (sample.ok) last = sample;
     const gone = [...ctx.services.values()].filter((s) => !s.running).map((s) => s.name);
     const unhealthy: string[] = [];
-    for (const s of affected) if (!(await s.healthy())) unhealthy.push(s.name);
+    for (const s of affected) {
+      const h = await s.health();
+      if (!h.ok) unhealthy.push(`${s.name} (${h.problems.join('; ').slice(0, 300)})`);
+    }
     const stuck = sample.ok && baseline ? [...moving].filter((g) => (sample.groups[g]?.committed ?? 0) <= (baseline!.groups[g]?.committed ?? 0)) : [...moving];
     if (sample.ok && baseline && gone.length === 0 && unhealthy.length === 0 && stuck.length === 0) {
       result.recovered = result.problems.length === 0;
@@ -130,7 +133,7 @@ export async function runFault(plan: FaultPlan, ctx: FaultContext): Promise<Faul
       if (gone.length > 0) result.problems.push(`exited by itself: ${gone.join(', ')}`);
       if (!sample.ok) result.problems.push(`the consumer groups could not be read: ${sample.error}`);
       if (unhealthy.length > 0) result.problems.push(`/healthz not 200: ${unhealthy.join(', ')}`);
-      if (stuck.length > 0) result.problems.push(`no progress since the fault: ${stuck.map((g) => `${g} (committed ${baseline?.groups[g]?.committed ?? '?'} after the fault, ${last?.groups[g]?.committed ?? '?'} now)`).join(', ')}; ${describeLag(last, stuck)}`);
+      if (stuck.length > 0 && baseline && sample.ok) result.problems.push(`no progress since the fault: ${stuck.map((g) => `${g} (committed ${baseline?.groups[g]?.committed ?? '?'} after the fault, ${last?.groups[g]?.committed ?? '?'} now)`).join(', ')}; ${describeLag(last, stuck)}`);
       if (Date.now() > deadline) result.problems.push(`not recovered within ${ctx.recoveryTimeoutMs / 1000} s`);
       return result;
     }

@@ -133,13 +133,14 @@ async function drill(): Promise<void> {
 
   watch = new PipelineWatch(endpoints, topics);
   watch.start(1_000);
-  traffic = new TrafficGenerator({ endpoints, topics, rate: options.rate, seed: options.seed, logger });
-  traffic.start(HEALTHY_EXPERIMENTS.map((d) => healthyTraffic(d.id)));
+  const generator = new TrafficGenerator({ endpoints, topics, rate: options.rate, seed: options.seed, logger });
+  traffic = generator;
+  generator.start(HEALTHY_EXPERIMENTS.map((d) => healthyTraffic(d.id)));
   await sleep(options.warmupMs);
   const warm = await watch.sample();
   const moving = watch.movingAt(warm.at, 4_000);
   const stalled = PIPELINE_GROUPS.filter((g) => g.flowing && !moving.has(g.service)).map((g) => g.service);
-  phaseLine(`warm-up: ${options.warmupMs / 1000} s of traffic, ${trafficLine(traffic)}; committed ${committedLine(warm)}${stalled.length ? `; NOT MOVING: ${stalled.join(', ')}` : ''}`);
+  phaseLine(`warm-up: ${options.warmupMs / 1000} s of traffic, ${trafficLine(generator)}; committed ${committedLine(warm)}${stalled.length ? `; NOT MOVING: ${stalled.join(', ')}` : ''}`);
   if (stalled.length > 0) failures.push(`before any fault, these services were not making progress: ${stalled.join(', ')} (${describeLag(warm, stalled)})`);
 
   for (const plan of options.faults) {
@@ -149,11 +150,11 @@ async function drill(): Promise<void> {
     await sleep(options.settleMs);
   }
 
-  await guardPhase(kafka, endpoints, logger);
+  await phase('guard', () => guardPhase(kafka, endpoints, logger));
 
   t = Date.now();
-  await traffic.stop(60_000);
-  const stats = traffic.stats();
+  await generator.stop(60_000);
+  const stats = generator.stats();
   trafficStats = { generated: stats.generated, acknowledged: stats.acked, failedSends: stats.failedSends, users: stats.users };
   phaseLine(`traffic: stopped; ${stats.generated.toLocaleString('en-US')} records from ${stats.users.toLocaleString('en-US')} users, ${stats.acked.toLocaleString('en-US')} acknowledged by the broker (${stats.failedSends} sent again after a failed send${stats.pending ? `, ${stats.pending} never acknowledged` : ''})`);
 
@@ -161,6 +162,10 @@ async function drill(): Promise<void> {
   catchUp = await waitForCatchUp(watch, options.catchUpTimeoutMs);
   phaseLine(catchUp.caughtUp ? `catch-up: every consumer group caught up in ${catchUp.seconds} s` : `catch-up: NOT caught up after ${catchUp.seconds} s: ${catchUp.lag}`);
   await watch.stop();
+  const health = await Promise.all([...services.values()].map(async (s) => ({ name: s.name, ...(await s.health()) })));
+  const sick = health.filter((h) => !h.ok);
+  phaseLine(sick.length === 0 ? 'health: every service answers /healthz 200' : `health: /healthz not 200: ${sick.map((h) => `${h.name}: ${h.problems.join('; ')}`).join(' | ')}`);
+  for (const h of sick) failures.push(`${h.name} /healthz not 200 after the catch-up: ${h.problems.join('; ')}`);
 
   const stops: string[] = [];
   for (const s of [...services.values()].reverse()) {
@@ -175,17 +180,30 @@ async function drill(): Promise<void> {
   phaseLine(`services: stopped with SIGTERM: ${stops.join(', ')}`);
 
   t = Date.now();
-  outcome = await runChecks({
+  outcome = await phase('checks', () => runChecks({
     brokers: endpoints().brokers,
     topics,
-    sent: traffic.records,
+    sent: generator.records,
     definitions: [...HEALTHY_EXPERIMENTS, BROKEN_EXPERIMENT],
     sinkChdbDir: files.sinkChdbDir,
     brokenExperiment: BROKEN_EXPERIMENT.id,
     healthyExperiments: HEALTHY_EXPERIMENTS.map((d) => d.id),
-  });
+  }));
+  if (!outcome) return;
   for (const c of outcome.checks) phaseLine(`check ${c.name}: ${c.ok ? 'ok' : 'FAILED'}: ${c.detail}`);
   phaseLine(`checks: done in ${secondsSince(t)} s; lost ${outcome.lost}, duplicated ${outcome.duplicated}`);
+}
+
+/** Runs a phase; if it throws, the failure is recorded and the drill goes on to what it can still check. */
+async function phase<T>(name: string, work: () => Promise<T>): Promise<T | undefined> {
+  try {
+    return await work();
+  } catch (err) {
+    const message = (err as Error).message.split('\n').slice(0, 4).join(' | ');
+    failures.push(`${name}: ${message}`);
+    phaseLine(`${name}: FAILED: ${message}`);
+    return undefined;
+  }
 }
 
 /** After the faults: a new experiment with a broken split; the guard must halt it. */
@@ -195,7 +213,7 @@ async function guardPhase(kafka: () => ReturnType<typeof createKafka>, endpoints
   await sleep(3_000);
   const started = Date.now();
   const halt = watchForHalt(kafka(), topicNames('').state, logger, BROKEN_EXPERIMENT.id, options.haltTimeoutMs);
-  traffic!.addExperiment({ id: BROKEN_EXPERIMENT.id, variants: Object.entries(BROKEN_SPLIT).map(([id, share]) => ({ id, share })), metrics: ['purchase'], weight: HEALTHY_EXPERIMENTS.length });
+  traffic?.addExperiment({ id: BROKEN_EXPERIMENT.id, variants: Object.entries(BROKEN_SPLIT).map(([id, share]) => ({ id, share })), metrics: ['purchase'], weight: HEALTHY_EXPERIMENTS.length });
   const status = await halt;
   const haltSeconds = status ? Math.round((status.since - started) / 100) / 10 : null;
   guardResult = { experimentId: BROKEN_EXPERIMENT.id, halted: status !== undefined, haltSeconds, reason: status?.reason ?? null };

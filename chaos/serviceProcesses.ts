@@ -135,14 +135,17 @@ export class ServiceProcess {
     return { ...(await this.exitPromise), forced };
   }
 
-  /** GET /healthz on its metrics port: true on 200 within a second. */
-  async healthy(): Promise<boolean> {
-    if (!this.running) return false;
+  /** GET /healthz on its metrics port: ok on 200 within two seconds; otherwise the problems it lists. */
+  async health(): Promise<{ ok: boolean; problems: string[] }> {
+    if (!this.running) return { ok: false, problems: ['not running'] };
     try {
-      const response = await fetch(`http://127.0.0.1:${this.metricsPort}/healthz`, { signal: AbortSignal.timeout(1_000) });
-      return response.status === 200;
-    } catch {
-      return false;
+      const response = await fetch(`http://127.0.0.1:${this.metricsPort}/healthz`, { signal: AbortSignal.timeout(2_000) });
+      if (response.status === 200) return { ok: true, problems: [] };
+      const body = (await response.json().catch(() => ({}))) as { problems?: unknown[] };
+      const problems = Array.isArray(body.problems) ? body.problems.map((p) => (typeof p === 'string' ? p : JSON.stringify(p))) : [];
+      return { ok: false, problems: problems.length > 0 ? problems : [`HTTP ${response.status}`] };
+    } catch (err) {
+      return { ok: false, problems: [`/healthz did not answer: ${(err as Error).message}`] };
     }
   }
 

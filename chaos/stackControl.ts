@@ -1,7 +1,8 @@
 import { spawn } from 'node:child_process';
-import { appendFileSync } from 'node:fs';
+import { appendFileSync, readFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { join, resolve } from 'node:path';
-import { isProcessAlive, waitForExit } from '../services/common/processes.ts';
+import { isProcessAlive } from '../services/common/processes.ts';
 import { readStackState, type StackState } from '../services/common/stackState.ts';
 
 /**
@@ -70,7 +71,7 @@ export class StackControl {
   /** Pids still alive that the stack started (for the final clean-up check). */
   livePids(): number[] {
     const s = readStackState(this.stackDir);
-    return s ? [s.kafka.pid, s.registry.pid].filter(isProcessAlive) : [];
+    return s ? [s.kafka.pid, s.registry.pid].filter(isLive) : [];
   }
 
   private expctl(args: string[], timeoutMs: number): Promise<void> {
@@ -101,10 +102,25 @@ export class StackControl {
 }
 
 async function killAndWait(pid: number, what: string): Promise<number> {
-  if (!isProcessAlive(pid)) throw new Error(`the ${what} (pid ${pid}) was not running when the fault was due`);
+  if (!isLive(pid)) throw new Error(`the ${what} (pid ${pid}) was not running when the fault was due`);
   process.kill(pid, 'SIGKILL');
-  if (!(await waitForExit(pid, 10_000))) throw new Error(`the ${what} (pid ${pid}) survived SIGKILL for 10 s`);
+  const deadline = Date.now() + 10_000;
+  while (isLive(pid)) {
+    if (Date.now() > deadline) throw new Error(`the ${what} (pid ${pid}) survived SIGKILL for 10 s`);
+    await sleep(50);
+  }
   return pid;
+}
+
+/** Alive and not a zombie: a killed process whose parent never reaps it is gone all the same. */
+function isLive(pid: number): boolean {
+  if (!isProcessAlive(pid)) return false;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
 }
 
 function tail(text: string, lines = 15): string {
