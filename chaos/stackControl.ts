@@ -112,17 +112,19 @@ async function killAndWait(pid: number, what: string): Promise<number> {
   return pid;
 }
 
-/** Alive and not a zombie: a killed process whose parent never reaps it is gone all the same. */
+/**
+ * Alive, by signal 0, and not fully exited: a killed process whose parent has not reaped it
+ * yet is gone once its main thread is a zombie and no other thread is left (a SIGKILLed
+ * JVM's main thread is a zombie while its other threads still hold its sockets).
+ */
 function isLive(pid: number): boolean {
   if (!isProcessAlive(pid)) return false;
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const state = /^State:\s+(\S)/m.exec(status)?.[1];
+    const threads = Number(/^Threads:\s+(\d+)/m.exec(status)?.[1] ?? '1');
+    return !((state === 'Z' || state === 'X') && threads <= 1);
   } catch {
     return false;
   }
-}
-
-function tail(text: string, lines = 15): string {
-  return text.trimEnd().split('\n').slice(-lines).join('\n');
 }
