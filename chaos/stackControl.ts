@@ -128,3 +128,7 @@ function isLive(pid: number): boolean {
     return false;
   }
 }
+
+function tail(text: string, lines = 15): string {
+  return text.trimEnd().split('\n').slice(-lines).join('\n');
+}
