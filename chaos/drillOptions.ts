@@ -28,6 +28,8 @@ export interface DrillOptions {
   rate: number;
   faults: FaultPlan[];
   sessionTimeoutMs: number;
+  /** HEALTH_STALL_MS given to every service; undefined: their default. */
+  healthStallMs: number | undefined;
   /** Traffic before the first fault, so every service is busy when it is hit. */
   warmupMs: number;
   /** Quiet time between a recovery and the next fault. */
@@ -53,6 +55,7 @@ export interface RawFlags {
   rate?: string;
   faults?: string;
   sessionTimeoutMs?: string;
+  healthStallMs?: string;
 }
 
 const integer = (name: string, min: number, max: number) =>
@@ -71,6 +74,7 @@ const FlagsSchema = z.strictObject({
   rate: integer('--rate', 20, 5_000).optional(),
   faults: z.string().optional(),
   sessionTimeoutMs: integer('--session-timeout-ms', 3_000, 30_000).optional(),
+  healthStallMs: integer('--health-stall-ms', 1_000, 600_000).optional(),
 });
 
 /** Parses `kind[:service],...`; an error names the offending entry. */
@@ -108,6 +112,7 @@ export function drillOptions(raw: RawFlags): DrillOptions {
     rate: flags.rate ?? (quick ? 200 : 300),
     faults: parseFaults(flags.faults ?? (quick ? QUICK_FAULTS : FULL_FAULTS)),
     sessionTimeoutMs,
+    healthStallMs: flags.healthStallMs,
     warmupMs: quick ? 8_000 : 15_000,
     settleMs: quick ? 3_000 : 8_000,
     recoveryTimeoutMs: quick ? 60_000 : 90_000,

@@ -24,7 +24,7 @@ export interface DrillFiles {
   env: Record<ServiceName, Record<string, string>>;
 }
 
-export async function prepareDrillFiles(dir: string, sessionTimeoutMs: number): Promise<DrillFiles> {
+export async function prepareDrillFiles(dir: string, sessionTimeoutMs: number, healthStallMs: number | undefined): Promise<DrillFiles> {
   const stackDir = join(dir, 'stack');
   const logDir = join(dir, 'logs');
   const keyDir = join(dir, 'keys');
@@ -47,9 +47,8 @@ export async function prepareDrillFiles(dir: string, sessionTimeoutMs: number): 
   const metricsPorts = Object.fromEntries(SERVICE_NAMES.map((name, i) => [name, ports[i]!])) as Record<ServiceName, number>;
   const adminApiPort = ports[SERVICE_NAMES.length]!;
   const sinkChdbDir = join(dir, 'sink-chdb');
-  // A stalled loop shows on /healthz after HEALTH_STALL_MS and is replaced after 4 times it:
-  // 10 s (instead of 30) keeps both inside the drill's time.
-  const common = { EXP_STACK_DIR: stackDir, KAFKA_SESSION_TIMEOUT_MS: String(sessionTimeoutMs), HEALTH_STALL_MS: '10000' };
+  // The services' own HEALTH_STALL_MS unless the drill is told otherwise (--health-stall-ms).
+  const common = { EXP_STACK_DIR: stackDir, KAFKA_SESSION_TIMEOUT_MS: String(sessionTimeoutMs), ...(healthStallMs ? { HEALTH_STALL_MS: String(healthStallMs) } : {}) };
   return {
     dir,
     stackDir,

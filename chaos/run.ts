@@ -41,6 +41,7 @@ const program = new Command('chaos')
   .option('--rate <events>', 'events per second to produce (default 300, --quick 200)')
   .option('--faults <list>', 'faults in order, e.g. broker-kill,registry-kill,service-pause:aggregate,service-kill:sink')
   .option('--session-timeout-ms <ms>', 'consumer group session timeout given to every service (default 6000); a pause lasts 1.5 times it')
+  .option('--health-stall-ms <ms>', "HEALTH_STALL_MS given to every service (default: the services' own, 30000)")
   .allowExcessArguments(false);
 program.parse(process.argv);
 
@@ -110,10 +111,10 @@ if (options.json) process.stdout.write(JSON.stringify(summary) + '\n');
 process.exit(summary.ok ? 0 : 1);
 
 async function drill(): Promise<void> {
-  const files = await prepareDrillFiles(dir, options.sessionTimeoutMs);
+  const files = await prepareDrillFiles(dir, options.sessionTimeoutMs, options.healthStallMs);
   const logger = createLogger({ level: 'warn', name: 'chaos', file: join(files.logDir, 'drill.log') });
   const topics = topicNames('');
-  phaseLine(`setup: ${options.quick ? 'quick' : 'full'} drill, seed ${options.seed}, ${options.rate} events/s, session timeout ${options.sessionTimeoutMs / 1000} s, faults ${options.faults.map((f) => f.kind + (f.service ? `:${f.service}` : '')).join(', ')}; working in ${dir}`);
+  phaseLine(`setup: ${options.quick ? 'quick' : 'full'} drill, seed ${options.seed}, ${options.rate} events/s, session timeout ${options.sessionTimeoutMs / 1000} s${options.healthStallMs ? `, HEALTH_STALL_MS ${options.healthStallMs}` : ''}, faults ${options.faults.map((f) => f.kind + (f.service ? `:${f.service}` : '')).join(', ')}; working in ${dir}`);
 
   stack = new StackControl(files.stackDir, resolve(ROOT, process.env.EXP_CACHE_DIR ?? '.cache'), join(files.logDir, 'stack.log'));
   let t = Date.now();
