@@ -44,7 +44,7 @@ interface Producers {
  * producer (the old one may still deliver it: the raw topic then holds it twice, which the
  * checks attribute to the generator, not to the pipeline).
  */
-const SEND_TIMEOUT_MS = 30_000;
+const SEND_TIMEOUT_MS = 90_000;
 
 export class TrafficGenerator {
   readonly records: SentRecord[] = [];
