@@ -1,16 +1,18 @@
 import { spawn } from 'node:child_process';
-import { appendFileSync, readFileSync } from 'node:fs';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { appendFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { crashStackComponent } from '../services/cli/stack/stackFaults.ts';
+import { loadConfig, type Config } from '../services/common/config.ts';
 import { isProcessAlive } from '../services/common/processes.ts';
 import { readStackState, type StackState } from '../services/common/stackState.ts';
 
 /**
  * The drill's handle on the project's own local stack in a stack directory of its own:
  * `expctl stack up` / `down` run as child processes (exactly what an operator types; it also
- * keeps chDB out of the drill's process), and the broker and registry pids come from
- * stack.json. Recovering from a broker or registry SIGKILL is `stack up` again: the stack
- * restarts what died on the ports stack.json recorded, which running services still use.
+ * keeps chDB out of the drill's process); faults are `crashStackComponent` (SIGKILL of the
+ * broker or registry recorded in stack.json, waiting until it has really exited). Recovering
+ * is `stack up` again: it restarts what died on the ports stack.json recorded, which running
+ * services still dial.
  */
 const ROOT = resolve(import.meta.dirname, '..');
 const EXPCTL = resolve(ROOT, 'bin/expctl.js');
@@ -59,26 +61,35 @@ export class StackControl {
     return { brokers: s.kafka.brokers, registryUrl: s.registry.url };
   }
 
-  /** SIGKILLs the broker's JVM; resolves with its pid once it is gone. */
+  /** SIGKILLs the broker's JVM (`crashStackComponent`); resolves with its pid once it has really exited. */
   async killBroker(): Promise<number> {
-    return killAndWait(this.state().kafka.pid, 'broker');
+    return (await crashStackComponent(this.config(), 'kafka')).pid;
   }
 
   async killRegistry(): Promise<number> {
-    return killAndWait(this.state().registry.pid, 'schema registry');
+    return (await crashStackComponent(this.config(), 'schema-registry')).pid;
   }
 
   /** Pids still alive that the stack started (for the final clean-up check). */
   livePids(): number[] {
     const s = readStackState(this.stackDir);
-    return s ? [s.kafka.pid, s.registry.pid].filter(isLive) : [];
+    return s ? [s.kafka.pid, s.registry.pid].filter(isProcessAlive) : [];
+  }
+
+  /** The configuration `expctl` sees in the child processes: this stack directory, nothing foreign. */
+  private config(): Config {
+    return loadConfig({ env: this.env(), cwd: ROOT });
+  }
+
+  private env(): NodeJS.ProcessEnv {
+    return isolatedEnv({ EXP_STACK_DIR: this.stackDir, EXP_CACHE_DIR: this.cacheDir, CHDB_PATH: join(this.stackDir, 'chdb'), LOG_LEVEL: 'warn' });
   }
 
   private expctl(args: string[], timeoutMs: number): Promise<void> {
     return new Promise((done, fail) => {
       const child = spawn(process.execPath, [EXPCTL, ...args], {
         cwd: ROOT,
-        env: isolatedEnv({ EXP_STACK_DIR: this.stackDir, EXP_CACHE_DIR: this.cacheDir, CHDB_PATH: join(this.stackDir, 'chdb'), LOG_LEVEL: 'warn' }),
+        env: this.env(),
         stdio: ['ignore', 'pipe', 'pipe'],
       });
       let output = '';
@@ -98,34 +109,6 @@ export class StackControl {
         else fail(new Error(`expctl ${args.join(' ')} failed (${signal ?? `exit ${code}`}); last output:\n${tail(output)}`));
       });
     });
-  }
-}
-
-async function killAndWait(pid: number, what: string): Promise<number> {
-  if (!isLive(pid)) throw new Error(`the ${what} (pid ${pid}) was not running when the fault was due`);
-  process.kill(pid, 'SIGKILL');
-  const deadline = Date.now() + 10_000;
-  while (isLive(pid)) {
-    if (Date.now() > deadline) throw new Error(`the ${what} (pid ${pid}) survived SIGKILL for 10 s`);
-    await sleep(50);
-  }
-  return pid;
-}
-
-/**
- * Alive, by signal 0, and not fully exited: a killed process whose parent has not reaped it
- * yet is gone once its main thread is a zombie and no other thread is left (a SIGKILLed
- * JVM's main thread is a zombie while its other threads still hold its sockets).
- */
-function isLive(pid: number): boolean {
-  if (!isProcessAlive(pid)) return false;
-  try {
-    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-    const state = /^State:\s+(\S)/m.exec(status)?.[1];
-    const threads = Number(/^Threads:\s+(\d+)/m.exec(status)?.[1] ?? '1');
-    return !((state === 'Z' || state === 'X') && threads <= 1);
-  } catch {
-    return false;
   }
 }
 
