@@ -31,7 +31,6 @@ export interface FaultContext {
   watch: PipelineWatch;
   sessionTimeoutMs: number;
   recoveryTimeoutMs: number;
-  say(line: string): void;
 }
 
 export async function runFault(plan: FaultPlan, ctx: FaultContext): Promise<FaultResult> {

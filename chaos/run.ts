@@ -67,6 +67,12 @@ let guardResult: DrillSummary['guard'];
 let catchUp: DrillSummary['catchUp'];
 let trafficStats: DrillSummary['traffic'];
 
+let interrupted = false;
+/** Progress of the drill itself; silent once a signal has cut it short (the clean-up speaks then). */
+const say = (line: string) => {
+  if (!interrupted) phaseLine(line);
+};
+
 let cleaning: Promise<void> | undefined;
 const cleanUp = () =>
   (cleaning ??= (async () => {
@@ -83,6 +89,7 @@ const cleanUp = () =>
   })());
 for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
   process.once(signal, () => {
+    interrupted = true;
     phaseLine(`${signal}: stopping every process the drill started`);
     void cleanUp().finally(() => process.exit(code));
   });
@@ -114,23 +121,23 @@ async function drill(): Promise<void> {
   const files = await prepareDrillFiles(dir, options.sessionTimeoutMs, options.healthStallMs);
   const logger = createLogger({ level: 'warn', name: 'chaos', file: join(files.logDir, 'drill.log') });
   const topics = topicNames('');
-  phaseLine(`setup: ${options.quick ? 'quick' : 'full'} drill, seed ${options.seed}, ${options.rate} events/s, session timeout ${options.sessionTimeoutMs / 1000} s${options.healthStallMs ? `, HEALTH_STALL_MS ${options.healthStallMs}` : ''}, faults ${options.faults.map((f) => f.kind + (f.service ? `:${f.service}` : '')).join(', ')}; working in ${dir}`);
+  say(`setup: ${options.quick ? 'quick' : 'full'} drill, seed ${options.seed}, ${options.rate} events/s, session timeout ${options.sessionTimeoutMs / 1000} s${options.healthStallMs ? `, HEALTH_STALL_MS ${options.healthStallMs}` : ''}, faults ${options.faults.map((f) => f.kind + (f.service ? `:${f.service}` : '')).join(', ')}; working in ${dir}`);
 
   stack = new StackControl(files.stackDir, resolve(ROOT, process.env.EXP_CACHE_DIR ?? '.cache'), join(files.logDir, 'stack.log'));
   let t = Date.now();
   const state = await stack.up();
-  phaseLine(`stack: Apache Kafka ${state.kafka.version} at ${state.kafka.brokers.join(',')} (pid ${state.kafka.pid}), schema registry at ${state.registry.url} (pid ${state.registry.pid}), up in ${secondsSince(t)} s`);
+  say(`stack: Apache Kafka ${state.kafka.version} at ${state.kafka.brokers.join(',')} (pid ${state.kafka.pid}), schema registry at ${state.registry.url} (pid ${state.registry.pid}), up in ${secondsSince(t)} s`);
   const currentStack = stack;
   const endpoints = () => currentStack.endpoints();
   const kafka = () => createKafka({ brokers: endpoints().brokers, clientId: 'chaos-drill', logger });
 
   const applied = await applyDefinitions({ kafka: kafka(), registry: new SchemaRegistryClient(endpoints().registryUrl), topics, logger }, [...HEALTHY_EXPERIMENTS]);
-  phaseLine(`experiments: ${applied.map((o) => `${o.experimentId} v${o.version}`).join(', ')} applied (as expctl experiments apply does)`);
+  say(`experiments: ${applied.map((o) => `${o.experimentId} v${o.version}`).join(', ')} applied (as expctl experiments apply does)`);
 
   t = Date.now();
   for (const name of SERVICE_NAMES) services.set(name, new ServiceProcess(name, files.metricsPorts[name], files.env[name], files.logDir, (exit) => onUnexpectedExit(exit)));
   await Promise.all([...services.values()].map((s) => s.start()));
-  phaseLine(`services: ${[...services.values()].map((s) => `${s.name} (pid ${s.pid}, :${s.metricsPort})`).join(', ')} started in ${secondsSince(t)} s; admin API on :${files.adminApiPort}`);
+  say(`services: ${[...services.values()].map((s) => `${s.name} (pid ${s.pid}, :${s.metricsPort})`).join(', ')} started in ${secondsSince(t)} s; admin API on :${files.adminApiPort}`);
 
   watch = new PipelineWatch(endpoints, topics);
   watch.start(1_000);
@@ -141,13 +148,13 @@ async function drill(): Promise<void> {
   const warm = await watch.sample();
   const moving = watch.movingAt(warm.at, 4_000);
   const stalled = PIPELINE_GROUPS.filter((g) => g.flowing && !moving.has(g.service)).map((g) => g.service);
-  phaseLine(`warm-up: ${options.warmupMs / 1000} s of traffic, ${trafficLine(generator)}; committed ${committedLine(warm)}${stalled.length ? `; NOT MOVING: ${stalled.join(', ')}` : ''}`);
+  say(`warm-up: ${options.warmupMs / 1000} s of traffic, ${trafficLine(generator)}; committed ${committedLine(warm)}${stalled.length ? `; NOT MOVING: ${stalled.join(', ')}` : ''}`);
   if (stalled.length > 0) failures.push(`before any fault, these services were not making progress: ${stalled.join(', ')} (${describeLag(warm, stalled)})`);
 
   for (const plan of options.faults) {
-    const result = await runFault(plan, { stack: currentStack, services, watch, sessionTimeoutMs: options.sessionTimeoutMs, recoveryTimeoutMs: options.recoveryTimeoutMs, say: phaseLine });
+    const result = await runFault(plan, { stack: currentStack, services, watch, sessionTimeoutMs: options.sessionTimeoutMs, recoveryTimeoutMs: options.recoveryTimeoutMs });
     faults.push(result);
-    phaseLine(faultLine(result));
+    say(faultLine(result));
     await sleep(options.settleMs);
   }
 
@@ -157,15 +164,15 @@ async function drill(): Promise<void> {
   await generator.stop(60_000);
   const stats = generator.stats();
   trafficStats = { generated: stats.generated, acknowledged: stats.acked, failedSends: stats.failedSends, users: stats.users };
-  phaseLine(`traffic: stopped; ${stats.generated.toLocaleString('en-US')} records from ${stats.users.toLocaleString('en-US')} users, ${stats.acked.toLocaleString('en-US')} acknowledged by the broker (${stats.failedSends} sent again after a failed send${stats.pending ? `, ${stats.pending} never acknowledged` : ''})`);
+  say(`traffic: stopped; ${stats.generated.toLocaleString('en-US')} records from ${stats.users.toLocaleString('en-US')} users, ${stats.acked.toLocaleString('en-US')} acknowledged by the broker (${stats.failedSends} sent again after a failed send${stats.pending ? `, ${stats.pending} never acknowledged` : ''})`);
 
   t = Date.now();
   catchUp = await waitForCatchUp(watch, options.catchUpTimeoutMs);
-  phaseLine(catchUp.caughtUp ? `catch-up: every consumer group caught up in ${catchUp.seconds} s` : `catch-up: NOT caught up after ${catchUp.seconds} s: ${catchUp.lag}`);
+  say(catchUp.caughtUp ? `catch-up: every consumer group caught up in ${catchUp.seconds} s` : `catch-up: NOT caught up after ${catchUp.seconds} s: ${catchUp.lag}`);
   await watch.stop();
   const health = await Promise.all([...services.values()].map(async (s) => ({ name: s.name, ...(await s.health()) })));
   const sick = health.filter((h) => !h.ok);
-  phaseLine(sick.length === 0 ? 'health: every service answers /healthz 200' : `health: /healthz not 200: ${sick.map((h) => `${h.name}: ${h.problems.join('; ')}`).join(' | ')}`);
+  say(sick.length === 0 ? 'health: every service answers /healthz 200' : `health: /healthz not 200: ${sick.map((h) => `${h.name}: ${h.problems.join('; ')}`).join(' | ')}`);
   for (const h of sick) failures.push(`${h.name} /healthz not 200 after the catch-up: ${h.problems.join('; ')}`);
 
   const stops: string[] = [];
@@ -178,7 +185,7 @@ async function drill(): Promise<void> {
     stops.push(`${s.name} ${r.forced ? 'did not stop within 40 s (SIGKILLed)' : r.signal ? `ended by ${r.signal}` : `exit ${r.code}`}`);
     if (r.forced || r.code !== 0) failures.push(`${s.name} did not stop cleanly on SIGTERM (${r.forced ? 'SIGKILLed after 40 s' : r.signal ?? `exit ${r.code}`})`);
   }
-  phaseLine(`services: stopped with SIGTERM: ${stops.join(', ')}`);
+  say(`services: stopped with SIGTERM: ${stops.join(', ')}`);
 
   t = Date.now();
   outcome = await phase('checks', () => runChecks({
@@ -191,8 +198,8 @@ async function drill(): Promise<void> {
     healthyExperiments: HEALTHY_EXPERIMENTS.map((d) => d.id),
   }));
   if (!outcome) return;
-  for (const c of outcome.checks) phaseLine(`check ${c.name}: ${c.ok ? 'ok' : 'FAILED'}: ${c.detail}`);
-  phaseLine(`checks: done in ${secondsSince(t)} s; lost ${outcome.lost}, duplicated ${outcome.duplicated}`);
+  for (const c of outcome.checks) say(`check ${c.name}: ${c.ok ? 'ok' : 'FAILED'}: ${c.detail}`);
+  say(`checks: done in ${secondsSince(t)} s; lost ${outcome.lost}, duplicated ${outcome.duplicated}`);
 }
 
 /** Runs a phase; if it throws, the failure is recorded and the drill goes on to what it can still check. */
@@ -202,7 +209,7 @@ async function phase<T>(name: string, work: () => Promise<T>): Promise<T | undef
   } catch (err) {
     const message = (err as Error).message.split('\n').slice(0, 4).join(' | ');
     failures.push(`${name}: ${message}`);
-    phaseLine(`${name}: FAILED: ${message}`);
+    say(`${name}: FAILED: ${message}`);
     return undefined;
   }
 }
@@ -218,7 +225,7 @@ async function guardPhase(kafka: () => ReturnType<typeof createKafka>, endpoints
   const status = await halt;
   const haltSeconds = status ? Math.round((status.since - started) / 100) / 10 : null;
   guardResult = { experimentId: BROKEN_EXPERIMENT.id, halted: status !== undefined, haltSeconds, reason: status?.reason ?? null };
-  phaseLine(
+  say(
     status
       ? `guard: ${BROKEN_EXPERIMENT.id} v${applied?.version} (70/30 against a planned 50/50) started after the faults; HALTED by ${status.by} ${haltSeconds} s after its first users: ${status.reason.slice(0, 120)}`
       : `guard: ${BROKEN_EXPERIMENT.id} (70/30 against a planned 50/50) NOT halted within ${options.haltTimeoutMs / 1000} s`,
@@ -245,7 +252,7 @@ async function waitForCatchUp(w: PipelineWatch, timeoutMs: number): Promise<NonN
 
 function onUnexpectedExit(exit: UnexpectedExit): void {
   unexpectedExits.push(exit);
-  phaseLine(`SERVICE EXITED BY ITSELF: ${exit.service} (pid ${exit.pid}, ${exit.signal ?? `code ${exit.code}`}) at ${new Date(exit.at).toISOString().slice(11, 23)}; the drill does not restart it. Last log lines:\n    ${exit.lastLines.join('\n    ')}`);
+  say(`SERVICE EXITED BY ITSELF: ${exit.service} (pid ${exit.pid}, ${exit.signal ?? `code ${exit.code}`}) at ${new Date(exit.at).toISOString().slice(11, 23)}; the drill does not restart it. Last log lines:\n    ${exit.lastLines.join('\n    ')}`);
 }
 
 function healthyTraffic(id: string): TrafficExperiment {
