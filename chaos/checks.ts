@@ -50,6 +50,7 @@ export async function runChecks(options: {
   sinkChdbDir: string;
   brokenExperiment: string;
   healthyExperiments: readonly string[];
+  readTimeoutMs: number;
 }): Promise<CheckOutcome> {
   const { topics } = options;
   const schemas = eventSchemas();
@@ -63,7 +64,7 @@ export async function runChecks(options: {
     { name: topics.control, transactional: true },
     { name: topics.audit, transactional: true },
     { name: topics.state, transactional: true },
-  ]);
+  ], { timeoutMs: options.readTimeoutMs });
   const records = (topic: string) => read.get(topic) ?? [];
 
   // Raw records, identified by the drill's own ids (event id, or the key of a record that is not Avro).

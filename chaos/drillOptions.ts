@@ -40,6 +40,8 @@ export interface DrillOptions {
   catchUpTimeoutMs: number;
   /** How long the guard may take to halt the broken experiment. */
   haltTimeoutMs: number;
+  /** The whole drill, clean-up included, ends within this (waits are cut, late faults skipped). */
+  budgetMs: number;
 }
 
 export const QUICK_FAULTS = 'broker-kill,registry-kill,service-pause:aggregate,service-kill:ingest';
@@ -118,5 +120,6 @@ export function drillOptions(raw: RawFlags): DrillOptions {
     recoveryTimeoutMs: quick ? 60_000 : 90_000,
     catchUpTimeoutMs: quick ? 90_000 : 150_000,
     haltTimeoutMs: 60_000,
+    budgetMs: quick ? 360_000 : 510_000,
   };
 }

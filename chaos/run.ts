@@ -152,22 +152,30 @@ async function drill(): Promise<void> {
   if (stalled.length > 0) failures.push(`before any fault, these services were not making progress: ${stalled.join(', ')} (${describeLag(warm, stalled)})`);
 
   for (const plan of options.faults) {
-    const result = await runFault(plan, { stack: currentStack, services, watch, sessionTimeoutMs: options.sessionTimeoutMs, recoveryTimeoutMs: options.recoveryTimeoutMs });
+    // What comes after the faults needs about TAIL_MS; a fault that could not heal in time is skipped.
+    const recoveryTimeoutMs = Math.min(options.recoveryTimeoutMs, timeLeft() - TAIL_MS);
+    if (recoveryTimeoutMs < 20_000) {
+      const skipped: FaultResult = { kind: plan.kind, target: plan.service ?? (plan.kind === 'broker-kill' ? 'kafka' : 'schema-registry'), injectedAt: Date.now(), recovered: false, recoverySeconds: null, actions: [], problems: [`skipped: not enough of the drill's ${options.budgetMs / 1000} s budget left`] };
+      faults.push(skipped);
+      say(faultLine(skipped));
+      continue;
+    }
+    const result = await runFault(plan, { stack: currentStack, services, watch, sessionTimeoutMs: options.sessionTimeoutMs, recoveryTimeoutMs });
     faults.push(result);
     say(faultLine(result));
-    await sleep(options.settleMs);
+    await sleep(Math.min(options.settleMs, Math.max(0, timeLeft() - TAIL_MS)));
   }
 
   await phase('guard', () => guardPhase(kafka, endpoints, logger));
 
   t = Date.now();
-  await generator.stop(60_000);
+  await generator.stop(clamp(timeLeft() - 100_000, 5_000, 60_000));
   const stats = generator.stats();
   trafficStats = { generated: stats.generated, acknowledged: stats.acked, failedSends: stats.failedSends, users: stats.users };
   say(`traffic: stopped; ${stats.generated.toLocaleString('en-US')} records from ${stats.users.toLocaleString('en-US')} users, ${stats.acked.toLocaleString('en-US')} acknowledged by the broker (${stats.failedSends} sent again after a failed send${stats.pending ? `, ${stats.pending} never acknowledged` : ''})`);
 
   t = Date.now();
-  catchUp = await waitForCatchUp(watch, options.catchUpTimeoutMs);
+  catchUp = await waitForCatchUp(watch, clamp(timeLeft() - 70_000, 10_000, options.catchUpTimeoutMs));
   say(catchUp.caughtUp ? `catch-up: every consumer group caught up in ${catchUp.seconds} s` : `catch-up: NOT caught up after ${catchUp.seconds} s: ${catchUp.lag}`);
   await watch.stop();
   const health = await Promise.all([...services.values()].map(async (s) => ({ name: s.name, ...(await s.health()) })));
@@ -175,16 +183,14 @@ async function drill(): Promise<void> {
   say(sick.length === 0 ? 'health: every service answers /healthz 200' : `health: /healthz not 200: ${sick.map((h) => `${h.name}: ${h.problems.join('; ')}`).join(' | ')}`);
   for (const h of sick) failures.push(`${h.name} /healthz not 200 after the catch-up: ${h.problems.join('; ')}`);
 
-  const stops: string[] = [];
-  for (const s of [...services.values()].reverse()) {
-    if (!s.running) {
-      stops.push(`${s.name} was not running`);
-      continue;
-    }
-    const r = await s.stop();
-    stops.push(`${s.name} ${r.forced ? 'did not stop within 40 s (SIGKILLed)' : r.signal ? `ended by ${r.signal}` : `exit ${r.code}`}`);
-    if (r.forced || r.code !== 0) failures.push(`${s.name} did not stop cleanly on SIGTERM (${r.forced ? 'SIGKILLed after 40 s' : r.signal ?? `exit ${r.code}`})`);
-  }
+  const stops = await Promise.all(
+    [...services.values()].map(async (s) => {
+      if (!s.running) return `${s.name} was not running`;
+      const r = await s.stop(35_000);
+      if (r.forced || r.code !== 0) failures.push(`${s.name} did not stop cleanly on SIGTERM (${r.forced ? 'SIGKILLed after 35 s' : r.signal ?? `exit ${r.code}`})`);
+      return `${s.name} ${r.forced ? 'did not stop within 35 s (SIGKILLed)' : r.signal ? `ended by ${r.signal}` : `exit ${r.code}`}`;
+    }),
+  );
   say(`services: stopped with SIGTERM: ${stops.join(', ')}`);
 
   t = Date.now();
@@ -196,6 +202,7 @@ async function drill(): Promise<void> {
     sinkChdbDir: files.sinkChdbDir,
     brokenExperiment: BROKEN_EXPERIMENT.id,
     healthyExperiments: HEALTHY_EXPERIMENTS.map((d) => d.id),
+    readTimeoutMs: clamp(timeLeft() - 20_000, 20_000, 120_000),
   }));
   if (!outcome) return;
   for (const c of outcome.checks) say(`check ${c.name}: ${c.ok ? 'ok' : 'FAILED'}: ${c.detail}`);
@@ -220,7 +227,8 @@ async function guardPhase(kafka: () => ReturnType<typeof createKafka>, endpoints
   // Ingest and the guard follow exp.definitions as it changes; give them a moment before its first exposure.
   await sleep(3_000);
   const started = Date.now();
-  const halt = watchForHalt(kafka(), topicNames('').state, logger, BROKEN_EXPERIMENT.id, options.haltTimeoutMs);
+  const haltTimeoutMs = clamp(timeLeft() - 110_000, 10_000, options.haltTimeoutMs);
+  const halt = watchForHalt(kafka(), topicNames('').state, logger, BROKEN_EXPERIMENT.id, haltTimeoutMs);
   traffic?.addExperiment({ id: BROKEN_EXPERIMENT.id, variants: Object.entries(BROKEN_SPLIT).map(([id, share]) => ({ id, share })), metrics: ['purchase'], weight: HEALTHY_EXPERIMENTS.length });
   const status = await halt;
   const haltSeconds = status ? Math.round((status.since - started) / 100) / 10 : null;
@@ -228,7 +236,7 @@ async function guardPhase(kafka: () => ReturnType<typeof createKafka>, endpoints
   say(
     status
       ? `guard: ${BROKEN_EXPERIMENT.id} v${applied?.version} (70/30 against a planned 50/50) started after the faults; HALTED by ${status.by} ${haltSeconds} s after its first users: ${status.reason.slice(0, 120)}`
-      : `guard: ${BROKEN_EXPERIMENT.id} (70/30 against a planned 50/50) NOT halted within ${options.haltTimeoutMs / 1000} s`,
+      : `guard: ${BROKEN_EXPERIMENT.id} (70/30 against a planned 50/50) NOT halted within ${haltTimeoutMs / 1000} s`,
   );
   // A little more traffic after the halt: a halted experiment is still counted.
   await sleep(options.quick ? 2_000 : 10_000);
@@ -268,6 +276,17 @@ function trafficLine(t: TrafficGenerator): string {
 function committedLine(sample: ReturnType<PipelineWatch['latest']>): string {
   if (!sample) return '(no sample)';
   return PIPELINE_GROUPS.map((g) => `${g.service} ${(sample.groups[g.service]?.committed ?? 0).toLocaleString('en-US')}`).join(', ');
+}
+
+/** What the phases after the faults need at least: the guard's halt, catch-up, stopping, checks, clean-up. */
+const TAIL_MS = 150_000;
+
+function timeLeft(): number {
+  return startedAt + options.budgetMs - Date.now();
+}
+
+function clamp(value: number, min: number, max: number): number {
+  return Math.max(min, Math.min(max, value));
 }
 
 function secondsSince(t: number): number {
