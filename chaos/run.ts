@@ -30,6 +30,8 @@ import type { TrafficExperiment } from './trafficPlan.ts';
  * everything held. See chaos/README.md.
  */
 const ROOT = resolve(import.meta.dirname, '..');
+/** What the phases after the faults need at least: the guard's halt, catch-up, stopping, checks, clean-up. */
+const TAIL_MS = 150_000;
 
 const program = new Command('chaos')
   .description('fault-injection drill of the whole pipeline; exit 0 only if nothing was lost or doubled and every fault healed by itself')
@@ -277,9 +279,6 @@ function committedLine(sample: ReturnType<PipelineWatch['latest']>): string {
   if (!sample) return '(no sample)';
   return PIPELINE_GROUPS.map((g) => `${g.service} ${(sample.groups[g.service]?.committed ?? 0).toLocaleString('en-US')}`).join(', ');
 }
-
-/** What the phases after the faults need at least: the guard's halt, catch-up, stopping, checks, clean-up. */
-const TAIL_MS = 150_000;
 
 function timeLeft(): number {
   return startedAt + options.budgetMs - Date.now();
