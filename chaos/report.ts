@@ -1,5 +1,6 @@
 import type { Check, CheckOutcome } from './checks.ts';
 import type { FaultResult } from './faults.ts';
+import type { HealingSummary } from './selfHealing.ts';
 import type { UnexpectedExit } from './serviceProcesses.ts';
 
 /**
@@ -26,6 +27,8 @@ export interface DrillSummary {
   traffic?: { generated: number; acknowledged: number; failedSends: number; users: number };
   guard?: { experimentId: string; halted: boolean; haltSeconds: number | null; reason: string | null };
   catchUp?: { caughtUp: boolean; seconds: number; lag: string };
+  /** Per service: loops and readers its supervisors replaced, with why (from its log). */
+  selfHealing?: Record<string, HealingSummary>;
   checks?: Check[];
   counts?: { rawIn: number; valid: number; deadLettered: number; deadLetterReasons: Record<string, number>; deltas: number; clickhouseRows: Record<string, number> };
   dir?: string;
@@ -42,6 +45,7 @@ export function summarize(input: {
   traffic?: DrillSummary['traffic'];
   guard?: DrillSummary['guard'];
   catchUp?: DrillSummary['catchUp'];
+  selfHealing?: DrillSummary['selfHealing'];
   dir?: string;
 }): DrillSummary {
   const { outcome } = input;
@@ -69,6 +73,7 @@ export function summarize(input: {
     ...(input.traffic ? { traffic: input.traffic } : {}),
     ...(input.guard ? { guard: input.guard } : {}),
     ...(input.catchUp ? { catchUp: input.catchUp } : {}),
+    ...(input.selfHealing ? { selfHealing: input.selfHealing } : {}),
     ...(outcome ? { checks: outcome.checks } : {}),
     ...(outcome
       ? { counts: { rawIn: outcome.accounting.rawIn, valid: outcome.accounting.valid, deadLettered: outcome.accounting.deadLettered, deadLetterReasons: outcome.accounting.deadLetterReasons, deltas: outcome.aggregates.deltas, clickhouseRows } }

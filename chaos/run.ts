@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -15,6 +15,7 @@ import { runFault, type FaultResult } from './faults.ts';
 import { watchForHalt } from './haltWatch.ts';
 import { describeLag, PIPELINE_GROUPS, PipelineWatch } from './pipelineWatch.ts';
 import { faultLine, phaseLine, summarize, type DrillSummary } from './report.ts';
+import { summarizeHealing } from './selfHealing.ts';
 import { ServiceProcess, type UnexpectedExit } from './serviceProcesses.ts';
 import { StackControl } from './stackControl.ts';
 import { TrafficGenerator } from './traffic.ts';
@@ -68,6 +69,7 @@ let outcome: CheckOutcome | undefined;
 let guardResult: DrillSummary['guard'];
 let catchUp: DrillSummary['catchUp'];
 let trafficStats: DrillSummary['traffic'];
+let selfHealing: DrillSummary['selfHealing'];
 
 let interrupted = false;
 /** Progress of the drill itself; silent once a signal has cut it short (the clean-up speaks then). */
@@ -110,7 +112,7 @@ try {
 } finally {
   await cleanUp();
 }
-const summary = summarize({ mode: options.quick ? 'quick' : 'full', seed: options.seed, startedAt, faults, unexpectedExits, failures, outcome, ...(trafficStats ? { traffic: trafficStats } : {}), ...(guardResult ? { guard: guardResult } : {}), ...(catchUp ? { catchUp } : {}), ...(options.keep ? { dir } : {}) });
+const summary = summarize({ mode: options.quick ? 'quick' : 'full', seed: options.seed, startedAt, faults, unexpectedExits, failures, outcome, ...(trafficStats ? { traffic: trafficStats } : {}), ...(guardResult ? { guard: guardResult } : {}), ...(catchUp ? { catchUp } : {}), ...(selfHealing ? { selfHealing } : {}), ...(options.keep ? { dir } : {}) });
 phaseLine(
   summary.ok
     ? `PASSED in ${summary.durationSeconds} s: ${faults.length} faults healed by themselves, lost 0, duplicated 0, manual restarts 0`
@@ -194,6 +196,9 @@ async function drill(): Promise<void> {
     }),
   );
   say(`services: stopped with SIGTERM: ${stops.join(', ')}`);
+  await Promise.all([...services.values()].map((s) => s.closeLog()));
+  selfHealing = Object.fromEntries([...services.values()].map((s) => [s.name, summarizeHealing(readFileSync(s.logFile, 'utf8'))]));
+  say(`self-healing: ${Object.entries(selfHealing).map(([name, h]) => `${name} ${h.replacements} loop/reader replacement(s)${h.replacedRightAfterStart ? ` (${h.replacedRightAfterStart} within 5 s of a start)` : ''}`).join(', ')}`);
 
   t = Date.now();
   outcome = await phase('checks', () => runChecks({

@@ -31,11 +31,13 @@ export class ServiceProcess {
   private log: WriteStream;
   private tail: string[] = [];
   private partial = '';
+  private logClosed: Promise<void> | undefined;
   private expectingExit = false;
   private exitPromise: Promise<{ code: number | null; signal: NodeJS.Signals | null }> = Promise.resolve({ code: null, signal: null });
   /** Times the drill started it (1 at the start, +1 for the deliberate restart after a kill). */
   starts = 0;
   readonly unexpectedExits: UnexpectedExit[] = [];
+  readonly logFile: string;
 
   constructor(
     readonly name: ServiceName,
@@ -44,7 +46,9 @@ export class ServiceProcess {
     logDir: string,
     private readonly onUnexpectedExit: (exit: UnexpectedExit) => void,
   ) {
-    this.log = createWriteStream(join(logDir, `${name}.log`), { flags: 'a' });
+    this.logFile = join(logDir, `${name}.log`);
+    this.log = createWriteStream(this.logFile, { flags: 'a' });
+    this.log.on('error', () => {}); // a full disk must not take the drill down with it
   }
 
   get pid(): number | undefined {
@@ -66,12 +70,12 @@ export class ServiceProcess {
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     this.child = child;
-    this.log.write(`\n===== chaos drill: started ${this.name} (pid ${child.pid}) at ${new Date().toISOString()} =====\n`);
+    this.writeLog(`\n===== chaos drill: started ${this.name} (pid ${child.pid}) at ${new Date().toISOString()} =====\n`);
     let started = false;
     const ready = new Promise<void>((ok, fail) => {
       const timer = setTimeout(() => fail(new Error(`${this.name} did not log '${this.name} started' within ${timeoutMs / 1000} s`)), timeoutMs);
       child.stderr!.on('data', (chunk: Buffer) => {
-        this.log.write(chunk);
+        this.writeLog(chunk);
         const text = this.partial + chunk.toString();
         const lines = text.split('\n');
         this.partial = lines.pop() ?? '';
@@ -92,7 +96,7 @@ export class ServiceProcess {
     });
     this.exitPromise = new Promise((done) =>
       child.once('exit', (code, signal) => {
-        this.log.write(`===== chaos drill: ${this.name} (pid ${child.pid}) exited: ${signal ?? `code ${code}`} at ${new Date().toISOString()}${this.expectingExit ? '' : ' (NOT caused by the drill)'} =====\n`);
+        this.writeLog(`===== chaos drill: ${this.name} (pid ${child.pid}) exited: ${signal ?? `code ${code}`} at ${new Date().toISOString()}${this.expectingExit ? '' : ' (NOT caused by the drill)'} =====\n`);
         if (!this.expectingExit) {
           const exit: UnexpectedExit = { service: this.name, pid: child.pid!, at: Date.now(), code, signal, lastLines: this.lastLines() };
           this.unexpectedExits.push(exit);
@@ -156,8 +160,14 @@ export class ServiceProcess {
     return (errors.length > 0 ? errors : lines).slice(-count).map((l) => summarizeLogLine(l));
   }
 
-  async closeLog(): Promise<void> {
-    await new Promise<void>((done) => this.log.end(done));
+  /** Flushes and closes its log file (once; later output of the process is dropped). */
+  closeLog(): Promise<void> {
+    this.logClosed ??= new Promise<void>((done) => this.log.end(done));
+    return this.logClosed;
+  }
+
+  private writeLog(chunk: string | Buffer): void {
+    if (!this.logClosed) this.log.write(chunk);
   }
 
   private signal(name: NodeJS.Signals): void {

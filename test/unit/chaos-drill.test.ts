@@ -8,6 +8,7 @@ import { accountRawRecords, type IngestOutput, type RawEntry, type SentSummary }
 import { drillOptions, parseFaults } from '../../chaos/drillOptions.ts';
 import { BROKEN_EXPERIMENT, BROKEN_SPLIT, HEALTHY_EXPERIMENTS } from '../../chaos/drillSetup.ts';
 import { compareTotals, oracleTotals, overlappingDeltas, sumDeltas } from '../../chaos/oracle.ts';
+import { summarizeHealing } from '../../chaos/selfHealing.ts';
 import { userSends, type TrafficExperiment } from '../../chaos/trafficPlan.ts';
 
 const DEFINITIONS = [...HEALTHY_EXPERIMENTS, BROKEN_EXPERIMENT];
@@ -142,5 +143,31 @@ describe('chaos drill: options', () => {
     expect(() => parseFaults('broker-kill:ingest')).toThrow('takes no service');
     expect(() => parseFaults('disk-full')).toThrow('the kind must be one of');
     expect(parseFaults('broker-kill, service-kill:sink')).toEqual([{ kind: 'broker-kill' }, { kind: 'service-kill', service: 'sink' }]);
+  });
+});
+
+describe('chaos drill: self-healing read from the logs', () => {
+  it('counts replacements, groups their reasons and spots a loop replaced right after it started', () => {
+    const line = (time: number, msg: string, err?: string) => JSON.stringify({ level: err ? 50 : 30, time, msg, ...(err ? { err: { type: 'Error', message: err } } : {}) });
+    const log = [
+      line(1_000, 'expstream.ingest loop.running'),
+      line(30_000, 'expstream.ingest loop failed; starting a fresh one', 'Connection error: read ECONNRESET'),
+      line(31_000, 'reader of exp.definitions failed; starting a fresh one', 'Connection error: connect ECONNREFUSED 127.0.0.1:1234'),
+      line(50_000, 'expstream.ingest loop.running'),
+      line(52_000, 'expstream.ingest loop failed; starting a fresh one', 'no progress for 40 s on exp.metrics.raw[1] (1768 waiting)'),
+      line(54_000, 'expstream.ingest loop.running'),
+      line(56_000, 'expstream.ingest loop failed; starting a fresh one', 'no progress for 44 s on exp.metrics.raw[1] (1790 waiting)'),
+      'not json',
+      '===== chaos drill: started ingest =====',
+    ].join('\n');
+    expect(summarizeHealing(log)).toEqual({
+      replacements: 4,
+      reasons: {
+        'expstream.ingest loop: Connection error: read ECONNRESET': 1,
+        'reader of exp.definitions: Connection error: connect ECONNREFUSED N.N.N.N:N': 1,
+        'expstream.ingest loop: no progress for N s on exp.metrics.raw[N] (N waiting)': 2,
+      },
+      replacedRightAfterStart: 2,
+    });
   });
 });
