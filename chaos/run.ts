@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -33,6 +34,10 @@ import type { TrafficExperiment } from './trafficPlan.ts';
 const ROOT = resolve(import.meta.dirname, '..');
 /** What the phases after the faults need at least: the guard's halt, catch-up, stopping, checks, clean-up. */
 const TAIL_MS = 150_000;
+
+// While the broker restarts, kafkajs queues its requests on a socket that is still connecting
+// (Node adds a 'connect' listener per queued write) and Node warns past 10; expected here.
+EventEmitter.defaultMaxListeners = 50;
 
 const program = new Command('chaos')
   .description('fault-injection drill of the whole pipeline; exit 0 only if nothing was lost or doubled and every fault healed by itself')
