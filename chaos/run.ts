@@ -91,7 +91,7 @@ const cleanUp = () =>
     await Promise.all([...services.values()].map((s) => s.closeLog().catch(() => {})));
     if (stack) {
       await stack.down().catch((err: unknown) => phaseLine(`clean-up: expctl stack down failed (${(err as Error).message.split('\n')[0]}); killing the stack's processes`));
-      for (const pid of stack.livePids()) process.kill(pid, 'SIGKILL');
+      for (const pid of stack.livePids()) killQuietly(pid);
     }
     if (options.keep) phaseLine(`kept ${dir} (logs in ${join(dir, 'logs')})`);
     else rmSync(dir, { recursive: true, force: true });
@@ -105,8 +105,8 @@ for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
 }
 // Last resort if the process dies some other way: nothing the drill started may outlive it.
 process.once('exit', () => {
-  for (const s of services.values()) if (s.running && s.pid) process.kill(s.pid, 'SIGKILL');
-  for (const pid of stack?.livePids() ?? []) process.kill(pid, 'SIGKILL');
+  for (const s of services.values()) if (s.running && s.pid) killQuietly(s.pid);
+  for (const pid of stack?.livePids() ?? []) killQuietly(pid);
 });
 
 try {
@@ -300,6 +300,14 @@ function clamp(value: number, min: number, max: number): number {
 
 function secondsSince(t: number): number {
   return Math.round((Date.now() - t) / 100) / 10;
+}
+
+function killQuietly(pid: number): void {
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    // already gone
+  }
 }
 
 function prepareDir(requested: string | undefined): string {
