@@ -8,6 +8,7 @@ import { accountRawRecords, type IngestOutput, type RawEntry, type SentSummary }
 import { drillOptions, parseFaults } from '../../chaos/drillOptions.ts';
 import { BROKEN_EXPERIMENT, BROKEN_SPLIT, HEALTHY_EXPERIMENTS } from '../../chaos/drillSetup.ts';
 import { compareTotals, oracleTotals, overlappingDeltas, sumDeltas } from '../../chaos/oracle.ts';
+import { checkTables } from '../../chaos/clickhouseCheck.ts';
 import { summarizeHealing } from '../../chaos/selfHealing.ts';
 import { userSends, type TrafficExperiment } from '../../chaos/trafficPlan.ts';
 
@@ -169,5 +170,23 @@ describe('chaos drill: self-healing read from the logs', () => {
       },
       replacedRightAfterStart: 2,
     });
+  });
+});
+
+describe('chaos drill: ClickHouse rows per source record', () => {
+  it('counts missing, extra and foreign rows against what each Kafka record must give', async () => {
+    const grouped = [
+      { t: 'exp.events', p: 0, o: '0', n: '1' },
+      { t: 'exp.events', p: 0, o: '1', n: '2' }, // stored twice
+      { t: 'exp.events', p: 1, o: '7', n: '1' }, // not a committed record of the topic
+      { t: 'exp.dlq', p: 0, o: '3', n: '1' }, // from another topic
+    ];
+    const client = {
+      query: async ({ query }: { query: string }) => ({
+        json: async () => (query.includes('uniqExact') ? [{ d: '1' }] : grouped),
+      }),
+    } as unknown as Parameters<typeof checkTables>[0];
+    const [check] = await checkTables(client, [{ table: 'exposures', topic: 'exp.events', rowsPerRecord: new Map([['0:0', 1], ['0:1', 1], ['0:2', 1]]), lineage: true }]);
+    expect(check).toMatchObject({ table: 'exposures', expectedRows: 3, rows: 5, missingRows: 1, extraRows: 3, lineageDuplicates: 1 });
   });
 });
