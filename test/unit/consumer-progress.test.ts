@@ -57,4 +57,14 @@ describe('ConsumerProgress', () => {
     expect(progress.assigned()).toEqual([p0]);
     expect(reported.at(-1)).toEqual([1, undefined]);
   });
+
+  it('starts the stall clock of an idle, caught-up partition when records arrive, not when it last moved', () => {
+    const progress = new ConsumerProgress();
+    progress.assign([p0], 0);
+    progress.advanced(p0, 10n, 10n, 1_000);
+    // Idle for 200 s, then two records arrive (seen by the broker-side check).
+    progress.observed(bounds([[0, 0, 12]]), new Map([['t:0', 10n]]), 201_000);
+    expect(progress.stalled(30_000, 201_000)).toEqual([]);
+    expect(progress.stalled(30_000, 231_000)).toEqual([{ topic: 't', partition: 0, lag: 2, stalledMs: 30_000 }]);
+  });
 });
