@@ -35,7 +35,7 @@ describe('ConsumerProgress', () => {
   it('calls a partition stalled only when records wait and its position has not moved for the stall time', () => {
     const progress = new ConsumerProgress();
     progress.assign([p0, p1], 0);
-    progress.observed(bounds([[0, 0, 10], [1, 0, 0]]), new Map());
+    progress.observed(bounds([[0, 0, 10], [1, 0, 0]]), new Map(), 0);
     expect(progress.stalled(1_000, 999)).toEqual([]);
     expect(progress.stalled(1_000, 1_000)).toEqual([{ topic: 't', partition: 0, lag: 10, stalledMs: 1_000 }]);
     progress.advanced(p0, 5n, 10n, 1_500);
@@ -49,7 +49,7 @@ describe('ConsumerProgress', () => {
     const reported: [number, number | undefined][] = [];
     const progress = new ConsumerProgress((key, lag) => reported.push([key.partition, lag]));
     progress.assign([p0, p1], 0);
-    progress.observed(bounds([[0, 0, 10], [1, 0, 3]]), new Map());
+    progress.observed(bounds([[0, 0, 10], [1, 0, 3]]), new Map(), 0);
     // A crash loop: rejoins every second, never moves.
     for (let t = 1_000; t <= 5_000; t += 1_000) progress.assign([p0, p1], t);
     expect(progress.stalled(5_000, 5_000).map((s) => s.partition)).toEqual([0, 1]);
