@@ -1,16 +1,13 @@
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { consumerGroup } from '../../services/common/topics.ts';
 import { applyDefinitions } from '../../services/cli/experiments/applyDefinitions.ts';
 import { fixtureDefinitions, generateEvents } from '../support/aggregationFixture.ts';
-import { spawnService, waitUntilSettled } from '../support/childService.ts';
+import { runExpctl, spawnService, waitUntilCaughtUp } from '../support/childService.ts';
 import { testPipeline } from '../support/pipeline.ts';
 import { stackEndpoints } from '../support/stack.ts';
-
-const ROOT = resolve(import.meta.dirname, '../..');
 
 describe('batch reanalysis agrees with the stream', () => {
   it('recomputes every experiment from the raw tables in ClickHouse and matches the streamed aggregates within 1e-9', async () => {
@@ -29,14 +26,14 @@ describe('batch reanalysis agrees with the stream', () => {
     const events = generateEvents(606, 2_000, 20_000).map((e) => ({ ...e, eventTime: e.eventTime - Date.UTC(2026, 10, 20) + now - 7 * 3_600_000 }));
     await Promise.all(events.map((e) => ('experimentId' in e ? producer.sendExposure(e) : producer.sendMetric(e))));
     await producer.close();
-    await waitUntilSettled(kafka, consumerGroup(pipeline.prefix, 'ingest'), [topics.exposuresRaw, topics.metricsRaw]);
-    await waitUntilSettled(kafka, consumerGroup(pipeline.prefix, 'aggregate'), [topics.events]);
-    await waitUntilSettled(kafka, consumerGroup(pipeline.prefix, 'sink'), [topics.events, topics.aggregates]);
+    await waitUntilCaughtUp(kafka, consumerGroup(pipeline.prefix, 'ingest'), [topics.exposuresRaw, topics.metricsRaw]);
+    await waitUntilCaughtUp(kafka, consumerGroup(pipeline.prefix, 'aggregate'), [topics.events]);
+    await waitUntilCaughtUp(kafka, consumerGroup(pipeline.prefix, 'sink'), [topics.events, topics.aggregates]);
     for (const s of services) s.process.kill('SIGTERM');
     await Promise.all(services.map((s) => s.exited));
 
     for (const { experimentId } of fixtureDefinitions()) {
-      const result = spawnSync(process.execPath, [join(ROOT, 'bin/expctl.js'), 'reanalyze', experimentId, '--json'], { cwd: ROOT, env: { ...process.env, ...env, LOG_LEVEL: 'warn' }, encoding: 'utf8', timeout: 60_000 });
+      const result = await runExpctl(['reanalyze', experimentId, '--json'], { env: { ...process.env, ...env, LOG_LEVEL: 'warn' }, timeoutMs: 60_000 });
       const report = JSON.parse(result.stdout || '{}') as { mismatches: number; rows: { quantity: string; streamed: number; recomputed: number; relativeDifference: number; mismatch: boolean }[] };
       const mismatched = report.rows?.filter((r) => r.mismatch) ?? [];
       expect(mismatched, `${experimentId}: ${result.stderr}`).toEqual([]);

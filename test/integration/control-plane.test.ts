@@ -1,38 +1,36 @@
-import { spawnSync } from 'node:child_process';
-import { join, resolve } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { eventSchemas, schemaText } from '../../services/common/eventSchemas.ts';
 import { decodeExperimentStatus } from '../../services/common/experimentStatus.ts';
-import { valueSubject } from '../../services/common/topics.ts';
+import { consumerGroup, valueSubject } from '../../services/common/topics.ts';
 import { frame, unframe } from '../../services/common/wireFormat.ts';
 import { verifyChain, type AuditRecord } from '../../services/control/auditChain.ts';
 import { encodeCommandRecord, signedCommand } from '../../services/control/commandSigner.ts';
 import { API_REFUSAL_HEADER } from '../../services/control/decideCommand.ts';
-import { spawnService, type ChildService } from '../support/childService.ts';
+import { runExpctl, spawnService } from '../support/childService.ts';
 import { controlFixture } from '../support/controlFixture.ts';
+import { waitUntilCaughtUp } from '../support/groupProgress.ts';
 import { testPipeline } from '../support/pipeline.ts';
 import { readTopic } from '../support/topicReader.ts';
-
-const ROOT = resolve(import.meta.dirname, '../..');
 
 describe('the control plane under attack', () => {
   const pipeline = testPipeline('control');
   const fixture = controlFixture({ guardian: ['guardian'], alice: ['operator'], bob: ['experimenter'], carol: ['analyst'], 'admin-api': ['operator'] }, ['alice', 'carol']);
   const env = { ...pipeline.env, KEYRING_FILE: fixture.keyringFile, ADMIN_API_KEY_FILE: fixture.keyFile('admin-api'), ADMIN_API_PORT: '0', ADMIN_AUTH_FAILURES_ALLOWED: '4', KAFKA_SESSION_TIMEOUT_MS: '6000' };
-  const children: ChildService[] = [];
-  afterAll(async () => {
-    for (const c of children) c.process.kill('SIGTERM');
-    await Promise.all(children.map((c) => c.exited));
-  });
-
-  const audit = async (count: number) =>
-    (await readTopic(pipeline.kafka, pipeline.topics.audit, { count, idleMs: 2_500 })).map(({ message }) => eventSchemas().audit.fromBuffer((unframe(message.value) as { body: Buffer }).body) as AuditRecord);
-  const states = async () => (await readTopic(pipeline.kafka, pipeline.topics.state, { count: 100, idleMs: 2_000 })).map(({ message }) => decodeExperimentStatus(message.value!)!);
+  // The control service writes each decision's audit record and state with its offset on
+  // exp.control, in one transaction: once it has caught up, both topics are complete.
+  const decided = () => waitUntilCaughtUp(pipeline.kafka, consumerGroup(pipeline.prefix, 'control'), [pipeline.topics.control]);
+  const audit = async () => {
+    await decided();
+    return (await readTopic(pipeline.kafka, pipeline.topics.audit)).map(({ message }) => eventSchemas().audit.fromBuffer((unframe(message.value) as { body: Buffer }).body) as AuditRecord);
+  };
+  const states = async () => {
+    await decided();
+    return (await readTopic(pipeline.kafka, pipeline.topics.state)).map(({ message }) => decodeExperimentStatus(message.value!)!);
+  };
 
   it('applies only valid commands, audits every attempt in an intact chain, and serves the admin API with tokens and roles', async () => {
     await pipeline.define({ 'exp-a': ['control', 'treatment'], 'exp-b': ['control', 'treatment'] });
     const control = spawnService('services/control/main.ts', env);
-    children.push(control);
     await control.started;
     const api = /"url":"(http:\/\/[^"]+)","msg":"admin API listening"/.exec(control.log())![1]!;
 
@@ -64,7 +62,7 @@ describe('the control plane under attack', () => {
     for (const [, value, headers] of attempts) await producer.send({ topic: pipeline.topics.control, acks: -1, messages: [{ key: 'attack', value, ...(headers ? { headers } : {}) }] });
     await producer.disconnect();
 
-    const records = await audit(attempts.length + 5);
+    const records = await audit();
     expect(records).toHaveLength(attempts.length);
     const outcome = records.map((r, i) => [attempts[i]![0], r.decision, r.reason.slice(0, r.reason.indexOf(':'))]);
     expect(outcome).toEqual([
@@ -142,34 +140,33 @@ describe('the control plane under attack', () => {
 
     // The chain is intact as stored, and continues across a crash of the control service;
     // the nonces survive it, so the old valid halt is still a replay.
-    const verify = spawnSync(process.execPath, [join(ROOT, 'bin/expctl.js'), 'audit', 'verify'], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, ...env, LOG_LEVEL: 'warn' } });
+    const verify = await runExpctl(['audit', 'verify'], { env: { ...process.env, ...env, LOG_LEVEL: 'warn' } });
     expect(verify.stdout, verify.stderr).toMatch(/^audit chain intact: 19 record\(s\), head sequence 19/);
     expect(verify.status).toBe(0);
     control.process.kill('SIGKILL');
     await control.exited;
     const restarted = spawnService('services/control/main.ts', env);
-    children.push(restarted);
     await restarted.started;
     const replayer = pipeline.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
     await replayer.connect();
     await replayer.send({ topic: pipeline.topics.control, acks: -1, messages: [{ key: 'attack', value: valid }] });
     await replayer.disconnect();
-    const all = await audit(25);
+    const all = await audit();
     expect(all).toHaveLength(20);
     expect(all[19]!.reason).toMatch(/^REPLAYED/);
     expect(verifyChain(all)).toEqual({ ok: true, records: 20 });
-    expect(restarted.log()).toMatch(/"msg":"control.state_restored"/);
+    await restarted.waitForLog(/"msg":"control.state_restored"/);
     expect((await states()).map((s) => [s.experimentId, s.status])).toEqual([['exp-a', 'HALTED'], ['exp-b', 'HALTED'], ['exp-b', 'RUNNING']]);
 
     // expctl halt through the (restarted) admin API: an operator's token works, an analyst's is refused.
     const restartedApi = /"url":"(http:\/\/[^"]+)","msg":"admin API listening"/.exec(restarted.log())![1]!;
-    const expctl = (token: string, ...args: string[]) => spawnSync(process.execPath, [join(ROOT, 'bin/expctl.js'), ...args], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, ...env, EXPCTL_TOKEN: token, EXPCTL_API_URL: restartedApi, LOG_LEVEL: 'warn' } });
-    const byCli = expctl(alice, 'halt', 'exp-b', '--reason', 'halted from the command line');
+    const expctl = (token: string, ...args: string[]) => runExpctl(args, { env: { ...process.env, ...env, EXPCTL_TOKEN: token, EXPCTL_API_URL: restartedApi, LOG_LEVEL: 'warn' } });
+    const byCli = await expctl(alice, 'halt', 'exp-b', '--reason', 'halted from the command line');
     expect(byCli.stdout, byCli.stderr).toMatch(/^exp-b: halted \(HALT: halted from the command line \(requested by alice via the admin API\); audit record 21\)/);
     expect(byCli.status).toBe(0);
-    const refused = expctl(carol, 'resume', 'exp-b', '--reason', 'analyst tries');
+    const refused = await expctl(carol, 'resume', 'exp-b', '--reason', 'analyst tries');
     expect(refused.status).toBe(2);
     expect(refused.stderr).toMatch(/resume refused \(403 FORBIDDEN\): carol lacks the role/);
-    expect(expctl(alice, 'halt', 'exp-b').status).toBe(1); // commander: missing --reason
+    expect((await expctl(alice, 'halt', 'exp-b')).status).toBe(1); // commander: missing --reason
   }, 180_000);
 });

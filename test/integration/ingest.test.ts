@@ -1,10 +1,11 @@
 import type { Producer } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeValidated, eventSchemas, schemaText, type DeadLetter, type ExposureEvent, type MetricEvent } from '../../services/common/eventSchemas.ts';
-import { valueSubject } from '../../services/common/topics.ts';
+import { consumerGroup, valueSubject } from '../../services/common/topics.ts';
 import { frame, unframe } from '../../services/common/wireFormat.ts';
 import type { RunningLoop } from '../../services/common/transactionalLoop.ts';
 import { DEFAULT_VALIDATION_LIMITS } from '../../services/ingest/validateEvent.ts';
+import { waitUntilCaughtUp } from '../support/groupProgress.ts';
 import { testPipeline } from '../support/pipeline.ts';
 import { readTopic } from '../support/topicReader.ts';
 
@@ -75,7 +76,9 @@ describe('ingest: raw topics to exp.events and exp.dlq', () => {
     ];
     for (const [, topic, value] of bad) await raw.send({ topic, messages: [{ key: 'k-bad', value }] });
 
-    const events = await readTopic(kafka, topics.events, { count: 41, idleMs: 4_000 });
+    // Ingest commits its outputs with its offsets: once it has caught up, both outputs are complete.
+    await waitUntilCaughtUp(kafka, consumerGroup(pipeline.prefix, 'ingest'), [topics.exposuresRaw, topics.metricsRaw]);
+    const events = await readTopic(kafka, topics.events);
     expect(events).toHaveLength(40);
     for (const { message } of events) {
       const body = unframe(message.value);
@@ -92,7 +95,7 @@ describe('ingest: raw topics to exp.events and exp.dlq', () => {
     }));
     expect(coordinates.size).toBe(40);
 
-    const dlq = await readTopic(kafka, topics.dlq, { count: bad.length + 1, idleMs: 4_000 });
+    const dlq = await readTopic(kafka, topics.dlq);
     expect(dlq).toHaveLength(bad.length);
     const letters = dlq.map(({ message }) => deadLetter(message.value!));
     expect(letters.map((l) => l.reason).sort()).toEqual(bad.map(([reason]) => reason).sort());

@@ -10,6 +10,7 @@ import { applyDefinitions } from '../../services/cli/experiments/applyDefinition
 import { fixtureDefinitions, sumDeltas, type Totals } from './aggregationFixture.ts';
 import type { testPipeline } from './pipeline.ts';
 import { readTopic } from './topicReader.ts';
+import { waitFor } from './waitFor.ts';
 
 type Pipeline = ReturnType<typeof testPipeline>;
 
@@ -55,17 +56,16 @@ export async function aggregatedCount(pipeline: Pipeline): Promise<number> {
   return committedTotal(pipeline.kafka, aggregateGroup(pipeline), [pipeline.topics.events]);
 }
 
+/** Waits until the aggregator group has committed `total` events of exp.events (written without transactions: one offset per event). */
 export async function waitUntilAggregated(pipeline: Pipeline, total: number, timeoutMs = 180_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while ((await aggregatedCount(pipeline)) < total) {
-    if (Date.now() > deadline) throw new Error(`aggregation did not finish: ${await aggregatedCount(pipeline)}/${total}`);
-    await sleep(300);
-  }
+  let count = 0;
+  await waitFor(async () => (count = await aggregatedCount(pipeline)) >= total, { timeoutMs, intervalMs: 300, message: () => `aggregation did not finish: ${count}/${total} events committed` });
 }
 
 /** Every committed delta on exp.aggregates, summed. */
 export async function aggregateTotals(pipeline: Pipeline): Promise<{ totals: Totals; deltas: number }> {
-  const records = await readTopic(pipeline.kafka, pipeline.topics.aggregates, { count: Number.MAX_SAFE_INTEGER, idleMs: 4_000, timeoutMs: 120_000 });
+  // Every delta is committed with the offsets that waitUntilAggregated saw: read to the end.
+  const records = await readTopic(pipeline.kafka, pipeline.topics.aggregates, { timeoutMs: 120_000 });
   const deltas = records.map(({ message }) => eventSchemas().aggregateDelta.fromBuffer((unframe(message.value) as { body: Buffer }).body) as ExperimentDelta);
   return { totals: sumDeltas(deltas), deltas: deltas.length };
 }

@@ -97,4 +97,4 @@ export function runExpctl(args: string[], options: { env?: NodeJS.ProcessEnv; ti
   });
 }
 
-export { waitUntilSettled } from '../../services/common/groupProgress.ts';
+export { waitUntilCaughtUp } from './groupProgress.ts';
