@@ -37,7 +37,8 @@ export async function ensureTopics(kafka: Kafka, names: TopicNames, roles: reado
 export async function createTopicsAndWait(admin: Admin, topics: ITopicConfig[], timeoutMs = 30_000): Promise<void> {
   if (topics.length === 0) return;
   try {
-    await admin.createTopics({ topics });
+    // kafkajs' own wait for leaders gives up on UNKNOWN_TOPIC_OR_PARTITION: waitForLeaders below retries it.
+    await admin.createTopics({ topics, waitForLeaders: false });
   } catch (err) {
     if (!(err instanceof Error && /already exists/i.test(err.message))) throw err;
   }
