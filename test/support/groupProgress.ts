@@ -16,7 +16,8 @@ export async function waitUntilCaughtUp(kafka: Kafka, groupId: string, topics: s
   let previous = '';
   await waitFor(
     async () => {
-      const pending = await pendingPartitions(kafka, groupId, topics);
+      const partitions = await committedPartitions(kafka, groupId, topics);
+      const pending = partitions.filter((p) => p.committed < p.end);
       behind = pending.map((p) => `${p.topic}[${p.partition}] committed ${p.committed} of ${p.end}`);
       if (pending.length === 0) return true;
       const now = behind.join(', ');
@@ -25,7 +26,8 @@ export async function waitUntilCaughtUp(kafka: Kafka, groupId: string, topics: s
       previous = now;
       if (!standingStill) return false;
       for (const topic of new Set(pending.map((p) => p.topic))) {
-        const from = new Map(pending.filter((p) => p.topic === topic).map((p) => [p.partition, String(p.committed)]));
+        // Every partition starts at the group's committed offset: those at their end are done at once.
+        const from = new Map(partitions.filter((p) => p.topic === topic).map((p) => [p.partition, String(p.committed)]));
         const unread = await readTopic(kafka, topic, { from, limit: 1, timeoutMs: 30_000 });
         if (unread.length > 0) return false;
       }
@@ -35,15 +37,15 @@ export async function waitUntilCaughtUp(kafka: Kafka, groupId: string, topics: s
   );
 }
 
-interface PendingPartition {
+interface CommittedPartition {
   topic: string;
   partition: number;
   committed: bigint;
   end: bigint;
 }
 
-/** Partitions whose committed offset is short of their end (no committed offset counts as the first offset). */
-async function pendingPartitions(kafka: Kafka, groupId: string, topics: string[]): Promise<PendingPartition[]> {
+/** Each partition's committed offset (no committed offset counts as the first offset) and its end. */
+async function committedPartitions(kafka: Kafka, groupId: string, topics: string[]): Promise<CommittedPartition[]> {
   const admin = kafka.admin();
   await admin.connect();
   let committed: Awaited<ReturnType<typeof admin.fetchOffsets>>;
@@ -52,15 +54,14 @@ async function pendingPartitions(kafka: Kafka, groupId: string, topics: string[]
   } finally {
     await admin.disconnect();
   }
-  const pending: PendingPartition[] = [];
+  const partitions: CommittedPartition[] = [];
   for (const topic of topics) {
     for (const [partition, { low, end }] of await partitionEnds(kafka, topic)) {
       const offset = committed.find((t) => t.topic === topic)?.partitions.find((p) => p.partition === partition)?.offset ?? '-1';
-      const at = BigInt(offset) < 0n ? BigInt(low) : BigInt(offset);
-      if (at < end) pending.push({ topic, partition, committed: at, end });
+      partitions.push({ topic, partition, committed: BigInt(offset) < 0n ? BigInt(low) : BigInt(offset), end });
     }
   }
-  return pending;
+  return partitions;
 }
 
 export interface GroupMember {
