@@ -1,3 +1,5 @@
+import { waitUntilCaughtUp } from '../support/groupProgress.ts';
+import { consumerGroup } from '../../services/common/topics.ts';
 import { spawnSync } from 'node:child_process';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -26,9 +28,17 @@ describe('the control plane under attack', () => {
     await Promise.all(children.map((c) => c.exited));
   });
 
-  const audit = async (count: number) =>
-    (await readTopic(pipeline.kafka, pipeline.topics.audit, { count, idleMs: 2_500 })).map(({ message }) => eventSchemas().audit.fromBuffer((unframe(message.value) as { body: Buffer }).body) as AuditRecord);
-  const states = async () => (await readTopic(pipeline.kafka, pipeline.topics.state, { count: 100, idleMs: 2_000 })).map(({ message }) => decodeExperimentStatus(message.value!)!);
+  // The control service writes each decision's audit record and state with its offset on
+  // exp.control, in one transaction: once it has caught up, both topics are complete.
+  const decided = () => waitUntilCaughtUp(pipeline.kafka, consumerGroup(pipeline.prefix, 'control'), [pipeline.topics.control]);
+  const audit = async () => {
+    await decided();
+    return (await readTopic(pipeline.kafka, pipeline.topics.audit)).map(({ message }) => eventSchemas().audit.fromBuffer((unframe(message.value) as { body: Buffer }).body) as AuditRecord);
+  };
+  const states = async () => {
+    await decided();
+    return (await readTopic(pipeline.kafka, pipeline.topics.state)).map(({ message }) => decodeExperimentStatus(message.value!)!);
+  };
 
   it('applies only valid commands, audits every attempt in an intact chain, and serves the admin API with tokens and roles', async () => {
     await pipeline.define({ 'exp-a': ['control', 'treatment'], 'exp-b': ['control', 'treatment'] });
@@ -66,7 +76,7 @@ describe('the control plane under attack', () => {
     for (const [, value, headers] of attempts) await producer.send({ topic: pipeline.topics.control, acks: -1, messages: [{ key: 'attack', value, ...(headers ? { headers } : {}) }] });
     await producer.disconnect();
 
-    const records = await audit(attempts.length + 5);
+    const records = await audit();
     expect(records).toHaveLength(attempts.length);
     const outcome = records.map((r, i) => [attempts[i]![0], r.decision, r.reason.slice(0, r.reason.indexOf(':'))]);
     expect(outcome).toEqual([
@@ -167,7 +177,7 @@ describe('the control plane under attack', () => {
     const counted = (records: AuditRecord[]) => records.reduce((n, r) => n + Number(/^API_\w+: (\d+) more refusal/.exec(r.reason)?.[1] ?? 1), 0);
     let stored: AuditRecord[] = [];
     for (const deadline = Date.now() + 30_000; Date.now() < deadline; ) {
-      stored = await audit(1_000);
+      stored = await audit();
       if (counted(refusalsOf(stored, 'API_FORBIDDEN')) === 32 && counted(refusalsOf(stored, 'API_THROTTLED')) === 30) break;
     }
     const forbidden = refusalsOf(stored, 'API_FORBIDDEN');
@@ -231,7 +241,7 @@ describe('the control plane under attack', () => {
     await replayer.connect();
     await replayer.send({ topic: pipeline.topics.control, acks: -1, messages: [{ key: 'attack', value: valid }] });
     await replayer.disconnect();
-    const all = await audit(stored.length + 5);
+    const all = await audit();
     expect(all).toHaveLength(stored.length + 1);
     expect(all.at(-1)!.reason).toMatch(/^REPLAYED/);
     expect(verifyChain(all)).toEqual({ ok: true, records: stored.length + 1 });
