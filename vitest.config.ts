@@ -24,6 +24,8 @@ export default defineConfig({
           name: 'stack',
           include: ['test/integration/**/*.test.ts', 'test/e2e/**/*.test.ts'],
           globalSetup: ['test/support/globalSetup.ts'],
+          // Marks and tracks every process a test starts; stops them after each test, passed or failed.
+          setupFiles: ['test/support/processHygiene.ts'],
           testTimeout: 60_000,
           hookTimeout: 180_000,
         },

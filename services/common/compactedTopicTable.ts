@@ -71,9 +71,7 @@ export class CompactedTopicTable<T, R = T> implements HealthSource {
 
   async start(timeoutMs = 30_000, idleMs = 1_500): Promise<void> {
     const { kafka, topic } = this.options;
-    const admin = kafka.admin();
-    await admin.connect();
-    const ends = await admin.fetchTopicOffsets(topic).finally(() => admin.disconnect());
+    const ends = await topicEnds(kafka, topic, timeoutMs);
     const transactional = this.options.transactional ?? true;
     const pending = new Map(ends.filter((e) => BigInt(e.high) > BigInt(e.low)).map((e) => [e.partition, BigInt(e.high) - (transactional ? 2n : 1n)]));
     let markCaughtUp: () => void = () => {};
@@ -156,5 +154,25 @@ export class CompactedTopicTable<T, R = T> implements HealthSource {
       if (retain !== undefined && this.entries.size > retain) this.entries.delete(this.entries.keys().next().value!);
     }
     this.options.onChange?.(decoded.key, stored, offset);
+  }
+}
+
+/**
+ * The topic's offsets, retried while the broker answers with a retriable error: a broker that
+ * has just started (or restarted) may not lead its partitions yet.
+ */
+async function topicEnds(kafka: Kafka, topic: string, timeoutMs: number): Promise<{ partition: number; high: string; low: string }[]> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const admin = kafka.admin();
+    try {
+      await admin.connect();
+      return await admin.fetchTopicOffsets(topic);
+    } catch (err) {
+      if (!(err as { retriable?: boolean }).retriable || Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, 250));
+    } finally {
+      await admin.disconnect().catch(() => {});
+    }
   }
 }

@@ -54,7 +54,7 @@ export class ConsumerProgress {
       p.lastAdvanceAt = now;
     }
     if (end !== undefined && (p.end === undefined || end > p.end)) p.end = end;
-    this.updateLag(p);
+    this.updateLag(p, now);
   }
 
   /**
@@ -62,13 +62,13 @@ export class ConsumerProgress {
    * read_committed reader) and the group's committed offsets. A partition the group has never
    * committed is read from its start.
    */
-  observed(bounds: Map<string, { start: bigint; end: bigint }>, committed: Map<string, bigint>): void {
+  observed(bounds: Map<string, { start: bigint; end: bigint }>, committed: Map<string, bigint>, now = Date.now()): void {
     for (const [key, p] of this.partitions) {
       const bound = bounds.get(key);
       if (bound) p.end = bound.end;
       const done = committed.get(key) ?? bound?.start;
       if (done !== undefined && (p.position === undefined || done > p.position)) p.position = done;
-      this.updateLag(p);
+      this.updateLag(p, now);
     }
   }
 
@@ -87,9 +87,13 @@ export class ConsumerProgress {
     return [...this.partitions.values()].reduce((n, p) => n + (p.lag ?? 0), 0);
   }
 
-  private updateLag(p: PartitionProgress): void {
+  private updateLag(p: PartitionProgress, now: number): void {
     if (p.end === undefined || p.position === undefined) return;
-    p.lag = Math.max(0, Number(p.end - p.position));
+    const lag = Math.max(0, Number(p.end - p.position));
+    // Records arriving on an idle, caught-up partition start its stall clock: before they
+    // came, there was nothing to make progress on.
+    if (lag > 0 && !(p.lag !== undefined && p.lag > 0)) p.lastAdvanceAt = Math.max(p.lastAdvanceAt, now);
+    p.lag = lag;
     this.onLag(p, p.lag);
   }
 }

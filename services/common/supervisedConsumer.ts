@@ -107,8 +107,12 @@ export async function startSupervisedConsumer(options: SupervisedConsumerOptions
     // Often enough that a stall is seen within the stall time.
     intervalMs: options.lagCheckIntervalMs ?? Math.min(5_000, Math.max(500, Math.floor(stallMs / 3))),
     afterRound: (now) => {
+      // Health keeps the stall clock across incarnations (a crash loop is no progress), but
+      // the watchdog gives each incarnation its own full period before judging it.
+      const status = supervisor.current;
+      if (status.state !== 'running' || now - status.since < restartAfterMs) return;
       const stuck = progress.stalled(restartAfterMs, now);
-      if (stuck.length > 0 && supervisor.current.state === 'running') {
+      if (stuck.length > 0) {
         supervisor.restart(`no progress for ${seconds(stuck[0]!.stalledMs)} on ${stuck.map((s) => `${s.topic}[${s.partition}] (${s.lag} waiting)`).join(', ')}`);
       }
     },

@@ -49,9 +49,11 @@ export async function createTopicsAndWait(admin: Admin, topics: ITopicConfig[], 
 }
 
 /**
- * Returns once every partition of the topics has a leader known to the broker we asked. A
- * topic created a moment ago (by us or another process) can answer "does not host this
- * topic-partition" for a while even after createTopics returned.
+ * Returns once every partition of the topics has a leader that serves it. A topic created a
+ * moment ago (by us or another process) can answer "does not host this topic-partition" for
+ * a while even after createTopics returned, and a KRaft broker lists a new partition's leader
+ * in its metadata a moment before it acts as leader (ListOffsets answers "not the leader"
+ * meanwhile, which kafkajs' admin does not retry): so the offsets are asked too.
  */
 export async function waitForLeaders(admin: Admin, topics: string[], timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -60,7 +62,10 @@ export async function waitForLeaders(admin: Admin, topics: string[], timeoutMs: 
     try {
       const { topics: meta } = await admin.fetchTopicMetadata({ topics });
       const leaderless = meta.filter((t) => t.partitions.length === 0 || t.partitions.some((p) => p.leader < 0)).map((t) => t.name);
-      if (leaderless.length === 0) return;
+      if (leaderless.length === 0) {
+        for (const topic of topics) await admin.fetchTopicOffsets(topic);
+        return;
+      }
       problem = `no leader yet for ${leaderless.join(', ')}`;
     } catch (err) {
       problem = err instanceof Error ? err.message : String(err);

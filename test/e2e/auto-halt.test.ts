@@ -1,11 +1,11 @@
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { eventSchemas } from '../../services/common/eventSchemas.ts';
 import { parseDefinition } from '../../services/common/experimentDefinition.ts';
 import { decodeExperimentStatus } from '../../services/common/experimentStatus.ts';
 import { consumerGroup } from '../../services/common/topics.ts';
 import { unframe } from '../../services/common/wireFormat.ts';
 import { decodeCommandBody } from '../../services/control/commandSigner.ts';
-import { spawnService, waitUntilSettled, type ChildService } from '../support/childService.ts';
+import { spawnService, waitUntilCaughtUp, type ChildService } from '../support/childService.ts';
 import { testPipeline } from '../support/pipeline.ts';
 import { gaussian, seededRandom } from '../../services/common/random.ts';
 import { readTopic } from '../support/topicReader.ts';
@@ -14,11 +14,8 @@ const USERS = 3_000;
 
 describe('auto-halt, end to end through ingest, aggregate and guard', () => {
   const pipeline = testPipeline('auto-halt', { principals: { guardian: ['guardian'] } });
+  // Stopped after the test, passed or failed, by test/support/processHygiene.ts.
   const services: ChildService[] = [];
-  afterAll(async () => {
-    for (const s of services) s.process.kill('SIGTERM');
-    await Promise.all(services.map((s) => s.exited));
-  });
 
   it('halts the experiment with a sample ratio mismatch and the one with a guardrail regression, never the healthy A/A', async () => {
     const definition = (id: string) =>
@@ -57,16 +54,18 @@ describe('auto-halt, end to end through ingest, aggregate and guard', () => {
       }
     }
     await Promise.all(exposures);
-    await waitUntilSettled(pipeline.kafka, consumerGroup(pipeline.prefix, 'ingest'), [pipeline.topics.exposuresRaw, pipeline.topics.metricsRaw]);
+    await waitUntilCaughtUp(pipeline.kafka, consumerGroup(pipeline.prefix, 'ingest'), [pipeline.topics.exposuresRaw, pipeline.topics.metricsRaw]);
     await Promise.all(metrics.map(({ userId, value }) => producer.sendMetric({ eventId: `m-${userId}`, userId, metric: 'latency', value, eventTime: now + 1 })));
     await producer.close();
 
-    // Wait until ingest, aggregate and guard have all caught up with everything produced.
-    await waitUntilSettled(pipeline.kafka, consumerGroup(pipeline.prefix, 'ingest'), [pipeline.topics.exposuresRaw, pipeline.topics.metricsRaw]);
-    await waitUntilSettled(pipeline.kafka, consumerGroup(pipeline.prefix, 'aggregate'), [pipeline.topics.events]);
-    await waitUntilSettled(pipeline.kafka, consumerGroup(pipeline.prefix, 'guard'), [pipeline.topics.aggregates]);
+    // Wait until ingest, aggregate and guard have all caught up with everything produced, in
+    // pipeline order: each stage commits its outputs with its offsets, so once it has caught up
+    // its downstream topic is complete.
+    await waitUntilCaughtUp(pipeline.kafka, consumerGroup(pipeline.prefix, 'ingest'), [pipeline.topics.exposuresRaw, pipeline.topics.metricsRaw]);
+    await waitUntilCaughtUp(pipeline.kafka, consumerGroup(pipeline.prefix, 'aggregate'), [pipeline.topics.events]);
+    await waitUntilCaughtUp(pipeline.kafka, consumerGroup(pipeline.prefix, 'guard'), [pipeline.topics.aggregates]);
 
-    const readHalts = async () => (await readTopic(pipeline.kafka, pipeline.topics.control, { count: 20, idleMs: 3_000 })).map(({ message }) => decodeCommandBody((unframe(message.value) as { body: Buffer }).body)).filter((c) => c.action === 'HALT');
+    const readHalts = async () => (await readTopic(pipeline.kafka, pipeline.topics.control)).map(({ message }) => decodeCommandBody((unframe(message.value) as { body: Buffer }).body)).filter((c) => c.action === 'HALT');
     const commands = await readHalts();
     const halted = commands.map((c) => c.experimentId).sort();
     expect(halted).toEqual(['broken-split', 'slow-treatment']);
@@ -75,8 +74,8 @@ describe('auto-halt, end to end through ingest, aggregate and guard', () => {
       expect(command.issuer).toBe('guardian');
     }
     // The control service verified the guardian's signatures and halted both on exp.state.
-    await waitUntilSettled(pipeline.kafka, consumerGroup(pipeline.prefix, 'control'), [pipeline.topics.control]);
-    const statuses = (await readTopic(pipeline.kafka, pipeline.topics.state, { count: 20, idleMs: 2_000 })).map(({ message }) => decodeExperimentStatus(message.value!)!);
+    await waitUntilCaughtUp(pipeline.kafka, consumerGroup(pipeline.prefix, 'control'), [pipeline.topics.control]);
+    const statuses = (await readTopic(pipeline.kafka, pipeline.topics.state)).map(({ message }) => decodeExperimentStatus(message.value!)!);
     expect(statuses.filter((s) => s.status === 'HALTED').map((s) => [s.experimentId, s.status, s.by]).sort()).toEqual([['broken-split', 'HALTED', 'guardian'], ['slow-treatment', 'HALTED', 'guardian']]);
     const srm = JSON.parse(commands.find((c) => c.experimentId === 'broken-split')!.evidence) as Record<string, unknown>;
     expect(srm).toMatchObject({ definitionVersion: 1, threshold: 0.001 });
@@ -85,7 +84,7 @@ describe('auto-halt, end to end through ingest, aggregate and guard', () => {
     expect(guardrail).toMatchObject({ harmfulDirection: 'increase', control: 'control' });
     expect(guardrail.lower as number).toBeGreaterThan(guardrail.tolerance as number);
 
-    const anomalies = (await readTopic(pipeline.kafka, pipeline.topics.anomalies, { count: 10, idleMs: 2_000 })).map(({ message }) => eventSchemas().anomaly.fromBuffer((unframe(message.value) as { body: Buffer }).body) as { experimentId: string; type: string; halted: boolean });
+    const anomalies = (await readTopic(pipeline.kafka, pipeline.topics.anomalies)).map(({ message }) => eventSchemas().anomaly.fromBuffer((unframe(message.value) as { body: Buffer }).body) as { experimentId: string; type: string; halted: boolean });
     expect(anomalies.map((a) => [a.experimentId, a.type, a.halted]).sort()).toEqual([['broken-split', 'SAMPLE_RATIO_MISMATCH', true], ['slow-treatment', 'GUARDRAIL_REGRESSION', true]]);
 
     // Once per incident, across restarts: a new guard process restores the incidents from its
@@ -108,12 +107,12 @@ describe('auto-halt, end to end through ingest, aggregate and guard', () => {
     }
     await Promise.all(moreSends);
     await more.close();
-    await waitUntilSettled(pipeline.kafka, consumerGroup(pipeline.prefix, 'ingest'), [pipeline.topics.exposuresRaw, pipeline.topics.metricsRaw]);
-    await waitUntilSettled(pipeline.kafka, consumerGroup(pipeline.prefix, 'aggregate'), [pipeline.topics.events]);
-    await waitUntilSettled(pipeline.kafka, consumerGroup(pipeline.prefix, 'guard'), [pipeline.topics.aggregates]);
-    expect(restarted.log()).toMatch(/"msg":"guard.state_restored"/);
+    await waitUntilCaughtUp(pipeline.kafka, consumerGroup(pipeline.prefix, 'ingest'), [pipeline.topics.exposuresRaw, pipeline.topics.metricsRaw]);
+    await waitUntilCaughtUp(pipeline.kafka, consumerGroup(pipeline.prefix, 'aggregate'), [pipeline.topics.events]);
+    await waitUntilCaughtUp(pipeline.kafka, consumerGroup(pipeline.prefix, 'guard'), [pipeline.topics.aggregates]);
+    await restarted.waitForLog(/"msg":"guard.state_restored"/);
     expect(await readHalts()).toHaveLength(2);
-    const anomaliesAfter = await readTopic(pipeline.kafka, pipeline.topics.anomalies, { count: 10, idleMs: 2_000 });
+    const anomaliesAfter = await readTopic(pipeline.kafka, pipeline.topics.anomalies);
     expect(anomaliesAfter).toHaveLength(2);
   }, 240_000);
 });

@@ -1,20 +1,21 @@
-import { spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { spawnTracked } from '../support/childService.ts';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 
 describe('npm run demo, shortened', () => {
   it('halts the sample-ratio-mismatch and guardrail-regression experiments, lets the healthy one run, and exits 0', async () => {
     const dir = join(mkdtempSync(join(tmpdir(), 'demo-')), 'run');
-    const child = spawn(process.execPath, [join(ROOT, 'bin/expctl.js'), 'demo', '--users', '9000', '--rate', '1500', '--dir', dir], { cwd: ROOT, env: { ...process.env, LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawnTracked(process.execPath, [join(ROOT, 'bin/expctl.js'), 'demo', '--users', '9000', '--rate', '1500', '--dir', dir], { label: 'expctl demo', env: { ...process.env, LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    const status = await new Promise<number | null>((done) => child.once('exit', done));
+    child.stdout!.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+    // 'close': the process has exited and its output has been read to the end.
+    const status = await new Promise<number | null>((done) => child.once('close', done));
     expect(status, `${stdout}\n${stderr}`).toBe(0);
     expect(stdout).toMatch(/OK: demo-checkout ran on; demo-onboarding and demo-search were halted\./);
     expect(stdout).toMatch(/^demo-checkout: RUNNING, [\d,]+ users$/m);

@@ -1,17 +1,14 @@
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { ExposureEvent } from '../../services/common/eventSchemas.ts';
 import { DEFAULT_MAX_ABS_METRIC_VALUE } from '../../services/common/numberBounds.ts';
 import { consumerGroup } from '../../services/common/topics.ts';
 import { fixtureDefinitions, generateEvents } from '../support/aggregationFixture.ts';
-import { spawnService, waitUntilSettled } from '../support/childService.ts';
+import { runExpctl, spawnService, waitUntilCaughtUp } from '../support/childService.ts';
 import { testPipeline } from '../support/pipeline.ts';
 import { stackEndpoints } from '../support/stack.ts';
-
-const ROOT = resolve(import.meta.dirname, '../..');
 
 describe('batch reanalysis agrees with the stream', () => {
   it('recomputes every experiment from the raw tables in ClickHouse and matches the streamed aggregates within 1e-9', async () => {
@@ -36,18 +33,18 @@ describe('batch reanalysis agrees with the stream', () => {
     const outOfRange = [1e308, -1e308, 1e300, limit + limit * Number.EPSILON];
     await Promise.all(outOfRange.map((value, i) => producer.sendMetric({ eventId: `too-large-${i}`, userId: exposed.userId, metric: 'revenue', value, eventTime: exposed.eventTime + 1_000 })));
     await producer.close();
-    await waitUntilSettled(kafka, consumerGroup(pipeline.prefix, 'ingest'), [topics.exposuresRaw, topics.metricsRaw]);
-    await waitUntilSettled(kafka, consumerGroup(pipeline.prefix, 'aggregate'), [topics.events]);
-    await waitUntilSettled(kafka, consumerGroup(pipeline.prefix, 'sink'), [topics.events, topics.aggregates]);
+    await waitUntilCaughtUp(kafka, consumerGroup(pipeline.prefix, 'ingest'), [topics.exposuresRaw, topics.metricsRaw]);
+    await waitUntilCaughtUp(kafka, consumerGroup(pipeline.prefix, 'aggregate'), [topics.events]);
+    await waitUntilCaughtUp(kafka, consumerGroup(pipeline.prefix, 'sink'), [topics.events, topics.aggregates]);
     for (const s of services) s.process.kill('SIGTERM');
     await Promise.all(services.map((s) => s.exited));
 
-    const expctl = (...args: string[]) => spawnSync(process.execPath, [join(ROOT, 'bin/expctl.js'), ...args], { cwd: ROOT, env: { ...process.env, ...env, LOG_LEVEL: 'warn' }, encoding: 'utf8', timeout: 60_000 });
-    const dlq = expctl('query', "SELECT reason, count() AS n FROM dead_letters WHERE reason = 'VALUE_OUT_OF_RANGE' GROUP BY reason", '--json');
+    const expctl = (...args: string[]) => runExpctl(args, { env: { ...process.env, ...env, LOG_LEVEL: 'warn' }, timeoutMs: 60_000 });
+    const dlq = await expctl('query', "SELECT reason, count() AS n FROM dead_letters WHERE reason = 'VALUE_OUT_OF_RANGE' GROUP BY reason", '--json');
     expect(JSON.parse(dlq.stdout || '[]'), dlq.stderr).toEqual([{ reason: 'VALUE_OUT_OF_RANGE', n: String(outOfRange.length) }]);
 
     for (const { experimentId } of fixtureDefinitions()) {
-      const result = expctl('reanalyze', experimentId, '--json');
+      const result = await runExpctl(['reanalyze', experimentId, '--json'], { env: { ...process.env, ...env, LOG_LEVEL: 'warn' }, timeoutMs: 60_000 });
       const report = JSON.parse(result.stdout || '{}') as { mismatches: number; rows: { quantity: string; streamed: number; recomputed: number; relativeDifference: number; mismatch: boolean }[] };
       const mismatched = report.rows?.filter((r) => r.mismatch) ?? [];
       expect(mismatched, `${experimentId}: ${result.stderr}`).toEqual([]);

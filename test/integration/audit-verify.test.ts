@@ -1,4 +1,3 @@
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -9,6 +8,7 @@ import { applyMigrations } from '../../services/common/migrations.ts';
 import { frame } from '../../services/common/wireFormat.ts';
 import { appendRecord, type AuditRecord } from '../../services/control/auditChain.ts';
 import { auditRows, type TableRows } from '../../services/sink/rowMappers.ts';
+import { runExpctl } from '../support/childService.ts';
 import { stackEndpoints } from '../support/stack.ts';
 
 const ROOT = resolve(import.meta.dirname, '../..');
@@ -30,23 +30,23 @@ describe('expctl audit verify on the audit log stored in ClickHouse', () => {
     await ch.client.insert({ table: 'audit_log', format: 'JSONEachRow', values: tables.get('audit_log')! });
     await ch.close();
 
-    const verify = () => spawnSync(process.execPath, [join(ROOT, 'bin/expctl.js'), 'audit', 'verify', '--source', 'clickhouse'], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, CHDB_PATH: dataDir, CLICKHOUSE_URL: '', LOG_LEVEL: 'warn' } });
+    const verify = () => runExpctl(['audit', 'verify', '--source', 'clickhouse'], { env: { ...process.env, CHDB_PATH: dataDir, CLICKHOUSE_URL: '', LOG_LEVEL: 'warn' } });
     const tamper = async (sql: string) => {
       const handle = await open();
       await handle.client.command({ query: sql, clickhouse_settings: { mutations_sync: '2' } });
       await handle.close();
     };
 
-    const intact = verify();
+    const intact = await verify();
     expect(intact.stdout, intact.stderr).toMatch(/^audit chain intact: 6 record\(s\), head sequence 6/);
     expect(intact.status).toBe(0);
 
     await tamper("ALTER TABLE audit_log UPDATE reason = 'nothing to see' WHERE sequence = 4");
-    const modified = verify();
+    const modified = await verify();
     expect(modified.stdout).toMatch(/BROKEN at record 4 of 6 \(sequence 4\): the record was modified/);
     expect(modified.status).toBe(1);
     await tamper("ALTER TABLE audit_log UPDATE reason = 'decision 3' WHERE sequence = 4");
-    expect(verify().status).toBe(0);
+    expect((await verify()).status).toBe(0);
 
     // Reordering: records 2 and 3 trade places (each is stored again under the other's sequence
     // number, which is the table's sort key, and the originals are deleted).
@@ -57,14 +57,14 @@ describe('expctl audit verify on the audit log stored in ClickHouse', () => {
       await tamper('ALTER TABLE audit_log UPDATE kafka_offset = kafka_offset - 1000 WHERE kafka_offset >= 1000');
     };
     await swap();
-    const reordered = verify();
+    const reordered = await verify();
     expect(reordered.stdout).toMatch(/BROKEN at record 2 of 6 \(sequence 2\): the record was modified/);
     expect(reordered.status).toBe(1);
     await swap();
-    expect(verify().status).toBe(0);
+    expect((await verify()).status).toBe(0);
 
     await tamper('ALTER TABLE audit_log DELETE WHERE sequence = 5');
-    const deleted = verify();
+    const deleted = await verify();
     expect(deleted.stdout).toMatch(/BROKEN at record 5 of 5 \(sequence 6\): the link to the previous record is broken/);
     expect(deleted.status).toBe(1);
   }, 120_000);

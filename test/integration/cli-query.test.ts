@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runExpctl } from '../support/childService.ts';
 import { DEFAULT_QUERY_LIMITS, analystQuerySettings, type QueryLimits } from '../../services/cli/query/analystSettings.ts';
 import { createQueryInspector, MAX_QUERY_CHARS, type QueryInspector } from '../../services/cli/query/inspectQuery.ts';
 import { openEmbeddedReadOnly, type ReadOnlyEngine } from '../../services/cli/query/readOnlyEngine.ts';
@@ -95,15 +96,7 @@ const ALLOWED: [string, string][] = [
 ];
 
 function expctl(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((done, fail) => {
-    const child = spawn(process.execPath, [join(ROOT, 'bin/expctl.js'), 'query', ...args], { cwd: ROOT, env: { ...process.env, CHDB_PATH: dataDir, CLICKHOUSE_URL: '', LOG_LEVEL: 'warn' } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', fail);
-    child.on('close', (status) => done({ status, stdout, stderr }));
-  });
+  return runExpctl(['query', ...args], { env: { ...process.env, CHDB_PATH: dataDir, CLICKHOUSE_URL: '', LOG_LEVEL: 'warn' } });
 }
 
 const query = (sql: string, limits: Partial<QueryLimits> = {}) => runAnalystQuery(sql, clickhouse, { ...DEFAULT_QUERY_LIMITS, ...limits });

@@ -1,5 +1,5 @@
-import { spawnSync } from 'node:child_process';
-import { join, resolve } from 'node:path';
+import { waitUntilCaughtUp } from '../support/groupProgress.ts';
+import { consumerGroup } from '../../services/common/topics.ts';
 import { afterAll, describe, expect, it } from 'vitest';
 import { eventSchemas, schemaText } from '../../services/common/eventSchemas.ts';
 import { decodeExperimentStatus } from '../../services/common/experimentStatus.ts';
@@ -8,11 +8,10 @@ import { frame, unframe } from '../../services/common/wireFormat.ts';
 import { verifyChain, type AuditRecord } from '../../services/control/auditChain.ts';
 import { encodeCommandRecord, signedCommand } from '../../services/control/commandSigner.ts';
 import { API_REFUSAL_HEADER } from '../../services/control/decideCommand.ts';
-import { spawnService, type ChildService } from '../support/childService.ts';
+import { runExpctl, spawnService, type ChildService } from '../support/childService.ts';
 import { minimalDefinition, testPipeline } from '../support/pipeline.ts';
 import { readTopic } from '../support/topicReader.ts';
 
-const ROOT = resolve(import.meta.dirname, '../..');
 
 describe('the control plane under attack', () => {
   const pipeline = testPipeline('control', { principals: { guardian: ['guardian'], alice: ['operator'], bob: ['experimenter'], carol: ['analyst'], 'admin-api': ['operator'] }, tokens: ['alice', 'carol'] });
@@ -25,9 +24,17 @@ describe('the control plane under attack', () => {
     await Promise.all(children.map((c) => c.exited));
   });
 
-  const audit = async (count: number) =>
-    (await readTopic(pipeline.kafka, pipeline.topics.audit, { count, idleMs: 2_500 })).map(({ message }) => eventSchemas().audit.fromBuffer((unframe(message.value) as { body: Buffer }).body) as AuditRecord);
-  const states = async () => (await readTopic(pipeline.kafka, pipeline.topics.state, { count: 100, idleMs: 2_000 })).map(({ message }) => decodeExperimentStatus(message.value!)!);
+  // The control service writes each decision's audit record and state with its offset on
+  // exp.control, in one transaction: once it has caught up, both topics are complete.
+  const decided = () => waitUntilCaughtUp(pipeline.kafka, consumerGroup(pipeline.prefix, 'control'), [pipeline.topics.control]);
+  const audit = async () => {
+    await decided();
+    return (await readTopic(pipeline.kafka, pipeline.topics.audit)).map(({ message }) => eventSchemas().audit.fromBuffer((unframe(message.value) as { body: Buffer }).body) as AuditRecord);
+  };
+  const states = async () => {
+    await decided();
+    return (await readTopic(pipeline.kafka, pipeline.topics.state)).map(({ message }) => decodeExperimentStatus(message.value!)!);
+  };
 
   it('applies only valid commands, audits every attempt in an intact chain, and serves the admin API with tokens and roles', async () => {
     const control = spawnService('services/control/main.ts', env);
@@ -67,7 +74,7 @@ describe('the control plane under attack', () => {
     for (const [, value, headers] of attempts) await producer.send({ topic: pipeline.topics.control, acks: -1, messages: [{ key: 'attack', value, ...(headers ? { headers } : {}) }] });
     await producer.disconnect();
 
-    const records = await audit(SETUP + attempts.length + 5);
+    const records = await audit();
     expect(records).toHaveLength(SETUP + attempts.length);
     expect(records.slice(0, SETUP).map((r) => [r.action, r.decision])).toEqual([['DEFINE', 'ACCEPTED'], ['DEFINE', 'ACCEPTED'], ['START', 'ACCEPTED'], ['START', 'ACCEPTED']]);
     const outcome = records.slice(SETUP).map((r, i) => [attempts[i]![0], r.decision, r.reason.slice(0, r.reason.indexOf(':'))]);
@@ -169,7 +176,7 @@ describe('the control plane under attack', () => {
     const counted = (records: AuditRecord[]) => records.reduce((n, r) => n + Number(/^API_\w+: (\d+) more refusal/.exec(r.reason)?.[1] ?? 1), 0);
     let stored: AuditRecord[] = [];
     for (const deadline = Date.now() + 30_000; Date.now() < deadline; ) {
-      stored = await audit(1_000);
+      stored = await audit();
       if (counted(refusalsOf(stored, 'API_FORBIDDEN')) === 32 && counted(refusalsOf(stored, 'API_THROTTLED')) === 30) break;
     }
     const forbidden = refusalsOf(stored, 'API_FORBIDDEN');
@@ -221,7 +228,7 @@ describe('the control plane under attack', () => {
     // The chain is intact as stored, and continues across a crash of the control service;
     // the nonces survive it, so the old valid halt is still a replay.
     expect(verifyChain(stored)).toEqual({ ok: true, records: stored.length });
-    const verify = spawnSync(process.execPath, [join(ROOT, 'bin/expctl.js'), 'audit', 'verify'], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, ...env, LOG_LEVEL: 'warn' } });
+    const verify = await runExpctl(['audit', 'verify'], { env: { ...process.env, ...env, LOG_LEVEL: 'warn' } });
     expect(verify.stdout, verify.stderr).toMatch(new RegExp(`^audit chain intact: ${stored.length} record\\(s\\), head sequence ${stored.length}`));
     expect(verify.status).toBe(0);
     control.process.kill('SIGKILL');
@@ -233,7 +240,7 @@ describe('the control plane under attack', () => {
     await replayer.connect();
     await replayer.send({ topic: pipeline.topics.control, acks: -1, messages: [{ key: 'attack', value: valid }] });
     await replayer.disconnect();
-    const all = await audit(stored.length + 5);
+    const all = await audit();
     expect(all).toHaveLength(stored.length + 1);
     expect(all.at(-1)!.reason).toMatch(/^REPLAYED/);
     expect(verifyChain(all)).toEqual({ ok: true, records: stored.length + 1 });
@@ -242,13 +249,13 @@ describe('the control plane under attack', () => {
 
     // expctl halt through the (restarted) admin API: an operator's token works, an analyst's is refused.
     const restartedApi = /"url":"(http:\/\/[^"]+)","msg":"admin API listening"/.exec(restarted.log())![1]!;
-    const expctl = (token: string, ...args: string[]) => spawnSync(process.execPath, [join(ROOT, 'bin/expctl.js'), ...args], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, ...env, EXPCTL_TOKEN: token, EXPCTL_API_URL: restartedApi, LOG_LEVEL: 'warn' } });
-    const byCli = expctl(alice, 'halt', 'exp-b', '--reason', 'halted from the command line');
+    const expctl = (token: string, ...args: string[]) => runExpctl(args, { env: { ...process.env, ...env, EXPCTL_TOKEN: token, EXPCTL_API_URL: restartedApi, LOG_LEVEL: 'warn' } });
+    const byCli = await expctl(alice, 'halt', 'exp-b', '--reason', 'halted from the command line');
     expect(byCli.stdout, byCli.stderr).toMatch(new RegExp(`^exp-b: halted \\(HALT: halted from the command line \\(requested by alice via the admin API\\); audit record ${stored.length + 2}\\)`));
     expect(byCli.status).toBe(0);
-    const refused = expctl(carol, 'resume', 'exp-b', '--reason', 'analyst tries');
+    const refused = await expctl(carol, 'resume', 'exp-b', '--reason', 'analyst tries');
     expect(refused.status).toBe(2);
     expect(refused.stderr).toMatch(/resume refused \(403 FORBIDDEN\): carol lacks the role/);
-    expect(expctl(alice, 'halt', 'exp-b').status).toBe(1); // commander: missing --reason
+    expect((await expctl(alice, 'halt', 'exp-b')).status).toBe(1); // commander: missing --reason
   }, 180_000);
 });

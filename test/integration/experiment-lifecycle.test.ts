@@ -1,7 +1,6 @@
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, it } from 'vitest';
 import { applyDefinitions, moveExperiment, type CommandOutcome } from '../../services/cli/experiments/controlCommands.ts';
@@ -15,12 +14,12 @@ import { consumerGroup, valueSubject } from '../../services/common/topics.ts';
 import { frame, unframe } from '../../services/common/wireFormat.ts';
 import { verifyChain, type AuditRecord } from '../../services/control/auditChain.ts';
 import { encodeCommandRecord, signedCommand } from '../../services/control/commandSigner.ts';
-import { spawnService, waitUntilSettled, type ChildService } from '../support/childService.ts';
+import { runExpctl, spawnService, waitUntilCaughtUp, type ChildService } from '../support/childService.ts';
 import { testPipeline } from '../support/pipeline.ts';
 import { stackEndpoints } from '../support/stack.ts';
 import { readTopic } from '../support/topicReader.ts';
+import { waitFor } from '../support/waitFor.ts';
 
-const ROOT = resolve(import.meta.dirname, '../..');
 
 /**
  * The control plane owns experiment definitions and their lifecycle, on the real stack: the
@@ -41,9 +40,12 @@ describe('experiment definitions and lifecycle through the control plane, under 
   const context = { kafka, registry: pipeline.registry, topics, logger: pipeline.logger };
   const experimenter = fixture.signer('experimenter');
   const decode = <T>(type: 'audit' | 'anomaly' | 'deadLetter' | 'aggregateDelta') => ({ message }: { message: { value: Buffer | null } }) => eventSchemas()[type].fromBuffer((unframe(message.value) as { body: Buffer }).body) as T;
-  const auditLog = async () => (await readTopic(kafka, topics.audit, { count: 1_000, idleMs: 2_000 })).map(decode<AuditRecord>('audit'));
-  const states = async () => (await readTopic(kafka, topics.state, { count: 1_000, idleMs: 2_000 })).map(({ message }) => decodeExperimentStatus(message.value!)!);
-  const definitionRecords = async () => (await readTopic(kafka, topics.definitions, { count: 1_000, idleMs: 2_000 })).map(({ message }) => ({ key: message.key?.toString(), value: message.value }));
+  // The control service writes each decision's audit record, state and definition with its
+  // offset on exp.control, in one transaction: once it has caught up, those topics are complete.
+  const decided = () => waitUntilCaughtUp(kafka, consumerGroup(pipeline.prefix, 'control'), [topics.control]);
+  const auditLog = async () => (await decided(), await readTopic(kafka, topics.audit)).map(decode<AuditRecord>('audit'));
+  const states = async () => (await decided(), await readTopic(kafka, topics.state)).map(({ message }) => decodeExperimentStatus(message.value!)!);
+  const definitionRecords = async () => (await decided(), await readTopic(kafka, topics.definitions)).map(({ message }) => ({ key: message.key?.toString(), value: message.value }));
   const code = (reason: string) => reason.slice(0, reason.indexOf(':'));
   const main = (changes: Record<string, unknown> = {}) => parseDefinition({
     id: 'lc-main', name: 'Lifecycle', hypothesis: 'h', owner: 'test',
@@ -54,11 +56,11 @@ describe('experiment definitions and lifecycle through the control plane, under 
   }, 'test');
   const ingestGroup = consumerGroup(pipeline.prefix, 'ingest');
   const settled = async () => {
-    await waitUntilSettled(kafka, ingestGroup, [topics.exposuresRaw, topics.metricsRaw]);
-    await waitUntilSettled(kafka, consumerGroup(pipeline.prefix, 'aggregate'), [topics.events]);
+    await waitUntilCaughtUp(kafka, ingestGroup, [topics.exposuresRaw, topics.metricsRaw]);
+    await waitUntilCaughtUp(kafka, consumerGroup(pipeline.prefix, 'aggregate'), [topics.events]);
   };
   const totals = async (experimentId: string) => {
-    const deltas = (await readTopic(kafka, topics.aggregates, { count: 100_000, idleMs: 2_500 })).map(decode<ExperimentDelta>('aggregateDelta')).filter((d) => d.experimentId === experimentId);
+    const deltas = (await readTopic(kafka, topics.aggregates)).map(decode<ExperimentDelta>('aggregateDelta')).filter((d) => d.experimentId === experimentId);
     const users: Record<string, number> = {};
     let revenue = 0;
     for (const v of deltas.flatMap((d) => d.variants)) {
@@ -67,7 +69,7 @@ describe('experiment definitions and lifecycle through the control plane, under 
     }
     return { users, revenue };
   };
-  const deadLetters = async () => (await readTopic(kafka, topics.dlq, { count: 10_000, idleMs: 2_000 })).map(decode<DeadLetter>('deadLetter'));
+  const deadLetters = async () => (await readTopic(kafka, topics.dlq)).map(decode<DeadLetter>('deadLetter'));
 
   it('refuses every forged, unauthorized, replayed, stale or invalid DEFINE, publishes only the valid one, and audits all of them', async () => {
     children.control = spawnService('services/control/main.ts', env);
@@ -95,7 +97,7 @@ describe('experiment definitions and lifecycle through the control plane, under 
     for (const [, command] of attempts) await producer.send({ topic: topics.control, acks: -1, messages: [{ key: 'lc-main', value: encodeCommandRecord(command as never, schemaId) }] });
     await producer.disconnect();
 
-    const records = (await readTopic(kafka, topics.audit, { count: attempts.length, idleMs: 3_000, timeoutMs: 60_000 })).map(decode<AuditRecord>('audit'));
+    const records = await auditLog();
     expect(records.map((r, i) => [attempts[i]![0], r.decision, code(r.reason)])).toEqual([
       ['unsigned', 'REJECTED', 'UNSIGNED'],
       ['forged (experimenter claimed, mallory signed)', 'REJECTED', 'BAD_SIGNATURE'],
@@ -188,13 +190,17 @@ describe('experiment definitions and lifecycle through the control plane, under 
     await producer.disconnect();
 
     // Surfaced: one FOREIGN_DEFINITION anomaly per record, with why.
-    const anomalies = (await readTopic(kafka, topics.anomalies, { count: foreign.length, idleMs: 5_000, timeoutMs: 60_000 })).map(decode<{ type: string; experimentId: string; severity: string; evidence: string }>('anomaly'));
+    const readAnomalies = async () => (await readTopic(kafka, topics.anomalies)).map(decode<{ type: string; experimentId: string; severity: string; evidence: string }>('anomaly'));
+    let anomalies = await readAnomalies();
+    await waitFor(async () => (anomalies = await readAnomalies()).length >= foreign.length, { timeoutMs: 60_000, message: () => `${anomalies.length} of ${foreign.length} FOREIGN_DEFINITION anomalies` });
     expect(anomalies.map((a) => [a.type, a.severity, (JSON.parse(a.evidence) as { rejection: string }).rejection])).toEqual(foreign.map(([, , rejection]) => ['FOREIGN_DEFINITION', 'critical', rejection]));
     expect(anomalies[0]!.experimentId).toBe('lc-forged');
 
     // Ignored: exposures to the forged experiment and to the swapped-in variant are dead letters;
     // the real variants of the version the control service published still count.
-    await sleep(1_000);
+    // Once every service has read (and refused) all five records.
+    const rejections = (service: string) => children[service]!.log().match(/definitions\.rejected|a definition record the control service did not publish/g)?.length ?? 0;
+    await waitFor(() => ['ingest', 'aggregate', 'sink'].every((service) => rejections(service) >= foreign.length), { timeoutMs: 60_000, message: () => `rejections logged: ${['ingest', 'aggregate', 'sink'].map((s) => `${s} ${rejections(s)}`).join(', ')}` });
     const events = await pipeline.producer();
     const now = Date.now();
     const sends: Promise<void>[] = [];
@@ -301,8 +307,8 @@ describe('experiment definitions and lifecycle through the control plane, under 
   }, 120_000);
 
   it('lands every published version, every move and every conclusion in ClickHouse, and the audit chain verifies', async () => {
-    await waitUntilSettled(kafka, consumerGroup(pipeline.prefix, 'sink'), [topics.definitions, topics.state, topics.anomalies, topics.audit, topics.control]);
-    const verify = spawnSync(process.execPath, [join(ROOT, 'bin/expctl.js'), 'audit', 'verify'], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, ...env, LOG_LEVEL: 'warn' } });
+    await waitUntilCaughtUp(kafka, consumerGroup(pipeline.prefix, 'sink'), [topics.definitions, topics.state, topics.anomalies, topics.audit, topics.control]);
+    const verify = await runExpctl(['audit', 'verify'], { env: { ...process.env, ...env, LOG_LEVEL: 'warn' } });
     expect(verify.stdout, verify.stderr).toMatch(/^audit chain intact: \d+ record\(s\)/);
     children.sink!.process.kill('SIGTERM');
     await children.sink!.exited;

@@ -5,7 +5,9 @@ import { AclOperationTypes, AclPermissionTypes, AclResourceTypes, Kafka, logLeve
 import { afterAll, describe, expect, it } from 'vitest';
 import { startLocalBroker, type LocalBroker } from '../../infra/kafka/localBroker.ts';
 import { createTopicsAndWait } from '../../services/common/topicAdmin.ts';
+import { trackPid } from '../support/processRegistry.ts';
 import { readTopic } from '../support/topicReader.ts';
+import { waitFor } from '../support/waitFor.ts';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 
@@ -25,6 +27,7 @@ describe('exp.control and exp.definitions locked down with SASL/SCRAM and ACLs',
       cacheDir: resolve(ROOT, '.cache'),
       security: { superUser: { name: 'admin', password: users.admin }, users: [{ name: 'guard', password: users.guard }, { name: 'mallory', password: users.mallory }, { name: 'control', password: users.control }] },
     });
+    trackPid(broker.pid, 'SASL/ACL broker');
     const as = (username: string, password: string) => new Kafka({ brokers: broker!.brokers, clientId: username, logLevel: logLevel.NOTHING, sasl: { mechanism: 'scram-sha-256', username, password }, retry: { retries: 2, initialRetryTime: 100 } });
     const admin = as('admin', users.admin);
     const adminClient = admin.admin();
@@ -35,6 +38,20 @@ describe('exp.control and exp.definitions locked down with SASL/SCRAM and ACLs',
       principal, host: '*', operation, permissionType: AclPermissionTypes.ALLOW,
     }));
     await adminClient.createAcls({ acl: [...allowWrite('User:guard', 'exp.control'), ...allowWrite('User:control', 'exp.definitions')] });
+    // ACLs take effect through the metadata log: wait until the broker's authorizer lists all four
+    // (DescribeAcls is answered from the same ACL cache that authorizes requests).
+    let bindings = 0;
+    await waitFor(
+      async () => {
+        const { resources } = await adminClient.describeAcls({
+          resourceType: AclResourceTypes.TOPIC, resourceName: 'exp.', resourcePatternType: ResourcePatternTypes.MATCH,
+          host: '*', operation: AclOperationTypes.ANY, permissionType: AclPermissionTypes.ALLOW,
+        });
+        bindings = resources.filter((r) => r.resourceName === 'exp.control' || r.resourceName === 'exp.definitions').flatMap((r) => r.acls).length;
+        return bindings === 4;
+      },
+      { timeoutMs: 30_000, message: () => `the broker lists ${bindings} of the 4 ACLs on exp.control and exp.definitions` },
+    );
     await adminClient.disconnect();
 
     const send = async (kafka: Kafka, value: string, topic = 'exp.control') => {
@@ -46,31 +63,19 @@ describe('exp.control and exp.definitions locked down with SASL/SCRAM and ACLs',
         await producer.disconnect();
       }
     };
-    // ACLs take effect through the metadata log; retry the allowed write briefly.
-    let lastError: unknown;
-    for (let attempt = 0; attempt < 20; attempt++) {
-      try {
-        await send(as('guard', users.guard), 'from the guard');
-        lastError = undefined;
-        break;
-      } catch (err) {
-        lastError = err;
-        await new Promise((r) => setTimeout(r, 250));
-      }
-    }
-    expect(lastError).toBeUndefined();
+    await send(as('guard', users.guard), 'from the guard');
 
     await expect(send(as('mallory', users.mallory), 'from mallory')).rejects.toThrow(/not authorized|authorization/i);
     await expect(send(as('guard', 'guessed-password'), 'with a guessed password')).rejects.toThrow(/SASL|authentication/i);
 
-    const stored = await readTopic(admin, 'exp.control', { count: 5, idleMs: 2_000 });
+    const stored = await readTopic(admin, 'exp.control');
     expect(stored.map(({ message }) => message.value!.toString())).toEqual(['from the guard']);
 
     // exp.definitions: the control service may write it; the guard (allowed on exp.control) and anyone else may not.
     await send(as('control', users.control), 'from the control service', 'exp.definitions');
     await expect(send(as('guard', users.guard), 'from the guard', 'exp.definitions')).rejects.toThrow(/not authorized|authorization/i);
     await expect(send(as('mallory', users.mallory), 'from mallory', 'exp.definitions')).rejects.toThrow(/not authorized|authorization/i);
-    const definitions = await readTopic(admin, 'exp.definitions', { count: 5, idleMs: 2_000 });
+    const definitions = await readTopic(admin, 'exp.definitions');
     expect(definitions.map(({ message }) => message.value!.toString())).toEqual(['from the control service']);
   }, 120_000);
 });

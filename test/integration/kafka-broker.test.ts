@@ -2,39 +2,16 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { Kafka, logLevel, type EachMessagePayload } from 'kafkajs';
+import { Kafka, logLevel } from 'kafkajs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { brokerStatus, startLocalBroker } from '../../infra/kafka/localBroker.ts';
 import { isProcessAlive } from '../../services/common/processes.ts';
 import { createTopics, testKafka } from '../support/kafka.ts';
+import { trackPid } from '../support/processRegistry.ts';
+import { readTopic } from '../support/topicReader.ts';
 import { uniqueName } from '../support/unique.ts';
 
 const CACHE = resolve(import.meta.dirname, '../../.cache');
-
-/** Consumes until `count` messages arrived (or the timeout passes) and returns them. */
-async function consume(kafka: Kafka, options: { topic: string; groupId: string; count: number; readUncommitted?: boolean; timeoutMs?: number }) {
-  const consumer = kafka.consumer({ groupId: options.groupId, readUncommitted: options.readUncommitted ?? false });
-  const received: EachMessagePayload[] = [];
-  await consumer.connect();
-  try {
-    await consumer.subscribe({ topic: options.topic, fromBeginning: true });
-    await new Promise<void>((done) => {
-      const timer = setTimeout(done, options.timeoutMs ?? 20_000);
-      void consumer.run({
-        eachMessage: async (payload) => {
-          received.push(payload);
-          if (received.length >= options.count) {
-            clearTimeout(timer);
-            done();
-          }
-        },
-      });
-    });
-  } finally {
-    await consumer.disconnect();
-  }
-  return received;
-}
 
 describe('the real Kafka broker', () => {
   const kafka = testKafka('kafka-broker-test');
@@ -48,7 +25,8 @@ describe('the real Kafka broker', () => {
     await producer.send({ topic, messages });
     await producer.disconnect();
 
-    const received = await consume(kafka, { topic, groupId: uniqueName('group'), count: 300 });
+    // Read through a consumer group up to the end the topic has now: the 300 sent, and nothing else.
+    const received = await readTopic(kafka, topic);
     expect(received).toHaveLength(300);
     expect(new Set(received.map((r) => r.partition)).size).toBe(3);
     const byKey = new Map<string, number[]>();
@@ -87,10 +65,11 @@ describe('the real Kafka broker', () => {
     await committed2.commit();
     await producer.disconnect();
 
-    const committedView = await consume(kafka, { topic: output, groupId: uniqueName('reader'), count: 3, timeoutMs: 5_000 });
+    // Both readers read to the partition's end (all three transactions are complete), markers included.
+    const committedView = await readTopic(kafka, output);
     expect(committedView.map((r) => r.message.value!.toString())).toEqual(['committed-1', 'committed-2']);
     // A read_uncommitted reader does see the aborted record: the test above is not vacuous.
-    const uncommittedView = await consume(kafka, { topic: output, groupId: uniqueName('reader'), count: 3, readUncommitted: true });
+    const uncommittedView = await readTopic(kafka, output, { readUncommitted: true });
     expect(uncommittedView.map((r) => r.message.value!.toString())).toContain('aborted');
 
     const admin = kafka.admin();
@@ -111,10 +90,12 @@ describe('the local broker launcher', () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'broker-lifecycle-'));
     dirs.push(dataDir);
     const first = await startLocalBroker({ dataDir, cacheDir: CACHE });
+    trackPid(first.pid, 'lifecycle broker 1');
     expect(brokerStatus(dataDir)).toMatchObject({ running: true, pid: first.pid, brokers: first.brokers });
 
     // Simulate a crashed run: the first broker is never stopped; start again on the same directory.
     const second = await startLocalBroker({ dataDir, cacheDir: CACHE });
+    trackPid(second.pid, 'lifecycle broker 2');
     expect(isProcessAlive(first.pid)).toBe(false);
     expect(second.pid).not.toBe(first.pid);
 

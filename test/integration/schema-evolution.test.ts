@@ -2,8 +2,9 @@ import avro from 'avsc';
 import { describe, expect, it } from 'vitest';
 import { decodeValidated, eventSchemas, schemaText, type ExposureEvent } from '../../services/common/eventSchemas.ts';
 import { isPipelineError } from '../../services/common/errors.ts';
-import { valueSubject } from '../../services/common/topics.ts';
+import { consumerGroup, valueSubject } from '../../services/common/topics.ts';
 import { frame, unframe } from '../../services/common/wireFormat.ts';
+import { waitUntilCaughtUp } from '../support/groupProgress.ts';
 import { testPipeline } from '../support/pipeline.ts';
 import { readTopic } from '../support/topicReader.ts';
 
@@ -34,7 +35,8 @@ describe('schema evolution under BACKWARD compatibility', () => {
     ] });
     await raw.disconnect();
 
-    const events = (await readTopic(kafka, topics.events, { count: 2 })).map(({ message }) => decodeValidated((unframe(message.value) as { body: Buffer }).body));
+    await waitUntilCaughtUp(kafka, consumerGroup(pipeline.prefix, 'ingest'), [topics.exposuresRaw, topics.metricsRaw]);
+    const events = (await readTopic(kafka, topics.events)).map(({ message }) => decodeValidated((unframe(message.value) as { body: Buffer }).body));
     await ingest.stop();
     const byId = new Map(events.map((e) => [e.event.eventId, e]));
     expect(byId.get('old-1')).toMatchObject({ schemaId: originalId, event: { ...old, context: null } });

@@ -1,4 +1,3 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import { committedTotal } from '../../services/common/groupProgress.ts';
 import { Partitioners } from 'kafkajs';
 import type { ExperimentDelta } from '../../services/aggregate/deltaAccumulator.ts';
@@ -8,23 +7,27 @@ import { consumerGroup, valueSubject } from '../../services/common/topics.ts';
 import { frame, unframe } from '../../services/common/wireFormat.ts';
 import { fixtureDefinitions, sumDeltas, type Totals } from './aggregationFixture.ts';
 import type { testPipeline } from './pipeline.ts';
+import { pacedFeed, type PacedFeed } from './pacedFeed.ts';
 import { readTopic } from './topicReader.ts';
+import { waitFor } from './waitFor.ts';
 
 type Pipeline = ReturnType<typeof testPipeline>;
 
 /**
- * Definitions published (as the control service would, running) and events written to exp.events as ingest would write them: the
- * first `upFront` at once, the rest in waves of `wave` every `intervalMs` (the returned
- * `streaming` resolves when all are written), so that processes can be killed mid-stream.
+ * Definitions published (as the control service would, running) and events written to exp.events
+ * as ingest would write them: the first `upFront` at once, the rest in waves of `wave` every
+ * `intervalMs` (`streaming` resolves when all are written), so that processes can be killed
+ * mid-stream. The pacing simulates traffic; a test that must have events left for a later phase
+ * holds the flow back with `upTo` and raises it through `feed.flowUpTo` (see pacedFeed.ts).
  */
-export async function seedAggregation(pipeline: Pipeline, events: (ExposureEvent | MetricEvent)[], pace: { upFront?: number; wave?: number; intervalMs?: number } = {}): Promise<{ streaming: Promise<void> }> {
+export async function seedAggregation(pipeline: Pipeline, events: (ExposureEvent | MetricEvent)[], pace: { upFront?: number; wave?: number; intervalMs?: number; upTo?: number } = {}): Promise<{ streaming: Promise<void>; feed: PacedFeed }> {
   const { kafka, topics, registry } = pipeline;
   await ensureTopics(kafka, topics, ['events', 'aggregates', 'definitions', 'state', 'aggregateChangelog']);
   await pipeline.publishDefinitions(fixtureDefinitions().map((d) => d.definition));
   const schemaId = await registry.register(valueSubject(topics.events), schemaText(eventSchemas().validated));
   const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
   await producer.connect();
-  const send = async (from: number, to: number) => {
+  const write = async (from: number, to: number) => {
     for (let start = from; start < to; start += 2_000) {
       const messages = events.slice(start, Math.min(to, start + 2_000)).map((event, j) => ({
         key: event.userId,
@@ -33,16 +36,12 @@ export async function seedAggregation(pipeline: Pipeline, events: (ExposureEvent
       await producer.send({ topic: topics.events, messages });
     }
   };
-  const upFront = Math.min(events.length, pace.upFront ?? events.length);
-  await send(0, upFront);
-  const streaming = (async () => {
-    for (let start = upFront; start < events.length; start += pace.wave ?? 1_000) {
-      await sleep(pace.intervalMs ?? 300);
-      await send(start, Math.min(events.length, start + (pace.wave ?? 1_000)));
-    }
-    await producer.disconnect();
-  })();
-  return { streaming };
+  const feed = pacedFeed({ total: events.length, wave: pace.wave ?? 1_000, intervalMs: pace.intervalMs ?? 300, write });
+  await feed.sendUpTo(pace.upFront ?? events.length);
+  feed.flowUpTo(pace.upTo ?? events.length);
+  const streaming = feed.finished().then(() => producer.disconnect());
+  streaming.catch(() => {});
+  return { streaming, feed };
 }
 
 export function aggregateGroup(pipeline: Pipeline): string {
@@ -54,17 +53,16 @@ export async function aggregatedCount(pipeline: Pipeline): Promise<number> {
   return committedTotal(pipeline.kafka, aggregateGroup(pipeline), [pipeline.topics.events]);
 }
 
+/** Waits until the aggregator group has committed `total` events of exp.events (written without transactions: one offset per event). */
 export async function waitUntilAggregated(pipeline: Pipeline, total: number, timeoutMs = 180_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while ((await aggregatedCount(pipeline)) < total) {
-    if (Date.now() > deadline) throw new Error(`aggregation did not finish: ${await aggregatedCount(pipeline)}/${total}`);
-    await sleep(300);
-  }
+  let count = 0;
+  await waitFor(async () => (count = await aggregatedCount(pipeline)) >= total, { timeoutMs, intervalMs: 300, message: () => `aggregation did not finish: ${count}/${total} events committed` });
 }
 
 /** Every committed delta on exp.aggregates, summed. */
 export async function aggregateTotals(pipeline: Pipeline): Promise<{ totals: Totals; deltas: number }> {
-  const records = await readTopic(pipeline.kafka, pipeline.topics.aggregates, { count: Number.MAX_SAFE_INTEGER, idleMs: 4_000, timeoutMs: 120_000 });
+  // Every delta is committed with the offsets that waitUntilAggregated saw: read to the end.
+  const records = await readTopic(pipeline.kafka, pipeline.topics.aggregates, { timeoutMs: 120_000 });
   const deltas = records.map(({ message }) => eventSchemas().aggregateDelta.fromBuffer((unframe(message.value) as { body: Buffer }).body) as ExperimentDelta);
   return { totals: sumDeltas(deltas), deltas: deltas.length };
 }

@@ -5,7 +5,9 @@ import { reapStaleBrokers, startLocalBroker, type LocalBroker } from '../../infr
 import { createLogger } from '../../services/common/logger.ts';
 import { startRegistry, type RunningRegistry } from '../../services/registry/server.ts';
 import { probeContainerRuntime } from './dockerProbe.ts';
+import { orphansOfEarlierRuns, processesOfRun, stopAll, type MarkedProcess } from './leftoverProcesses.ts';
 import type { StackEndpoints } from './stack.ts';
+import { runIdOf } from './testRun.ts';
 
 /**
  * Starts the real stack once per test run: an Apache Kafka broker from the project's own
@@ -23,6 +25,13 @@ export default async function setup(project: TestProject): Promise<() => Promise
   writeFileSync(resolve(runDir, 'owner.pid'), String(process.pid));
   const reaped = await reapStaleBrokers(TEST_STACKS, { keep: runDir });
   if (reaped > 0) say(`cleaned up ${reaped} stack(s) left by crashed runs`);
+  // Every process a test starts carries this run's id (test/support/processHygiene.ts).
+  const runId = runIdOf(runDir);
+  const orphans = orphansOfEarlierRuns(runId);
+  if (orphans.length > 0) {
+    for (const p of orphans) say(`stopping pid ${p.pid} left running by run ${p.run}, whose vitest process is gone: ${p.command}`);
+    await stopAll(orphans);
+  }
 
   const runtime = await probeContainerRuntime();
   say(runtime.available
@@ -33,6 +42,14 @@ export default async function setup(project: TestProject): Promise<() => Promise
   let broker: LocalBroker | undefined;
   let registry: RunningRegistry | undefined;
   const teardown = async () => {
+    // Tests stop what they start (processHygiene.ts); anything of this run still alive
+    // escaped that (a crashed worker, a grandchild that outlived its parent) and is a defect.
+    const leftovers = processesOfRun(runId);
+    if (leftovers.length > 0) {
+      reportLeftovers(leftovers);
+      await stopAll(leftovers);
+      process.exitCode = 1;
+    }
     await registry?.close().catch((err: unknown) => say(`registry close failed: ${String(err)}`));
     await broker?.stop().catch((err: unknown) => say(`broker stop failed: ${String(err)}`));
     rmSync(runDir, { recursive: true, force: true });
@@ -63,9 +80,15 @@ export default async function setup(project: TestProject): Promise<() => Promise
 
     const stack: StackEndpoints = { kafkaBrokers, schemaRegistryUrl, dataDir: resolve(runDir, 'data'), ...(clickhouseUrl ? { clickhouseUrl } : {}) };
     project.provide('stack', stack);
+    project.provide('testRun', runId);
   } catch (err) {
     await teardown();
     throw err;
   }
   return teardown;
+}
+
+function reportLeftovers(leftovers: MarkedProcess[]): void {
+  const lines = leftovers.map((p) => `[test stack] LEFT RUNNING by this run, now killed: pid ${p.pid}: ${p.command}`);
+  process.stderr.write(`\n${lines.join('\n')}\n[test stack] ${leftovers.length} process(es) outlived the tests that started them: the run fails (exit status 1)\n\n`);
 }

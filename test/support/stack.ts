@@ -13,6 +13,8 @@ export interface StackEndpoints {
 declare module 'vitest' {
   export interface ProvidedContext {
     stack: StackEndpoints;
+    /** This run's id, the value of EXPSTREAM_TEST_RUN in every process the tests start (testRun.ts). */
+    testRun: string;
   }
 }
 

@@ -35,7 +35,7 @@ describe('ConsumerProgress', () => {
   it('calls a partition stalled only when records wait and its position has not moved for the stall time', () => {
     const progress = new ConsumerProgress();
     progress.assign([p0, p1], 0);
-    progress.observed(bounds([[0, 0, 10], [1, 0, 0]]), new Map());
+    progress.observed(bounds([[0, 0, 10], [1, 0, 0]]), new Map(), 0);
     expect(progress.stalled(1_000, 999)).toEqual([]);
     expect(progress.stalled(1_000, 1_000)).toEqual([{ topic: 't', partition: 0, lag: 10, stalledMs: 1_000 }]);
     progress.advanced(p0, 5n, 10n, 1_500);
@@ -49,12 +49,22 @@ describe('ConsumerProgress', () => {
     const reported: [number, number | undefined][] = [];
     const progress = new ConsumerProgress((key, lag) => reported.push([key.partition, lag]));
     progress.assign([p0, p1], 0);
-    progress.observed(bounds([[0, 0, 10], [1, 0, 3]]), new Map());
+    progress.observed(bounds([[0, 0, 10], [1, 0, 3]]), new Map(), 0);
     // A crash loop: rejoins every second, never moves.
     for (let t = 1_000; t <= 5_000; t += 1_000) progress.assign([p0, p1], t);
     expect(progress.stalled(5_000, 5_000).map((s) => s.partition)).toEqual([0, 1]);
     progress.assign([p0], 6_000);
     expect(progress.assigned()).toEqual([p0]);
     expect(reported.at(-1)).toEqual([1, undefined]);
+  });
+
+  it('starts the stall clock of an idle, caught-up partition when records arrive, not when it last moved', () => {
+    const progress = new ConsumerProgress();
+    progress.assign([p0], 0);
+    progress.advanced(p0, 10n, 10n, 1_000);
+    // Idle for 200 s, then two records arrive (seen by the broker-side check).
+    progress.observed(bounds([[0, 0, 12]]), new Map([['t:0', 10n]]), 201_000);
+    expect(progress.stalled(30_000, 201_000)).toEqual([]);
+    expect(progress.stalled(30_000, 231_000)).toEqual([{ topic: 't', partition: 0, lag: 2, stalledMs: 30_000 }]);
   });
 });
