@@ -2,7 +2,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applyDefinitions, moveExperiment, type CommandOutcome } from '../../services/cli/experiments/controlCommands.ts';
 import type { ExperimentDelta } from '../../services/common/aggregateDelta.ts';
 import { openClickHouse } from '../../services/common/clickhouse.ts';
@@ -32,6 +32,15 @@ describe('experiment definitions and lifecycle through the control plane, under 
   const chdb = mkdtempSync(join(tmpdir(), 'lifecycle-chdb-'));
   const env = { ...pipeline.env, ADMIN_API_KEY_FILE: fixture.keyFile('admin-api'), ADMIN_API_PORT: '0', ADMIN_REFUSAL_AUDIT_WINDOW_MS: '2000', KAFKA_SESSION_TIMEOUT_MS: '6000', CHDB_PATH: chdb, PSEUDONYM_KEY: 'lifecycle-test-key-0123456789' };
   const children: Record<string, ChildService> = {};
+  // The services live through every test of the file, so they are started in beforeAll (the
+  // process registry stops what a test itself started after that test), stopped in afterAll.
+  beforeAll(async () => {
+    children.control = spawnService('services/control/main.ts', env);
+    children.ingest = spawnService('services/ingest/main.ts', env);
+    children.aggregate = spawnService('services/aggregate/main.ts', env);
+    children.sink = spawnService('services/sink/main.ts', env);
+    await Promise.all(Object.values(children).map((c) => c.started));
+  }, 120_000);
   afterAll(async () => {
     for (const c of Object.values(children)) c.process.kill('SIGTERM');
     await Promise.all(Object.values(children).map((c) => c.exited));
@@ -72,8 +81,6 @@ describe('experiment definitions and lifecycle through the control plane, under 
   const deadLetters = async () => (await readTopic(kafka, topics.dlq)).map(decode<DeadLetter>('deadLetter'));
 
   it('refuses every forged, unauthorized, replayed, stale or invalid DEFINE, publishes only the valid one, and audits all of them', async () => {
-    children.control = spawnService('services/control/main.ts', env);
-    await children.control.started;
     const schemaId = await pipeline.registry.register(valueSubject(topics.control), schemaText(eventSchemas().controlCommand));
     const define = (issuer: string, signer = issuer, at = Date.now(), definition: unknown = main()) => signedCommand({ experimentId: 'lc-main', action: 'DEFINE', reason: 'attack', payload: JSON.stringify(definition) }, issuer, fixture.privateKey(signer), at);
     const valid = define('experimenter');
@@ -168,11 +175,6 @@ describe('experiment definitions and lifecycle through the control plane, under 
   }, 180_000);
 
   it('services ignore, count and surface definition records the control service did not write, and keep what it published', async () => {
-    children.ingest = spawnService('services/ingest/main.ts', env);
-    children.aggregate = spawnService('services/aggregate/main.ts', env);
-    children.sink = spawnService('services/sink/main.ts', env);
-    await Promise.all([children.ingest.started, children.aggregate.started, children.sink.started]);
-
     const schemaId = await pipeline.registry.register(valueSubject(topics.definitions), schemaText(eventSchemas().definition));
     const genuineV1 = (await definitionRecords())[0]!.value!;
     const record = (over: Record<string, unknown>) => ({ experimentId: 'lc-main', version: 99, appliedAt: Date.now(), definition: JSON.stringify(main()), commandId: 'forged', definedBy: 'experimenter', auditSequence: 1, publisher: 'control', ...over });
