@@ -239,6 +239,17 @@ async function defineAndStart(context: CommandContext, signer: CommandSigner, de
     const started = await moveExperiment(context, signer, d.id, 'START', reason, undefined, 60_000);
     if (started.decision !== 'ACCEPTED') throw new Error(`the control service did not start ${d.id}: ${refused(started)}`);
   }
+  // Traffic only once the services that judge it act on the start (their tables follow
+  // exp.state and exp.definitions on their own readers, a moment after the decision).
+  const judges = (['ingest', 'aggregate', 'guard'] as const).map((name) => services.get(name)!);
+  await Promise.all(
+    definitions.flatMap((d) =>
+      judges.flatMap((s) => [
+        s.waitForLog(new RegExp(`"experimentId":"${d.id}","version":\\d+.*"msg":"definition: in force"`), 60_000),
+        s.waitForLog(new RegExp(`"experimentId":"${d.id}","status":"RUNNING".*"msg":"experiment\\.state: in force"`), 60_000),
+      ]),
+    ),
+  );
   return defined;
 }
 
@@ -257,8 +268,6 @@ async function phase<T>(name: string, work: () => Promise<T>): Promise<T | undef
 /** After the faults: a new experiment with a broken split; the guard must halt it. */
 async function guardPhase(context: () => CommandContext, signer: CommandSigner, kafka: () => ReturnType<typeof createKafka>, logger: Logger): Promise<void> {
   const [applied] = await defineAndStart(context(), signer, [BROKEN_EXPERIMENT], 'chaos drill: the broken experiment, after the faults');
-  // Ingest and the guard follow exp.definitions as it changes; give them a moment before its first exposure.
-  await sleep(3_000);
   const started = Date.now();
   const haltTimeoutMs = clamp(timeLeft() - 110_000, 10_000, options.haltTimeoutMs);
   const halt = watchForHalt(kafka(), topicNames('').state, logger, BROKEN_EXPERIMENT.id, haltTimeoutMs);

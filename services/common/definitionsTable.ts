@@ -44,6 +44,10 @@ export class DefinitionsTable implements HealthSource {
         options.onRejected?.(verdict, offset);
         return undefined;
       },
+      // Each new version once it is in force here (not the history read at start).
+      onChange: (experimentId, definition, offset) => {
+        if (this.table.ready) logger.info({ experimentId, version: definition?.version ?? null, offset }, 'definition: in force');
+      },
     });
   }
 

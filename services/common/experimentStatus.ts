@@ -36,11 +36,16 @@ export function decodeExperimentStatus(value: Buffer): ExperimentStatus | undefi
 
 /** Every experiment's current status, kept up to date from exp.state (what ingest, aggregate, guard and the admin API read). */
 export function experimentStatusTable(kafka: Kafka, topic: string, logger: Logger, onChange?: (experimentId: string, status: ExperimentStatus | null) => void): CompactedTopicTable<ExperimentStatus> {
-  return new CompactedTopicTable<ExperimentStatus>({
+  const table: CompactedTopicTable<ExperimentStatus> = new CompactedTopicTable<ExperimentStatus>({
     kafka,
     topic,
     logger,
-    ...(onChange ? { onChange } : {}),
+    onChange: (experimentId, status, offset) => {
+      // Each move once it is in force here (not the history read at start): an operator can see
+      // when this process began acting on a halt or a conclusion, and tests wait for it.
+      if (table.ready) logger.info({ experimentId, status: status?.status ?? null, definitionVersion: status?.definitionVersion ?? null, by: status?.by ?? null, offset }, 'experiment.state: in force');
+      onChange?.(experimentId, status);
+    },
     decode: (key, value) => {
       if (!key) return undefined;
       if (!value) return { key: key.toString('utf8'), value: null };
@@ -48,4 +53,5 @@ export function experimentStatusTable(kafka: Kafka, topic: string, logger: Logge
       return status ? { key: status.experimentId, value: status } : undefined;
     },
   });
+  return table;
 }

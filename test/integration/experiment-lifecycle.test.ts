@@ -1,7 +1,6 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applyDefinitions, moveExperiment, type CommandOutcome } from '../../services/cli/experiments/controlCommands.ts';
 import type { ExperimentDelta } from '../../services/common/aggregateDelta.ts';
@@ -78,6 +77,11 @@ describe('experiment definitions and lifecycle through the control plane, under 
     }
     return { users, revenue };
   };
+  // A move is in force in a service once it logs it (see experimentStatusTable).
+  const inForce = (experimentId: string, status: string, services = ['ingest', 'aggregate']) => {
+    const line = new RegExp(`"experimentId":"${experimentId}","status":"${status}".*"msg":"experiment\\.state: in force"`);
+    return waitFor(() => services.every((s) => line.test(children[s]!.log())), { timeoutMs: 60_000, message: () => `${experimentId} ${status} not yet in force in ${services.filter((s) => !line.test(children[s]!.log())).join(', ')}` });
+  };
   const deadLetters = async () => (await readTopic(kafka, topics.dlq)).map(decode<DeadLetter>('deadLetter'));
 
   it('refuses every forged, unauthorized, replayed, stale or invalid DEFINE, publishes only the valid one, and audits all of them', async () => {
@@ -148,6 +152,7 @@ describe('experiment definitions and lifecycle through the control plane, under 
       ['running → running', 'REJECTED', 'ILLEGAL_TRANSITION'],
       ['running → archived', 'REJECTED', 'ILLEGAL_TRANSITION'],
     ]);
+    await inForce('lc-main', 'RUNNING');
     expect(moves[0]![1].reason).toBe('ILLEGAL_TRANSITION: lc-main is DRAFT: HALT is not a move from DRAFT (allowed: DEFINE, START, ARCHIVE)');
 
     const changes = [
@@ -238,7 +243,7 @@ describe('experiment definitions and lifecycle through the control plane, under 
     const before = await totals('lc-main');
     const concluded = await moveExperiment(context, experimenter, 'lc-main', 'CONCLUDE', 'treatment wins', 'ship:treatment');
     expect([concluded.decision, code(concluded.reason)]).toEqual(['ACCEPTED', 'CONCLUDE']);
-    await sleep(1_500); // the services' state tables follow exp.state within a few hundred ms
+    await inForce('lc-main', 'CONCLUDED');
 
     const events = await pipeline.producer();
     const now = Date.now();
