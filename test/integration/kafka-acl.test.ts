@@ -43,11 +43,11 @@ describe('exp.control and exp.definitions locked down with SASL/SCRAM and ACLs',
     let bindings = 0;
     await waitFor(
       async () => {
-        const { resources } = await adminClient.describeAcls({
-          resourceType: AclResourceTypes.TOPIC, resourceName: 'exp.', resourcePatternType: ResourcePatternTypes.MATCH,
+        const listed = await Promise.all(['exp.control', 'exp.definitions'].map((topic) => adminClient.describeAcls({
+          resourceType: AclResourceTypes.TOPIC, resourceName: topic, resourcePatternType: ResourcePatternTypes.LITERAL,
           host: '*', operation: AclOperationTypes.ANY, permissionType: AclPermissionTypes.ALLOW,
-        });
-        bindings = resources.filter((r) => r.resourceName === 'exp.control' || r.resourceName === 'exp.definitions').flatMap((r) => r.acls).length;
+        })));
+        bindings = listed.flatMap(({ resources }) => resources.flatMap((r) => r.acls)).length;
         return bindings === 4;
       },
       { timeoutMs: 30_000, message: () => `the broker lists ${bindings} of the 4 ACLs on exp.control and exp.definitions` },
