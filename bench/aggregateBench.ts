@@ -8,7 +8,7 @@ import { SchemaRegistryClient } from '../services/common/schemaRegistryClient.ts
 import { ensureTopics } from '../services/common/topicAdmin.ts';
 import { consumerGroup, topicNames, valueSubject } from '../services/common/topics.ts';
 import { frame } from '../services/common/wireFormat.ts';
-import { applyDefinitions } from '../services/cli/experiments/applyDefinitions.ts';
+import { benchAccess, defineThroughControl } from './benchControl.ts';
 import { spawnBenchService } from './benchProcess.ts';
 import type { BenchStack } from './benchStack.ts';
 
@@ -56,7 +56,9 @@ async function aggregateRun(stack: BenchStack, users: number, say: (m: string) =
   const experiments = ['a', 'b', 'c'].map((x) =>
     parseDefinition({ id: `bench-${x}`, name: x, hypothesis: 'h', owner: 'bench', variants: [{ id: 'control', weight: 0.5 }, { id: 'treatment', weight: 0.5 }], primaryMetrics: [{ name: 'revenue', type: 'sum' }], plannedSampleSize: users }, 'bench'),
   );
-  await applyDefinitions({ kafka, registry, topics, logger }, experiments);
+  const access = benchAccess();
+  const baseEnv = { KAFKA_BROKERS: stack.kafkaBrokers.join(','), SCHEMA_REGISTRY_URL: stack.schemaRegistryUrl, EXP_TOPIC_PREFIX: prefix };
+  await (await defineThroughControl({ kafka, registry, topics, logger }, baseEnv, access, experiments)).stop();
   const schemaId = await registry.register(valueSubject(topics.events), schemaText(eventSchemas().validated));
   say(`producing ${users * 2} validated events for ${users} users`);
   const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
@@ -75,7 +77,7 @@ async function aggregateRun(stack: BenchStack, users: number, say: (m: string) =
   await producer.disconnect();
 
   const events = users * 2;
-  const env = { KAFKA_BROKERS: stack.kafkaBrokers.join(','), SCHEMA_REGISTRY_URL: stack.schemaRegistryUrl, EXP_TOPIC_PREFIX: prefix };
+  const env = { ...baseEnv, ...access.env };
   const group = consumerGroup(prefix, 'aggregate');
   const service = spawnBenchService('services/aggregate/main.ts', env);
   const spawned = Date.now();

@@ -1,18 +1,14 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Kafka, logLevel } from 'kafkajs';
-import { applyDefinitions } from '../services/cli/experiments/applyDefinitions.ts';
 import { decodeExperimentStatus } from '../services/common/experimentStatus.ts';
 import { parseDefinition } from '../services/common/experimentDefinition.ts';
 import { createLogger } from '../services/common/logger.ts';
 import { SchemaRegistryClient } from '../services/common/schemaRegistryClient.ts';
-import { generateSigningKeyPair } from '../services/common/signing.ts';
 import { ensureTopics } from '../services/common/topicAdmin.ts';
 import { topicNames } from '../services/common/topics.ts';
 import { EventProducer } from '../services/producer/eventProducer.ts';
 import { sequentialSrm } from '../services/stats/sequentialSrm.ts';
+import { benchAccess, defineThroughControl } from './benchControl.ts';
 import { spawnBenchService } from './benchProcess.ts';
 import type { BenchStack } from './benchStack.ts';
 
@@ -44,15 +40,13 @@ export async function runHaltLatencyBench(stack: BenchStack, runs: number, say: 
   const logger = createLogger({ level: 'warn', name: 'bench' });
   await ensureTopics(kafka, topics, ['exposuresRaw', 'metricsRaw', 'events', 'dlq', 'aggregates', 'anomalies', 'control', 'state', 'audit', 'definitions', 'aggregateChangelog', 'guardChangelog', 'controlChangelog']);
   const experiments = Array.from({ length: runs }, (_, i) => `halt-${i}`);
-  await applyDefinitions({ kafka, registry, topics, logger }, experiments.map((id) =>
+  const access = benchAccess();
+  const env = { KAFKA_BROKERS: stack.kafkaBrokers.join(','), SCHEMA_REGISTRY_URL: stack.schemaRegistryUrl, EXP_TOPIC_PREFIX: prefix, ...access.env, ADMIN_API_PORT: '0', LOG_LEVEL: 'warn' };
+  // The experiments are defined and started through the control service, which then stays up to apply the halts.
+  const controlService = await defineThroughControl({ kafka, registry, topics, logger }, env, access, experiments.map((id) =>
     parseDefinition({ id, name: id, hypothesis: 'h', owner: 'bench', variants: [{ id: 'control', weight: 0.5 }, { id: 'treatment', weight: 0.5 }], primaryMetrics: [{ name: 'orders', type: 'conversion' }], srmThreshold: THRESHOLD, minimumSampleSize: MIN_SAMPLE, plannedSampleSize: 10_000 }, id),
   ));
-  const keyDir = mkdtempSync(join(tmpdir(), 'bench-guardian-'));
-  const keys = generateSigningKeyPair();
-  writeFileSync(join(keyDir, 'guardian.key'), keys.privateKey, { mode: 0o600 });
-  writeFileSync(join(keyDir, 'keyring.json'), JSON.stringify({ principals: [{ name: 'guardian', publicKey: keys.publicKey, roles: ['guardian'] }] }));
-  const env = { KAFKA_BROKERS: stack.kafkaBrokers.join(','), SCHEMA_REGISTRY_URL: stack.schemaRegistryUrl, EXP_TOPIC_PREFIX: prefix, GUARD_KEY_FILE: join(keyDir, 'guardian.key'), KEYRING_FILE: join(keyDir, 'keyring.json'), ADMIN_API_PORT: '0', LOG_LEVEL: 'warn' };
-  const services = ['ingest', 'aggregate', 'guard', 'control'].map((s) => spawnBenchService(`services/${s}/main.ts`, env));
+  const services = [...['ingest', 'aggregate', 'guard'].map((s) => spawnBenchService(`services/${s}/main.ts`, env)), controlService];
 
   const haltedAt = new Map<string, number>();
   const control = kafka.consumer({ groupId: `bench-halt-reader-${Date.now()}`, readUncommitted: false, maxWaitTimeInMs: 50 });

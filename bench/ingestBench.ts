@@ -1,7 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { committedTotal } from '../services/common/groupProgress.ts';
 import { Kafka, logLevel, Partitioners } from 'kafkajs';
-import { applyDefinitions } from '../services/cli/experiments/applyDefinitions.ts';
 import { eventSchemas, schemaText } from '../services/common/eventSchemas.ts';
 import { parseDefinition } from '../services/common/experimentDefinition.ts';
 import { createLogger } from '../services/common/logger.ts';
@@ -9,6 +8,7 @@ import { SchemaRegistryClient } from '../services/common/schemaRegistryClient.ts
 import { ensureTopics } from '../services/common/topicAdmin.ts';
 import { consumerGroup, topicNames, valueSubject } from '../services/common/topics.ts';
 import { frame } from '../services/common/wireFormat.ts';
+import { benchAccess, defineThroughControl } from './benchControl.ts';
 import { spawnBenchService } from './benchProcess.ts';
 import type { BenchStack } from './benchStack.ts';
 
@@ -40,9 +40,12 @@ export async function runIngestBench(stack: BenchStack, events: number, say: (m:
   const exposureId = await registry.register(valueSubject(topics.exposuresRaw), schemaText(schemas.exposure));
   const metricId = await registry.register(valueSubject(topics.metricsRaw), schemaText(schemas.metric));
 
-  await applyDefinitions({ kafka, registry, topics, logger: createLogger({ level: 'warn', name: 'bench' }) }, [0, 1, 2].map((i) =>
+  const access = benchAccess();
+  const baseEnv = { KAFKA_BROKERS: stack.kafkaBrokers.join(','), SCHEMA_REGISTRY_URL: stack.schemaRegistryUrl, EXP_TOPIC_PREFIX: prefix };
+  const control = await defineThroughControl({ kafka, registry, topics, logger: createLogger({ level: 'warn', name: 'bench' }) }, baseEnv, access, [0, 1, 2].map((i) =>
     parseDefinition({ id: `exp-${i}`, name: 'bench', hypothesis: 'h', owner: 'bench', variants: [{ id: 'control', weight: 0.5 }, { id: 'treatment', weight: 0.5 }], primaryMetrics: [{ name: 'revenue', type: 'sum' }], plannedSampleSize: 1000 }, 'bench'),
   ));
+  await control.stop();
   say(`producing ${events} raw events (half exposures, half metrics)`);
   const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
   await producer.connect();
@@ -66,7 +69,7 @@ export async function runIngestBench(stack: BenchStack, events: number, say: (m:
   say(`raw consume: ${Math.round(rawConsumePerSec)} events/s`);
 
   say('ingest service (child process)');
-  const service = spawnBenchService('services/ingest/main.ts', { KAFKA_BROKERS: stack.kafkaBrokers.join(','), SCHEMA_REGISTRY_URL: stack.schemaRegistryUrl, EXP_TOPIC_PREFIX: prefix, LOG_LEVEL: 'warn' });
+  const service = spawnBenchService('services/ingest/main.ts', { ...baseEnv, ...access.env, LOG_LEVEL: 'warn' });
   const spawned = Date.now();
   const group = consumerGroup(prefix, 'ingest');
   let firstProgress = 0;

@@ -3,7 +3,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Kafka, logLevel } from 'kafkajs';
-import { applyDefinitions } from '../services/cli/experiments/applyDefinitions.ts';
 import { DEMO_EXPERIMENTS_DIR } from '../services/cli/demo/runDemo.ts';
 import { userEvents } from '../services/cli/demo/demoTraffic.ts';
 import { openClickHouse } from '../services/common/clickhouse.ts';
@@ -15,6 +14,7 @@ import { SchemaRegistryClient } from '../services/common/schemaRegistryClient.ts
 import { ensureTopics } from '../services/common/topicAdmin.ts';
 import { consumerGroup, topicNames } from '../services/common/topics.ts';
 import { EventProducer } from '../services/producer/eventProducer.ts';
+import { benchAccess, defineThroughControl } from './benchControl.ts';
 import { spawnBenchService } from './benchProcess.ts';
 import type { BenchStack } from './benchStack.ts';
 import { timeRawConsume } from './ingestBench.ts';
@@ -47,7 +47,9 @@ export async function runPipelineBench(stack: BenchStack, targetEvents: number, 
   const registry = new SchemaRegistryClient(stack.schemaRegistryUrl);
   const logger = createLogger({ level: 'warn', name: 'bench' });
   await ensureTopics(kafka, topics, ['exposuresRaw', 'metricsRaw', 'events', 'dlq', 'aggregates', 'definitions', 'aggregateChangelog']);
-  await applyDefinitions({ kafka, registry, topics, logger }, ['demo-checkout', 'demo-onboarding', 'demo-search'].map((id) => readDefinitionFile(join(DEMO_EXPERIMENTS_DIR, `${id}.yaml`))));
+  const access = benchAccess();
+  const baseEnv = { KAFKA_BROKERS: stack.kafkaBrokers.join(','), SCHEMA_REGISTRY_URL: stack.schemaRegistryUrl, EXP_TOPIC_PREFIX: prefix };
+  await (await defineThroughControl({ kafka, registry, topics, logger }, baseEnv, access, ['demo-checkout', 'demo-onboarding', 'demo-search'].map((id) => readDefinitionFile(join(DEMO_EXPERIMENTS_DIR, `${id}.yaml`))))).stop();
 
   say(`producing about ${targetEvents.toLocaleString('en-US')} raw events from the demo's user model`);
   const producer = await EventProducer.create({ kafka, registry, topics, maxBatch: 5_000 });
@@ -74,7 +76,7 @@ export async function runPipelineBench(stack: BenchStack, targetEvents: number, 
   say(`raw consume: ${Math.round(rawConsumePerSec).toLocaleString('en-US')} events/s`);
 
   const chdb = mkdtempSync(join(tmpdir(), 'bench-chdb-'));
-  const env = { KAFKA_BROKERS: stack.kafkaBrokers.join(','), SCHEMA_REGISTRY_URL: stack.schemaRegistryUrl, EXP_TOPIC_PREFIX: prefix, LOG_LEVEL: 'warn', CHDB_PATH: chdb, PSEUDONYM_KEY: 'bench-pseudonym-key-0123456789' };
+  const env = { ...baseEnv, ...access.env, LOG_LEVEL: 'warn', CHDB_PATH: chdb, PSEUDONYM_KEY: 'bench-pseudonym-key-0123456789' };
   say('ingest, aggregate and sink (child processes)');
   const started = Date.now();
   const services = { ingest: spawnBenchService('services/ingest/main.ts', env), aggregate: spawnBenchService('services/aggregate/main.ts', env), sink: spawnBenchService('services/sink/main.ts', env) };

@@ -8,9 +8,11 @@ import { SERVICE_NAMES, type ServiceName } from './drillOptions.ts';
 
 /**
  * What the services of one drill need, made fresh for the run as `expctl keys generate` and
- * the keyring documentation describe: the guardian's signing key, the admin API's key, a
- * keyring naming both (and an operator token), a pseudonym key, free ports for every
- * service's /metrics and /healthz and for the admin API, and the experiments.
+ * the keyring documentation describe: the control service's signing key (it signs the
+ * definitions it publishes; every service checks them against the keyring), the guardian's,
+ * the admin API's and the drill's own experimenter key, a keyring naming them all (and an
+ * operator token), a pseudonym key, free ports for every service's /metrics and /healthz and
+ * for the admin API, and the experiments.
  */
 export interface DrillFiles {
   dir: string;
@@ -21,6 +23,8 @@ export interface DrillFiles {
   metricsPorts: Record<ServiceName, number>;
   adminApiPort: number;
   operatorToken: string;
+  /** The drill's own signing identity (role experimenter): it defines and starts the experiments. */
+  experimenter: { principal: string; keyFile: string };
   env: Record<ServiceName, Record<string, string>>;
 }
 
@@ -31,11 +35,17 @@ export async function prepareDrillFiles(dir: string, sessionTimeoutMs: number, h
   for (const d of [stackDir, logDir, keyDir]) mkdirSync(d, { recursive: true });
   const guardian = generateSigningKeyPair();
   const api = generateSigningKeyPair();
+  const control = generateSigningKeyPair();
+  const experimenter = generateSigningKeyPair();
   const operatorToken = randomBytes(24).toString('base64url');
   writeFileSync(join(keyDir, 'guardian.key'), guardian.privateKey, { mode: 0o600 });
   writeFileSync(join(keyDir, 'admin-api.key'), api.privateKey, { mode: 0o600 });
+  writeFileSync(join(keyDir, 'control.key'), control.privateKey, { mode: 0o600 });
+  writeFileSync(join(keyDir, 'chaos-experimenter.key'), experimenter.privateKey, { mode: 0o600 });
   const keyring = {
     principals: [
+      { name: 'control', publicKey: control.publicKey, roles: ['control'] },
+      { name: 'chaos-experimenter', publicKey: experimenter.publicKey, roles: ['experimenter'] },
       { name: 'guardian', publicKey: guardian.publicKey, roles: ['guardian'] },
       { name: 'admin-api', publicKey: api.publicKey, roles: ['operator'] },
       { name: 'chaos-operator', publicKey: generateSigningKeyPair().publicKey, roles: ['operator'] },
@@ -48,7 +58,9 @@ export async function prepareDrillFiles(dir: string, sessionTimeoutMs: number, h
   const adminApiPort = ports[SERVICE_NAMES.length]!;
   const sinkChdbDir = join(dir, 'sink-chdb');
   // The services' own HEALTH_STALL_MS unless the drill is told otherwise (--health-stall-ms).
-  const common = { EXP_STACK_DIR: stackDir, KAFKA_SESSION_TIMEOUT_MS: String(sessionTimeoutMs), ...(healthStallMs ? { HEALTH_STALL_MS: String(healthStallMs) } : {}) };
+  const keyringFile = join(keyDir, 'keyring.json');
+  // Every service acts only on definitions the control service signed: each needs the keyring.
+  const common = { KEYRING_FILE: keyringFile, EXP_STACK_DIR: stackDir, KAFKA_SESSION_TIMEOUT_MS: String(sessionTimeoutMs), ...(healthStallMs ? { HEALTH_STALL_MS: String(healthStallMs) } : {}) };
   return {
     dir,
     stackDir,
@@ -57,11 +69,12 @@ export async function prepareDrillFiles(dir: string, sessionTimeoutMs: number, h
     metricsPorts,
     adminApiPort,
     operatorToken,
+    experimenter: { principal: 'chaos-experimenter', keyFile: join(keyDir, 'chaos-experimenter.key') },
     env: {
       ingest: { ...common },
       aggregate: { ...common },
       guard: { ...common, GUARD_KEY_FILE: join(keyDir, 'guardian.key') },
-      control: { ...common, KEYRING_FILE: join(keyDir, 'keyring.json'), ADMIN_API_KEY_FILE: join(keyDir, 'admin-api.key'), ADMIN_API_PORT: String(adminApiPort) },
+      control: { ...common, CONTROL_PRINCIPAL: 'control', CONTROL_KEY_FILE: join(keyDir, 'control.key'), ADMIN_API_KEY_FILE: join(keyDir, 'admin-api.key'), ADMIN_API_PORT: String(adminApiPort) },
       // A short pause between insert and offset commit widens the window a SIGKILL of the sink
       // must survive without doubling rows (config `sink.commitDelayMs`, meant for drills).
       sink: { ...common, PSEUDONYM_KEY: randomBytes(32).toString('hex'), CHDB_PATH: sinkChdbDir, SINK_COMMIT_DELAY_MS: '100' },

@@ -4,10 +4,11 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Command } from 'commander';
-import { applyDefinitions } from '../services/cli/experiments/applyDefinitions.ts';
+import { applyDefinitions, loadSigner, moveExperiment, type CommandContext, type CommandOutcome, type CommandSigner } from '../services/cli/experiments/controlCommands.ts';
 import { createKafka } from '../services/common/kafka.ts';
 import { createLogger, type Logger } from '../services/common/logger.ts';
 import { SchemaRegistryClient } from '../services/common/schemaRegistryClient.ts';
+import type { ExperimentDefinition } from '../services/common/experimentDefinition.ts';
 import { topicNames } from '../services/common/topics.ts';
 import { runChecks, type CheckOutcome } from './checks.ts';
 import { drillOptions, SERVICE_NAMES, type DrillOptions, type ServiceName } from './drillOptions.ts';
@@ -140,13 +141,17 @@ async function drill(): Promise<void> {
   const endpoints = () => currentStack.endpoints();
   const kafka = () => createKafka({ brokers: endpoints().brokers, clientId: 'chaos-drill', logger });
 
-  const applied = await applyDefinitions({ kafka: kafka(), registry: new SchemaRegistryClient(endpoints().registryUrl), topics, logger }, [...HEALTHY_EXPERIMENTS]);
-  say(`experiments: ${applied.map((o) => `${o.experimentId} v${o.version}`).join(', ')} applied (as expctl experiments apply does)`);
-
   t = Date.now();
   for (const name of SERVICE_NAMES) services.set(name, new ServiceProcess(name, files.metricsPorts[name], files.env[name], files.logDir, (exit) => onUnexpectedExit(exit)));
   await Promise.all([...services.values()].map((s) => s.start()));
   say(`services: ${[...services.values()].map((s) => `${s.name} (pid ${s.pid}, :${s.metricsPort})`).join(', ')} started in ${secondsSince(t)} s; admin API on :${files.adminApiPort}`);
+
+  // The drill's experimenter defines the experiments and starts them through the control
+  // service, as `expctl experiments apply` and `start` do; traffic only once both are ACCEPTED.
+  const signer = loadSigner(files.experimenter.keyFile, files.experimenter.principal);
+  const context = (): CommandContext => ({ kafka: kafka(), registry: new SchemaRegistryClient(endpoints().registryUrl), topics, logger });
+  const live = await defineAndStart(context(), signer, [...HEALTHY_EXPERIMENTS], 'chaos drill: healthy experiments');
+  say(`experiments: ${live.map((o) => `${o.experimentId} v${o.version}`).join(', ')} defined and started through the control service (as expctl experiments apply and start do)`);
 
   watch = new PipelineWatch(endpoints, topics);
   watch.start(1_000);
@@ -175,7 +180,7 @@ async function drill(): Promise<void> {
     await sleep(Math.min(options.settleMs, Math.max(0, timeLeft() - TAIL_MS)));
   }
 
-  await phase('guard', () => guardPhase(kafka, endpoints, logger));
+  await phase('guard', () => guardPhase(context, signer, kafka, logger));
 
   t = Date.now();
   await generator.stop(clamp(timeLeft() - 100_000, 5_000, 60_000));
@@ -221,6 +226,33 @@ async function drill(): Promise<void> {
   say(`checks: done in ${secondsSince(t)} s; lost ${outcome.lost}, duplicated ${outcome.duplicated}`);
 }
 
+/**
+ * Signed DEFINE commands, then a START for each, through the control service; throws unless it
+ * ACCEPTED every one (a PENDING or REJECTED decision means no traffic may be sent for them).
+ */
+async function defineAndStart(context: CommandContext, signer: CommandSigner, definitions: ExperimentDefinition[], reason: string): Promise<CommandOutcome[]> {
+  const refused = (o: CommandOutcome) => `${o.experimentId} ${o.action}: ${o.decision}: ${o.reason}`;
+  const defined = await applyDefinitions(context, signer, definitions, reason, 60_000);
+  const notDefined = defined.filter((o) => o.decision !== 'ACCEPTED');
+  if (notDefined.length > 0) throw new Error(`the control service did not accept the definitions: ${notDefined.map(refused).join('; ')}`);
+  for (const d of definitions) {
+    const started = await moveExperiment(context, signer, d.id, 'START', reason, undefined, 60_000);
+    if (started.decision !== 'ACCEPTED') throw new Error(`the control service did not start ${d.id}: ${refused(started)}`);
+  }
+  // Traffic only once the services that judge it act on the start (their tables follow
+  // exp.state and exp.definitions on their own readers, a moment after the decision).
+  const judges = (['ingest', 'aggregate', 'guard'] as const).map((name) => services.get(name)!);
+  await Promise.all(
+    definitions.flatMap((d) =>
+      judges.flatMap((s) => [
+        s.waitForLog(new RegExp(`"experimentId":"${d.id}","version":\\d+.*"msg":"definition: in force"`), 60_000),
+        s.waitForLog(new RegExp(`"experimentId":"${d.id}","status":"RUNNING".*"msg":"experiment\\.state: in force"`), 60_000),
+      ]),
+    ),
+  );
+  return defined;
+}
+
 /** Runs a phase; if it throws, the failure is recorded and the drill goes on to what it can still check. */
 async function phase<T>(name: string, work: () => Promise<T>): Promise<T | undefined> {
   try {
@@ -234,10 +266,8 @@ async function phase<T>(name: string, work: () => Promise<T>): Promise<T | undef
 }
 
 /** After the faults: a new experiment with a broken split; the guard must halt it. */
-async function guardPhase(kafka: () => ReturnType<typeof createKafka>, endpoints: () => { registryUrl: string }, logger: Logger): Promise<void> {
-  const [applied] = await applyDefinitions({ kafka: kafka(), registry: new SchemaRegistryClient(endpoints().registryUrl), topics: topicNames(''), logger }, [BROKEN_EXPERIMENT]);
-  // Ingest and the guard follow exp.definitions as it changes; give them a moment before its first exposure.
-  await sleep(3_000);
+async function guardPhase(context: () => CommandContext, signer: CommandSigner, kafka: () => ReturnType<typeof createKafka>, logger: Logger): Promise<void> {
+  const [applied] = await defineAndStart(context(), signer, [BROKEN_EXPERIMENT], 'chaos drill: the broken experiment, after the faults');
   const started = Date.now();
   const haltTimeoutMs = clamp(timeLeft() - 110_000, 10_000, options.haltTimeoutMs);
   const halt = watchForHalt(kafka(), topicNames('').state, logger, BROKEN_EXPERIMENT.id, haltTimeoutMs);

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, type WriteStream } from 'node:fs';
+import { createWriteStream, existsSync, readFileSync, type WriteStream } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { createRequire } from 'node:module';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -150,6 +151,20 @@ export class ServiceProcess {
       return { ok: false, problems: problems.length > 0 ? problems : [`HTTP ${response.status}`] };
     } catch (err) {
       return { ok: false, problems: [`/healthz did not answer: ${(err as Error).message}`] };
+    }
+  }
+
+  /**
+   * Resolves once a line of its log (since the drill began, across restarts) matches `pattern`;
+   * rejects at the deadline with what it was waiting for.
+   */
+  async waitForLog(pattern: RegExp, timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const text = existsSync(this.logFile) ? readFileSync(this.logFile, 'utf8') : '';
+      if (text.split('\n').some((line) => pattern.test(line))) return;
+      if (Date.now() > deadline) throw new Error(`${this.name} did not log ${pattern} within ${timeoutMs / 1000} s`);
+      await sleep(200);
     }
   }
 

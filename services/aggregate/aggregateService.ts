@@ -4,7 +4,9 @@ import { DefinitionsTable } from '../common/definitionsTable.ts';
 import { allMetrics } from '../common/experimentDefinition.ts';
 import { restorePartitionState } from '../common/changelogRestore.ts';
 import { decodeValidated, eventSchemas, isExposure, schemaText } from '../common/eventSchemas.ts';
+import { experimentStatusTable } from '../common/experimentStatus.ts';
 import { combineHealth } from '../common/health.ts';
+import type { Keyring } from '../common/keyring.ts';
 import type { Logger } from '../common/logger.ts';
 import { LogRateLimiter } from '../common/logRateLimiter.ts';
 import type { SchemaRegistryClient } from '../common/schemaRegistryClient.ts';
@@ -21,6 +23,8 @@ import { decodeUserState, encodeUserState, emptyUserState, type UserState } from
  * The aggregator: exp.events in; per-user state kept in memory per input partition and
  * changelogged to a compacted topic; additive per-variant deltas out to exp.aggregates.
  * State writes, deltas and the consumer offset commit in one transaction per batch.
+ * It counts only experiments the control service defined (signed definitions) and enrolls
+ * users only while an experiment's lifecycle on exp.state allows it (see applyEvent).
  */
 export interface AggregateOptions {
   kafka: Kafka;
@@ -32,6 +36,8 @@ export interface AggregateOptions {
   stallMs?: number;
   /** How early metric events are kept for an exposure that arrives after them (see applyEvent). */
   earlyMetrics?: { graceMs: number; keep: number };
+  /** Whose signatures make a definition genuine. */
+  keyring: Keyring;
   metrics: Registry;
   logger: Logger;
 }
@@ -39,11 +45,13 @@ export interface AggregateOptions {
 export async function startAggregate(options: AggregateOptions): Promise<RunningLoop> {
   const { kafka, topics } = options;
   const log = options.logger.child({ module: 'aggregate' });
-  await ensureTopics(kafka, topics, ['events', 'aggregates', 'definitions', 'aggregateChangelog']);
+  await ensureTopics(kafka, topics, ['events', 'aggregates', 'definitions', 'state', 'aggregateChangelog']);
   await checkChangelogPartitions(kafka, topics);
   const deltaSchemaId = await options.registry.register(valueSubject(topics.aggregates), schemaText(eventSchemas().aggregateDelta));
-  const definitions = new DefinitionsTable(kafka, topics.definitions, log);
-  await definitions.start();
+  const definitions = new DefinitionsTable(kafka, topics.definitions, log, { keyring: options.keyring, metrics: options.metrics });
+  const statuses = experimentStatusTable(kafka, topics.state, log);
+  await Promise.all([definitions.start(), statuses.start()]);
+  const lifecycle = (experimentId: string) => statuses.get(experimentId);
   const metrics = createAggregateMetrics(options.metrics);
   const states = new Map<number, Map<string, UserState>>();
   const overflowLog = new LogRateLimiter(log);
@@ -64,7 +72,7 @@ export async function startAggregate(options: AggregateOptions): Promise<Running
       const { event } = decodeValidated(framed.body);
       let user = state.get(event.userId);
       if (!user) state.set(event.userId, (user = emptyUserState()));
-      const outcomes = applyEvent(user, event, (id) => definitions.get(id), delta, early);
+      const outcomes = applyEvent(user, event, (id) => definitions.get(id), delta, early, lifecycle);
       for (const outcome of outcomes) metrics.events.inc({ outcome });
       if (outcomes.includes('value_overflow')) {
         // Not counted, so that no total or delta becomes non-finite (see applyEvent); the user id stays out of the log.
@@ -107,10 +115,10 @@ export async function startAggregate(options: AggregateOptions): Promise<Running
   });
   log.info({ groupId: options.groupId, input: topics.events, output: topics.aggregates }, 'aggregate running');
   return {
-    ...combineHealth({ loop, definitions }),
+    ...combineHealth({ loop, definitions, statuses }),
     stop: async () => {
       await loop.stop();
-      await definitions.stop();
+      await Promise.all([definitions.stop(), statuses.stop()]);
       overflowLog.flush();
     },
   };

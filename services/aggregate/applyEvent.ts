@@ -1,5 +1,6 @@
 import { isExposure, type ExposureEvent, type MetricEvent } from '../common/eventSchemas.ts';
 import { allMetrics, type PublishedDefinition } from '../common/experimentDefinition.ts';
+import { countsAfterConclusion, enrollment, type LifecycleView } from '../common/experimentLifecycle.ts';
 import { allFinite } from '../common/numberBounds.ts';
 import type { DeltaAccumulator } from './deltaAccumulator.ts';
 import { totalKey, type Assignment, type UserState } from './userState.ts';
@@ -19,6 +20,10 @@ import { totalKey, type Assignment, type UserState } from './userState.ts';
  *   metric events (of metrics some experiment uses) are kept while their event time is within
  *   `graceMs` of the newest event time seen for the user; a first exposure then counts the
  *   kept ones that fall in its attribution window, as if they had arrived after it.
+ * - the lifecycle (when `lifecycle` is given; services/common/experimentLifecycle.ts): an
+ *   exposure enrolls only if the experiment enrolled at its event time (running or halted; a
+ *   draft enrolls no one; a concluded one only before concludedAt), and no metric event at or
+ *   after the conclusion counts.
  * - numbers stay finite: a metric event whose change would make the user's total, its
  *   square, the change of Σx² or a sum of the batch's delta non-finite is not counted. The
  *   user's total stays as it was (so later events still count against a true total), and the
@@ -29,7 +34,10 @@ import { totalKey, type Assignment, type UserState } from './userState.ts';
  *   an event refused here would show up there as a difference.
  * Returns what happened, for counters.
  */
-export type Outcome = 'exposed' | 'duplicate_exposure' | 'conflict' | 'unknown_experiment' | 'unknown_variant' | 'metric_counted' | 'metric_counted_early' | 'metric_unattributed' | 'value_overflow';
+export type Outcome = 'exposed' | 'duplicate_exposure' | 'conflict' | 'unknown_experiment' | 'unknown_variant' | 'not_enrolling' | 'metric_counted' | 'metric_counted_early' | 'metric_unattributed' | 'value_overflow';
+
+/** An experiment's lifecycle state as the aggregator knows it (from exp.state). */
+export type LifecycleLookup = (experimentId: string) => LifecycleView | undefined;
 
 export interface EarlyMetricPolicy {
   graceMs: number;
@@ -41,15 +49,15 @@ export interface EarlyMetricPolicy {
 export const DEFAULT_EARLY_GRACE_MS = 120_000;
 export const DEFAULT_EARLY_KEEP = 8;
 
-export function applyEvent(state: UserState, event: ExposureEvent | MetricEvent, definitions: (experimentId: string) => PublishedDefinition | undefined, delta: DeltaAccumulator, early: EarlyMetricPolicy = { graceMs: DEFAULT_EARLY_GRACE_MS, keep: DEFAULT_EARLY_KEEP, isExperimentMetric: () => true }): Outcome[] {
+export function applyEvent(state: UserState, event: ExposureEvent | MetricEvent, definitions: (experimentId: string) => PublishedDefinition | undefined, delta: DeltaAccumulator, early: EarlyMetricPolicy = { graceMs: DEFAULT_EARLY_GRACE_MS, keep: DEFAULT_EARLY_KEEP, isExperimentMetric: () => true }, lifecycle?: LifecycleLookup): Outcome[] {
   if (event.eventTime > state.newest) {
     state.newest = event.eventTime;
     const oldest = state.newest - early.graceMs;
     // Kept in arrival order, so any of them may have aged out.
     if (state.early.some((m) => m[2] < oldest)) state.early = state.early.filter((m) => m[2] >= oldest);
   }
-  if (isExposure(event)) return applyExposure(state, event, definitions, delta);
-  const outcomes = applyMetric(state, event, definitions, delta);
+  if (isExposure(event)) return applyExposure(state, event, definitions, delta, lifecycle);
+  const outcomes = applyMetric(state, event, definitions, delta, lifecycle);
   // A non-finite value is never kept: it could not be counted, and JSON (the changelog) would turn it into null.
   if (early.keep > 0 && Number.isFinite(event.value) && event.eventTime >= state.newest - early.graceMs && early.isExperimentMetric(event.metric)) {
     state.early.push([event.metric, event.value, event.eventTime]);
@@ -58,17 +66,18 @@ export function applyEvent(state: UserState, event: ExposureEvent | MetricEvent,
   return outcomes;
 }
 
-function applyExposure(state: UserState, event: ExposureEvent, definitions: (id: string) => PublishedDefinition | undefined, delta: DeltaAccumulator): Outcome[] {
+function applyExposure(state: UserState, event: ExposureEvent, definitions: (id: string) => PublishedDefinition | undefined, delta: DeltaAccumulator, lifecycle: LifecycleLookup | undefined): Outcome[] {
   const published = definitions(event.experimentId);
   if (!published) return ['unknown_experiment'];
   if (!published.definition.variants.some((v) => v.id === event.variantId)) return ['unknown_variant'];
+  if (lifecycle && !enrollment(lifecycle(event.experimentId), event.eventTime).enrolls) return ['not_enrolling'];
   const existing = state.assignments[event.experimentId];
   if (!existing) {
     const assignment = (state.assignments[event.experimentId] = { variant: event.variantId, exposedAt: event.eventTime, conflicted: false });
     delta.exposure(event.experimentId, published.version, event.variantId, event.eventTime);
     const outcomes: Outcome[] = ['exposed'];
     for (const [metric, value, eventTime] of state.early) {
-      const counted = countMetric(state, event.experimentId, assignment, published, { metric, value, eventTime }, delta);
+      const counted = countMetric(state, event.experimentId, assignment, published, { metric, value, eventTime }, delta, lifecycle);
       if (counted === 'counted') outcomes.push('metric_counted_early');
       else if (counted === 'value_overflow') outcomes.push('value_overflow');
     }
@@ -80,21 +89,22 @@ function applyExposure(state: UserState, event: ExposureEvent, definitions: (id:
   return ['conflict'];
 }
 
-function applyMetric(state: UserState, event: MetricEvent, definitions: (id: string) => PublishedDefinition | undefined, delta: DeltaAccumulator): Outcome[] {
+function applyMetric(state: UserState, event: MetricEvent, definitions: (id: string) => PublishedDefinition | undefined, delta: DeltaAccumulator, lifecycle: LifecycleLookup | undefined): Outcome[] {
   const outcomes: Outcome[] = [];
   for (const [experimentId, assignment] of Object.entries(state.assignments)) {
     const published = definitions(experimentId);
     if (!published || !allMetrics(published.definition).some((m) => m.name === event.metric)) continue;
-    const counted = countMetric(state, experimentId, assignment, published, event, delta);
+    const counted = countMetric(state, experimentId, assignment, published, event, delta, lifecycle);
     outcomes.push(counted === 'counted' ? 'metric_counted' : counted === 'value_overflow' ? 'value_overflow' : 'metric_unattributed');
   }
   return outcomes;
 }
 
 /** Counts one metric event for one experiment the user is assigned to, if it is attributed and its numbers stay finite. */
-function countMetric(state: UserState, experimentId: string, assignment: Assignment, published: PublishedDefinition, event: { metric: string; value: number; eventTime: number }, delta: DeltaAccumulator): 'counted' | 'unattributed' | 'value_overflow' {
+function countMetric(state: UserState, experimentId: string, assignment: Assignment, published: PublishedDefinition, event: { metric: string; value: number; eventTime: number }, delta: DeltaAccumulator, lifecycle: LifecycleLookup | undefined): 'counted' | 'unattributed' | 'value_overflow' {
   const metric = allMetrics(published.definition).find((m) => m.name === event.metric);
   if (!metric) return 'unattributed';
+  if (lifecycle && !countsAfterConclusion(lifecycle(experimentId), event.eventTime)) return 'unattributed';
   const windowMs = published.definition.attributionWindowHours * 3_600_000;
   if (event.eventTime < assignment.exposedAt || event.eventTime > assignment.exposedAt + windowMs) return 'unattributed';
   const key = totalKey(experimentId, metric.name);

@@ -1,5 +1,6 @@
 import { runServiceProcess } from '../common/serviceProcess.ts';
 import { consumerGroup } from '../common/topics.ts';
+import { keyringFor } from '../common/trust.ts';
 import { startAggregate } from './aggregateService.ts';
 
 /** The aggregator as its own process (`node --import tsx services/aggregate/main.ts`). */
@@ -12,6 +13,7 @@ await runServiceProcess('aggregate', (ctx) =>
     sessionTimeoutMs: ctx.config.kafka.sessionTimeoutMs,
     stallMs: ctx.config.health.stallMs,
     earlyMetrics: { graceMs: ctx.config.aggregate.earlyMetricGraceMs, keep: ctx.config.aggregate.earlyMetricsKept },
+    keyring: keyringFor('the aggregator', ctx.config),
     metrics: ctx.metrics,
     logger: ctx.logger,
   }),

@@ -128,8 +128,17 @@ const ConfigSchema = z.strictObject({
     .prefault({}),
   control: z
     .strictObject({
-      /** JSON keyring: principals (public keys, roles) and hashed admin API tokens. Required by the control service. */
+      /**
+       * JSON keyring: principals (public keys, roles) and hashed admin API tokens. Required by
+       * the control service, and by every service that acts on definitions (ingest when it
+       * checks experiments, aggregate, guard, sink, expctl reanalyze): they accept only
+       * definitions signed by a principal of the keyring holding the control role.
+       */
       keyringFile: z.string().min(1).optional(),
+      /** The principal the control service signs the definitions it publishes as (role control in the keyring). */
+      principal: z.string().regex(/^[A-Za-z0-9._@-]{1,100}$/, 'letters, digits, dot, dash, underscore, @').default('control'),
+      /** PKCS#8 PEM file of that principal's Ed25519 private key. Required by the control service. */
+      keyFile: z.string().min(1).optional(),
       /** Oldest command accepted, by its issuedAt. */
       maxCommandAgeMs: z.coerce.number().int().min(1_000).max(24 * 3_600_000).default(5 * 60_000),
       /** Clock skew tolerated for commands dated ahead. */
@@ -137,7 +146,7 @@ const ConfigSchema = z.strictObject({
       /** The admin API's address; port 0 picks a free one (logged at start). */
       apiHost: z.string().min(1).default('127.0.0.1'),
       apiPort: z.coerce.number().int().min(0).max(65535).default(8090),
-      /** The principal the admin API signs commands as, on behalf of the authenticated caller (needs the operator role). */
+      /** The principal the admin API signs commands as, on behalf of the authenticated caller (needs the operator role; the experimenter role too for define, start, conclude and archive). */
       apiPrincipal: z.string().regex(/^[A-Za-z0-9._@-]{1,100}$/, 'letters, digits, dot, dash, underscore, @').default('admin-api'),
       /** PKCS#8 PEM file of that principal's private key; without it the API serves reads only. */
       apiKeyFile: z.string().min(1).optional(),
@@ -210,6 +219,8 @@ export const ENV_KEYS = {
   AGGREGATE_EARLY_GRACE_MS: 'aggregate.earlyMetricGraceMs',
   AGGREGATE_EARLY_KEPT: 'aggregate.earlyMetricsKept',
   KEYRING_FILE: 'control.keyringFile',
+  CONTROL_PRINCIPAL: 'control.principal',
+  CONTROL_KEY_FILE: 'control.keyFile',
   CONTROL_MAX_COMMAND_AGE_MS: 'control.maxCommandAgeMs',
   CONTROL_MAX_CLOCK_SKEW_MS: 'control.maxClockSkewMs',
   ADMIN_API_HOST: 'control.apiHost',

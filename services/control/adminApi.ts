@@ -7,6 +7,7 @@ import type { ExperimentDelta } from '../common/aggregateDelta.ts';
 import { CompactedTopicTable } from '../common/compactedTopicTable.ts';
 import { DefinitionsTable } from '../common/definitionsTable.ts';
 import { eventSchemas, schemaText } from '../common/eventSchemas.ts';
+import type { LifecycleAction } from '../common/experimentLifecycle.ts';
 import { DEFINITION_LIMITS } from '../common/experimentDefinition.ts';
 import { experimentStatusTable } from '../common/experimentStatus.ts';
 import { mergeDelta, type TotalsHolder } from '../common/experimentTotals.ts';
@@ -22,19 +23,20 @@ import type { AuditRecord } from './auditChain.ts';
 import { AuditLog, AuditLogBusy } from './auditLog.ts';
 import { AuthThrottle } from './authThrottle.ts';
 import { encodeCommandRecord, signedCommand } from './commandSigner.ts';
-import { API_REFUSAL_HEADER } from './decideCommand.ts';
+import { API_REFUSAL_HEADER, definedVersion } from './decideCommand.ts';
 import type { Keyring, Principal, Role } from './keyring.ts';
 import { liveResults } from './liveResults.ts';
+import { ACTION_ROLES, COMMAND_LIMITS } from './verifyCommand.ts';
 import { RefusalAudit, type RefusalCode } from './refusalAudit.ts';
 
 /**
  * The admin HTTP API. Every call but the liveness and readiness probes carries
  * `Authorization: Bearer <token>`; tokens are looked up by their SHA-256 in the keyring and
- * each route names the roles it admits. Halt and resume do not change anything themselves:
- * the API signs a command as its own principal (naming the caller in the reason) and puts it
- * on exp.control, where the control service verifies and audits it like any other, then
- * waits for that decision. A refused halt or resume (no token, wrong token, wrong role,
- * throttled) is reported to the audit log as a signed refusal note, at most one at once and one
+ * each route names the roles it admits. Commands (halt and resume for operators; define,
+ * start, conclude and archive for experimenters) do not change anything themselves: the API
+ * signs a command as its own principal (naming the caller in the reason) and puts it on
+ * exp.control, where the control service verifies and audits it like any other, then waits
+ * for that decision. A refused command (no token, wrong token, wrong role, throttled) is reported to the audit log as a signed refusal note, at most one at once and one
  * summary with a count per caller and window (RefusalAudit). Failed authentications are
  * throttled per address; a valid token never is. Reads come from the topics: exp.state,
  * exp.definitions, exp.audit (the newest records in memory, older pages read back from the
@@ -45,7 +47,7 @@ export interface AdminApiOptions {
   registry: SchemaRegistryClient;
   topics: TopicNames;
   keyring: Keyring;
-  /** The API's own signing identity; without it halt and resume answer 503. */
+  /** The API's own signing identity; without it commands answer 503. */
   signer: { principal: string; privateKey: KeyObject } | undefined;
   host: string;
   port: number;
@@ -69,7 +71,14 @@ export interface AdminApi extends HealthSource {
 
 const READ_ROLES: readonly Role[] = ['analyst', 'operator', 'experimenter', 'guardian'];
 /** Caps on what a request may carry; each refusal names the field and the cap (400). */
-export const API_LIMITS = { reasonLength: 500, auditPage: 1_000, bodyBytes: 16 * 1024, tokenLength: 512 } as const;
+export const API_LIMITS = {
+  reasonLength: 500,
+  auditPage: 1_000,
+  bodyBytes: 16 * 1024,
+  /** PUT /experiments/:id/definition: a definition file's cap plus room for the reason and JSON quoting. */
+  definitionBodyBytes: DEFINITION_LIMITS.fileBytes + 16 * 1024,
+  tokenLength: 512,
+} as const;
 const TOKEN_HEADER = new RegExp(`^Bearer [\\x21-\\x7e]{1,${API_LIMITS.tokenLength}}$`);
 const experimentId = z
   .string()
@@ -83,13 +92,19 @@ const AuditQuery = z.strictObject({
   after: z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
   experimentId: experimentId.optional(),
 });
+const reason = CommandBody.shape.reason;
+/** The definition as JSON travels in the DEFINE command's payload, capped by COMMAND_LIMITS.payload (the request body by API_LIMITS.definitionBodyBytes). */
+const DefineBody = z.strictObject({ reason, definition: z.record(z.string(), z.unknown()) });
+const ConcludeBody = z.strictObject({ reason, decision: z.string().max(200, { error: (issue) => `at most 200 characters (got ${String(issue.input).length})` }) });
+/** The lifecycle moves the API offers, and who may ask for each (DEFINE is PUT /experiments/:id/definition). */
+const MOVE_ROLES = { HALT: ['operator'], RESUME: ['operator'], START: ['experimenter'], CONCLUDE: ['experimenter'], ARCHIVE: ['experimenter'] } as const satisfies Partial<Record<LifecycleAction, readonly Role[]>>;
 
 export async function startAdminApi(options: AdminApiOptions): Promise<AdminApi> {
   const { kafka, topics, keyring } = options;
   const log = options.logger.child({ module: 'admin-api' });
   await ensureTopics(kafka, topics, ['control', 'state', 'audit', 'definitions', 'aggregates']);
   const commandSchemaId = await options.registry.register(valueSubject(topics.control), schemaText(eventSchemas().controlCommand));
-  const definitions = new DefinitionsTable(kafka, topics.definitions, log);
+  const definitions = new DefinitionsTable(kafka, topics.definitions, log, { keyring, metrics: options.metrics });
   const statuses = experimentStatusTable(kafka, topics.state, log);
   // Halt and resume wait for the control service's decision on their command: the audit
   // table hands each new record to the waiter for its command id.
@@ -144,7 +159,7 @@ export async function startAdminApi(options: AdminApiOptions): Promise<AdminApi>
   refusals?.start();
 
   /** Authenticates the caller and checks the route's roles; on failure replies and returns undefined. */
-  const authorize = async (request: FastifyRequest, reply: FastifyReply, roles: readonly Role[], attempted?: { action: 'HALT' | 'RESUME'; experimentId: string }): Promise<Principal | undefined> => {
+  const authorize = async (request: FastifyRequest, reply: FastifyReply, roles: readonly Role[], attempted?: { action: LifecycleAction; experimentId: string }): Promise<Principal | undefined> => {
     const address = request.ip;
     const header = request.headers.authorization;
     const token = typeof header === 'string' && TOKEN_HEADER.test(header) ? header.slice(7) : undefined;
@@ -203,7 +218,7 @@ export async function startAdminApi(options: AdminApiOptions): Promise<AdminApi>
       experiments: experimentIds().map((id) => {
         const published = definitions.get(id);
         const status = statuses.get(id);
-        return { experimentId: id, name: published?.definition.name ?? null, owner: published?.definition.owner ?? null, definitionVersion: published?.version ?? null, status: status?.status ?? 'RUNNING', since: status?.since ?? null, by: status?.by ?? null, reason: status?.reason ?? null, users: Object.values(totals.get(id)?.variants ?? {}).reduce((n, v) => n + v.users, 0) };
+        return { experimentId: id, name: published?.definition.name ?? null, owner: published?.definition.owner ?? null, definitionVersion: published?.version ?? null, status: status?.status ?? null, since: status?.since ?? null, by: status?.by ?? null, reason: status?.reason ?? null, users: Object.values(totals.get(id)?.variants ?? {}).reduce((n, v) => n + v.users, 0) };
       }),
     };
   });
@@ -229,29 +244,60 @@ export async function startAdminApi(options: AdminApiOptions): Promise<AdminApi>
     }
   });
 
-  for (const action of ['HALT', 'RESUME'] as const) {
+  /** Signs the caller's command as the API, publishes it and answers with the control service's decision. */
+  const submit = async (reply: FastifyReply, principal: Principal, fields: { experimentId: string; action: LifecycleAction; reason: string; payload?: string }) => {
+    if (!options.signer) return reply.status(503).send({ error: 'NO_SIGNING_KEY', message: 'the admin API has no signing key (ADMIN_API_KEY_FILE); it serves reads only' });
+    const needed = ACTION_ROLES[fields.action] ?? [];
+    if (!needed.some((role) => keyring.principal(options.signer!.principal)?.roles.has(role))) {
+      return reply.status(503).send({ error: 'API_LACKS_ROLE', message: `the admin API signs as ${options.signer.principal}, which lacks the role for ${fields.action} (one of ${needed.join(', ')}) in the keyring` });
+    }
+    const command = signedCommand({ ...fields, reason: `${fields.reason} (requested by ${principal.name} via the admin API)` }, options.signer.principal, options.signer.privateKey);
+    const { experimentId } = fields;
+    // Settled once the readers show what the decision changed (status and definition commit with the audit record).
+    const shown = (record: AuditRecord) => fields.action === 'DEFINE' ? definedVersion(record.reason)?.version === definitions.get(experimentId)?.version && statuses.get(experimentId) !== undefined : record.reason.includes('no change') || statuses.get(experimentId)?.commandId === command.commandId;
+    const decided = waitForDecision(command.commandId, options.decisionTimeoutMs ?? 10_000, shown);
+    await publish(command);
+    const decision = await decided;
+    if (!decision) return reply.status(202).send({ commandId: command.commandId, decision: 'PENDING', message: 'published on the control topic; the control service has not decided yet' });
+    log.info({ principal: principal.name, action: fields.action, experimentId, decision: decision.decision }, 'admin-api.command');
+    return reply.status(decision.decision === 'ACCEPTED' ? 200 : 409).send({
+      commandId: command.commandId, decision: decision.decision, reason: decision.reason, auditSequence: decision.sequence, status: statuses.get(experimentId) ?? null,
+      ...(fields.action === 'DEFINE' ? { definitionVersion: definitions.get(experimentId)?.version ?? null } : {}),
+    });
+  };
+
+  for (const [action, roles] of Object.entries(MOVE_ROLES) as [keyof typeof MOVE_ROLES, readonly Role[]][]) {
     app.post(`/experiments/:id/${action.toLowerCase()}`, async (request, reply) => {
       const params = ExperimentParam.safeParse(request.params);
       if (!params.success) return badRequest(reply, params.error);
       const experimentId = params.data.id;
-      const principal = await authorize(request, reply, ['operator'], { action, experimentId });
+      const principal = await authorize(request, reply, roles, { action, experimentId });
       if (!principal) return reply;
-      const body = CommandBody.safeParse(request.body ?? {});
+      const body = (action === 'CONCLUDE' ? ConcludeBody : CommandBody).safeParse(request.body ?? {});
       if (!body.success) return badRequest(reply, body.error);
-      if (!options.signer) return reply.status(503).send({ error: 'NO_SIGNING_KEY', message: 'the admin API has no signing key (ADMIN_API_KEY_FILE); it serves reads only' });
       if (!definitions.get(experimentId) && !statuses.get(experimentId)) return reply.status(404).send({ error: 'NOT_FOUND', message: `no experiment ${experimentId}` });
-      const command = signedCommand({ experimentId, action, reason: `${body.data.reason} (requested by ${principal.name} via the admin API)` }, options.signer.principal, options.signer.privateKey);
-      const decided = waitForDecision(command.commandId, options.decisionTimeoutMs ?? 10_000);
-      await publish(command);
-      const decision = await decided;
-      if (!decision) return reply.status(202).send({ commandId: command.commandId, decision: 'PENDING', message: 'published on the control topic; the control service has not decided yet' });
-      log.info({ principal: principal.name, action, experimentId, decision: decision.decision }, 'admin-api.command');
-      return reply.status(decision.decision === 'ACCEPTED' ? 200 : 409).send({ commandId: command.commandId, decision: decision.decision, reason: decision.reason, auditSequence: decision.sequence, status: statuses.get(experimentId) ?? null });
+      const decision = 'decision' in body.data ? (body.data as { decision: string }).decision : undefined;
+      return submit(reply, principal, { experimentId, action, reason: body.data.reason, ...(decision !== undefined ? { payload: JSON.stringify({ decision }) } : {}) });
     });
   }
+  app.put('/experiments/:id/definition', { bodyLimit: API_LIMITS.definitionBodyBytes }, async (request, reply) => {
+    const params = ExperimentParam.safeParse(request.params);
+    if (!params.success) return badRequest(reply, params.error);
+    const experimentId = params.data.id;
+    const principal = await authorize(request, reply, ['experimenter'], { action: 'DEFINE', experimentId });
+    if (!principal) return reply;
+    const body = DefineBody.safeParse(request.body ?? {});
+    if (!body.success) return badRequest(reply, body.error);
+    // The control service validates the definition and judges the change; the API only carries it,
+    // but refuses one the control service would refuse as MALFORMED for its size.
+    const payload = JSON.stringify(body.data.definition);
+    const maxPayload = COMMAND_LIMITS.payload!;
+    if (payload.length > maxPayload) return reply.status(400).send({ error: 'BAD_REQUEST', message: `definition: at most ${maxPayload} characters as JSON (got ${payload.length})` });
+    return submit(reply, principal, { experimentId, action: 'DEFINE', reason: body.data.reason, payload });
+  });
 
   /** Call before publishing the command, so its decision cannot arrive unobserved. */
-  const waitForDecision = async (commandId: string, timeoutMs: number): Promise<AuditRecord | undefined> => {
+  const waitForDecision = async (commandId: string, timeoutMs: number, shown: (record: AuditRecord) => boolean): Promise<AuditRecord | undefined> => {
     let timer: NodeJS.Timeout | undefined;
     const found = await new Promise<AuditRecord | undefined>((resolve) => {
       decisionWaiters.set(commandId, resolve);
@@ -260,8 +306,8 @@ export async function startAdminApi(options: AdminApiOptions): Promise<AdminApi>
       clearTimeout(timer);
       decisionWaiters.delete(commandId);
     });
-    // The status is written in the same transaction; give the state table a moment to show it.
-    for (let i = 0; i < 40 && found?.decision === 'ACCEPTED' && !found.reason.includes('no change') && statuses.get(found.experimentId ?? '')?.commandId !== commandId; i++) await sleep(25);
+    // Status and definition are written in the same transaction; give their tables a moment to show them.
+    for (let i = 0; i < 40 && found?.decision === 'ACCEPTED' && !shown(found); i++) await sleep(25);
     return found;
   };
 

@@ -1,28 +1,36 @@
+import type { KeyObject } from 'node:crypto';
 import type { Kafka } from 'kafkajs';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { restorePartitionState } from '../common/changelogRestore.ts';
-import { DefinitionsTable } from '../common/definitionsTable.ts';
+import { encodeDefinitionRecord, signDefinitionRecord } from '../common/definitionRecord.ts';
 import { eventSchemas, schemaText } from '../common/eventSchemas.ts';
 import { encodeExperimentStatus } from '../common/experimentStatus.ts';
+import { PipelineError } from '../common/errors.ts';
 import { combineHealth } from '../common/health.ts';
+import type { Keyring } from '../common/keyring.ts';
 import type { Logger } from '../common/logger.ts';
 import type { SchemaRegistryClient } from '../common/schemaRegistryClient.ts';
+import { signPayload, verifyPayload } from '../common/signing.ts';
 import { ensureTopics } from '../common/topicAdmin.ts';
 import { valueSubject, type TopicNames } from '../common/topics.ts';
 import { startTransactionalLoop, type InputRecord, type OutputRecord, type RunningLoop } from '../common/transactionalLoop.ts';
 import { frame, unframe } from '../common/wireFormat.ts';
+import { decodeCommandBody } from './commandSigner.ts';
 import { changelogKeys, controlStateFromChangelog, decodeChangelogValue, emptyControlState, encodeChangelogValue, type ControlState } from './controlState.ts';
 import { API_REFUSAL_HEADER, decideCommand, expiredNonces, type ControlInput } from './decideCommand.ts';
-import type { Keyring } from './keyring.ts';
-import type { CommandFields, Freshness } from './verifyCommand.ts';
+import { startDefinitionsWatch } from './definitionsWatch.ts';
+import type { Freshness } from './verifyCommand.ts';
 
 /**
  * The control service: exp.control in (one partition, so one writer decides everything in
- * order); for each record a decision appended to the hash-chained exp.audit, and for an
- * accepted command that changes an experiment its new status on the compacted exp.state.
- * Audit record, status, remembered nonce, the head of the chain and the consumer offset
- * commit in one transaction: a crash never leaves a status without its audit record, or a
- * gap or fork in the chain.
+ * order); for each record a decision appended to the hash-chained exp.audit, for an accepted
+ * command that moves an experiment its new status on the compacted exp.state, and for an
+ * accepted DEFINE that changes a definition its new version on the compacted
+ * exp.definitions, signed with the control service's own key (the only records the other
+ * services act on). Audit record, status, definition, remembered nonce, the head of the
+ * chain and the consumer offset commit in one transaction: a crash never leaves a status or
+ * a definition without its audit record, or a gap or fork in the chain. Beside it runs the
+ * watch that raises an anomaly for any record on exp.definitions it did not write.
  */
 export interface ControlOptions {
   kafka: Kafka;
@@ -31,6 +39,8 @@ export interface ControlOptions {
   groupId: string;
   keyring: Keyring;
   apiPrincipal: string;
+  /** The control service's own identity (a keyring principal with the control role): it signs the definitions it publishes. */
+  publisher: { principal: string; privateKey: KeyObject };
   freshness: Freshness;
   sessionTimeoutMs?: number;
   /** See config `health.stallMs`. */
@@ -43,10 +53,10 @@ export async function startControl(options: ControlOptions): Promise<RunningLoop
   const { kafka, topics } = options;
   const log = options.logger.child({ module: 'control' });
   await ensureTopics(kafka, topics, ['control', 'state', 'audit', 'definitions', 'controlChangelog']);
+  checkPublisher(options.keyring, options.publisher);
   const auditSchemaId = await options.registry.register(valueSubject(topics.audit), schemaText(eventSchemas().audit));
   const statusSchemaId = await options.registry.register(valueSubject(topics.state), schemaText(eventSchemas().experimentStatus));
-  const definitions = new DefinitionsTable(kafka, topics.definitions, log);
-  await definitions.start();
+  const definitionSchemaId = await options.registry.register(valueSubject(topics.definitions), schemaText(eventSchemas().definition));
   const decisions = new Counter({ name: 'control_decisions_total', help: 'Control commands decided, by decision and reason code', labelNames: ['decision', 'reason'], registers: [options.metrics] });
   const lag = new Gauge({ name: 'control_consumer_lag', help: 'Control commands not yet decided', labelNames: ['partition'], registers: [options.metrics] });
   let state: ControlState | undefined;
@@ -62,13 +72,19 @@ export async function startControl(options: ControlOptions): Promise<RunningLoop
         apiPrincipal: options.apiPrincipal,
         freshness: options.freshness,
         now,
-        definitionVersion: (id) => definitions.get(id)?.version ?? 0,
       });
       current.lastAudit = decision.audit;
       outputs.push({ topic: topics.audit, message: { key: String(decision.audit.sequence), value: frame(auditSchemaId, eventSchemas().audit.toBuffer(decision.audit)) } });
       if (decision.nonce) {
         current.nonces.set(decision.nonce.nonce, decision.nonce.issuedAt);
         changelog.set(changelogKeys.nonce(decision.nonce.nonce), encodeChangelogValue(decision.nonce.issuedAt));
+      }
+      if (decision.definition) {
+        const { experimentId, published } = decision.definition;
+        current.definitions.set(experimentId, published);
+        const record = signDefinitionRecord({ experimentId, version: published.version, appliedAt: published.appliedAt, definition: JSON.stringify(published.definition), commandId: published.commandId, definedBy: published.definedBy, auditSequence: published.auditSequence, publisher: options.publisher.principal }, options.publisher.privateKey);
+        outputs.push({ topic: topics.definitions, message: { key: experimentId, value: encodeDefinitionRecord(record, definitionSchemaId) } });
+        changelog.set(changelogKeys.definition(experimentId), encodeChangelogValue(published));
       }
       if (decision.status) {
         current.statuses.set(decision.status.experimentId, decision.status);
@@ -79,7 +95,7 @@ export async function startControl(options: ControlOptions): Promise<RunningLoop
       decisions.inc({ decision: decision.audit.decision, reason: code });
       const fields = { sequence: decision.audit.sequence, decision: decision.audit.decision, reason: decision.audit.reason, experimentId: decision.audit.experimentId, action: decision.audit.action, issuer: decision.audit.issuer };
       if (decision.audit.decision === 'REJECTED') log.warn(fields, 'control.rejected');
-      else log.info({ ...fields, status: decision.status?.status }, 'control.accepted');
+      else log.info({ ...fields, status: decision.status?.status, definitionVersion: decision.definition?.published.version }, 'control.accepted');
     }
     for (const nonce of expiredNonces(current.nonces, now, options.freshness)) {
       current.nonces.delete(nonce);
@@ -108,14 +124,30 @@ export async function startControl(options: ControlOptions): Promise<RunningLoop
     revoked: () => void (state = undefined),
     process,
   });
-  log.info({ groupId: options.groupId, input: topics.control, outputs: [topics.audit, topics.state] }, 'control running');
+  log.info({ groupId: options.groupId, input: topics.control, outputs: [topics.audit, topics.state, topics.definitions] }, 'control running');
+  const watch = await startDefinitionsWatch({ ...options, groupId: `${options.groupId}.definitions-watch` }).catch(async (err: unknown) => {
+    await loop.stop();
+    throw err;
+  });
   return {
-    ...combineHealth({ loop, definitions }),
+    ...combineHealth({ loop, watch }),
     stop: async () => {
+      await watch.stop();
       await loop.stop();
-      await definitions.stop();
     },
   };
+}
+
+/** The publishing key must be a control principal's, or no service would accept what it publishes. */
+function checkPublisher(keyring: Keyring, publisher: ControlOptions['publisher']): void {
+  const principal = keyring.principal(publisher.principal);
+  if (!principal?.roles.has('control')) {
+    throw new PipelineError('CONFIG_INVALID', `control.principal: '${publisher.principal}' must be in the keyring with the control role: the definitions the control service publishes are signed as it, and services trust only control principals (keyring principals holding control: ${keyring.holders('control').join(', ') || 'none'})`);
+  }
+  const probe = { probe: 'control key check' };
+  if (!verifyPayload({ ...probe, signature: signPayload(probe, publisher.privateKey) }, principal.publicKey)) {
+    throw new PipelineError('CONFIG_INVALID', `control.keyFile: the private key does not match the public key the keyring gives '${publisher.principal}'`);
+  }
 }
 
 function toInput(record: InputRecord): ControlInput {
@@ -124,7 +156,7 @@ function toInput(record: InputRecord): ControlInput {
   const framed = unframe(record.message.value);
   if (!framed.ok) return { ...base, command: { undecodable: `${framed.problem}: ${framed.detail}` } };
   try {
-    return { ...base, command: eventSchemas().controlCommand.fromBuffer(framed.body) as CommandFields };
+    return { ...base, command: decodeCommandBody(framed.body) };
   } catch (err) {
     return { ...base, command: { undecodable: `not a ControlCommand: ${(err as Error).message.slice(0, 200)}` } };
   }

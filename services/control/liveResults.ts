@@ -44,7 +44,8 @@ export interface VariantResult {
 export interface ExperimentResults {
   experimentId: string;
   definitionVersion: number | null;
-  status: ExperimentStatus['status'];
+  /** Null when exp.state has no status for it (not defined through the control service). */
+  status: ExperimentStatus['status'] | null;
   statusDetail: ExperimentStatus | null;
   control: string | null;
   users: number;
@@ -67,7 +68,7 @@ export function liveResults(experimentId: string, published: PublishedDefinition
   return {
     experimentId,
     definitionVersion: published?.version ?? null,
-    status: status?.status ?? 'RUNNING',
+    status: status?.status ?? null,
     statusDetail: status ?? null,
     control,
     users,

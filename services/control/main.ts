@@ -3,15 +3,16 @@ import { PipelineError } from '../common/errors.ts';
 import { runServiceProcess } from '../common/serviceProcess.ts';
 import { privateKeyFromPem } from '../common/signing.ts';
 import { consumerGroup } from '../common/topics.ts';
+import { keyringFor } from '../common/trust.ts';
 import { startAdminApi } from './adminApi.ts';
 import { startControl } from './controlService.ts';
-import { Keyring } from './keyring.ts';
 
 /** The control service and its admin API as one process (`node --import tsx services/control/main.ts`). */
 await runServiceProcess('control', async (ctx) => {
   const { control } = ctx.config;
-  if (!control.keyringFile) throw new PipelineError('CONFIG_INVALID', 'control.keyringFile (KEYRING_FILE) is required: the control service verifies commands against it');
-  const keyring = Keyring.load(control.keyringFile);
+  const keyring = keyringFor('the control service', ctx.config);
+  if (!control.keyFile) throw new PipelineError('CONFIG_INVALID', `control.keyFile (CONTROL_KEY_FILE) is required: the control service signs the definitions it publishes as '${control.principal}' (a keyring principal with the control role); make a key with \`expctl keys generate ${control.principal} --roles control\``);
+  const publisher = { principal: control.principal, privateKey: privateKeyFromPem(readFileSync(control.keyFile, 'utf8')) };
   let signer: { principal: string; privateKey: ReturnType<typeof privateKeyFromPem> } | undefined;
   if (control.apiKeyFile) {
     if (!keyring.principal(control.apiPrincipal)?.roles.has('operator')) {
@@ -26,6 +27,7 @@ await runServiceProcess('control', async (ctx) => {
     groupId: consumerGroup(ctx.config.kafka.topicPrefix, 'control'),
     keyring,
     apiPrincipal: control.apiPrincipal,
+    publisher,
     freshness: { maxAgeMs: control.maxCommandAgeMs, maxSkewMs: control.maxClockSkewMs },
     sessionTimeoutMs: ctx.config.kafka.sessionTimeoutMs,
     stallMs: ctx.config.health.stallMs,

@@ -1,5 +1,7 @@
+import type { LifecycleAction } from '../common/experimentLifecycle.ts';
+
 /**
- * Refused halt and resume calls go into the audit chain without letting anyone flood it:
+ * Refused commands (halt, resume and the lifecycle's moves) go into the audit chain without letting anyone flood it:
  * per caller (refusal code, principal or kind of credential, client address) and window, the
  * first refusal is recorded at once and the rest are counted, then recorded as one summary
  * with the count when the window ends (or at the caller's next refusal after it, or when the
@@ -8,6 +10,9 @@
  */
 export type RefusalCode = 'UNAUTHENTICATED' | 'FORBIDDEN' | 'THROTTLED';
 
+/** Any command the admin API submits for a caller: halt and resume, and the lifecycle's define, start, conclude and archive. */
+export type RefusedAction = LifecycleAction;
+
 export interface Refusal {
   code: RefusalCode;
   /** The HTTP status the caller got. */
@@ -15,14 +20,14 @@ export interface Refusal {
   /** The principal, or what the caller presented ("a caller with an unknown token"). */
   who: string;
   address: string;
-  action: 'HALT' | 'RESUME';
+  action: RefusedAction;
   experimentId: string;
 }
 
 /** What goes into the audit chain: a refusal note's fields, and how many refusals it stands for. */
 export interface RefusalNote {
   code: RefusalCode;
-  action: 'HALT' | 'RESUME';
+  action: RefusedAction;
   experimentId: string;
   reason: string;
   refusals: number;
@@ -47,7 +52,7 @@ interface Window {
   counted: number;
   firstCountedAt: number;
   lastCountedAt: number;
-  actions: Map<'HALT' | 'RESUME', number>;
+  actions: Map<RefusedAction, number>;
   experiments: Map<string, number>;
   otherExperiments: number;
   statuses: Set<number>;

@@ -1,3 +1,4 @@
+import { DEFINITION_LIMITS } from '../common/experimentDefinition.ts';
 import { verifyPayload } from '../common/signing.ts';
 import type { Keyring, Role } from './keyring.ts';
 
@@ -11,6 +12,9 @@ export const ACTION_ROLES: Readonly<Record<string, readonly Role[]>> = {
   HALT: ['guardian', 'operator'],
   RESUME: ['operator'],
   DEFINE: ['experimenter'],
+  START: ['experimenter'],
+  CONCLUDE: ['experimenter'],
+  ARCHIVE: ['experimenter'],
 };
 
 export type Rejection = 'MALFORMED' | 'UNSIGNED' | 'UNKNOWN_PRINCIPAL' | 'BAD_SIGNATURE' | 'WRONG_ROLE' | 'STALE' | 'FROM_THE_FUTURE' | 'REPLAYED';
@@ -25,6 +29,18 @@ export interface CommandFields {
   issuedAt: number;
   nonce: string;
   signature: string;
+  /** DEFINE: the definition JSON; CONCLUDE: {"decision": ...}; otherwise null or absent. */
+  payload?: string | null;
+}
+
+/**
+ * The fields a command's signature covers: all but the signature, and the payload only when
+ * there is one, so commands signed before the payload field existed (and signers that do not
+ * know it, such as the guard) verify unchanged.
+ */
+export function signedFields(command: Partial<CommandFields>): Record<string, unknown> {
+  const { signature: _signature, payload, ...rest } = command;
+  return payload === null || payload === undefined ? rest : { ...rest, payload };
 }
 
 /**
@@ -40,6 +56,12 @@ export const COMMAND_LIMITS: Readonly<Partial<Record<keyof CommandFields, number
   issuer: 100,
   nonce: 100,
   signature: 200,
+  /**
+   * DEFINE carries the definition as JSON (CONCLUDE a short decision). A definition within
+   * DEFINITION_LIMITS is at most about 25,000 characters as JSON even with every string escaped
+   * (test/unit/command-limits.test.ts); the cap is a definition file's own, 64 KiB.
+   */
+  payload: DEFINITION_LIMITS.fileBytes,
 };
 
 export type Verdict = { accepted: true; principal: string } | { accepted: false; rejection: Rejection; detail: string };
@@ -68,7 +90,7 @@ export function verifyCommand(command: Partial<CommandFields> | undefined, keyri
   if (typeof command.signature !== 'string' || command.signature === '') return reject('UNSIGNED', 'no signature');
   const principal = keyring.principal(command.issuer!);
   if (!principal) return reject('UNKNOWN_PRINCIPAL', `no principal '${command.issuer}' in the keyring`);
-  if (!verifyPayload(command as unknown as Record<string, unknown> & { signature: string }, principal.publicKey)) return reject('BAD_SIGNATURE', `the signature does not verify with ${principal.name}'s key`);
+  if (!verifyPayload({ ...signedFields(command), signature: command.signature }, principal.publicKey)) return reject('BAD_SIGNATURE', `the signature does not verify with ${principal.name}'s key`);
   const allowed = ACTION_ROLES[command.action!]!;
   if (!allowed.some((role) => principal.roles.has(role))) return reject('WRONG_ROLE', `${command.action} needs one of ${allowed.join(', ')}; ${principal.name} has ${[...principal.roles].join(', ')}`);
   if (command.issuedAt! < now - freshness.maxAgeMs) return reject('STALE', `issued ${Math.round((now - command.issuedAt!) / 1000)} s ago; at most ${freshness.maxAgeMs / 1000} s accepted`);

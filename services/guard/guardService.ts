@@ -6,6 +6,7 @@ import { DefinitionsTable } from '../common/definitionsTable.ts';
 import { eventSchemas, schemaText } from '../common/eventSchemas.ts';
 import { experimentStatusTable } from '../common/experimentStatus.ts';
 import { combineHealth } from '../common/health.ts';
+import type { Keyring } from '../common/keyring.ts';
 import type { Logger } from '../common/logger.ts';
 import { LogRateLimiter } from '../common/logRateLimiter.ts';
 import type { SchemaRegistryClient } from '../common/schemaRegistryClient.ts';
@@ -24,8 +25,10 @@ import { anomalyRecord, encodeCommand, haltCommand, type Signer } from './guardO
  * bounded and each experiment costs one evaluation). New incidents go to exp.anomalies, and
  * the halting ones as signed HALT commands to exp.control, in the same transaction as the
  * state that records them, so an incident is halted once even across crashes and restarts.
- * Experiments halted on exp.state (by the guard or an operator) are counted on but not
- * evaluated: no further signals until they are resumed.
+ * Only running experiments are evaluated: a halted one (by the guard or an operator) is
+ * counted on but raises no further signal until it is resumed, and a draft, concluded or
+ * archived one has nothing to watch. Definitions count only if the control service
+ * published them (signed with a control key of the keyring).
  */
 export interface GuardOptions {
   kafka: Kafka;
@@ -33,6 +36,8 @@ export interface GuardOptions {
   topics: TopicNames;
   groupId: string;
   signer: Signer;
+  /** Whose signatures make a definition genuine. */
+  keyring: Keyring;
   sessionTimeoutMs?: number;
   /** See config `health.stallMs`. */
   stallMs?: number;
@@ -46,9 +51,9 @@ export async function startGuard(options: GuardOptions): Promise<RunningLoop> {
   await ensureTopics(kafka, topics, ['aggregates', 'anomalies', 'control', 'definitions', 'state', 'guardChangelog']);
   const anomalySchemaId = await options.registry.register(valueSubject(topics.anomalies), schemaText(eventSchemas().anomaly));
   const commandSchemaId = await options.registry.register(valueSubject(topics.control), schemaText(eventSchemas().controlCommand));
-  const definitions = new DefinitionsTable(kafka, topics.definitions, log);
+  const definitions = new DefinitionsTable(kafka, topics.definitions, log, { keyring: options.keyring, metrics: options.metrics });
   await definitions.start();
-  // A halted experiment keeps being counted, but the guard no longer acts on it.
+  // Only running experiments are acted on; a halted one keeps being counted all the same.
   const statuses = experimentStatusTable(kafka, topics.state, log);
   await statuses.start();
   const signals = new Counter({ name: 'guard_signals_total', help: 'Anomaly signals raised, by type and whether they halted', labelNames: ['type', 'halted'], registers: [options.metrics] });
@@ -80,7 +85,7 @@ export async function startGuard(options: GuardOptions): Promise<RunningLoop> {
     for (const experimentId of touched) {
       const state = experiments.get(experimentId)!;
       const published = definitions.get(experimentId);
-      if (published && statuses.get(experimentId)?.status !== 'HALTED') {
+      if (published && statuses.get(experimentId)?.status === 'RUNNING') {
         const withheld = (signal: { type: string; incident: string }, nonFinite: string[]) => {
           withheldSignals.inc({ type: signal.type });
           numbersLog.warn(`withheld:${signal.type}`, { experimentId, incident: signal.incident, nonFinite }, 'guard.signal_withheld: its evidence holds a number that is not finite');

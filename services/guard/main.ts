@@ -3,6 +3,7 @@ import { PipelineError } from '../common/errors.ts';
 import { runServiceProcess } from '../common/serviceProcess.ts';
 import { privateKeyFromPem } from '../common/signing.ts';
 import { consumerGroup } from '../common/topics.ts';
+import { keyringFor } from '../common/trust.ts';
 import { startGuard } from './guardService.ts';
 
 /** The guard as its own process (`node --import tsx services/guard/main.ts`). */
@@ -16,6 +17,7 @@ await runServiceProcess('guard', (ctx) => {
     topics: ctx.topics,
     groupId: consumerGroup(ctx.config.kafka.topicPrefix, 'guard'),
     signer: { principal: ctx.config.guard.principal, privateKey },
+    keyring: keyringFor('the guard', ctx.config),
     sessionTimeoutMs: ctx.config.kafka.sessionTimeoutMs,
     stallMs: ctx.config.health.stallMs,
     metrics: ctx.metrics,

@@ -21,6 +21,8 @@ export const DLQ_REASONS = {
   VALUE_OUT_OF_RANGE: "a metric value's magnitude is beyond the configured limit (its square, summed over users, could overflow or lose precision)",
   UNKNOWN_EXPERIMENT: 'an exposure names an experiment that has no definition',
   UNKNOWN_VARIANT: "an exposure names a variant that is not in its experiment's definition",
+  EXPERIMENT_NOT_STARTED: 'an exposure to an experiment that enrolls no one yet (a draft: not started)',
+  EXPERIMENT_CONCLUDED: 'an exposure whose event time is at or after its experiment was concluded',
 } as const;
 
 export type DlqReason = keyof typeof DLQ_REASONS;

@@ -1,8 +1,11 @@
 import type { Kafka } from 'kafkajs';
 import type { Registry } from 'prom-client';
 import { DefinitionsTable } from '../common/definitionsTable.ts';
+import { PipelineError } from '../common/errors.ts';
 import { eventSchemas, schemaText } from '../common/eventSchemas.ts';
+import { experimentStatusTable } from '../common/experimentStatus.ts';
 import { combineHealth } from '../common/health.ts';
+import type { Keyring } from '../common/keyring.ts';
 import type { Logger } from '../common/logger.ts';
 import { LogRateLimiter } from '../common/logRateLimiter.ts';
 import type { SchemaRegistryClient } from '../common/schemaRegistryClient.ts';
@@ -27,8 +30,10 @@ export interface IngestOptions {
   groupId: string;
   limits: ValidationLimits;
   maxPayloadBytes: number;
-  /** Dead-letter exposures of experiments (or variants) that have no definition. */
+  /** Dead-letter exposures of experiments (or variants) that have no definition, or that enroll no one at the exposure's time. */
   checkExperiments: boolean;
+  /** Whose signatures make a definition genuine (required when checking experiments). */
+  keyring?: Keyring;
   sessionTimeoutMs?: number;
   /** See config `health.stallMs`. */
   stallMs?: number;
@@ -39,12 +44,14 @@ export interface IngestOptions {
 export async function startIngest(options: IngestOptions): Promise<RunningLoop> {
   const { topics, logger } = options;
   const log = logger.child({ module: 'ingest' });
-  await ensureTopics(options.kafka, topics, ['exposuresRaw', 'metricsRaw', 'events', 'dlq', 'definitions', 'anomalies']);
+  await ensureTopics(options.kafka, topics, ['exposuresRaw', 'metricsRaw', 'events', 'dlq', 'definitions', 'state', 'anomalies']);
   const anomalySchemaId = await options.registry.register(valueSubject(topics.anomalies), schemaText(eventSchemas().anomaly));
   const dlqRate = new DlqRateMonitor();
-  const definitions = options.checkExperiments ? new DefinitionsTable(options.kafka, topics.definitions, log) : undefined;
-  await definitions?.start();
-  const experiments: ExperimentLookup | undefined = definitions && ((id) => definitions.get(id)?.definition.variants.map((v) => v.id));
+  if (options.checkExperiments && !options.keyring) throw new PipelineError('CONFIG_INVALID', 'ingest checks exposures against the experiment definitions, and needs the keyring (KEYRING_FILE) to tell which ones the control service published');
+  const definitions = options.checkExperiments ? new DefinitionsTable(options.kafka, topics.definitions, log, { keyring: options.keyring!, metrics: options.metrics }) : undefined;
+  const statuses = options.checkExperiments ? experimentStatusTable(options.kafka, topics.state, log) : undefined;
+  await Promise.all([definitions?.start(), statuses?.start()]);
+  const experiments: ExperimentLookup | undefined = definitions && Object.assign((id: string) => definitions.get(id)?.definition.variants.map((v) => v.id), { lifecycle: (id: string) => statuses?.get(id) });
   const schemas = eventSchemas();
   // Producers register the raw schemas; ingest makes sure they exist so a fresh stack works.
   await options.registry.register(valueSubject(topics.exposuresRaw), schemaText(schemas.exposure));
@@ -100,10 +107,10 @@ export async function startIngest(options: IngestOptions): Promise<RunningLoop> 
   });
   log.info({ groupId, inputs: [topics.exposuresRaw, topics.metricsRaw], outputs: [topics.events, topics.dlq] }, 'ingest running');
   return {
-    ...combineHealth({ loop, definitions }),
+    ...combineHealth({ loop, definitions, statuses }),
     stop: async () => {
       await loop.stop();
-      await definitions?.stop();
+      await Promise.all([definitions?.stop(), statuses?.stop()]);
       dlqLog.flush();
     },
   };

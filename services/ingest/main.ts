@@ -1,5 +1,6 @@
 import { runServiceProcess } from '../common/serviceProcess.ts';
 import { consumerGroup } from '../common/topics.ts';
+import { keyringFor } from '../common/trust.ts';
 import { startIngest } from './ingestService.ts';
 
 /** The ingest service as its own process (`node --import tsx services/ingest/main.ts`). */
@@ -12,6 +13,7 @@ await runServiceProcess('ingest', (ctx) =>
     limits: { maxFutureSkewMs: ctx.config.ingest.maxFutureSkewMs, maxEventAgeMs: ctx.config.ingest.maxEventAgeMs, maxIdLength: ctx.config.ingest.maxIdLength, maxAbsMetricValue: ctx.config.ingest.maxAbsMetricValue },
     maxPayloadBytes: ctx.config.ingest.maxPayloadBytes,
     checkExperiments: ctx.config.ingest.checkExperiments,
+    ...(ctx.config.ingest.checkExperiments ? { keyring: keyringFor('ingest (checking experiments)', ctx.config) } : {}),
     sessionTimeoutMs: ctx.config.kafka.sessionTimeoutMs,
     stallMs: ctx.config.health.stallMs,
     metrics: ctx.metrics,

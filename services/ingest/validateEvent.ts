@@ -1,4 +1,5 @@
 import type { ExposureEvent, MetricEvent } from '../common/eventSchemas.ts';
+import { enrollment, type LifecycleView } from '../common/experimentLifecycle.ts';
 import { DEFAULT_MAX_ABS_METRIC_VALUE } from '../common/numberBounds.ts';
 import type { Rejection } from './dlqReasons.ts';
 
@@ -24,8 +25,12 @@ export const DEFAULT_VALIDATION_LIMITS: ValidationLimits = {
   maxAbsMetricValue: DEFAULT_MAX_ABS_METRIC_VALUE,
 };
 
-/** The variants of a defined experiment, or undefined when it has no definition. */
-export type ExperimentLookup = (experimentId: string) => readonly string[] | undefined;
+/**
+ * The variants of a defined experiment, or undefined when it has no definition; with
+ * `lifecycle`, also its lifecycle state on exp.state, so that an exposure to an experiment
+ * that enrolls no one at its event time (a draft, or after the conclusion) is refused.
+ */
+export type ExperimentLookup = ((experimentId: string) => readonly string[] | undefined) & { lifecycle?: (experimentId: string) => LifecycleView | undefined };
 
 export function validateExposure(event: ExposureEvent, now: number, limits: ValidationLimits, experiments?: ExperimentLookup): Rejection | undefined {
   return checkIds({ eventId: event.eventId, experimentId: event.experimentId, variantId: event.variantId, userId: event.userId }, limits) ?? checkTime(event.eventTime, now, limits) ?? (experiments && checkExperiment(event, experiments));
@@ -35,7 +40,13 @@ function checkExperiment(event: ExposureEvent, experiments: ExperimentLookup): R
   const variants = experiments(event.experimentId);
   if (!variants) return { reason: 'UNKNOWN_EXPERIMENT', message: `experiment ${JSON.stringify(event.experimentId)} has no definition (apply it with expctl experiments apply)` };
   if (!variants.includes(event.variantId)) return { reason: 'UNKNOWN_VARIANT', message: `experiment ${JSON.stringify(event.experimentId)} has no variant ${JSON.stringify(event.variantId)}; its variants are ${variants.join(', ')}` };
-  return undefined;
+  if (!experiments.lifecycle) return undefined;
+  const state = experiments.lifecycle(event.experimentId);
+  const verdict = enrollment(state, event.eventTime);
+  if (verdict.enrolls) return undefined;
+  return verdict.why === 'NOT_STARTED'
+    ? { reason: 'EXPERIMENT_NOT_STARTED', message: `experiment ${JSON.stringify(event.experimentId)} is ${state?.status ?? 'not started'}: it enrolls no one until it is started` }
+    : { reason: 'EXPERIMENT_CONCLUDED', message: `experiment ${JSON.stringify(event.experimentId)} was concluded at ${new Date(state!.concludedAt ?? 0).toISOString()}; an exposure at ${isoOrRaw(event.eventTime)} enrolls no one` };
 }
 
 export function validateMetric(event: MetricEvent, now: number, limits: ValidationLimits): Rejection | undefined {

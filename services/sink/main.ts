@@ -3,6 +3,7 @@ import { openClickHouse } from '../common/clickhouse.ts';
 import { PipelineError } from '../common/errors.ts';
 import { runServiceProcess } from '../common/serviceProcess.ts';
 import { consumerGroup } from '../common/topics.ts';
+import { keyringFor } from '../common/trust.ts';
 import { startSink } from './sinkService.ts';
 
 /** The sink as its own process (`node --import tsx services/sink/main.ts`). */
@@ -11,6 +12,7 @@ const MIGRATIONS = resolve(import.meta.dirname, '../../infra/clickhouse/migratio
 await runServiceProcess('sink', async (ctx) => {
   const pseudonymKey = ctx.config.privacy.pseudonymKey;
   if (!pseudonymKey) throw new PipelineError('CONFIG_INVALID', 'privacy.pseudonymKey (PSEUDONYM_KEY) is required: user ids are pseudonymized before they reach ClickHouse');
+  const keyring = keyringFor('the sink', ctx.config);
   const clickhouse = await openClickHouse(ctx.config.clickhouse);
   return startSink({
     kafka: ctx.kafka,
@@ -19,6 +21,7 @@ await runServiceProcess('sink', async (ctx) => {
     topics: ctx.topics,
     groupId: consumerGroup(ctx.config.kafka.topicPrefix, 'sink'),
     pseudonymKey,
+    keyring,
     metrics: ctx.metrics,
     logger: ctx.logger,
     sessionTimeoutMs: ctx.config.kafka.sessionTimeoutMs,

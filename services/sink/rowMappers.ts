@@ -2,6 +2,7 @@ import { createHmac } from 'node:crypto';
 import type { ExperimentDelta } from '../common/aggregateDelta.ts';
 import { decodeValidated, eventSchemas, isExposure, type DeadLetter } from '../common/eventSchemas.ts';
 import { PIPELINE_VERSION } from '../common/pipelineVersion.ts';
+import { decodeEvolved } from '../common/schemaHistory.ts';
 import { unframe } from '../common/wireFormat.ts';
 
 /**
@@ -86,8 +87,8 @@ export const anomalyRows: RowMapper = (r, out) => {
 export const controlRows: RowMapper = (r, out) => {
   const b = body(r);
   if (!b) return;
-  const c = eventSchemas().controlCommand.fromBuffer(b) as { commandId: string; experimentId: string; action: string; reason: string; evidence: string; issuer: string; issuedAt: number; nonce: string; signature: string };
-  push(out, 'control_commands', { command_id: c.commandId, experiment_id: c.experimentId, action: c.action, reason: c.reason, evidence: c.evidence, issuer: c.issuer, issued_at: c.issuedAt, nonce: c.nonce, signature: c.signature, ...coordinates(r) });
+  const c = decodeEvolved('controlCommand', b) as { commandId: string; experimentId: string; action: string; reason: string; evidence: string; issuer: string; issuedAt: number; nonce: string; signature: string; payload: string | null };
+  push(out, 'control_commands', { command_id: c.commandId, experiment_id: c.experimentId, action: c.action, reason: c.reason, evidence: c.evidence, issuer: c.issuer, issued_at: c.issuedAt, nonce: c.nonce, signature: c.signature, payload: c.payload, ...coordinates(r) });
 };
 
 export const auditRows: RowMapper = (r, out) => {

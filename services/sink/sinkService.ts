@@ -3,6 +3,7 @@ import type { Kafka } from 'kafkajs';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { ClickHouseHandle } from '../common/clickhouse.ts';
 import type { HealthReport } from '../common/health.ts';
+import type { Keyring } from '../common/keyring.ts';
 import type { Logger } from '../common/logger.ts';
 import { LogRateLimiter } from '../common/logRateLimiter.ts';
 import { applyMigrations } from '../common/migrations.ts';
@@ -10,6 +11,7 @@ import { disconnectWithin, incarnationConsumer, startSupervisedConsumer, type In
 import { ensureTopics } from '../common/topicAdmin.ts';
 import type { TopicNames } from '../common/topics.ts';
 import { ExactlyOnceWriter } from './exactlyOnceWriter.ts';
+import { definitionRows, statusRows } from './lifecycleRows.ts';
 import { addInOffsetOrder, nonFiniteRowError, REFUSED_ROWS_TABLE, refusedRowDeadLetter, withdrawNonFiniteRows } from './nonFiniteRows.ts';
 import { aggregateRows, anomalyRows, auditRows, controlRows, deadLetterRows, eventRows, type RowMapper, type TableRows } from './rowMappers.ts';
 
@@ -27,6 +29,8 @@ export interface SinkOptions {
   topics: TopicNames;
   groupId: string;
   pseudonymKey: string;
+  /** Whose signatures make a definition genuine: only those definitions are stored. */
+  keyring: Keyring;
   metrics: Registry;
   logger: Logger;
   sessionTimeoutMs?: number;
@@ -42,7 +46,7 @@ export async function startSink(options: SinkOptions): Promise<{ stop(): Promise
   const { topics } = options;
   const log = options.logger.child({ module: 'sink' });
   await applyMigrations(options.clickhouse.client, options.migrationsDir, log);
-  await ensureTopics(options.kafka, topics, ['events', 'dlq', 'aggregates', 'anomalies', 'control', 'audit']);
+  await ensureTopics(options.kafka, topics, ['events', 'dlq', 'aggregates', 'anomalies', 'control', 'audit', 'definitions', 'state']);
   const mappers = new Map<string, RowMapper>([
     [topics.events, eventRows(options.pseudonymKey)],
     [topics.dlq, deadLetterRows],
@@ -50,6 +54,8 @@ export async function startSink(options: SinkOptions): Promise<{ stop(): Promise
     [topics.anomalies, anomalyRows],
     [topics.control, controlRows],
     [topics.audit, auditRows],
+    [topics.definitions, definitionRows(options.keyring, topics.definitions, log)],
+    [topics.state, statusRows],
   ]);
   const rowsWritten = new Counter({ name: 'sink_rows_total', help: 'Rows inserted into ClickHouse, by table', labelNames: ['table'], registers: [options.metrics] });
   const retries = new Counter({ name: 'sink_insert_retries_total', help: 'Inserts retried because ClickHouse failed, by table', labelNames: ['table'], registers: [options.metrics] });

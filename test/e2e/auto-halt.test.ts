@@ -4,9 +4,8 @@ import { parseDefinition } from '../../services/common/experimentDefinition.ts';
 import { decodeExperimentStatus } from '../../services/common/experimentStatus.ts';
 import { consumerGroup } from '../../services/common/topics.ts';
 import { unframe } from '../../services/common/wireFormat.ts';
-import { applyDefinitions } from '../../services/cli/experiments/applyDefinitions.ts';
+import { decodeCommandBody } from '../../services/control/commandSigner.ts';
 import { spawnService, waitUntilCaughtUp, type ChildService } from '../support/childService.ts';
-import { controlFixture } from '../support/controlFixture.ts';
 import { testPipeline } from '../support/pipeline.ts';
 import { gaussian, seededRandom } from '../../services/common/random.ts';
 import { readTopic } from '../support/topicReader.ts';
@@ -14,13 +13,11 @@ import { readTopic } from '../support/topicReader.ts';
 const USERS = 3_000;
 
 describe('auto-halt, end to end through ingest, aggregate and guard', () => {
-  const pipeline = testPipeline('auto-halt');
+  const pipeline = testPipeline('auto-halt', { principals: { guardian: ['guardian'] } });
   // Stopped after the test, passed or failed, by test/support/processHygiene.ts.
   const services: ChildService[] = [];
 
   it('halts the experiment with a sample ratio mismatch and the one with a guardrail regression, never the healthy A/A', async () => {
-    const fixture = controlFixture({ guardian: ['guardian'] }, []);
-    const keyFile = fixture.keyFile('guardian');
     const definition = (id: string) =>
       parseDefinition({
         id, name: id, hypothesis: 'h', owner: 'test',
@@ -29,10 +26,13 @@ describe('auto-halt, end to end through ingest, aggregate and guard', () => {
         guardrailMetrics: [{ name: 'latency', type: 'sum', harmfulDirection: 'increase', tolerance: { kind: 'relative', value: 0.05 } }],
         minimumSampleSize: 200, plannedSampleSize: USERS,
       }, id);
-    await applyDefinitions(pipeline, ['healthy-aa', 'broken-split', 'slow-treatment'].map(definition));
-
-    const env = { ...pipeline.env, GUARD_KEY_FILE: keyFile, KEYRING_FILE: fixture.keyringFile, ADMIN_API_PORT: '0', KAFKA_SESSION_TIMEOUT_MS: '6000' };
-    for (const service of ['ingest', 'aggregate', 'control', 'guard']) services.push(spawnService(`services/${service}/main.ts`, env));
+    const env = { ...pipeline.env, GUARD_KEY_FILE: pipeline.fixture.keyFile('guardian'), ADMIN_API_PORT: '0', KAFKA_SESSION_TIMEOUT_MS: '6000' };
+    // The experimenter defines and starts the experiments through the control service; the
+    // other services start afterwards, reading the published definitions and states as they are.
+    services.push(spawnService('services/control/main.ts', env));
+    await services[0]!.started;
+    await pipeline.defineThroughControl(['healthy-aa', 'broken-split', 'slow-treatment'].map(definition));
+    for (const service of ['ingest', 'aggregate', 'guard']) services.push(spawnService(`services/${service}/main.ts`, env));
     await Promise.all(services.map((s) => s.started));
 
     const producer = await pipeline.producer();
@@ -65,7 +65,8 @@ describe('auto-halt, end to end through ingest, aggregate and guard', () => {
     await waitUntilCaughtUp(pipeline.kafka, consumerGroup(pipeline.prefix, 'aggregate'), [pipeline.topics.events]);
     await waitUntilCaughtUp(pipeline.kafka, consumerGroup(pipeline.prefix, 'guard'), [pipeline.topics.aggregates]);
 
-    const commands = (await readTopic(pipeline.kafka, pipeline.topics.control)).map(({ message }) => eventSchemas().controlCommand.fromBuffer((unframe(message.value) as { body: Buffer }).body) as { commandId: string; experimentId: string; action: string; evidence: string; issuer: string; signature: string });
+    const readHalts = async () => (await readTopic(pipeline.kafka, pipeline.topics.control)).map(({ message }) => decodeCommandBody((unframe(message.value) as { body: Buffer }).body)).filter((c) => c.action === 'HALT');
+    const commands = await readHalts();
     const halted = commands.map((c) => c.experimentId).sort();
     expect(halted).toEqual(['broken-split', 'slow-treatment']);
     for (const command of commands) {
@@ -75,7 +76,7 @@ describe('auto-halt, end to end through ingest, aggregate and guard', () => {
     // The control service verified the guardian's signatures and halted both on exp.state.
     await waitUntilCaughtUp(pipeline.kafka, consumerGroup(pipeline.prefix, 'control'), [pipeline.topics.control]);
     const statuses = (await readTopic(pipeline.kafka, pipeline.topics.state)).map(({ message }) => decodeExperimentStatus(message.value!)!);
-    expect(statuses.map((s) => [s.experimentId, s.status, s.by]).sort()).toEqual([['broken-split', 'HALTED', 'guardian'], ['slow-treatment', 'HALTED', 'guardian']]);
+    expect(statuses.filter((s) => s.status === 'HALTED').map((s) => [s.experimentId, s.status, s.by]).sort()).toEqual([['broken-split', 'HALTED', 'guardian'], ['slow-treatment', 'HALTED', 'guardian']]);
     const srm = JSON.parse(commands.find((c) => c.experimentId === 'broken-split')!.evidence) as Record<string, unknown>;
     expect(srm).toMatchObject({ definitionVersion: 1, threshold: 0.001 });
     expect(srm.pValue as number).toBeLessThan(0.001);
@@ -110,8 +111,7 @@ describe('auto-halt, end to end through ingest, aggregate and guard', () => {
     await waitUntilCaughtUp(pipeline.kafka, consumerGroup(pipeline.prefix, 'aggregate'), [pipeline.topics.events]);
     await waitUntilCaughtUp(pipeline.kafka, consumerGroup(pipeline.prefix, 'guard'), [pipeline.topics.aggregates]);
     await restarted.waitForLog(/"msg":"guard.state_restored"/);
-    const after = await readTopic(pipeline.kafka, pipeline.topics.control);
-    expect(after).toHaveLength(2);
+    expect(await readHalts()).toHaveLength(2);
     const anomaliesAfter = await readTopic(pipeline.kafka, pipeline.topics.anomalies);
     expect(anomaliesAfter).toHaveLength(2);
   }, 240_000);

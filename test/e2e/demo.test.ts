@@ -26,11 +26,15 @@ describe('npm run demo, shortened', () => {
     // Both halts were timed, and results carry intervals.
     expect(stdout.match(/latency from the decisive event produced to HALTED on exp.state: \d+ ms/g)).toHaveLength(2);
     expect(stdout).toMatch(/one-page .* page_load_ms .*\[[\d.]+, [\d.]+\]/);
-    const stored = /holds: exposures ([\d,]+), metric_events ([\d,]+), aggregate_deltas ([\d,]+), anomalies (\d+), control_commands (\d+), audit_log (\d+)/.exec(stdout);
+    const stored = /holds: exposures ([\d,]+), metric_events ([\d,]+), aggregate_deltas ([\d,]+), anomalies (\d+), control_commands (\d+), audit_log (\d+), dead_letters ([\d,]+), experiment_definitions (\d+), experiment_conclusions (\d+)/.exec(stdout);
     expect(stored).not.toBeNull();
     expect(Number(stored![1]!.replaceAll(',', ''))).toBeGreaterThan(3_000);
-    expect(Number(stored![5])).toBe(2);
-    expect(Number(stored![6])).toBe(2);
+    // Three DEFINEs and three STARTs by the demo experimenter, two guardian HALTs, one CONCLUDE: all accepted and audited.
+    expect(Number(stored![5])).toBe(9);
+    expect(Number(stored![6])).toBe(9);
+    expect(Number(stored![8])).toBe(3);
+    expect(Number(stored![9])).toBe(1);
+    expect(stdout).toMatch(/^demo-checkout concluded \(inconclusive\) by demo-experimenter, audit record \d+/m);
     expect(stderr).toMatch(/✓ Stopping the pipeline/);
   }, 300_000);
 });

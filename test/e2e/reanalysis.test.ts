@@ -5,7 +5,6 @@ import { describe, expect, it } from 'vitest';
 import type { ExposureEvent } from '../../services/common/eventSchemas.ts';
 import { DEFAULT_MAX_ABS_METRIC_VALUE } from '../../services/common/numberBounds.ts';
 import { consumerGroup } from '../../services/common/topics.ts';
-import { applyDefinitions } from '../../services/cli/experiments/applyDefinitions.ts';
 import { fixtureDefinitions, generateEvents } from '../support/aggregationFixture.ts';
 import { runExpctl, spawnService, waitUntilCaughtUp } from '../support/childService.ts';
 import { testPipeline } from '../support/pipeline.ts';
@@ -16,7 +15,7 @@ describe('batch reanalysis agrees with the stream', () => {
     if (stackEndpoints().clickhouseUrl) return; // uses a chDB directory of its own
     const pipeline = testPipeline('reanalysis');
     const { kafka, topics } = pipeline;
-    await applyDefinitions(pipeline, fixtureDefinitions().map((d) => d.definition));
+    await pipeline.publishDefinitions(fixtureDefinitions().map((d) => d.definition));
     const dataDir = mkdtempSync(join(tmpdir(), 'reanalysis-chdb-'));
     const env = { ...pipeline.env, CHDB_PATH: dataDir, PSEUDONYM_KEY: 'reanalysis-key-0123456789', KAFKA_SESSION_TIMEOUT_MS: '6000' };
     const services = ['ingest', 'aggregate', 'sink'].map((s) => spawnService(`services/${s}/main.ts`, env));

@@ -1,7 +1,5 @@
 import { waitUntilCaughtUp } from '../support/groupProgress.ts';
 import { consumerGroup } from '../../services/common/topics.ts';
-import { spawnSync } from 'node:child_process';
-import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { eventSchemas, schemaText } from '../../services/common/eventSchemas.ts';
 import { decodeExperimentStatus } from '../../services/common/experimentStatus.ts';
@@ -10,18 +8,16 @@ import { frame, unframe } from '../../services/common/wireFormat.ts';
 import { verifyChain, type AuditRecord } from '../../services/control/auditChain.ts';
 import { encodeCommandRecord, signedCommand } from '../../services/control/commandSigner.ts';
 import { API_REFUSAL_HEADER } from '../../services/control/decideCommand.ts';
-import { spawnService, type ChildService } from '../support/childService.ts';
-import { controlFixture } from '../support/controlFixture.ts';
-import { testPipeline } from '../support/pipeline.ts';
+import { runExpctl, spawnService, type ChildService } from '../support/childService.ts';
+import { minimalDefinition, testPipeline } from '../support/pipeline.ts';
 import { readTopic } from '../support/topicReader.ts';
 
-const ROOT = resolve(import.meta.dirname, '../..');
 
 describe('the control plane under attack', () => {
-  const pipeline = testPipeline('control');
-  const fixture = controlFixture({ guardian: ['guardian'], alice: ['operator'], bob: ['experimenter'], carol: ['analyst'], 'admin-api': ['operator'] }, ['alice', 'carol']);
+  const pipeline = testPipeline('control', { principals: { guardian: ['guardian'], alice: ['operator'], bob: ['experimenter'], carol: ['analyst'], 'admin-api': ['operator'] }, tokens: ['alice', 'carol'] });
+  const fixture = pipeline.fixture;
   // A small in-memory audit window (5 records), so GET /audit pages come from exp.audit; a short refusal window.
-  const env = { ...pipeline.env, KEYRING_FILE: fixture.keyringFile, ADMIN_API_KEY_FILE: fixture.keyFile('admin-api'), ADMIN_API_PORT: '0', ADMIN_AUTH_FAILURES_ALLOWED: '4', ADMIN_AUDIT_KEPT: '5', ADMIN_REFUSAL_AUDIT_WINDOW_MS: '4000', KAFKA_SESSION_TIMEOUT_MS: '6000' };
+  const env = { ...pipeline.env, ADMIN_API_KEY_FILE: fixture.keyFile('admin-api'), ADMIN_API_PORT: '0', ADMIN_AUTH_FAILURES_ALLOWED: '4', ADMIN_AUDIT_KEPT: '5', ADMIN_REFUSAL_AUDIT_WINDOW_MS: '4000', KAFKA_SESSION_TIMEOUT_MS: '6000' };
   const children: ChildService[] = [];
   afterAll(async () => {
     for (const c of children) c.process.kill('SIGTERM');
@@ -41,10 +37,12 @@ describe('the control plane under attack', () => {
   };
 
   it('applies only valid commands, audits every attempt in an intact chain, and serves the admin API with tokens and roles', async () => {
-    await pipeline.define({ 'exp-a': ['control', 'treatment'], 'exp-b': ['control', 'treatment'] });
     const control = spawnService('services/control/main.ts', env);
     children.push(control);
     await control.started;
+    // Defined and started by the experimenter's signed commands: four audit records first.
+    await pipeline.defineThroughControl([minimalDefinition('exp-a', ['control', 'treatment']), minimalDefinition('exp-b', ['control', 'treatment'])]);
+    const SETUP = 4;
     const api = /"url":"(http:\/\/[^"]+)","msg":"admin API listening"/.exec(control.log())![1]!;
 
     // --- attacks straight on the control topic ---
@@ -77,8 +75,9 @@ describe('the control plane under attack', () => {
     await producer.disconnect();
 
     const records = await audit();
-    expect(records).toHaveLength(attempts.length);
-    const outcome = records.map((r, i) => [attempts[i]![0], r.decision, r.reason.slice(0, r.reason.indexOf(':'))]);
+    expect(records).toHaveLength(SETUP + attempts.length);
+    expect(records.slice(0, SETUP).map((r) => [r.action, r.decision])).toEqual([['DEFINE', 'ACCEPTED'], ['DEFINE', 'ACCEPTED'], ['START', 'ACCEPTED'], ['START', 'ACCEPTED']]);
+    const outcome = records.slice(SETUP).map((r, i) => [attempts[i]![0], r.decision, r.reason.slice(0, r.reason.indexOf(':'))]);
     expect(outcome).toEqual([
       ['garbage bytes', 'REJECTED', 'MALFORMED'],
       ['framed garbage', 'REJECTED', 'MALFORMED'],
@@ -98,11 +97,11 @@ describe('the control plane under attack', () => {
     ]);
     // A command's strings are capped before anything quotes them: the audit record stays small.
     expect(records.at(-1)!.reason).toBe('MALFORMED: reason: at most 2000 characters (got 900000)');
-    expect(verifyChain(records)).toEqual({ ok: true, records: attempts.length });
-    // Only the one valid command changed state.
+    expect(verifyChain(records)).toEqual({ ok: true, records: SETUP + attempts.length });
+    // Only the one valid command changed state (after the setup's DRAFT and RUNNING).
     const afterKafka = await states();
-    expect(afterKafka.map((s) => [s.experimentId, s.status, s.by])).toEqual([['exp-a', 'HALTED', 'guardian']]);
-    expect(afterKafka[0]!.auditSequence).toBe(12);
+    expect(afterKafka.map((s) => [s.experimentId, s.status, s.by])).toEqual([['exp-a', 'DRAFT', 'experimenter'], ['exp-b', 'DRAFT', 'experimenter'], ['exp-a', 'RUNNING', 'experimenter'], ['exp-b', 'RUNNING', 'experimenter'], ['exp-a', 'HALTED', 'guardian']]);
+    expect(afterKafka.at(-1)!.auditSequence).toBe(SETUP + 12);
 
     // --- the admin API ---
     const call = async (method: string, path: string, token?: string, body?: unknown) => {
@@ -229,7 +228,7 @@ describe('the control plane under attack', () => {
     // The chain is intact as stored, and continues across a crash of the control service;
     // the nonces survive it, so the old valid halt is still a replay.
     expect(verifyChain(stored)).toEqual({ ok: true, records: stored.length });
-    const verify = spawnSync(process.execPath, [join(ROOT, 'bin/expctl.js'), 'audit', 'verify'], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, ...env, LOG_LEVEL: 'warn' } });
+    const verify = await runExpctl(['audit', 'verify'], { env: { ...process.env, ...env, LOG_LEVEL: 'warn' } });
     expect(verify.stdout, verify.stderr).toMatch(new RegExp(`^audit chain intact: ${stored.length} record\\(s\\), head sequence ${stored.length}`));
     expect(verify.status).toBe(0);
     control.process.kill('SIGKILL');
@@ -246,17 +245,17 @@ describe('the control plane under attack', () => {
     expect(all.at(-1)!.reason).toMatch(/^REPLAYED/);
     expect(verifyChain(all)).toEqual({ ok: true, records: stored.length + 1 });
     expect(restarted.log()).toMatch(/"msg":"control.state_restored"/);
-    expect((await states()).map((s) => [s.experimentId, s.status])).toEqual([['exp-a', 'HALTED'], ['exp-b', 'HALTED'], ['exp-b', 'RUNNING'], ['exp-b', 'HALTED'], ['exp-b', 'RUNNING']]);
+    expect((await states()).slice(SETUP).map((s) => [s.experimentId, s.status])).toEqual([['exp-a', 'HALTED'], ['exp-b', 'HALTED'], ['exp-b', 'RUNNING'], ['exp-b', 'HALTED'], ['exp-b', 'RUNNING']]);
 
     // expctl halt through the (restarted) admin API: an operator's token works, an analyst's is refused.
     const restartedApi = /"url":"(http:\/\/[^"]+)","msg":"admin API listening"/.exec(restarted.log())![1]!;
-    const expctl = (token: string, ...args: string[]) => spawnSync(process.execPath, [join(ROOT, 'bin/expctl.js'), ...args], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, ...env, EXPCTL_TOKEN: token, EXPCTL_API_URL: restartedApi, LOG_LEVEL: 'warn' } });
-    const byCli = expctl(alice, 'halt', 'exp-b', '--reason', 'halted from the command line');
+    const expctl = (token: string, ...args: string[]) => runExpctl(args, { env: { ...process.env, ...env, EXPCTL_TOKEN: token, EXPCTL_API_URL: restartedApi, LOG_LEVEL: 'warn' } });
+    const byCli = await expctl(alice, 'halt', 'exp-b', '--reason', 'halted from the command line');
     expect(byCli.stdout, byCli.stderr).toMatch(new RegExp(`^exp-b: halted \\(HALT: halted from the command line \\(requested by alice via the admin API\\); audit record ${stored.length + 2}\\)`));
     expect(byCli.status).toBe(0);
-    const refused = expctl(carol, 'resume', 'exp-b', '--reason', 'analyst tries');
+    const refused = await expctl(carol, 'resume', 'exp-b', '--reason', 'analyst tries');
     expect(refused.status).toBe(2);
     expect(refused.stderr).toMatch(/resume refused \(403 FORBIDDEN\): carol lacks the role/);
-    expect(expctl(alice, 'halt', 'exp-b').status).toBe(1); // commander: missing --reason
+    expect((await expctl(alice, 'halt', 'exp-b')).status).toBe(1); // commander: missing --reason
   }, 180_000);
 });

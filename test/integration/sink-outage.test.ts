@@ -22,7 +22,7 @@ describe('the sink while ClickHouse refuses inserts', () => {
     const { streaming, feed } = await seedAggregation(pipeline, events, { upFront: 2_000, wave: 500, intervalMs: 300, upTo: 4_000 });
     const ch = await openTestClickHouse();
     const metrics = createMetricsRegistry('sink');
-    const sink = await startSink({ kafka: pipeline.kafka, clickhouse: ch, migrationsDir: MIGRATIONS, topics: pipeline.topics, groupId: consumerGroup(pipeline.prefix, 'sink'), pseudonymKey: 'outage-test-key-0123456789', metrics, logger: pipeline.logger, maxBatchWaitMs: 200 });
+    const sink = await startSink({ kafka: pipeline.kafka, clickhouse: ch, migrationsDir: MIGRATIONS, topics: pipeline.topics, groupId: consumerGroup(pipeline.prefix, 'sink'), pseudonymKey: 'outage-test-key-0123456789', keyring: pipeline.keyring, metrics, logger: pipeline.logger, maxBatchWaitMs: 200 });
     const committed = () => committedTotal(pipeline.kafka, consumerGroup(pipeline.prefix, 'sink'), [pipeline.topics.events]);
     const retried = async () => ((await metrics.getSingleMetric('sink_insert_retries_total')?.get())?.values ?? []).reduce((n, v) => n + v.value, 0);
     let done = 0;

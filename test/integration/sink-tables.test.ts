@@ -34,7 +34,7 @@ describe('the sink lands every kind of record in its table', () => {
     await producer.disconnect();
 
     const ch = await openTestClickHouse();
-    const sink = await startSink({ kafka, clickhouse: ch, migrationsDir: MIGRATIONS, topics, groupId: consumerGroup(pipeline.prefix, 'sink'), pseudonymKey: 'tables-test-key-0123456789', metrics: createMetricsRegistry('sink'), logger: pipeline.logger, maxBatchWaitMs: 100 });
+    const sink = await startSink({ kafka, clickhouse: ch, migrationsDir: MIGRATIONS, topics, groupId: consumerGroup(pipeline.prefix, 'sink'), pseudonymKey: 'tables-test-key-0123456789', keyring: pipeline.keyring, metrics: createMetricsRegistry('sink'), logger: pipeline.logger, maxBatchWaitMs: 100 });
     try {
       const one = async (sql: string) => (await (await ch.client.query({ query: sql, format: 'JSONEachRow' })).json<Record<string, unknown>>())[0];
       // The sink takes the four topics in no set order: wait until every table has its row.
@@ -89,7 +89,7 @@ describe('the sink lands every kind of record in its table', () => {
 
     const ch = await openTestClickHouse();
     const metrics = createMetricsRegistry('sink');
-    const sink = await startSink({ kafka, clickhouse: ch, migrationsDir: MIGRATIONS, topics, groupId: consumerGroup(pipeline.prefix, 'sink'), pseudonymKey: 'numbers-test-key-0123456789', metrics, logger: pipeline.logger, maxBatchWaitMs: 100 });
+    const sink = await startSink({ kafka, clickhouse: ch, migrationsDir: MIGRATIONS, topics, groupId: consumerGroup(pipeline.prefix, 'sink'), pseudonymKey: 'numbers-test-key-0123456789', keyring: pipeline.keyring, metrics, logger: pipeline.logger, maxBatchWaitMs: 100 });
     try {
       const rows = async (sql: string) => (await (await ch.client.query({ query: sql, format: 'JSONEachRow' })).json<Record<string, unknown>>());
       const count = async (table: string) => Number((await rows(`SELECT count() AS n FROM ${table}`))[0]!.n);

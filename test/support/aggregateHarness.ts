@@ -5,7 +5,6 @@ import { encodeValidated, eventSchemas, schemaText, type ExposureEvent, type Met
 import { ensureTopics } from '../../services/common/topicAdmin.ts';
 import { consumerGroup, valueSubject } from '../../services/common/topics.ts';
 import { frame, unframe } from '../../services/common/wireFormat.ts';
-import { applyDefinitions } from '../../services/cli/experiments/applyDefinitions.ts';
 import { fixtureDefinitions, sumDeltas, type Totals } from './aggregationFixture.ts';
 import type { testPipeline } from './pipeline.ts';
 import { pacedFeed, type PacedFeed } from './pacedFeed.ts';
@@ -15,16 +14,16 @@ import { waitFor } from './waitFor.ts';
 type Pipeline = ReturnType<typeof testPipeline>;
 
 /**
- * Definitions applied and events written to exp.events as ingest would write them: the
- * first `upFront` at once, the rest in waves of `wave` every `intervalMs` (`streaming`
- * resolves when all are written), so that processes can be killed mid-stream. The pacing
- * simulates traffic; a test that must have events left for a later phase holds the flow
- * back with `upTo` and raises it through `feed.flowUpTo` (see pacedFeed.ts).
+ * Definitions published (as the control service would, running) and events written to exp.events
+ * as ingest would write them: the first `upFront` at once, the rest in waves of `wave` every
+ * `intervalMs` (`streaming` resolves when all are written), so that processes can be killed
+ * mid-stream. The pacing simulates traffic; a test that must have events left for a later phase
+ * holds the flow back with `upTo` and raises it through `feed.flowUpTo` (see pacedFeed.ts).
  */
 export async function seedAggregation(pipeline: Pipeline, events: (ExposureEvent | MetricEvent)[], pace: { upFront?: number; wave?: number; intervalMs?: number; upTo?: number } = {}): Promise<{ streaming: Promise<void>; feed: PacedFeed }> {
   const { kafka, topics, registry } = pipeline;
-  await ensureTopics(kafka, topics, ['events', 'aggregates', 'definitions', 'aggregateChangelog']);
-  await applyDefinitions(pipeline, fixtureDefinitions().map((d) => d.definition));
+  await ensureTopics(kafka, topics, ['events', 'aggregates', 'definitions', 'state', 'aggregateChangelog']);
+  await pipeline.publishDefinitions(fixtureDefinitions().map((d) => d.definition));
   const schemaId = await registry.register(valueSubject(topics.events), schemaText(eventSchemas().validated));
   const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
   await producer.connect();

@@ -20,7 +20,15 @@ const keyring = Keyring.parse({
 }, 'test');
 const NOW = Date.UTC(2026, 10, 25, 12);
 const freshness = { maxAgeMs: 300_000, maxSkewMs: 30_000 };
-const context = (now = NOW): DecideContext => ({ keyring, apiPrincipal: 'admin-api', freshness, now, definitionVersion: () => 3 });
+const context = (now = NOW): DecideContext => ({ keyring, apiPrincipal: 'admin-api', freshness, now });
+/** A control state in which experiment `exp` is running under version 3 of its definition. */
+function runningState(): ControlState {
+  const state = emptyControlState();
+  const definition = parseDefinition({ id: 'exp', name: 'e', hypothesis: 'h', owner: 'o', variants: [{ id: 'c', weight: 0.5 }, { id: 't', weight: 0.5 }], primaryMetrics: [{ name: 'buy', type: 'conversion' }], plannedSampleSize: 100 }, 'test');
+  state.definitions.set('exp', { version: 3, appliedAt: NOW - 60_000, definition, commandId: 'd3', definedBy: 'bob', auditSequence: 0 });
+  state.statuses.set('exp', { experimentId: 'exp', status: 'RUNNING', since: NOW - 50_000, by: 'bob', reason: 'start', commandId: 's1', definitionVersion: 3, auditSequence: 0, startedAt: NOW - 50_000, concludedAt: null, decision: null });
+  return state;
+}
 let offset = 0;
 const input = (command: ControlInput['command'], apiRefusal?: string): ControlInput => ({ topic: 'exp.control', partition: 0, offset: offset++, command, apiRefusal });
 const sign = (who: 'guardian' | 'alice' | 'admin-api', action: 'HALT' | 'RESUME', experimentId = 'exp', at = NOW) =>
@@ -39,7 +47,7 @@ function run(state: ControlState, inputs: ControlInput[], now = NOW) {
 
 describe('control decisions', () => {
   it('halts, ignores a second halt, resumes, refuses a resume of a running experiment, and chains every decision', () => {
-    const state = emptyControlState();
+    const state = runningState();
     const decisions = run(state, [input(sign('guardian', 'HALT')), input(sign('alice', 'HALT')), input(sign('alice', 'RESUME')), input(sign('alice', 'RESUME'))]);
     expect(decisions.map((d) => [d.audit.decision, d.audit.reason.split(':')[0], d.status?.status ?? null])).toEqual([
       ['ACCEPTED', 'HALT', 'HALTED'],
@@ -47,10 +55,15 @@ describe('control decisions', () => {
       ['ACCEPTED', 'RESUME', 'RUNNING'],
       ['REJECTED', 'NOT_HALTED', null],
     ]);
-    expect(decisions[0]!.status).toMatchObject({ experimentId: 'exp', by: 'guardian', definitionVersion: 3, auditSequence: 1, since: NOW });
+    expect(decisions[0]!.status).toMatchObject({ experimentId: 'exp', by: 'guardian', definitionVersion: 3, auditSequence: 1, since: NOW, startedAt: NOW - 50_000 });
     expect(decisions[1]!.audit.reason).toMatch(/already halted .* no change/);
     expect(verifyChain(decisions.map((d) => d.audit))).toEqual({ ok: true, records: 4 });
     expect(state.nonces.size).toBe(4);
+  });
+
+  it('refuses to halt or resume an experiment the control plane does not know', () => {
+    const decisions = run(emptyControlState(), [input(sign('guardian', 'HALT')), input(sign('alice', 'RESUME'))]);
+    expect(decisions.map((d) => [d.audit.decision, d.audit.reason.split(':')[0], d.status])).toEqual([['REJECTED', 'UNKNOWN_EXPERIMENT', undefined], ['REJECTED', 'UNKNOWN_EXPERIMENT', undefined]]);
   });
 
   it('records an admin API refusal note only when the API signed it, and never changes state', () => {
@@ -97,7 +110,7 @@ describe('live results', () => {
       t: { users: 4, conflicts: 1, exposuresByMinute: {}, metrics: { ms: { sum: 20, sumSquares: 120, conversions: 0, events: 4 }, buy: { sum: 2, sumSquares: 2, conversions: 2, events: 2 } } },
     } };
     const r = liveResults('e', { experimentId: 'e', version: 2, appliedAt: 0, definition }, totals, undefined);
-    expect(r).toMatchObject({ experimentId: 'e', definitionVersion: 2, status: 'RUNNING', control: 'c', users: 8 });
+    expect(r).toMatchObject({ experimentId: 'e', definitionVersion: 2, status: null, control: 'c', users: 8 });
     const t = r.variants[1]!;
     expect(t).toMatchObject({ variantId: 't', users: 4, share: 0.5, conflicts: 1, plannedWeight: 0.5 });
     const ms = t.metrics.find((m) => m.metric === 'ms')!;

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { DEFINITION_LIMITS, parseDefinition } from '../../services/common/experimentDefinition.ts';
 import { generateSigningKeyPair, privateKeyFromPem, signPayload } from '../../services/common/signing.ts';
 import { appendRecord, verifyChain, type AuditFields, type AuditRecord } from '../../services/control/auditChain.ts';
 import { Keyring } from '../../services/control/keyring.ts';
@@ -54,9 +55,37 @@ describe('control command verification: the attacks', () => {
     ['nonce', 1_000_000],
     ['evidence', 256 * 1024 + 1],
     ['action', 17],
+    ['payload', 64 * 1024 + 1],
   ] as const)('rejects a command whose %s is over its cap, before checking the signature, without quoting it', (field, length) => {
     const verdict = verifyCommand(signed({ [field]: 'x'.repeat(length) }, guardian.privateKey), keyring, none, NOW);
     expect(verdict).toEqual({ accepted: false, rejection: 'MALFORMED', detail: `${field}: at most ${COMMAND_LIMITS[field]} characters (got ${length})` });
+  });
+
+  it('takes a DEFINE whose payload is the largest definition DEFINITION_LIMITS allow, every string escaped as JSON', () => {
+    const id = (prefix: string, i: number) => `${prefix}${i}`.padEnd(DEFINITION_LIMITS.idLength, 'x');
+    // U+0001 is not whitespace (so trim keeps it) and JSON writes it as six characters.
+    const escaped = (n: number) => `a${'\u0001'.repeat(n - 2)}z`;
+    const definition = parseDefinition({
+      id: id('e', 0),
+      name: escaped(DEFINITION_LIMITS.nameLength),
+      hypothesis: escaped(DEFINITION_LIMITS.hypothesisLength),
+      owner: escaped(DEFINITION_LIMITS.ownerLength),
+      variants: Array.from({ length: DEFINITION_LIMITS.variants }, (_, i) => ({ id: id('v', i), weight: i === 0 ? 1 - (DEFINITION_LIMITS.variants - 1) * 0.0123456789012345 : 0.0123456789012345 })),
+      control: id('v', 1),
+      primaryMetrics: Array.from({ length: DEFINITION_LIMITS.primaryMetrics }, (_, i) => ({ name: id('p', i), type: 'conversion' })),
+      guardrailMetrics: Array.from({ length: DEFINITION_LIMITS.guardrailMetrics }, (_, i) => ({ name: id('g', i), type: 'conversion', harmfulDirection: 'decrease', tolerance: { kind: 'relative', value: 1.2345678901234567e-300 } })),
+      srmThreshold: 0.0012345678901234567,
+      guardrailAlpha: 0.012345678901234567,
+      attributionWindowHours: 123.45678901234567,
+      minimumSampleSize: Number.MAX_SAFE_INTEGER - 1,
+      plannedSampleSize: Number.MAX_SAFE_INTEGER,
+    }, 'largest');
+    const payload = JSON.stringify(definition);
+    expect(payload.length).toBeLessThan(COMMAND_LIMITS.payload! / 2);
+    const experimenter = generateSigningKeyPair();
+    const withExperimenter = Keyring.parse({ principals: [{ name: 'erin', publicKey: experimenter.publicKey, roles: ['experimenter'] }] }, 'k');
+    const command = signed({ action: 'DEFINE', issuer: 'erin', experimentId: definition.id, payload }, experimenter.privateKey);
+    expect(verifyCommand(command, withExperimenter, none, NOW)).toEqual({ accepted: true, principal: 'erin' });
   });
 
   it('rejects a replay (a nonce seen before)', () => {

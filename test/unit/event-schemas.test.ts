@@ -24,7 +24,7 @@ describe('the TypeScript event types agree with schemas/*.avsc', () => {
   });
 
   it('has the ExperimentStatus of exp.state as the TypeScript type describes it', () => {
-    const status: Required<ExperimentStatus> = { experimentId: 'x', status: 'HALTED', since: 1, by: 'guardian', reason: 'r', commandId: 'c', definitionVersion: 2, auditSequence: 3 };
+    const status: Required<ExperimentStatus> = { experimentId: 'x', status: 'CONCLUDED', since: 1, by: 'guardian', reason: 'r', commandId: 'c', definitionVersion: 2, auditSequence: 3, startedAt: 0, concludedAt: 1, decision: 'ship:b' };
     expect(fieldsOf(eventSchemas().experimentStatus)).toEqual(Object.keys(status));
     expect(decodeExperimentStatus(encodeExperimentStatus(status, 7))).toEqual(status);
   });

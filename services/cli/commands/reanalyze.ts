@@ -1,17 +1,17 @@
 import type { Command } from 'commander';
 import { openClickHouse } from '../../common/clickhouse.ts';
 import type { Config } from '../../common/config.ts';
-import { DefinitionsTable } from '../../common/definitionsTable.ts';
 import { PipelineError } from '../../common/errors.ts';
-import { createServiceContext } from '../../common/serviceProcess.ts';
 import { compareStatistics } from '../reanalyze/compareStatistics.ts';
 import { formatTable } from '../reanalyze/formatTable.ts';
 import { recomputeFromRawTables, streamedStatistics } from '../reanalyze/reanalysisQueries.ts';
+import { storedDefinition } from '../reanalyze/storedDefinition.ts';
 
 /**
  * `expctl reanalyze <experiment>`: recompute the experiment's statistics in ClickHouse from
- * the raw tables, compare with the streamed aggregates, print both and their difference;
- * exit status 1 on any difference beyond the tolerance.
+ * the raw tables, with the definition ClickHouse holds (the latest version, or the one asked
+ * for), compare with the streamed aggregates, print both and their difference; exit status 1
+ * on any difference beyond the tolerance. Everything comes from ClickHouse.
  */
 export function registerReanalyzeCommand(program: Command, loadConfig: () => Config): void {
   program
@@ -19,22 +19,22 @@ export function registerReanalyzeCommand(program: Command, loadConfig: () => Con
     .description('recompute an experiment from the raw events in ClickHouse and compare with the streamed statistics')
     .argument('<experiment>', 'experiment id')
     .option('--json', 'print the comparison as JSON')
+    .option('--definition-version <n>', 'recompute with this version of the definition (default: the latest)', (v) => {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 1) throw new PipelineError('INPUT_INVALID', `--definition-version must be a version number (1, 2, ...), got '${v}'`);
+      return n;
+    })
     .option('--tolerance <relative>', 'largest relative difference accepted', (v) => {
       const n = Number(v);
       if (!(n >= 0 && n < 1)) throw new PipelineError('INPUT_INVALID', `--tolerance must be a number in [0, 1), got '${v}'`);
       return n;
     }, 1e-9)
-    .action(async (experimentId: string, options: { json?: boolean; tolerance: number }) => {
+    .action(async (experimentId: string, options: { json?: boolean; tolerance: number; definitionVersion?: number }) => {
       const config = loadConfig();
-      const context = createServiceContext('expctl', config);
-      const definitions = new DefinitionsTable(context.kafka, context.topics.definitions, context.logger);
-      await definitions.start();
-      await definitions.stop();
-      const published = definitions.get(experimentId);
-      if (!published) throw new PipelineError('INPUT_INVALID', `no experiment '${experimentId}' on ${context.topics.definitions}`);
       const ch = await openClickHouse(config.clickhouse);
       try {
-        const [streamed, recomputed] = [await streamedStatistics(ch.client, published.definition), await recomputeFromRawTables(ch.client, published.definition, { graceMs: config.aggregate.earlyMetricGraceMs, keep: config.aggregate.earlyMetricsKept })];
+        const published = await storedDefinition(ch.client, experimentId, options.definitionVersion);
+        const [streamed, recomputed] = [await streamedStatistics(ch.client, published.definition), await recomputeFromRawTables(ch.client, published.definition, { graceMs: config.aggregate.earlyMetricGraceMs, keep: config.aggregate.earlyMetricsKept }, published.concludedAt)];
         const rows = compareStatistics(published.definition, streamed, recomputed, options.tolerance);
         const mismatches = rows.filter((r) => r.mismatch).length;
         if (options.json) process.stdout.write(JSON.stringify({ experimentId, definitionVersion: published.version, tolerance: options.tolerance, mismatches, rows }, null, 2) + '\n');

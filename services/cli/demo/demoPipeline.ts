@@ -42,6 +42,8 @@ export interface DemoPipeline {
   clickhouse: ClickHouseHandle;
   apiUrl: string;
   tokens: { analyst: string; operator: string };
+  /** The demo's experimenter: defines, starts and concludes the experiments with signed commands. */
+  experimenter: { principal: string; privateKey: ReturnType<typeof privateKeyFromPem> };
   chdbDir: string;
   groups: Record<'ingest' | 'aggregate' | 'guard' | 'control' | 'sink', string>;
   stop(): Promise<void>;
@@ -61,9 +63,13 @@ export async function startDemoPipeline(options: { dir: string; cacheDir: string
     const chdbDir = join(dir, 'chdb');
     const clickhouse = await openClickHouse({ username: 'default', password: '', database: 'expstream', dataDir: chdbDir });
 
-    // Keys and tokens for this run: the guardian signs auto-halts, the admin API signs for operators.
+    // Keys and tokens for this run: the guardian signs auto-halts, the admin API signs for
+    // operators, the experimenter signs definitions and lifecycle moves, and the control
+    // service signs the definitions it publishes (the only ones the services act on).
     const guardian = generateSigningKeyPair();
     const api = generateSigningKeyPair();
+    const experimenter = generateSigningKeyPair();
+    const control = generateSigningKeyPair();
     const tokens = { analyst: randomBytes(24).toString('base64url'), operator: randomBytes(24).toString('base64url') };
     const sha = (t: string) => createHash('sha256').update(t).digest('hex');
     const keyringJson = {
@@ -72,6 +78,8 @@ export async function startDemoPipeline(options: { dir: string; cacheDir: string
         { name: 'admin-api', publicKey: api.publicKey, roles: ['operator'] },
         { name: 'demo-analyst', publicKey: generateSigningKeyPair().publicKey, roles: ['analyst'] },
         { name: 'demo-operator', publicKey: generateSigningKeyPair().publicKey, roles: ['operator'] },
+        { name: 'demo-experimenter', publicKey: experimenter.publicKey, roles: ['experimenter'] },
+        { name: 'control', publicKey: control.publicKey, roles: ['control'] },
       ],
       apiTokens: [{ sha256: sha(tokens.analyst), principal: 'demo-analyst' }, { sha256: sha(tokens.operator), principal: 'demo-operator' }],
     };
@@ -86,23 +94,23 @@ export async function startDemoPipeline(options: { dir: string; cacheDir: string
 
     let apiUrl = '';
     await progress.step('Starting ingest, aggregate, guard, control (with the admin API) and the ClickHouse sink', async (note) => {
-      const control = await startControl({ ...common('control'), groupId: groups.control, keyring, apiPrincipal: 'admin-api', freshness: { maxAgeMs: 5 * 60_000, maxSkewMs: 30_000 } });
-      stops.push(() => control.stop());
+      const controlService = await startControl({ ...common('control'), groupId: groups.control, keyring, apiPrincipal: 'admin-api', publisher: { principal: 'control', privateKey: privateKeyFromPem(control.privateKey) }, freshness: { maxAgeMs: 5 * 60_000, maxSkewMs: 30_000 } });
+      stops.push(() => controlService.stop());
       const adminApi = await startAdminApi({ ...common('admin-api'), keyring, signer: { principal: 'admin-api', privateKey: privateKeyFromPem(api.privateKey) }, host: '127.0.0.1', port: 0, authFailuresAllowed: 5 });
       stops.push(() => adminApi.close());
       apiUrl = adminApi.url;
-      const guard = await startGuard({ ...common('guard'), groupId: groups.guard, signer: { principal: 'guardian', privateKey: privateKeyFromPem(guardian.privateKey) } });
+      const guard = await startGuard({ ...common('guard'), groupId: groups.guard, keyring, signer: { principal: 'guardian', privateKey: privateKeyFromPem(guardian.privateKey) } });
       stops.push(() => guard.stop());
-      const aggregate = await startAggregate({ ...common('aggregate'), groupId: groups.aggregate });
+      const aggregate = await startAggregate({ ...common('aggregate'), groupId: groups.aggregate, keyring });
       stops.push(() => aggregate.stop());
-      const ingest = await startIngest({ ...common('ingest'), groupId: groups.ingest, limits: DEFAULT_VALIDATION_LIMITS, maxPayloadBytes: 256 * 1024, checkExperiments: true });
+      const ingest = await startIngest({ ...common('ingest'), groupId: groups.ingest, limits: DEFAULT_VALIDATION_LIMITS, maxPayloadBytes: 256 * 1024, checkExperiments: true, keyring });
       stops.push(() => ingest.stop());
       const { registry: _unused, ...sinkCommon } = common('sink');
-      const sink = await startSink({ ...sinkCommon, clickhouse, migrationsDir: MIGRATIONS_DIR, groupId: groups.sink, pseudonymKey: randomBytes(32).toString('hex') });
+      const sink = await startSink({ ...sinkCommon, clickhouse, migrationsDir: MIGRATIONS_DIR, groupId: groups.sink, pseudonymKey: randomBytes(32).toString('hex'), keyring });
       stops.push(() => sink.stop());
       note(`admin API at ${apiUrl}; logs in ${join(dir, 'logs', 'demo.log')}`);
     });
-    return { kafka: kafkaFor('demo'), registry, topics, clickhouse, apiUrl, tokens, chdbDir, groups, stop: stopAll };
+    return { kafka: kafkaFor('demo'), registry, topics, clickhouse, apiUrl, tokens, experimenter: { principal: 'demo-experimenter', privateKey: privateKeyFromPem(experimenter.privateKey) }, chdbDir, groups, stop: stopAll };
   } catch (err) {
     await stopAll();
     throw err;

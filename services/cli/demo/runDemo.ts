@@ -1,17 +1,17 @@
 import { readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { CompactedTopicTable } from '../../common/compactedTopicTable.ts';
-import { eventSchemas } from '../../common/eventSchemas.ts';
 import { readDefinitionFile } from '../../common/experimentDefinition.ts';
 import { experimentStatusTable, type ExperimentStatus } from '../../common/experimentStatus.ts';
 import { committedTotal, groupLag, waitUntilSettled } from '../../common/groupProgress.ts';
 import type { Logger } from '../../common/logger.ts';
 import { seededRandom } from '../../common/random.ts';
 import { unframe } from '../../common/wireFormat.ts';
+import { decodeCommandBody } from '../../control/commandSigner.ts';
 import type { ExperimentResults } from '../../control/liveResults.ts';
 import type { CommandFields } from '../../control/verifyCommand.ts';
 import { EventProducer } from '../../producer/eventProducer.ts';
-import { applyDefinitions } from '../experiments/applyDefinitions.ts';
+import { applyDefinitions, moveExperiment, type CommandOutcome } from '../experiments/controlCommands.ts';
 import type { Progress } from '../progress.ts';
 import { formatTable } from '../reanalyze/formatTable.ts';
 import { startDemoPipeline } from './demoPipeline.ts';
@@ -21,8 +21,10 @@ import { DEMO_PROFILES, userEvents, type DueEvent } from './demoTraffic.ts';
  * `expctl demo`: the whole pipeline in one process, three experiments (one healthy, one with
  * a sample ratio mismatch, one with a guardrail regression), simulated users at a steady
  * rate, live progress, then results with intervals, the halts with their evidence and
- * latency, and what was left in ClickHouse. Succeeds only if the healthy experiment ran on
- * and both broken ones were halted.
+ * latency, and what was left in ClickHouse. Experiments go through the control plane as in
+ * production: defined and started by an experimenter's signed commands, the healthy one
+ * concluded at the end. Succeeds only if the healthy experiment ran on and both broken ones
+ * were halted.
  */
 export const DEMO_EXPERIMENTS_DIR = resolve(import.meta.dirname, '../../../experiments/demo');
 const HEALTHY = 'demo-checkout';
@@ -62,8 +64,17 @@ export async function runDemo(options: DemoOptions): Promise<DemoOutcome> {
   const pipeline = await startDemoPipeline({ dir: options.dir, cacheDir: options.cacheDir, logger: options.logger, progress });
   try {
     const { kafka, topics } = pipeline;
-    await progress.step('Applying the demo experiments', async (note) => {
-      for (const o of await applyDefinitions({ kafka, registry: pipeline.registry, topics, logger: options.logger }, definitions)) note(`${o.experimentId}: version ${o.version}`);
+    const commands = { kafka, registry: pipeline.registry, topics, logger: options.logger };
+    const accepted = (o: CommandOutcome) => {
+      if (o.decision !== 'ACCEPTED') throw new Error(`the control service did not accept ${o.action} of ${o.experimentId}: ${o.decision}: ${o.reason}`);
+      return o;
+    };
+    await progress.step('Defining and starting the demo experiments (signed commands, decided by the control service)', async (note) => {
+      const defined = (await applyDefinitions(commands, pipeline.experimenter, definitions, 'demo experiments')).map(accepted);
+      for (const o of defined) {
+        accepted(await moveExperiment(commands, pipeline.experimenter, o.experimentId, 'START', 'demo traffic begins'));
+        note(`${o.experimentId}: version ${o.version}, RUNNING`);
+      }
     });
 
     // What the pipeline decided, as a feature-flag service would see it.
@@ -71,16 +82,16 @@ export async function runDemo(options: DemoOptions): Promise<DemoOutcome> {
     const statusTable = experimentStatusTable(kafka, topics.state, options.logger, (experimentId, status) => {
       if (status?.status === 'HALTED' && !halted.has(experimentId)) halted.set(experimentId, status);
     });
-    const commands = new CompactedTopicTable<CommandFields>({
+    const controlTopic = new CompactedTopicTable<CommandFields>({
       kafka, topic: topics.control, logger: options.logger,
       decode: (_key, value) => {
         const framed = unframe(value);
         if (!framed.ok) return undefined;
-        const command = eventSchemas().controlCommand.fromBuffer(framed.body) as CommandFields;
+        const command = decodeCommandBody(framed.body);
         return { key: command.commandId, value: command };
       },
     });
-    await Promise.all([statusTable.start(), commands.start()]);
+    await Promise.all([statusTable.start(), controlTopic.start()]);
 
     const producer = await EventProducer.create({ kafka, registry: pipeline.registry, topics });
     const random = seededRandom(options.seed);
@@ -143,23 +154,34 @@ export async function runDemo(options: DemoOptions): Promise<DemoOutcome> {
       results.push((await response.json()) as ExperimentResults);
     }
     const halts: HaltReport[] = [...halted.values()].map((status) => {
-      const command = commands.get(status.commandId);
+      const command = controlTopic.get(status.commandId);
       const evidence = command ? (JSON.parse(command.evidence) as Record<string, unknown>) : {};
       const users = Object.values((evidence.users ?? {}) as Record<string, number>).reduce((n, u) => n + u, 0);
       const sent = exposureSentAt.get(status.experimentId) ?? [];
       const decisive = users > 0 && users <= sent.length ? sent[users - 1]! : undefined;
       return { experimentId: status.experimentId, reason: status.reason, evidence, latencyMs: decisive === undefined ? null : status.since - decisive };
     });
-    const clickhouseRows = await countRows(pipeline.clickhouse, ['exposures', 'metric_events', 'aggregate_deltas', 'anomalies', 'control_commands', 'audit_log', 'dead_letters']);
-    await Promise.all([statusTable.stop(), commands.stop()]);
+    // The healthy experiment ends as experiments do: concluded, with a decision, stored in ClickHouse.
+    let conclusion: CommandOutcome | undefined;
+    if (!halted.has(HEALTHY)) {
+      conclusion = await progress.step(`Concluding ${HEALTHY}`, async () => {
+        const o = accepted(await moveExperiment(commands, pipeline.experimenter, HEALTHY, 'CONCLUDE', 'end of the demo run', 'inconclusive'));
+        await waitUntilSettled(kafka, pipeline.groups.sink, [topics.state, topics.definitions, topics.control, topics.audit], { stableMs: 1_500 });
+        return o;
+      });
+    }
+    const clickhouseRows = await countRows(pipeline.clickhouse, ['exposures', 'metric_events', 'aggregate_deltas', 'anomalies', 'control_commands', 'audit_log', 'dead_letters', 'experiment_definitions', 'experiment_conclusions']);
+    await Promise.all([statusTable.stop(), controlTopic.stop()]);
 
     printResults(print, results);
     printHalts(print, halts);
     if (skippedUsers > 0) print(`\n${skippedUsers.toLocaleString('en-US')} simulated users arrived after their experiment was halted and were not enrolled.`);
+    if (conclusion) print(`\n${HEALTHY} concluded (inconclusive) by ${pipeline.experimenter.principal}, audit record ${conclusion.auditSequence}: it enrolls no one from now on.`);
     print(`\nClickHouse (chDB at ${pipeline.chdbDir}) holds: ${Object.entries(clickhouseRows).map(([t, n]) => `${t} ${n.toLocaleString('en-US')}`).join(', ')}.`);
     print('Query it once the demo has exited (one process at a time opens a chDB directory):');
     print(`  CHDB_PATH=${pipeline.chdbDir} node bin/expctl.js query "SELECT experiment_id, variant_id, metric, users, mean FROM experiment_summary ORDER BY experiment_id, metric, variant_id"`);
     print(`  CHDB_PATH=${pipeline.chdbDir} node bin/expctl.js query "SELECT * FROM halts"`);
+    print(`  CHDB_PATH=${pipeline.chdbDir} node bin/expctl.js query "SELECT experiment_id, definition_version, decision, concluded_by, concluded_at FROM experiment_conclusions"`);
     print(`  CHDB_PATH=${pipeline.chdbDir} node bin/expctl.js audit verify --source clickhouse`);
 
     const haltedIds = new Set(halts.map((h) => h.experimentId));

@@ -13,7 +13,8 @@ import { allMetrics, type ExperimentDefinition } from '../../common/experimentDe
  * event time of the user's events up to the exposure (see services/aggregate/applyEvent.ts).
  * The aggregator also caps the early metrics kept per user (`keep`); this recomputation does
  * not, so a user with more metric events than that within the grace before an exposure shows
- * up as a difference.
+ * up as a difference. A concluded experiment counts nothing with an event time at or after
+ * its conclusion (`concludedAt`), exposures or metric events, here as in the aggregator.
  */
 export interface VariantStatistics {
   users: number;
@@ -31,9 +32,10 @@ function empty(definition: ExperimentDefinition): ExperimentStatistics {
   return stats;
 }
 
-export async function recomputeFromRawTables(client: ClickHouseClient, definition: ExperimentDefinition, early: { graceMs: number; keep: number }): Promise<ExperimentStatistics> {
+export async function recomputeFromRawTables(client: ClickHouseClient, definition: ExperimentDefinition, early: { graceMs: number; keep: number }, concludedAt: number | null = null): Promise<ExperimentStatistics> {
   const stats = empty(definition);
   const params = {
+    concludedAt: concludedAt ?? -1,
     graceMs: early.keep > 0 ? early.graceMs : -1,
     experiment: definition.id,
     variants: definition.variants.map((v) => v.id),
@@ -49,6 +51,7 @@ export async function recomputeFromRawTables(client: ClickHouseClient, definitio
            uniqExact(variant_id) > 1 AS conflicted
     FROM exposures
     WHERE experiment_id = {experiment:String} AND has({variants:Array(String)}, variant_id)
+      AND ({concludedAt:Int64} < 0 OR toUnixTimestamp64Milli(event_time) < {concludedAt:Int64})
     GROUP BY user_key, kafka_partition`;
   // The newest event time of each assigned user's events up to and including the exposure.
   const newestAtExposure = `
@@ -83,6 +86,7 @@ export async function recomputeFromRawTables(client: ClickHouseClient, definitio
                OR ({graceMs:Int64} >= 0 AND toUnixTimestamp64Milli(m.event_time) >= n.newest_ms - {graceMs:Int64}))
           AND m.event_time >= a.exposed_at
           AND toUnixTimestamp64Milli(m.event_time) <= toUnixTimestamp64Milli(a.exposed_at) + {windowMs:Int64}
+          AND ({concludedAt:Int64} < 0 OR toUnixTimestamp64Milli(m.event_time) < {concludedAt:Int64})
         GROUP BY a.user_key, a.variant, m.metric
       )
       GROUP BY variant, metric`,
