@@ -1,5 +1,6 @@
 import type { ExperimentDelta, MetricDelta, MinuteBucket } from '../common/aggregateDelta.ts';
 import { allFinite } from '../common/numberBounds.ts';
+import { add, emptyStatistics } from '../stats/metricStatistics.ts';
 
 export type { ExperimentDelta };
 
@@ -44,11 +45,8 @@ export class DeltaAccumulator {
     if (!allFinite(change.sum, change.sumSquares, change.value, (current?.sum ?? 0) + change.sum, (current?.sumSquares ?? 0) + change.sumSquares, (currentBucket?.sum ?? 0) + change.value)) return false;
     const metrics = this.variant(experimentId, version, variantId).metrics;
     let delta = metrics.get(metric);
-    if (!delta) metrics.set(metric, (delta = { metric, sum: 0, sumSquares: 0, conversions: 0, events: 0 }));
-    delta.sum += change.sum;
-    delta.sumSquares += change.sumSquares;
-    delta.conversions += change.conversions;
-    delta.events += 1;
+    if (!delta) metrics.set(metric, (delta = { metric, ...emptyStatistics() }));
+    add(delta, { sum: change.sum, sumSquares: change.sumSquares, conversions: change.conversions, events: 1 });
     const bucket = this.bucket(experimentId, version, variantId, metric, eventTime);
     bucket.count += 1;
     bucket.sum += change.value;

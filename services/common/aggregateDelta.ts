@@ -1,13 +1,11 @@
+import type { MetricStatistics } from '../stats/metricStatistics.ts';
+
 /**
  * The contract of exp.aggregates (schemas/AggregateDelta.avsc) as TypeScript: written by the
  * aggregator, read by the guard and the sink. Every field is additive across deltas.
  */
-export interface MetricDelta {
+export interface MetricDelta extends MetricStatistics {
   metric: string;
-  sum: number;
-  sumSquares: number;
-  conversions: number;
-  events: number;
 }
 
 export interface VariantDelta {

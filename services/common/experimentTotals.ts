@@ -1,3 +1,4 @@
+import { emptyStatistics, merge, STATISTIC_FIELDS, statisticValues, type VariantMetrics } from '../stats/metricStatistics.ts';
 import type { ExperimentDelta } from './aggregateDelta.ts';
 import { allFinite } from './numberBounds.ts';
 
@@ -6,17 +7,8 @@ import { allFinite } from './numberBounds.ts';
  * variant: users, conflicts, per-metric Σx, Σx², conversions, and recent per-minute
  * exposures. The guard keeps them to decide; the admin API keeps them to show live results.
  */
-export interface MetricTotals {
-  sum: number;
-  sumSquares: number;
-  conversions: number;
-  events: number;
-}
-
-export interface VariantTotals {
-  users: number;
+export interface VariantTotals extends VariantMetrics {
   conflicts: number;
-  metrics: Record<string, MetricTotals>;
   /** Exposures per event-time minute (ms at the minute's start), recent minutes only. */
   exposuresByMinute: Record<string, number>;
 }
@@ -66,17 +58,13 @@ export function mergeDelta(state: TotalsHolder, delta: ExperimentDelta): Skipped
       totals.conflicts += v.conflicts;
     }
     for (const m of v.metrics) {
-      const t = totals.metrics[m.metric] ?? { sum: 0, sumSquares: 0, conversions: 0, events: 0 };
-      const reason = problem([m.sum, m.sumSquares, m.conversions, m.events], [t.sum + m.sum, t.sumSquares + m.sumSquares, t.conversions + m.conversions, t.events + m.events]);
+      const merged = merge(totals.metrics[m.metric] ?? emptyStatistics(), m);
+      const reason = problem(statisticValues(m), statisticValues(merged));
       if (reason) {
-        skipped.push({ variantId: v.variantId, metric: m.metric, reason, detail: `sum=${m.sum} sumSquares=${m.sumSquares} conversions=${m.conversions} events=${m.events}` });
+        skipped.push({ variantId: v.variantId, metric: m.metric, reason, detail: STATISTIC_FIELDS.map((f) => `${f}=${m[f]}`).join(' ') });
         continue;
       }
-      t.sum += m.sum;
-      t.sumSquares += m.sumSquares;
-      t.conversions += m.conversions;
-      t.events += m.events;
-      totals.metrics[m.metric] = t;
+      totals.metrics[m.metric] = merged;
     }
   }
   for (const b of delta.buckets) {

@@ -3,8 +3,8 @@ import type { TotalsHolder } from '../common/experimentTotals.ts';
 import { allMetrics, controlVariant, type PublishedDefinition } from '../common/experimentDefinition.ts';
 import { allFinite } from '../common/numberBounds.ts';
 import { differenceConfidenceSequence } from '../stats/confidenceSequence.ts';
+import { toSummary } from '../stats/metricStatistics.ts';
 import { normalQuantile } from '../stats/normal.ts';
-import { mean, sampleVariance } from '../stats/userLevelSummary.ts';
 import { welchTest } from '../stats/welch.ts';
 
 /**
@@ -60,11 +60,6 @@ export function liveResults(experimentId: string, published: PublishedDefinition
   const metrics = definition ? allMetrics(definition).map((m) => ({ ...m, role: definition.primaryMetrics.some((p) => p.name === m.name) ? ('primary' as const) : ('guardrail' as const) })) : [];
   const users = variantIds.reduce((n, id) => n + (variants[id]?.users ?? 0), 0);
   const z95 = normalQuantile(0.975);
-  const summary = (variantId: string, metric: string) => {
-    const v = variants[variantId];
-    const m = v?.metrics[metric];
-    return { users: v?.users ?? 0, sum: m?.sum ?? 0, sumSquares: m?.sumSquares ?? 0 };
-  };
   return {
     experimentId,
     definitionVersion: published?.version ?? null,
@@ -79,16 +74,16 @@ export function liveResults(experimentId: string, published: PublishedDefinition
       share: users === 0 ? 0 : (variants[variantId]?.users ?? 0) / users,
       conflicts: variants[variantId]?.conflicts ?? 0,
       metrics: metrics.map((metric): MetricResult => {
-        const s = summary(variantId, metric.name);
-        const m = mean(s);
-        const halfWidth = s.users >= 2 ? z95 * Math.sqrt(sampleVariance(s) / s.users) : Number.NaN;
+        const s = toSummary(variants[variantId], metric.name);
+        const m = s.mean;
+        const halfWidth = s.users >= 2 ? z95 * Math.sqrt(s.variance / s.users) : Number.NaN;
         let versusControl: MetricResult['versusControl'] = null;
         if (control && variantId !== control) {
-          const c = summary(control, metric.name);
+          const c = toSummary(variants[control], metric.name);
           const alpha = metric.role === 'guardrail' ? definition!.guardrailAlpha : 0.05;
           const welch = welchTest(c, s, 0.05);
           const cs = differenceConfidenceSequence(c, s, alpha);
-          const controlMean = mean(c);
+          const controlMean = c.mean;
           const difference = m - controlMean;
           if (allFinite(m, controlMean, difference)) {
             versusControl = {

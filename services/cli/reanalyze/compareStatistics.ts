@@ -1,6 +1,7 @@
 import { allMetrics, controlVariant, type ExperimentDefinition } from '../../common/experimentDefinition.ts';
 import { chiSquareGoodnessOfFit } from '../../stats/chiSquare.ts';
 import { differenceConfidenceSequence } from '../../stats/confidenceSequence.ts';
+import { STATISTIC_FIELDS, toSummary, type StatisticField } from '../../stats/metricStatistics.ts';
 import { sequentialSrm } from '../../stats/sequentialSrm.ts';
 import { welchTest } from '../../stats/welch.ts';
 import type { ExperimentStatistics } from './reanalysisQueries.ts';
@@ -18,6 +19,8 @@ export interface ComparisonRow {
   mismatch: boolean;
 }
 
+const FIELD_LABELS: Record<StatisticField, string> = { sum: 'Σx', sumSquares: 'Σx²', conversions: 'conversions', events: 'events' };
+
 export function compareStatistics(definition: ExperimentDefinition, streamed: ExperimentStatistics, recomputed: ExperimentStatistics, tolerance = 1e-9): ComparisonRow[] {
   const rows: ComparisonRow[] = [];
   const add = (quantity: string, a: number, b: number) => {
@@ -32,10 +35,7 @@ export function compareStatistics(definition: ExperimentDefinition, streamed: Ex
     for (const m of allMetrics(definition)) {
       const s = streamed[v]!.metrics[m.name]!;
       const r = recomputed[v]!.metrics[m.name]!;
-      add(`${v} ${m.name} Σx`, s.sum, r.sum);
-      add(`${v} ${m.name} Σx²`, s.sumSquares, r.sumSquares);
-      add(`${v} ${m.name} conversions`, s.conversions, r.conversions);
-      add(`${v} ${m.name} events`, s.events, r.events);
+      for (const f of STATISTIC_FIELDS) add(`${v} ${m.name} ${FIELD_LABELS[f]}`, s[f], r[f]);
     }
   }
   const weights = definition.variants.map((v) => v.weight);
@@ -49,7 +49,7 @@ export function compareStatistics(definition: ExperimentDefinition, streamed: Ex
   const control = controlVariant(definition);
   for (const m of allMetrics(definition)) {
     for (const v of variants.filter((x) => x !== control)) {
-      const summary = (stats: ExperimentStatistics, variant: string) => ({ users: stats[variant]!.users, sum: stats[variant]!.metrics[m.name]!.sum, sumSquares: stats[variant]!.metrics[m.name]!.sumSquares });
+      const summary = (stats: ExperimentStatistics, variant: string) => toSummary(stats[variant], m.name);
       const cs = (stats: ExperimentStatistics) => differenceConfidenceSequence(summary(stats, control), summary(stats, v), definition.guardrailAlpha);
       const welch = (stats: ExperimentStatistics) => welchTest(summary(stats, control), summary(stats, v));
       const [cs1, cs2, w1, w2] = [cs(streamed), cs(recomputed), welch(streamed), welch(recomputed)];

@@ -1,5 +1,6 @@
 import type { ClickHouseClient } from '@clickhouse/client';
 import { allMetrics, type ExperimentDefinition } from '../../common/experimentDefinition.ts';
+import { emptyStatistics, type MetricStatistics, type VariantMetrics } from '../../stats/metricStatistics.ts';
 
 /**
  * One experiment's user-level statistics recomputed in ClickHouse SQL from the raw tables,
@@ -16,10 +17,8 @@ import { allMetrics, type ExperimentDefinition } from '../../common/experimentDe
  * up as a difference. A concluded experiment counts nothing with an event time at or after
  * its conclusion (`concludedAt`), exposures or metric events, here as in the aggregator.
  */
-export interface VariantStatistics {
-  users: number;
+export interface VariantStatistics extends VariantMetrics {
   conflicts: number;
-  metrics: Record<string, { sum: number; sumSquares: number; conversions: number; events: number }>;
 }
 
 export type ExperimentStatistics = Record<string, VariantStatistics>;
@@ -27,9 +26,14 @@ export type ExperimentStatistics = Record<string, VariantStatistics>;
 function empty(definition: ExperimentDefinition): ExperimentStatistics {
   const stats: ExperimentStatistics = {};
   for (const v of definition.variants) {
-    stats[v.id] = { users: 0, conflicts: 0, metrics: Object.fromEntries(allMetrics(definition).map((m) => [m.name, { sum: 0, sumSquares: 0, conversions: 0, events: 0 }])) };
+    stats[v.id] = { users: 0, conflicts: 0, metrics: Object.fromEntries(allMetrics(definition).map((m) => [m.name, emptyStatistics()])) };
   }
   return stats;
+}
+
+/** A metric's statistics from a result row (ClickHouse returns UInt64 counts as text). */
+function statisticsOfRow(row: { sum_x: number; sum_x2: number; conversions: string; events: string }): MetricStatistics {
+  return { sum: row.sum_x, sumSquares: row.sum_x2, conversions: Number(row.conversions), events: Number(row.events) };
 }
 
 export async function recomputeFromRawTables(client: ClickHouseClient, definition: ExperimentDefinition, early: { graceMs: number; keep: number }, concludedAt: number | null = null): Promise<ExperimentStatistics> {
@@ -93,7 +97,7 @@ export async function recomputeFromRawTables(client: ClickHouseClient, definitio
     query_params: params,
     format: 'JSONEachRow',
   })).json<{ variant: string; metric: string; sum_x: number; sum_x2: number; conversions: string; events: string }>();
-  for (const row of metrics) stats[row.variant]!.metrics[row.metric] = { sum: row.sum_x, sumSquares: row.sum_x2, conversions: Number(row.conversions), events: Number(row.events) };
+  for (const row of metrics) stats[row.variant]!.metrics[row.metric] = statisticsOfRow(row);
   return stats;
 }
 
@@ -109,7 +113,7 @@ export async function streamedStatistics(client: ClickHouseClient, definition: E
     const variant = stats[row.variant_id];
     if (!variant) continue;
     if (row.metric === '') Object.assign(variant, { users: Number(row.users), conflicts: Number(row.conflicts) });
-    else if (variant.metrics[row.metric]) variant.metrics[row.metric] = { sum: row.sum_x, sumSquares: row.sum_x2, conversions: Number(row.conversions), events: Number(row.events) };
+    else if (variant.metrics[row.metric]) variant.metrics[row.metric] = statisticsOfRow(row);
   }
   return stats;
 }
