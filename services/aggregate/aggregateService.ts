@@ -15,7 +15,7 @@ import { valueSubject, type TopicNames } from '../common/topics.ts';
 import { startTransactionalLoop, type InputRecord, type OutputRecord, type RunningLoop } from '../common/transactionalLoop.ts';
 import { frame, unframe } from '../common/wireFormat.ts';
 import { createAggregateMetrics } from './aggregateMetrics.ts';
-import { applyEvent, DEFAULT_EARLY_GRACE_MS, DEFAULT_EARLY_KEEP, type EarlyMetricPolicy } from './applyEvent.ts';
+import { applyEvent, earlyMetricPolicy } from './applyEvent.ts';
 import { DeltaAccumulator } from './deltaAccumulator.ts';
 import { emptyUserState, userStateCodec } from './userState.ts';
 
@@ -34,8 +34,8 @@ export interface AggregateOptions {
   sessionTimeoutMs?: number;
   /** See config `health.stallMs`. */
   stallMs?: number;
-  /** How early metric events are kept for an exposure that arrives after them (see applyEvent). */
-  earlyMetrics?: { graceMs: number; keep: number };
+  /** How early metric events are kept for an exposure that arrives after them (config `aggregate`, see applyEvent); default CONFIG_DEFAULTS.aggregate. */
+  earlyMetrics?: { earlyMetricGraceMs: number; earlyMetricsKept: number };
   /** Whose signatures make a definition genuine. */
   keyring: Keyring;
   metrics: Registry;
@@ -69,7 +69,7 @@ export async function startAggregate(options: AggregateOptions): Promise<Running
     const state = users.partition(partition);
     const delta = new DeltaAccumulator();
     const experimentMetrics = new Set(definitions.all().flatMap((d) => allMetrics(d.definition).map((m) => m.name)));
-    const early: EarlyMetricPolicy = { graceMs: options.earlyMetrics?.graceMs ?? DEFAULT_EARLY_GRACE_MS, keep: options.earlyMetrics?.keep ?? DEFAULT_EARLY_KEEP, isExperimentMetric: (m) => experimentMetrics.has(m) };
+    const early = earlyMetricPolicy(options.earlyMetrics, (m) => experimentMetrics.has(m));
     for (const record of records) {
       const framed = unframe(record.message.value);
       if (!framed.ok) {

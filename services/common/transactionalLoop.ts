@@ -1,4 +1,5 @@
 import type { Kafka, KafkaMessage, Message, Producer } from 'kafkajs';
+import { CONFIG_DEFAULTS } from './config.ts';
 import type { LagListener } from './consumerProgress.ts';
 import type { HealthSource } from './health.ts';
 import type { Logger } from './logger.ts';
@@ -107,7 +108,7 @@ export async function startTransactionalLoop(options: TransactionalLoopOptions):
 
 async function startIncarnation(options: TransactionalLoopOptions, context: IncarnationContext): Promise<{ stop(graceful: boolean): Promise<void> }> {
   const { kafka, logger } = options;
-  const sessionTimeout = options.sessionTimeoutMs ?? 10_000;
+  const sessionTimeout = options.sessionTimeoutMs ?? CONFIG_DEFAULTS.kafka.sessionTimeoutMs;
   const consumer = incarnationConsumer(kafka, {
     groupId: options.groupId,
     readUncommitted: false,
