@@ -59,7 +59,7 @@ export async function startControl(options: ControlOptions): Promise<RunningLoop
   const definitionSchemaId = await options.registry.register(valueSubject(topics.definitions), schemaText(eventSchemas().definition));
   const decisions = new Counter({ name: 'control_decisions_total', help: 'Control commands decided, by decision and reason code', labelNames: ['decision', 'reason'], registers: [options.metrics] });
   const lag = new Gauge({ name: 'control_consumer_lag', help: 'Control commands not yet decided', labelNames: ['partition'], registers: [options.metrics] });
-  // The store holds the changelog's key -> value; `state` is the same read as the decisions use it, rebuilt on each assignment.
+  // The store holds the changelog's key -> value; `state` is the same data in the shape the decisions read, rebuilt from the store on each assignment.
   const changelog = new ChangeloggedStore({ kafka, changelogTopic: topics.controlChangelog, codec: controlChangelogCodec, logger: log, logEvent: 'control.state_restored' });
   let state: ControlState | undefined;
 
