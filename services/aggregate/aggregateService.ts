@@ -2,8 +2,8 @@ import type { Kafka } from 'kafkajs';
 import type { Registry } from 'prom-client';
 import { DefinitionsTable } from '../common/definitionsTable.ts';
 import { allMetrics } from '../common/experimentDefinition.ts';
-import { restorePartitionState } from '../common/changelogRestore.ts';
 import { decodeValidated, eventSchemas, isExposure, schemaText } from '../common/eventSchemas.ts';
+import { ChangeloggedStore, checkChangelogPartitions } from '../common/changeloggedStore.ts';
 import { experimentStatusTable } from '../common/experimentStatus.ts';
 import { combineHealth } from '../common/health.ts';
 import type { Keyring } from '../common/keyring.ts';
@@ -15,9 +15,9 @@ import { valueSubject, type TopicNames } from '../common/topics.ts';
 import { startTransactionalLoop, type InputRecord, type OutputRecord, type RunningLoop } from '../common/transactionalLoop.ts';
 import { frame, unframe } from '../common/wireFormat.ts';
 import { createAggregateMetrics } from './aggregateMetrics.ts';
-import { applyEvent, DEFAULT_EARLY_GRACE_MS, DEFAULT_EARLY_KEEP, type EarlyMetricPolicy } from './applyEvent.ts';
+import { applyEvent, earlyMetricPolicy } from './applyEvent.ts';
 import { DeltaAccumulator } from './deltaAccumulator.ts';
-import { decodeUserState, encodeUserState, emptyUserState, type UserState } from './userState.ts';
+import { emptyUserState, userStateCodec } from './userState.ts';
 
 /**
  * The aggregator: exp.events in; per-user state kept in memory per input partition and
@@ -34,8 +34,8 @@ export interface AggregateOptions {
   sessionTimeoutMs?: number;
   /** See config `health.stallMs`. */
   stallMs?: number;
-  /** How early metric events are kept for an exposure that arrives after them (see applyEvent). */
-  earlyMetrics?: { graceMs: number; keep: number };
+  /** How early metric events are kept for an exposure that arrives after them (config `aggregate`, see applyEvent); default CONFIG_DEFAULTS.aggregate. */
+  earlyMetrics?: { earlyMetricGraceMs: number; earlyMetricsKept: number };
   /** Whose signatures make a definition genuine. */
   keyring: Keyring;
   metrics: Registry;
@@ -46,23 +46,30 @@ export async function startAggregate(options: AggregateOptions): Promise<Running
   const { kafka, topics } = options;
   const log = options.logger.child({ module: 'aggregate' });
   await ensureTopics(kafka, topics, ['events', 'aggregates', 'definitions', 'state', 'aggregateChangelog']);
-  await checkChangelogPartitions(kafka, topics);
+  await checkChangelogPartitions(kafka, topics.events, topics.aggregateChangelog);
   const deltaSchemaId = await options.registry.register(valueSubject(topics.aggregates), schemaText(eventSchemas().aggregateDelta));
   const definitions = new DefinitionsTable(kafka, topics.definitions, log, { keyring: options.keyring, metrics: options.metrics });
   const statuses = experimentStatusTable(kafka, topics.state, log);
   await Promise.all([definitions.start(), statuses.start()]);
   const lifecycle = (experimentId: string) => statuses.get(experimentId);
   const metrics = createAggregateMetrics(options.metrics);
-  const states = new Map<number, Map<string, UserState>>();
+  const users = new ChangeloggedStore({
+    kafka,
+    changelogTopic: topics.aggregateChangelog,
+    codec: userStateCodec,
+    logger: log,
+    logEvent: 'aggregate.state_restored',
+    onRestored: (_partition, ms) => metrics.restoreSeconds.observe(ms / 1000),
+    onDropped: (partition) => metrics.users.remove({ partition: String(partition) }),
+  });
   const overflowLog = new LogRateLimiter(log);
 
   const process = async (records: InputRecord[]): Promise<OutputRecord[]> => {
     const partition = records[0]!.partition;
-    const state = states.get(partition)!;
+    const state = users.partition(partition);
     const delta = new DeltaAccumulator();
-    const touched = new Set<string>();
     const experimentMetrics = new Set(definitions.all().flatMap((d) => allMetrics(d.definition).map((m) => m.name)));
-    const early: EarlyMetricPolicy = { graceMs: options.earlyMetrics?.graceMs ?? DEFAULT_EARLY_GRACE_MS, keep: options.earlyMetrics?.keep ?? DEFAULT_EARLY_KEEP, isExperimentMetric: (m) => experimentMetrics.has(m) };
+    const early = earlyMetricPolicy(options.earlyMetrics, (m) => experimentMetrics.has(m));
     for (const record of records) {
       const framed = unframe(record.message.value);
       if (!framed.ok) {
@@ -70,20 +77,17 @@ export async function startAggregate(options: AggregateOptions): Promise<Running
         continue;
       }
       const { event } = decodeValidated(framed.body);
-      let user = state.get(event.userId);
-      if (!user) state.set(event.userId, (user = emptyUserState()));
+      const user = state.get(event.userId) ?? emptyUserState();
+      // Every user a batch touches is changelogged, changed or not; applyEvent changes it in place.
+      state.set(event.userId, user);
       const outcomes = applyEvent(user, event, (id) => definitions.get(id), delta, early, lifecycle);
       for (const outcome of outcomes) metrics.events.inc({ outcome });
       if (outcomes.includes('value_overflow')) {
         // Not counted, so that no total or delta becomes non-finite (see applyEvent); the user id stays out of the log.
         overflowLog.warn('value_overflow', { partition, offset: record.message.offset, eventId: event.eventId, ...(isExposure(event) ? { experimentId: event.experimentId, earlyMetricsKept: user.early.length } : { metric: event.metric, value: event.value }) }, 'aggregate.value_overflow: metric event not counted, its sums would not be finite');
       }
-      touched.add(event.userId);
     }
     const outputs: OutputRecord[] = [];
-    for (const userId of touched) {
-      outputs.push({ topic: topics.aggregateChangelog, message: { key: userId, value: encodeUserState(state.get(userId)!), partition } });
-    }
     const source = { sourceTopic: records[0]!.topic, sourcePartition: partition, firstOffset: Number(records[0]!.message.offset), lastOffset: Number(records.at(-1)!.message.offset), emittedAt: Date.now() };
     for (const d of delta.deltas()) {
       outputs.push({ topic: topics.aggregates, message: { key: d.experimentId, value: frame(deltaSchemaId, eventSchemas().aggregateDelta.toBuffer({ ...d, ...source })) } });
@@ -102,15 +106,7 @@ export async function startAggregate(options: AggregateOptions): Promise<Running
     ...(options.sessionTimeoutMs ? { sessionTimeoutMs: options.sessionTimeoutMs } : {}),
     ...(options.stallMs ? { stallMs: options.stallMs } : {}),
     onLag: ({ partition }, lag) => (lag === undefined ? metrics.lag.remove({ partition: String(partition) }) : metrics.lag.set({ partition: String(partition) }, lag)),
-    prepare: async (_topic, partition, producer) => {
-      const timer = metrics.restoreSeconds.startTimer();
-      states.set(partition, await restorePartitionState({ kafka, changelogTopic: topics.aggregateChangelog, partition, producer, logger: log, decode: decodeUserState, logEvent: 'aggregate.state_restored' }));
-      timer();
-    },
-    revoked: (_topic, partition) => {
-      states.delete(partition);
-      metrics.users.remove({ partition: String(partition) });
-    },
+    stores: [users],
     process,
   });
   log.info({ groupId: options.groupId, input: topics.events, output: topics.aggregates }, 'aggregate running');
@@ -122,19 +118,4 @@ export async function startAggregate(options: AggregateOptions): Promise<Running
       overflowLog.flush();
     },
   };
-}
-
-/** Partition p of the changelog holds the state of events partition p: the counts must match. */
-async function checkChangelogPartitions(kafka: Kafka, topics: TopicNames): Promise<void> {
-  const admin = kafka.admin();
-  await admin.connect();
-  try {
-    const { topics: meta } = await admin.fetchTopicMetadata({ topics: [topics.events, topics.aggregateChangelog] });
-    const count = (name: string) => meta.find((t) => t.name === name)?.partitions.length ?? 0;
-    if (count(topics.events) !== count(topics.aggregateChangelog)) {
-      throw new Error(`${topics.aggregateChangelog} has ${count(topics.aggregateChangelog)} partitions but ${topics.events} has ${count(topics.events)}; they must match (recreate the changelog with ${count(topics.events)})`);
-    }
-  } finally {
-    await admin.disconnect();
-  }
 }

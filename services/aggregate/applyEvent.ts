@@ -1,3 +1,4 @@
+import { CONFIG_DEFAULTS } from '../common/config.ts';
 import { isExposure, type ExposureEvent, type MetricEvent } from '../common/eventSchemas.ts';
 import { allMetrics, type PublishedDefinition } from '../common/experimentDefinition.ts';
 import { countsAfterConclusion, enrollment, type LifecycleView } from '../common/experimentLifecycle.ts';
@@ -46,10 +47,12 @@ export interface EarlyMetricPolicy {
   isExperimentMetric(metric: string): boolean;
 }
 
-export const DEFAULT_EARLY_GRACE_MS = 120_000;
-export const DEFAULT_EARLY_KEEP = 8;
+/** What config `aggregate` sets (defaults: CONFIG_DEFAULTS.aggregate). */
+export function earlyMetricPolicy(aggregate: { earlyMetricGraceMs: number; earlyMetricsKept: number } = CONFIG_DEFAULTS.aggregate, isExperimentMetric: (metric: string) => boolean = () => true): EarlyMetricPolicy {
+  return { graceMs: aggregate.earlyMetricGraceMs, keep: aggregate.earlyMetricsKept, isExperimentMetric };
+}
 
-export function applyEvent(state: UserState, event: ExposureEvent | MetricEvent, definitions: (experimentId: string) => PublishedDefinition | undefined, delta: DeltaAccumulator, early: EarlyMetricPolicy = { graceMs: DEFAULT_EARLY_GRACE_MS, keep: DEFAULT_EARLY_KEEP, isExperimentMetric: () => true }, lifecycle?: LifecycleLookup): Outcome[] {
+export function applyEvent(state: UserState, event: ExposureEvent | MetricEvent, definitions: (experimentId: string) => PublishedDefinition | undefined, delta: DeltaAccumulator, early: EarlyMetricPolicy = earlyMetricPolicy(), lifecycle?: LifecycleLookup): Outcome[] {
   if (event.eventTime > state.newest) {
     state.newest = event.eventTime;
     const oldest = state.newest - early.graceMs;

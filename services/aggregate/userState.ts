@@ -1,3 +1,5 @@
+import type { StoreCodec } from '../common/changeloggedStore.ts';
+
 /**
  * What the aggregator remembers per user, and how it is written to the changelog.
  * Per experiment: the variant the first exposure fixed, when, and whether another variant
@@ -49,3 +51,5 @@ export function decodeUserState(buffer: Buffer): UserState {
   state.newest = newest ?? 0;
   return state;
 }
+
+export const userStateCodec: StoreCodec<UserState> = { encode: encodeUserState, decode: decodeUserState };

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Kafka } from 'kafkajs';
 import { seconds, type HealthReport, type HealthSource } from './health.ts';
 import type { Logger } from './logger.ts';
-import { DEFAULT_STALL_MS } from './supervisedConsumer.ts';
+import { CONFIG_DEFAULTS } from './config.ts';
 import { Supervisor } from './supervisor.ts';
 
 /**
@@ -63,7 +63,7 @@ export class CompactedTopicTable<T, R = T> implements HealthSource {
   }
 
   /** Unhealthy while its reader has been down for `stallMs`: the table is then going stale. */
-  health(now = Date.now(), stallMs = DEFAULT_STALL_MS): HealthReport {
+  health(now = Date.now(), stallMs = CONFIG_DEFAULTS.health.stallMs): HealthReport {
     const status = this.supervisor?.current;
     if (!status || status.state === 'running' || now - status.since < stallMs) return { healthy: true, problems: [] };
     return { healthy: false, problems: [`reader of ${this.options.topic} ${status.state} for ${seconds(now - status.since)}${status.lastError ? `: ${status.lastError}` : ''}`] };

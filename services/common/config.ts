@@ -3,12 +3,16 @@ import { resolve } from 'node:path';
 import { z } from 'zod';
 import { PipelineError } from './errors.ts';
 import { LOG_LEVELS } from './logger.ts';
-import { DEFAULT_MAX_ABS_METRIC_VALUE, MAX_CONFIGURABLE_ABS_METRIC_VALUE } from './numberBounds.ts';
+import { MAX_CONFIGURABLE_ABS_METRIC_VALUE } from './numberBounds.ts';
 
 /**
  * One typed configuration, validated once at start: defaults < config file < environment.
  * Unknown keys are refused; an error names the bad key and, when it came from the
  * environment, the variable. The result is frozen.
+ *
+ * The schema below is the one place a configurable default is written: services whose options
+ * may be left out (in tests, in the demo) fall back to CONFIG_DEFAULTS, never to a literal of
+ * their own.
  */
 
 const hostPort = z
@@ -178,7 +182,7 @@ const ConfigSchema = z.strictObject({
         .number()
         .positive()
         .max(MAX_CONFIGURABLE_ABS_METRIC_VALUE, 'at most 1e15: beyond 2^53 doubles no longer resolve single units')
-        .default(DEFAULT_MAX_ABS_METRIC_VALUE),
+        .default(1e12),
       /** Dead-letter exposures of undefined experiments or variants (UNKNOWN_EXPERIMENT, UNKNOWN_VARIANT). */
       checkExperiments: z.preprocess((v) => (v === 'true' ? true : v === 'false' ? false : v), z.boolean()).default(true),
     })
@@ -186,6 +190,9 @@ const ConfigSchema = z.strictObject({
 });
 
 type ParsedConfig = z.infer<typeof ConfigSchema>;
+
+/** Every default of the schema (what an empty configuration parses to), frozen. */
+export const CONFIG_DEFAULTS: Readonly<ParsedConfig> = deepFreeze(ConfigSchema.parse({}));
 export type Config = Readonly<
   Omit<ParsedConfig, 'clickhouse'> & { clickhouse: ParsedConfig['clickhouse'] & { dataDir: string } }
 >;

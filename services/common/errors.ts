@@ -20,6 +20,7 @@ export const ERROR_CODES = {
   CONTROL_REFUSED: 'retriable=false: the control plane refused or could not decide a command',
   LIFECYCLE_ILLEGAL_MOVE: 'retriable=false: an experiment cannot make this move from its current state (services/common/experimentLifecycle.ts)',
   NON_FINITE_NUMBER: 'retriable=false: a number to be stored is NaN or infinite (the sink dead-letters the row instead of storing it as 0)',
+  STORE_PARTITION_NOT_OWNED: 'retriable=false: a changelogged store was used for a partition this instance does not own (not restored, or dropped)',
   QUERY_REFUSED: 'retriable=false: an analyst query is not one read-only statement over the pipeline\'s database',
 } as const;
 

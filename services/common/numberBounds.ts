@@ -5,7 +5,7 @@
  * through would not fail loudly: it would quietly become a wrong result. Hence one limit and
  * one way of finding the numbers that are not finite, used at every stage.
  *
- * Why 1e12 by default. A variant's Σx² sums each user's squared total, so the limit must
+ * Why 1e12 by default (config `ingest.maxAbsMetricValue`, services/common/config.ts). A variant's Σx² sums each user's squared total, so the limit must
  * leave room for a heavy user squared and then summed over every user: a user with a
  * million events at the limit has a total of 1e18, squared 1e36; over a billion users
  * Σx² is 1e45, some 263 orders of magnitude below the largest double (1.8e308). It also keeps
@@ -18,7 +18,6 @@
  * admits values the pipeline cannot add exactly. (The same heavy user at 1e15 gives Σx² of
  * 1e51: still finite, the precision is what runs out first.)
  */
-export const DEFAULT_MAX_ABS_METRIC_VALUE = 1e12;
 export const MAX_CONFIGURABLE_ABS_METRIC_VALUE = 1e15;
 
 /** True for every number that JSON, Avro-to-JSON and ClickHouse carry faithfully. */

@@ -1,6 +1,7 @@
 import type { Message } from 'kafkajs';
 import type { OutputRecord } from './transactionalLoop.ts';
 
+/** Below the broker's default message.max.bytes (1 MiB), with room for framing: a protocol limit, not a setting (so not in config.ts). */
 export const DEFAULT_MAX_REQUEST_BYTES = 800 * 1024;
 /** Per-record framing overhead in a Kafka record batch, generously rounded up. */
 const RECORD_OVERHEAD_BYTES = 64;

@@ -1,4 +1,5 @@
 import type { Consumer, ConsumerConfig, Kafka } from 'kafkajs';
+import { CONFIG_DEFAULTS } from './config.ts';
 import { ConsumerProgress, type LagListener } from './consumerProgress.ts';
 import { seconds, type HealthReport, type HealthSource } from './health.ts';
 import { startLagMonitor } from './lagMonitor.ts';
@@ -52,11 +53,10 @@ export interface SupervisedConsumer extends HealthSource {
   stop(): Promise<void>;
 }
 
-export const DEFAULT_STALL_MS = 30_000;
 
 export async function startSupervisedConsumer(options: SupervisedConsumerOptions): Promise<SupervisedConsumer> {
   const log = options.logger;
-  const stallMs = options.stallMs ?? DEFAULT_STALL_MS;
+  const stallMs = options.stallMs ?? CONFIG_DEFAULTS.health.stallMs;
   const restartAfterMs = options.restartAfterMs ?? 4 * stallMs;
   const progress = new ConsumerProgress(options.onLag);
   let stopping = false;

@@ -1,4 +1,5 @@
 import type { Kafka, KafkaMessage, Message, Producer } from 'kafkajs';
+import { CONFIG_DEFAULTS } from './config.ts';
 import type { LagListener } from './consumerProgress.ts';
 import type { HealthSource } from './health.ts';
 import type { Logger } from './logger.ts';
@@ -45,6 +46,17 @@ export interface BatchCommitted {
   durationMs: number;
 }
 
+/**
+ * State the loop keeps with each input partition (services/common/changeloggedStore.ts):
+ * restored before the partition's first batch, its changelog records sent in each batch's
+ * transaction, dropped when the partition goes or the incarnation ends.
+ */
+export interface PartitionedStore {
+  restore(partition: number, producer: Producer): Promise<void>;
+  takeChangelog(partition: number): OutputRecord[];
+  drop(partition: number): void;
+}
+
 export interface TransactionalLoopOptions {
   kafka: Kafka;
   groupId: string;
@@ -52,12 +64,14 @@ export interface TransactionalLoopOptions {
   /** Prefix of the per-partition transactional ids: `<prefix>-<topic>-<partition>`. */
   transactionalIdPrefix: string;
   logger: Logger;
+  /** Changelogged state of the input partitions (partition p of each changelog holds input partition p's state). */
+  stores?: PartitionedStore[];
   /**
    * Called once per partition each time this instance is given it, before its first batch,
-   * with the partition's producer (already fencing any previous owner): restore state here.
+   * with the partition's producer (already fencing any previous owner), after `stores` are restored.
    */
   prepare?(topic: string, partition: number, producer: Producer): Promise<void>;
-  /** Called when a partition is taken away: drop its state. */
+  /** Called when a partition is taken away, after `stores` dropped it. */
   revoked?(topic: string, partition: number): void;
   /** Turns a batch into outputs; throwing aborts the batch, which is then fetched again. */
   process(records: InputRecord[]): Promise<OutputRecord[]>;
@@ -94,7 +108,7 @@ export async function startTransactionalLoop(options: TransactionalLoopOptions):
 
 async function startIncarnation(options: TransactionalLoopOptions, context: IncarnationContext): Promise<{ stop(graceful: boolean): Promise<void> }> {
   const { kafka, logger } = options;
-  const sessionTimeout = options.sessionTimeoutMs ?? 10_000;
+  const sessionTimeout = options.sessionTimeoutMs ?? CONFIG_DEFAULTS.kafka.sessionTimeoutMs;
   const consumer = incarnationConsumer(kafka, {
     groupId: options.groupId,
     readUncommitted: false,
@@ -128,11 +142,12 @@ async function startIncarnation(options: TransactionalLoopOptions, context: Inca
     }
     return producer;
   };
+  const stores = options.stores ?? [];
   const release = (key: string) => {
-    if (prepared.delete(key)) {
-      const { topic, partition } = partitionOf(key);
-      options.revoked?.(topic, partition);
-    }
+    const { topic, partition } = partitionOf(key);
+    // Dropped even if its restore did not finish: whatever it holds is not known to be committed.
+    for (const store of stores) store.drop(partition);
+    if (prepared.delete(key)) options.revoked?.(topic, partition);
     const producer = producers.get(key);
     producers.delete(key);
     return producer?.disconnect().catch(() => {});
@@ -178,10 +193,12 @@ async function startIncarnation(options: TransactionalLoopOptions, context: Inca
           try {
             const producer = await producerFor(batch.topic, batch.partition);
             if (!prepared.has(key)) {
+              for (const store of stores) await store.restore(batch.partition, producer);
               await options.prepare?.(batch.topic, batch.partition, producer);
               prepared.add(key);
             }
             outputs = await options.process(messages.map((message) => ({ topic: batch.topic, partition: batch.partition, message })));
+            for (const store of stores) outputs.push(...store.takeChangelog(batch.partition));
             const transaction = await producer.transaction();
             try {
               for (const chunk of chunksUnder(outputs, options.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES)) {

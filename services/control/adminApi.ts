@@ -5,6 +5,7 @@ import { Counter, type Registry } from 'prom-client';
 import { z } from 'zod';
 import type { ExperimentDelta } from '../common/aggregateDelta.ts';
 import { CompactedTopicTable } from '../common/compactedTopicTable.ts';
+import { CONFIG_DEFAULTS } from '../common/config.ts';
 import { DefinitionsTable } from '../common/definitionsTable.ts';
 import { eventSchemas, schemaText } from '../common/eventSchemas.ts';
 import type { LifecycleAction } from '../common/experimentLifecycle.ts';
@@ -110,7 +111,7 @@ export async function startAdminApi(options: AdminApiOptions): Promise<AdminApi>
   // table hands each new record to the waiter for its command id.
   const decisionWaiters = new Map<string, (record: AuditRecord) => void>();
   const audit = new AuditLog({
-    kafka, topic: topics.audit, logger: log, kept: options.auditKept ?? 10_000,
+    kafka, topic: topics.audit, logger: log, kept: options.auditKept ?? CONFIG_DEFAULTS.control.auditKept,
     onRecord: (record) => {
       if (record.commandId) decisionWaiters.get(record.commandId)?.(record);
     },
@@ -148,7 +149,7 @@ export async function startAdminApi(options: AdminApiOptions): Promise<AdminApi>
   const signer = options.signer;
   const refusals = signer
     ? new RefusalAudit({
-        windowMs: options.refusalAuditWindowMs ?? 60_000,
+        windowMs: options.refusalAuditWindowMs ?? CONFIG_DEFAULTS.control.refusalAuditWindowMs,
         // A refused attempt goes into the audit chain; failing to record it must not change the answer.
         record: (note) =>
           publish(signedCommand({ experimentId: note.experimentId, action: note.action, reason: note.reason, evidence: JSON.stringify({ refusals: note.refusals }) }, signer.principal, signer.privateKey), note.code).catch((err: unknown) =>

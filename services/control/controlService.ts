@@ -1,7 +1,7 @@
 import type { KeyObject } from 'node:crypto';
 import type { Kafka } from 'kafkajs';
 import { Counter, Gauge, type Registry } from 'prom-client';
-import { restorePartitionState } from '../common/changelogRestore.ts';
+import { ChangeloggedStore } from '../common/changeloggedStore.ts';
 import { encodeDefinitionRecord, signDefinitionRecord } from '../common/definitionRecord.ts';
 import { eventSchemas, schemaText } from '../common/eventSchemas.ts';
 import { encodeExperimentStatus } from '../common/experimentStatus.ts';
@@ -16,7 +16,7 @@ import { valueSubject, type TopicNames } from '../common/topics.ts';
 import { startTransactionalLoop, type InputRecord, type OutputRecord, type RunningLoop } from '../common/transactionalLoop.ts';
 import { frame, unframe } from '../common/wireFormat.ts';
 import { decodeCommandBody } from './commandSigner.ts';
-import { changelogKeys, controlStateFromChangelog, decodeChangelogValue, emptyControlState, encodeChangelogValue, type ControlState } from './controlState.ts';
+import { changelogKeys, controlChangelogCodec, controlStateFromChangelog, type ControlState } from './controlState.ts';
 import { API_REFUSAL_HEADER, decideCommand, expiredNonces, type ControlInput } from './decideCommand.ts';
 import { startDefinitionsWatch } from './definitionsWatch.ts';
 import type { Freshness } from './verifyCommand.ts';
@@ -59,13 +59,15 @@ export async function startControl(options: ControlOptions): Promise<RunningLoop
   const definitionSchemaId = await options.registry.register(valueSubject(topics.definitions), schemaText(eventSchemas().definition));
   const decisions = new Counter({ name: 'control_decisions_total', help: 'Control commands decided, by decision and reason code', labelNames: ['decision', 'reason'], registers: [options.metrics] });
   const lag = new Gauge({ name: 'control_consumer_lag', help: 'Control commands not yet decided', labelNames: ['partition'], registers: [options.metrics] });
+  // The store holds the changelog's key -> value; `state` is the same data in the shape the decisions read, rebuilt from the store on each assignment.
+  const changelog = new ChangeloggedStore({ kafka, changelogTopic: topics.controlChangelog, codec: controlChangelogCodec, logger: log, logEvent: 'control.state_restored' });
   let state: ControlState | undefined;
 
   const process = async (records: InputRecord[]): Promise<OutputRecord[]> => {
     const current = state!;
+    const stored = changelog.partition(records[0]!.partition);
     const now = Date.now();
     const outputs: OutputRecord[] = [];
-    const changelog = new Map<string, Buffer | null>();
     for (const record of records) {
       const decision = decideCommand(toInput(record), current, {
         keyring: options.keyring,
@@ -77,19 +79,19 @@ export async function startControl(options: ControlOptions): Promise<RunningLoop
       outputs.push({ topic: topics.audit, message: { key: String(decision.audit.sequence), value: frame(auditSchemaId, eventSchemas().audit.toBuffer(decision.audit)) } });
       if (decision.nonce) {
         current.nonces.set(decision.nonce.nonce, decision.nonce.issuedAt);
-        changelog.set(changelogKeys.nonce(decision.nonce.nonce), encodeChangelogValue(decision.nonce.issuedAt));
+        stored.set(changelogKeys.nonce(decision.nonce.nonce), decision.nonce.issuedAt);
       }
       if (decision.definition) {
         const { experimentId, published } = decision.definition;
         current.definitions.set(experimentId, published);
         const record = signDefinitionRecord({ experimentId, version: published.version, appliedAt: published.appliedAt, definition: JSON.stringify(published.definition), commandId: published.commandId, definedBy: published.definedBy, auditSequence: published.auditSequence, publisher: options.publisher.principal }, options.publisher.privateKey);
         outputs.push({ topic: topics.definitions, message: { key: experimentId, value: encodeDefinitionRecord(record, definitionSchemaId) } });
-        changelog.set(changelogKeys.definition(experimentId), encodeChangelogValue(published));
+        stored.set(changelogKeys.definition(experimentId), published);
       }
       if (decision.status) {
         current.statuses.set(decision.status.experimentId, decision.status);
         outputs.push({ topic: topics.state, message: { key: decision.status.experimentId, value: encodeExperimentStatus(decision.status, statusSchemaId) } });
-        changelog.set(changelogKeys.status(decision.status.experimentId), encodeChangelogValue(decision.status));
+        stored.set(changelogKeys.status(decision.status.experimentId), decision.status);
       }
       const code = decision.audit.reason.slice(0, decision.audit.reason.indexOf(':'));
       decisions.inc({ decision: decision.audit.decision, reason: code });
@@ -99,10 +101,9 @@ export async function startControl(options: ControlOptions): Promise<RunningLoop
     }
     for (const nonce of expiredNonces(current.nonces, now, options.freshness)) {
       current.nonces.delete(nonce);
-      changelog.set(changelogKeys.nonce(nonce), null);
+      stored.delete(changelogKeys.nonce(nonce));
     }
-    changelog.set(changelogKeys.lastAudit, encodeChangelogValue(current.lastAudit));
-    for (const [key, value] of changelog) outputs.push({ topic: topics.controlChangelog, message: { key, value, partition: 0 } });
+    stored.set(changelogKeys.lastAudit, current.lastAudit);
     return outputs;
   };
 
@@ -117,10 +118,8 @@ export async function startControl(options: ControlOptions): Promise<RunningLoop
     ...(options.sessionTimeoutMs ? { sessionTimeoutMs: options.sessionTimeoutMs } : {}),
     ...(options.stallMs ? { stallMs: options.stallMs } : {}),
     onLag: ({ partition }, n) => (n === undefined ? lag.remove({ partition: String(partition) }) : lag.set({ partition: String(partition) }, n)),
-    prepare: async (_topic, partition, producer) => {
-      const entries = await restorePartitionState({ kafka, changelogTopic: topics.controlChangelog, partition, producer, logger: log, decode: decodeChangelogValue, logEvent: 'control.state_restored' });
-      state = entries.size === 0 ? emptyControlState() : controlStateFromChangelog(entries);
-    },
+    stores: [changelog],
+    prepare: async (_topic, partition) => void (state = controlStateFromChangelog(changelog.partition(partition).entries())),
     revoked: () => void (state = undefined),
     process,
   });

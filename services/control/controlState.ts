@@ -1,3 +1,4 @@
+import type { StoreCodec } from '../common/changeloggedStore.ts';
 import type { ExperimentDefinition } from '../common/experimentDefinition.ts';
 import type { ExperimentStatus } from '../common/experimentStatus.ts';
 import type { AuditRecord } from './auditChain.ts';
@@ -37,7 +38,7 @@ export function emptyControlState(): ControlState {
 }
 
 /** Rebuilds the state from the changelog's latest value per key (statuses written before the lifecycle existed lack its fields: they read as null). */
-export function controlStateFromChangelog(entries: ReadonlyMap<string, unknown>): ControlState {
+export function controlStateFromChangelog(entries: Iterable<[string, unknown]>): ControlState {
   const state = emptyControlState();
   for (const [key, value] of entries) {
     if (key.startsWith(STATUS)) state.statuses.set(key.slice(STATUS.length), Object.assign({ startedAt: null, concludedAt: null, decision: null }, value as ExperimentStatus));
@@ -62,3 +63,5 @@ export function decodeChangelogValue(value: Buffer): unknown {
 export function encodeChangelogValue(value: unknown): Buffer {
   return Buffer.from(JSON.stringify(value));
 }
+
+export const controlChangelogCodec: StoreCodec<unknown> = { encode: encodeChangelogValue, decode: decodeChangelogValue };

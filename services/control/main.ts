@@ -6,6 +6,7 @@ import { consumerGroup } from '../common/topics.ts';
 import { keyringFor } from '../common/trust.ts';
 import { startAdminApi } from './adminApi.ts';
 import { startControl } from './controlService.ts';
+import { freshnessOf } from './verifyCommand.ts';
 
 /** The control service and its admin API as one process (`node --import tsx services/control/main.ts`). */
 await runServiceProcess('control', async (ctx) => {
@@ -28,7 +29,7 @@ await runServiceProcess('control', async (ctx) => {
     keyring,
     apiPrincipal: control.apiPrincipal,
     publisher,
-    freshness: { maxAgeMs: control.maxCommandAgeMs, maxSkewMs: control.maxClockSkewMs },
+    freshness: freshnessOf(control),
     sessionTimeoutMs: ctx.config.kafka.sessionTimeoutMs,
     stallMs: ctx.config.health.stallMs,
     metrics: ctx.metrics,

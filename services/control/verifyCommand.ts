@@ -1,3 +1,4 @@
+import { CONFIG_DEFAULTS, type Config } from '../common/config.ts';
 import { DEFINITION_LIMITS } from '../common/experimentDefinition.ts';
 import { verifyPayload } from '../common/signing.ts';
 import type { Keyring, Role } from './keyring.ts';
@@ -73,7 +74,12 @@ export interface Freshness {
   maxSkewMs: number;
 }
 
-export const DEFAULT_FRESHNESS: Freshness = { maxAgeMs: 5 * 60_000, maxSkewMs: 30_000 };
+/** The freshness config `control` sets. */
+export function freshnessOf(control: Config['control']): Freshness {
+  return { maxAgeMs: control.maxCommandAgeMs, maxSkewMs: control.maxClockSkewMs };
+}
+
+export const DEFAULT_FRESHNESS: Readonly<Freshness> = Object.freeze(freshnessOf(CONFIG_DEFAULTS.control));
 
 export function verifyCommand(command: Partial<CommandFields> | undefined, keyring: Keyring, seenNonces: { has(nonce: string): boolean }, now: number, freshness = DEFAULT_FRESHNESS): Verdict {
   const reject = (rejection: Rejection, detail: string): Verdict => ({ accepted: false, rejection, detail });

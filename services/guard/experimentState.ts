@@ -1,3 +1,4 @@
+import type { StoreCodec } from '../common/changeloggedStore.ts';
 import { mergeDelta, type VariantTotals } from '../common/experimentTotals.ts';
 
 export { mergeDelta };
@@ -30,3 +31,5 @@ export function encodeExperimentState(state: ExperimentState): Buffer {
 export function decodeExperimentState(buffer: Buffer): ExperimentState {
   return JSON.parse(buffer.toString('utf8')) as ExperimentState;
 }
+
+export const experimentStateCodec: StoreCodec<ExperimentState> = { encode: encodeExperimentState, decode: decodeExperimentState };

@@ -1,7 +1,7 @@
 import type { Kafka } from 'kafkajs';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { ExperimentDelta } from '../common/aggregateDelta.ts';
-import { restorePartitionState } from '../common/changelogRestore.ts';
+import { ChangeloggedStore } from '../common/changeloggedStore.ts';
 import { DefinitionsTable } from '../common/definitionsTable.ts';
 import { eventSchemas, schemaText } from '../common/eventSchemas.ts';
 import { experimentStatusTable } from '../common/experimentStatus.ts';
@@ -15,7 +15,7 @@ import { valueSubject, type TopicNames } from '../common/topics.ts';
 import { startTransactionalLoop, type InputRecord, type OutputRecord, type RunningLoop } from '../common/transactionalLoop.ts';
 import { unframe } from '../common/wireFormat.ts';
 import { evaluateExperiment } from './evaluate.ts';
-import { decodeExperimentState, emptyExperimentState, encodeExperimentState, mergeDelta, type ExperimentState } from './experimentState.ts';
+import { emptyExperimentState, experimentStateCodec, mergeDelta } from './experimentState.ts';
 import { anomalyRecord, encodeCommand, haltCommand, type Signer } from './guardOutputs.ts';
 
 /**
@@ -62,18 +62,19 @@ export async function startGuard(options: GuardOptions): Promise<RunningLoop> {
   const skippedDeltas = new Counter({ name: 'guard_delta_parts_skipped_total', help: 'Parts of aggregate deltas left out of the totals because a number was not finite, by reason', labelNames: ['reason'], registers: [options.metrics] });
   const withheldSignals = new Counter({ name: 'guard_signals_withheld_total', help: 'Signals not raised because their evidence held a number that is not finite, by type', labelNames: ['type'], registers: [options.metrics] });
   const numbersLog = new LogRateLimiter(log);
-  const states = new Map<number, Map<string, ExperimentState>>();
+  const states = new ChangeloggedStore({ kafka, changelogTopic: topics.guardChangelog, codec: experimentStateCodec, logger: log, logEvent: 'guard.state_restored' });
 
   const process = async (records: InputRecord[]): Promise<OutputRecord[]> => {
     const partition = records[0]!.partition;
-    const experiments = states.get(partition)!;
+    const experiments = states.partition(partition);
     const touched = new Set<string>();
     for (const record of records) {
       const framed = unframe(record.message.value);
       if (!framed.ok) continue;
       const delta = eventSchemas().aggregateDelta.fromBuffer(framed.body) as ExperimentDelta;
-      let state = experiments.get(delta.experimentId);
-      if (!state) experiments.set(delta.experimentId, (state = emptyExperimentState(delta.experimentId)));
+      // Changelogged at commit as it is then, incidents raised below included.
+      const state = experiments.get(delta.experimentId) ?? emptyExperimentState(delta.experimentId);
+      experiments.set(delta.experimentId, state);
       for (const part of mergeDelta(state, delta)) {
         skippedDeltas.inc({ reason: part.reason });
         numbersLog.warn(part.reason, { partition, offset: record.message.offset, experimentId: delta.experimentId, ...part }, 'guard.delta_skipped: part of an aggregate delta is not finite; the totals leave it out');
@@ -98,7 +99,6 @@ export async function startGuard(options: GuardOptions): Promise<RunningLoop> {
           log.warn({ experimentId, type: signal.type, halt: signal.halt, reason: signal.reason }, 'guard.signal');
         }
       }
-      outputs.push({ topic: topics.guardChangelog, message: { key: experimentId, value: encodeExperimentState(state), partition } });
     }
     return outputs;
   };
@@ -114,10 +114,7 @@ export async function startGuard(options: GuardOptions): Promise<RunningLoop> {
     ...(options.sessionTimeoutMs ? { sessionTimeoutMs: options.sessionTimeoutMs } : {}),
     ...(options.stallMs ? { stallMs: options.stallMs } : {}),
     onLag: ({ partition }, n) => (n === undefined ? lag.remove({ partition: String(partition) }) : lag.set({ partition: String(partition) }, n)),
-    prepare: async (_topic, partition, producer) => {
-      states.set(partition, await restorePartitionState({ kafka, changelogTopic: topics.guardChangelog, partition, producer, logger: log, decode: decodeExperimentState, logEvent: 'guard.state_restored' }));
-    },
-    revoked: (_topic, partition) => void states.delete(partition),
+    stores: [states],
     process,
   });
   log.info({ groupId: options.groupId, input: topics.aggregates, outputs: [topics.anomalies, topics.control] }, 'guard running');

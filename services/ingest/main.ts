@@ -2,6 +2,7 @@ import { runServiceProcess } from '../common/serviceProcess.ts';
 import { consumerGroup } from '../common/topics.ts';
 import { keyringFor } from '../common/trust.ts';
 import { startIngest } from './ingestService.ts';
+import { validationLimits } from './validateEvent.ts';
 
 /** The ingest service as its own process (`node --import tsx services/ingest/main.ts`). */
 await runServiceProcess('ingest', (ctx) =>
@@ -10,7 +11,7 @@ await runServiceProcess('ingest', (ctx) =>
     registry: ctx.registry,
     topics: ctx.topics,
     groupId: consumerGroup(ctx.config.kafka.topicPrefix, 'ingest'),
-    limits: { maxFutureSkewMs: ctx.config.ingest.maxFutureSkewMs, maxEventAgeMs: ctx.config.ingest.maxEventAgeMs, maxIdLength: ctx.config.ingest.maxIdLength, maxAbsMetricValue: ctx.config.ingest.maxAbsMetricValue },
+    limits: validationLimits(ctx.config.ingest),
     maxPayloadBytes: ctx.config.ingest.maxPayloadBytes,
     checkExperiments: ctx.config.ingest.checkExperiments,
     ...(ctx.config.ingest.checkExperiments ? { keyring: keyringFor('ingest (checking experiments)', ctx.config) } : {}),

@@ -1,6 +1,6 @@
 import type { ExposureEvent, MetricEvent } from '../common/eventSchemas.ts';
 import { enrollment, type LifecycleView } from '../common/experimentLifecycle.ts';
-import { DEFAULT_MAX_ABS_METRIC_VALUE } from '../common/numberBounds.ts';
+import { CONFIG_DEFAULTS, type Config } from '../common/config.ts';
 import type { Rejection } from './dlqReasons.ts';
 
 /**
@@ -18,12 +18,12 @@ export interface ValidationLimits {
   maxAbsMetricValue: number;
 }
 
-export const DEFAULT_VALIDATION_LIMITS: ValidationLimits = {
-  maxFutureSkewMs: 5 * 60_000,
-  maxEventAgeMs: 30 * 24 * 3_600_000,
-  maxIdLength: 256,
-  maxAbsMetricValue: DEFAULT_MAX_ABS_METRIC_VALUE,
-};
+/** The limits config `ingest` sets. */
+export function validationLimits(ingest: Config['ingest']): ValidationLimits {
+  return { maxFutureSkewMs: ingest.maxFutureSkewMs, maxEventAgeMs: ingest.maxEventAgeMs, maxIdLength: ingest.maxIdLength, maxAbsMetricValue: ingest.maxAbsMetricValue };
+}
+
+export const DEFAULT_VALIDATION_LIMITS: Readonly<ValidationLimits> = Object.freeze(validationLimits(CONFIG_DEFAULTS.ingest));
 
 /**
  * The variants of a defined experiment, or undefined when it has no definition; with

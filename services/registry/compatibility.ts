@@ -8,6 +8,7 @@ import avro from 'avsc';
  */
 export const COMPATIBILITY_LEVELS = ['NONE', 'BACKWARD', 'BACKWARD_TRANSITIVE', 'FORWARD', 'FORWARD_TRANSITIVE', 'FULL', 'FULL_TRANSITIVE'] as const;
 export type CompatibilityLevel = (typeof COMPATIBILITY_LEVELS)[number];
+/** Confluent's registry default, part of the protocol it mirrors, not a setting of this project. */
 export const DEFAULT_COMPATIBILITY: CompatibilityLevel = 'BACKWARD';
 
 export function isCompatibilityLevel(value: unknown): value is CompatibilityLevel {

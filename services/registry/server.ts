@@ -25,6 +25,7 @@ export interface RunningRegistry {
   close(): Promise<void>;
 }
 
+/** Confluent's topic name; the registry process's own settings (services/registry/main.ts) default to it. Not in config.ts: the registry is a separate, Confluent-compatible component. */
 export const DEFAULT_REGISTRY_TOPIC = '_schemas';
 
 export async function startRegistry(options: RegistryOptions): Promise<RunningRegistry> {

@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Kafka } from 'kafkajs';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { ClickHouseHandle } from '../common/clickhouse.ts';
+import { CONFIG_DEFAULTS } from '../common/config.ts';
 import type { HealthReport } from '../common/health.ts';
 import type { Keyring } from '../common/keyring.ts';
 import type { Logger } from '../common/logger.ts';
@@ -67,7 +68,7 @@ export async function startSink(options: SinkOptions): Promise<{ stop(): Promise
   let current: IncarnationContext | undefined;
   const writer = new ExactlyOnceWriter(options.clickhouse.client, log, () => running && current?.ended() === false, (table) => retries.inc({ table }));
   const lag = new Gauge({ name: 'sink_consumer_lag', help: 'Records not yet stored in ClickHouse, by topic and partition', labelNames: ['topic', 'partition'], registers: [options.metrics] });
-  const sessionTimeout = options.sessionTimeoutMs ?? 10_000;
+  const sessionTimeout = options.sessionTimeoutMs ?? CONFIG_DEFAULTS.kafka.sessionTimeoutMs;
   const topicsIn = [...mappers.keys()];
   /** A batch's rows per table; a row holding a NaN or an infinity is replaced by its dead letter. */
   const batchRows = (topic: string, partition: number, messages: { offset: string; value: Buffer | null; timestamp: string }[]): TableRows => {

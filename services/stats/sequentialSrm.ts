@@ -11,6 +11,8 @@ import { logGamma } from './specialFunctions.ts';
  * The prior is centred on the null, α_i = concentration · θ0_i (a larger concentration
  * favours detecting small mismatches, a smaller one large mismatches quickly).
  */
+// Not configuration (so not in services/common/config.ts): the prior is part of the test's
+// definition, and stats imports nothing of the project.
 export const DEFAULT_SRM_CONCENTRATION = 100;
 
 export interface SequentialSrmResult {

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { applyEvent } from '../../services/aggregate/applyEvent.ts';
 import { DeltaAccumulator, type ExperimentDelta } from '../../services/aggregate/deltaAccumulator.ts';
-import { DEFAULT_MAX_ABS_METRIC_VALUE, nonFinitePaths } from '../../services/common/numberBounds.ts';
+import { CONFIG_DEFAULTS } from '../../services/common/config.ts';
+import { nonFinitePaths } from '../../services/common/numberBounds.ts';
 import { decodeUserState, emptyUserState, encodeUserState, type UserState } from '../../services/aggregate/userState.ts';
 import { compareTotals, fixtureDefinitions, generateEvents, oracle, sumDeltas } from '../support/aggregationFixture.ts';
 import { randomInt, seededRandom } from '../support/random.ts';
@@ -98,7 +99,7 @@ describe('aggregation rules, one at a time', () => {
   });
 
   it('keeps a heavy user finite: 100,000 events at the ingest limit, over batches and the changelog encoding', () => {
-    const limit = DEFAULT_MAX_ABS_METRIC_VALUE;
+    const limit = CONFIG_DEFAULTS.ingest.maxAbsMetricValue;
     let encoded = encodeUserState(emptyUserState());
     const deltas: ExperimentDelta[] = [];
     const outcomes = new Map<string, number>();

@@ -15,6 +15,7 @@ export interface QueryLimits {
   maxMemoryMiB: number;
 }
 
+/** The defaults of `expctl query`'s flags: limits of one command's run, not part of the services' configuration (config.ts); written only here. */
 export const DEFAULT_QUERY_LIMITS: Readonly<QueryLimits> = Object.freeze({ maxRows: 10_000, timeoutSeconds: 30, maxMemoryMiB: 1024 });
 
 /** The most a caller may ask for: the MAX of the server profile's constraints. */
