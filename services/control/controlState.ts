@@ -1,6 +1,6 @@
 import type { ExperimentDefinition } from '../common/experimentDefinition.ts';
 import type { ExperimentStatus } from '../common/experimentStatus.ts';
-import type { AuditRecord } from './auditChain.ts';
+import type { AuditRecord } from '../common/contracts/audit.ts';
 
 /**
  * What the control service must remember between commands, changelogged so a restarted or
