@@ -1,7 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { committedTotal } from '../services/common/groupProgress.ts';
 import { Kafka, logLevel, Partitioners } from 'kafkajs';
-import { encodeValidated, eventSchemas, schemaText, type ExposureEvent, type MetricEvent } from '../services/common/eventSchemas.ts';
+import { encodeValidated } from '../services/common/contracts/events.ts';
+import { eventSchemas, schemaText } from '../services/common/eventSchemas.ts';
 import { parseDefinition } from '../services/common/experimentDefinition.ts';
 import { createLogger } from '../services/common/logger.ts';
 import { SchemaRegistryClient } from '../services/common/schemaRegistryClient.ts';
@@ -11,6 +12,7 @@ import { frame } from '../services/common/wireFormat.ts';
 import { benchAccess, defineThroughControl } from './benchControl.ts';
 import { spawnBenchService } from './benchProcess.ts';
 import type { BenchStack } from './benchStack.ts';
+import type { PipelineEvent } from '../services/common/contracts/pipelineEvent.ts';
 
 /**
  * Aggregator throughput, memory per million users and state restore time. Every user is
@@ -64,13 +66,13 @@ async function aggregateRun(stack: BenchStack, users: number, say: (m: string) =
   const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
   await producer.connect();
   const now = Date.now();
-  const encode = (event: ExposureEvent | MetricEvent, i: number) => ({ key: event.userId, value: frame(schemaId, encodeValidated({ event, sourceTopic: 'bench', sourcePartition: 0, sourceOffset: i, schemaId: 1, ingestTime: now })) });
+  const encode = (event: PipelineEvent, i: number) => ({ key: event.userId, value: frame(schemaId, encodeValidated({ event, sourceTopic: 'bench', sourcePartition: 0, sourceOffset: i, schemaId: 1, ingestTime: now })) });
   for (let start = 0; start < users; start += 5_000) {
     const messages = [];
     for (let u = start; u < Math.min(users, start + 5_000); u++) {
       const userId = `user-${u}`;
-      messages.push(encode({ eventId: `x${u}`, experimentId: `bench-${'abc'[u % 3]}`, variantId: u % 2 ? 'control' : 'treatment', userId, eventTime: now, context: null }, 2 * u));
-      messages.push(encode({ eventId: `m${u}`, userId, metric: 'revenue', value: u % 50, eventTime: now + 1 }, 2 * u + 1));
+      messages.push(encode({ kind: 'exposure' as const, eventId: `x${u}`, experimentId: `bench-${'abc'[u % 3]}`, variantId: u % 2 ? 'control' : 'treatment', userId, eventTime: now, context: null }, 2 * u));
+      messages.push(encode({ kind: 'metric' as const, eventId: `m${u}`, userId, metric: 'revenue', value: u % 50, eventTime: now + 1 }, 2 * u + 1));
     }
     await producer.send({ topic: topics.events, messages });
   }
@@ -103,7 +105,7 @@ async function aggregateRun(stack: BenchStack, users: number, say: (m: string) =
     const restorer = spawnBenchService('services/aggregate/main.ts', env);
     const again = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
     await again.connect();
-    await again.send({ topic: topics.events, messages: [0, 1, 2].map((p) => ({ ...encode({ eventId: `late${p}`, userId: `late-${p}`, metric: 'revenue', value: 1, eventTime: now }, 0), partition: p })) });
+    await again.send({ topic: topics.events, messages: [0, 1, 2].map((p) => ({ ...encode({ kind: 'metric' as const, eventId: `late${p}`, userId: `late-${p}`, metric: 'revenue', value: 1, eventTime: now }, 0), partition: p })) });
     await again.disconnect();
     const deadline = Date.now() + 600_000;
     let lines: { users: number; ms: number }[] = [];

@@ -1,4 +1,4 @@
-import type { ExposureEvent, MetricEvent } from '../services/common/eventSchemas.ts';
+import type { PipelineEvent } from '../services/common/contracts/pipelineEvent.ts';
 
 /**
  * "Raw in = valid + DLQ", record by record. Pure: the caller decodes the topics.
@@ -22,7 +22,7 @@ export interface RawEntry {
   /** `topic:partition:offset` */
   coordinates: string;
   id: string;
-  event?: ExposureEvent | MetricEvent;
+  event?: PipelineEvent;
 }
 
 export interface IngestOutput {
@@ -58,7 +58,7 @@ export interface AccountingResult {
   misrouted: Record<string, number>;
   deadLetterReasons: Record<string, number>;
   /** Raw records meant to be valid, with their decoded events, in raw order: the oracle's input. */
-  validEvents: (ExposureEvent | MetricEvent)[];
+  validEvents: PipelineEvent[];
 }
 
 const SAMPLES = 5;
@@ -102,7 +102,7 @@ export function accountRawRecords(sent: readonly SentSummary[], raw: readonly Ra
   const contentMismatches: string[] = [];
   const misrouted: Record<string, number> = {};
   const deadLetterReasons: Record<string, number> = {};
-  const validEvents: (ExposureEvent | MetricEvent)[] = [];
+  const validEvents: PipelineEvent[] = [];
   let ingestedTwice = 0;
   let valid = 0;
   let deadLettered = 0;

@@ -1,10 +1,12 @@
-import type { ExperimentDelta } from '../services/common/aggregateDelta.ts';
 import { openClickHouse } from '../services/common/clickhouse.ts';
-import { decodeValidated, eventSchemas, isExposure, type DeadLetter, type ExposureEvent, type MetricEvent } from '../services/common/eventSchemas.ts';
+import { aggregates, type AggregateDeltaRecord } from '../services/common/contracts/aggregates.ts';
+import { schemaIdOf, type Decoded } from '../services/common/contracts/codec.ts';
+import { deadLetters } from '../services/common/contracts/deadLetters.ts';
+import { validatedEvents } from '../services/common/contracts/events.ts';
+import { decodeRaw } from '../services/common/contracts/rawEvents.ts';
 import type { ExperimentDefinition } from '../services/common/experimentDefinition.ts';
 import { decodeExperimentStatus, type ExperimentStatus } from '../services/common/experimentStatus.ts';
 import type { TopicNames } from '../services/common/topics.ts';
-import { unframe } from '../services/common/wireFormat.ts';
 import { accountRawRecords, type AccountingResult, type IngestOutput, type RawEntry } from './accounting.ts';
 import { checkTables, type TableCheck, type TableExpectation } from './clickhouseCheck.ts';
 import { compareTotals, overlappingDeltas, oracleTotals, sumDeltas } from './oracle.ts';
@@ -33,13 +35,13 @@ export interface CheckOutcome {
   statuses: Record<string, ExperimentStatus>;
 }
 
-type DeltaRecord = ExperimentDelta & { sourcePartition: number; firstOffset: number; lastOffset: number };
+type DeltaRecord = AggregateDeltaRecord;
 
 const coordinates = (r: TopicRecord) => `${r.topic}:${r.partition}:${r.offset}`;
 
-function body(r: TopicRecord): Buffer | undefined {
-  const framed = unframe(r.value);
-  return framed.ok ? framed.body : undefined;
+/** The value when it decodes; what the drill checks is what the pipeline could read. */
+function valueOf<T>(decoded: Decoded<T>): T | undefined {
+  return decoded.ok ? decoded.value : undefined;
 }
 
 export async function runChecks(options: {
@@ -53,7 +55,6 @@ export async function runChecks(options: {
   readTimeoutMs: number;
 }): Promise<CheckOutcome> {
   const { topics } = options;
-  const schemas = eventSchemas();
   const read = await readTopics(options.brokers, [
     { name: topics.exposuresRaw, transactional: false },
     { name: topics.metricsRaw, transactional: false },
@@ -69,36 +70,29 @@ export async function runChecks(options: {
 
   // Raw records, identified by the drill's own ids (event id, or the key of a record that is not Avro).
   const raw: RawEntry[] = [];
-  for (const [topic, type] of [[topics.exposuresRaw, schemas.exposure], [topics.metricsRaw, schemas.metric]] as const) {
+  for (const [topic, role] of [[topics.exposuresRaw, 'exposuresRaw'], [topics.metricsRaw, 'metricsRaw']] as const) {
     for (const r of records(topic)) {
       const key = r.key?.toString('utf8') ?? '';
       if (key.startsWith(BAD_BYTES_KEY_PREFIX)) {
         raw.push({ coordinates: coordinates(r), id: key });
         continue;
       }
-      const b = body(r);
-      try {
-        const event = type.fromBuffer(b!) as ExposureEvent | MetricEvent;
-        raw.push({ coordinates: coordinates(r), id: event.eventId, event });
-      } catch {
-        raw.push({ coordinates: coordinates(r), id: `undecodable@${coordinates(r)}` });
-      }
+      const event = valueOf(decodeRaw(role, r.value));
+      raw.push(event ? { coordinates: coordinates(r), id: event.eventId, event } : { coordinates: coordinates(r), id: `undecodable@${coordinates(r)}` });
     }
   }
   const events: IngestOutput[] = [];
   const eventKinds = new Map<string, 'exposure' | 'metric'>();
   for (const r of records(topics.events)) {
-    const b = body(r);
-    if (!b) continue;
-    const v = decodeValidated(b);
+    const v = valueOf(validatedEvents.decode(r.value));
+    if (!v) continue;
     events.push({ source: `${v.sourceTopic}:${v.sourcePartition}:${v.sourceOffset}`, at: coordinates(r), eventId: v.event.eventId });
-    eventKinds.set(`${r.partition}:${r.offset}`, isExposure(v.event) ? 'exposure' : 'metric');
+    eventKinds.set(`${r.partition}:${r.offset}`, v.event.kind);
   }
   const dlq: IngestOutput[] = [];
   for (const r of records(topics.dlq)) {
-    const b = body(r);
-    if (!b) continue;
-    const d = schemas.deadLetter.fromBuffer(b) as DeadLetter;
+    const d = valueOf(deadLetters.decode(r.value));
+    if (!d) continue;
     dlq.push({ source: `${d.sourceTopic}:${d.sourcePartition}:${d.sourceOffset}`, at: coordinates(r), reason: d.reason });
   }
   const { validEvents, ...accounting } = accountRawRecords(options.sent.map((s) => ({ id: s.id, expected: s.expected, acked: s.acked, attempts: s.attempts })), raw, events, dlq);
@@ -107,9 +101,8 @@ export async function runChecks(options: {
   const deltas: DeltaRecord[] = [];
   const deltaRecords = new Map<string, DeltaRecord>();
   for (const r of records(topics.aggregates)) {
-    const b = body(r);
-    if (!b) continue;
-    const d = schemas.aggregateDelta.fromBuffer(b) as DeltaRecord;
+    const d = valueOf(aggregates.decode(r.value));
+    if (!d) continue;
     deltas.push(d);
     deltaRecords.set(`${r.partition}:${r.offset}`, d);
   }
@@ -118,7 +111,7 @@ export async function runChecks(options: {
   const overlaps = overlappingDeltas(deltas);
 
   // ClickHouse: the sink has exited, so this process may open its chDB directory.
-  const one = (list: TopicRecord[], filter: (r: TopicRecord) => boolean = (r) => body(r) !== undefined) => new Map(list.filter(filter).map((r) => [`${r.partition}:${r.offset}`, 1]));
+  const one = (list: TopicRecord[], filter: (r: TopicRecord) => boolean = (r) => schemaIdOf(r.value) !== null) => new Map(list.filter(filter).map((r) => [`${r.partition}:${r.offset}`, 1]));
   const expectations: TableExpectation[] = [
     { table: 'exposures', topic: topics.events, rowsPerRecord: new Map([...eventKinds].filter(([, k]) => k === 'exposure').map(([c]) => [c, 1])), lineage: true },
     { table: 'metric_events', topic: topics.events, rowsPerRecord: new Map([...eventKinds].filter(([, k]) => k === 'metric').map(([c]) => [c, 1])), lineage: true },

@@ -1,5 +1,7 @@
 import type { ExperimentDelta } from '../services/common/aggregateDelta.ts';
-import { isExposure, type ExposureEvent, type MetricEvent } from '../services/common/eventSchemas.ts';
+import { type ExposureEvent } from '../services/common/contracts/exposures.ts';
+import { type MetricEvent } from '../services/common/contracts/metrics.ts';
+import { isExposure, type PipelineEvent } from '../services/common/contracts/pipelineEvent.ts';
 import type { ExperimentDefinition } from '../services/common/experimentDefinition.ts';
 
 /**
@@ -51,7 +53,7 @@ function addMetric(totals: Totals, key: string, m: MetricTotals): void {
   totals.metrics.set(key, t);
 }
 
-export function oracleTotals(definitions: readonly ExperimentDefinition[], events: readonly (ExposureEvent | MetricEvent)[]): { totals: Totals; outsideEnvelope: string[] } {
+export function oracleTotals(definitions: readonly ExperimentDefinition[], events: readonly PipelineEvent[]): { totals: Totals; outsideEnvelope: string[] } {
   const totals = emptyTotals();
   const outsideEnvelope: string[] = [];
   const experimentMetrics = new Set(definitions.flatMap((d) => [...d.primaryMetrics, ...d.guardrailMetrics].map((m) => m.name)));

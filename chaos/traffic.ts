@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Partitioners, type Producer } from 'kafkajs';
 import { errorMessage } from '../services/common/errors.ts';
-import { isExposure, type ExposureEvent, type MetricEvent } from '../services/common/eventSchemas.ts';
+import { isExposure, type PipelineEvent } from '../services/common/contracts/pipelineEvent.ts';
 import { createKafka } from '../services/common/kafka.ts';
 import type { Logger } from '../services/common/logger.ts';
 import { seededRandom } from '../services/common/random.ts';
@@ -23,7 +23,7 @@ export interface SentRecord {
   topic: RawTopicRole;
   /** 'valid', or the dead-letter reason ingest must give it. */
   expected: string;
-  event?: ExposureEvent | MetricEvent;
+  event?: PipelineEvent;
   acked: boolean;
   /** Sends attempted: more than one means a failed send was retried (the raw topic may then hold it twice). */
   attempts: number;

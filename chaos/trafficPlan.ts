@@ -1,6 +1,6 @@
-import type { ExposureEvent, MetricEvent } from '../services/common/eventSchemas.ts';
 import { gaussian } from '../services/common/random.ts';
-import { frame } from '../services/common/wireFormat.ts';
+import { frameArbitrary } from '../services/common/contracts/rawEvents.ts';
+import type { PipelineEvent } from '../services/common/contracts/pipelineEvent.ts';
 
 /**
  * The drill's simulated users, pure apart from the random source. Each user is exposed to one
@@ -13,7 +13,7 @@ import { frame } from '../services/common/wireFormat.ts';
 export type RawTopicRole = 'exposuresRaw' | 'metricsRaw';
 
 export type PlannedSend =
-  | { via: 'event'; topic: RawTopicRole; id: string; expected: string; event: ExposureEvent | MetricEvent }
+  | { via: 'event'; topic: RawTopicRole; id: string; expected: string; event: PipelineEvent }
   | { via: 'bytes'; topic: RawTopicRole; id: string; expected: string; value: Buffer };
 
 export interface TrafficExperiment {
@@ -49,10 +49,10 @@ export function userSends(n: number, now: number, random: () => number, experime
   const userId = `u-${n}`;
   const t0 = now - 3_000;
   const sends: PlannedSend[] = [
-    { via: 'event', topic: 'exposuresRaw', id: `x-${n}`, expected: 'valid', event: { eventId: `x-${n}`, experimentId: experiment.id, variantId: variant.id, userId, eventTime: t0, context: null } },
+    { via: 'event', topic: 'exposuresRaw', id: `x-${n}`, expected: 'valid', event: { kind: 'exposure' as const, eventId: `x-${n}`, experimentId: experiment.id, variantId: variant.id, userId, eventTime: t0, context: null } },
   ];
   const metric = (suffix: string, name: string, value: number, dt: number) => {
-    sends.push({ via: 'event', topic: 'metricsRaw', id: `m-${n}-${suffix}`, expected: 'valid', event: { eventId: `m-${n}-${suffix}`, userId, metric: name, value, eventTime: t0 + dt } });
+    sends.push({ via: 'event', topic: 'metricsRaw', id: `m-${n}-${suffix}`, expected: 'valid', event: { kind: 'metric' as const, eventId: `m-${n}-${suffix}`, userId, metric: name, value, eventTime: t0 + dt } });
   };
   metric('load', 'page_load_ms', Math.round(900 * Math.exp(0.35 * gaussian(random))), 200);
   if (experiment.metrics.includes('purchase') && random() < 0.12) {
@@ -83,12 +83,12 @@ function invalidSend(n: number, now: number, experimentId: string, random: () =>
       return { via: 'bytes', topic: 'exposuresRaw', id: bytesId, expected: kind, value: Buffer.alloc(0) };
     case 'UNKNOWN_SCHEMA_ID':
       // An id the registry never handed out: each one new, so ingest asks the registry for it.
-      return { via: 'bytes', topic: 'metricsRaw', id: bytesId, expected: kind, value: frame(1_000_000 + n, noise) };
+      return { via: 'bytes', topic: 'metricsRaw', id: bytesId, expected: kind, value: frameArbitrary(1_000_000 + n, noise) };
     case 'UNKNOWN_VARIANT':
-      return { via: 'event', topic: 'exposuresRaw', id, expected: kind, event: { eventId: id, experimentId, variantId: 'no-such-variant', userId: badUser, eventTime: now, context: null } };
+      return { via: 'event', topic: 'exposuresRaw', id, expected: kind, event: { kind: 'exposure' as const, eventId: id, experimentId, variantId: 'no-such-variant', userId: badUser, eventTime: now, context: null } };
     case 'UNKNOWN_EXPERIMENT':
-      return { via: 'event', topic: 'exposuresRaw', id, expected: kind, event: { eventId: id, experimentId: 'chaos-never-defined', variantId: 'control', userId: badUser, eventTime: now, context: null } };
+      return { via: 'event', topic: 'exposuresRaw', id, expected: kind, event: { kind: 'exposure' as const, eventId: id, experimentId: 'chaos-never-defined', variantId: 'control', userId: badUser, eventTime: now, context: null } };
     case 'EVENT_TIME_IN_FUTURE':
-      return { via: 'event', topic: 'metricsRaw', id, expected: kind, event: { eventId: id, userId: badUser, metric: 'page_load_ms', value: 1, eventTime: now + 3_600_000 } };
+      return { via: 'event', topic: 'metricsRaw', id, expected: kind, event: { kind: 'metric' as const, eventId: id, userId: badUser, metric: 'page_load_ms', value: 1, eventTime: now + 3_600_000 } };
   }
 }

@@ -2,8 +2,11 @@ import type { Kafka } from 'kafkajs';
 import type { Registry } from 'prom-client';
 import { DefinitionsTable } from '../common/definitionsTable.ts';
 import { allMetrics } from '../common/experimentDefinition.ts';
-import { decodeValidated, eventSchemas, isExposure, schemaText } from '../common/eventSchemas.ts';
 import { ChangeloggedStore, checkChangelogPartitions } from '../common/changeloggedStore.ts';
+import { aggregates } from '../common/contracts/aggregates.ts';
+import { validatedEvents } from '../common/contracts/events.ts';
+import { unreachable, type PipelineEvent } from '../common/contracts/pipelineEvent.ts';
+import { UnreadableRecords } from '../common/contracts/unreadablePolicy.ts';
 import { experimentStatusTable } from '../common/experimentStatus.ts';
 import { combineHealth } from '../common/health.ts';
 import type { Keyring } from '../common/keyring.ts';
@@ -11,13 +14,12 @@ import type { Logger } from '../common/logger.ts';
 import { LogRateLimiter } from '../common/logRateLimiter.ts';
 import type { SchemaRegistryClient } from '../common/schemaRegistryClient.ts';
 import { ensureTopics } from '../common/topicAdmin.ts';
-import { valueSubject, type TopicNames } from '../common/topics.ts';
+import type { TopicNames } from '../common/topics.ts';
 import { startTransactionalLoop, type InputRecord, type OutputRecord, type RunningLoop } from '../common/transactionalLoop.ts';
-import { frame, unframe } from '../common/wireFormat.ts';
 import { createAggregateMetrics } from './aggregateMetrics.ts';
 import { applyEvent, earlyMetricPolicy } from './applyEvent.ts';
 import { DeltaAccumulator } from './deltaAccumulator.ts';
-import { emptyUserState, userStateCodec } from './userState.ts';
+import { emptyUserState, userStateCodec, type UserState } from './userState.ts';
 
 /**
  * The aggregator: exp.events in; per-user state kept in memory per input partition and
@@ -47,7 +49,8 @@ export async function startAggregate(options: AggregateOptions): Promise<Running
   const log = options.logger.child({ module: 'aggregate' });
   await ensureTopics(kafka, topics, ['events', 'aggregates', 'definitions', 'state', 'aggregateChangelog']);
   await checkChangelogPartitions(kafka, topics.events, topics.aggregateChangelog);
-  const deltaSchemaId = await options.registry.register(valueSubject(topics.aggregates), schemaText(eventSchemas().aggregateDelta));
+  const deltasOut = await aggregates.bind(options.registry, topics);
+  const unreadable = new UnreadableRecords(options.metrics, log);
   const definitions = new DefinitionsTable(kafka, topics.definitions, log, { keyring: options.keyring, metrics: options.metrics });
   const statuses = experimentStatusTable(kafka, topics.state, log);
   await Promise.all([definitions.start(), statuses.start()]);
@@ -71,12 +74,12 @@ export async function startAggregate(options: AggregateOptions): Promise<Running
     const experimentMetrics = new Set(definitions.all().flatMap((d) => allMetrics(d.definition).map((m) => m.name)));
     const early = earlyMetricPolicy(options.earlyMetrics, (m) => experimentMetrics.has(m));
     for (const record of records) {
-      const framed = unframe(record.message.value);
-      if (!framed.ok) {
-        log.error({ partition, offset: record.message.offset, problem: framed.problem }, 'skipping a record of exp.events that is not a framed ValidatedEvent');
+      const decoded = validatedEvents.decode(record.message.value);
+      if (!decoded.ok) {
+        unreadable.handle('events', { topic: record.topic, partition, offset: record.message.offset }, decoded);
         continue;
       }
-      const { event } = decodeValidated(framed.body);
+      const { event } = decoded.value;
       const user = state.get(event.userId) ?? emptyUserState();
       // Every user a batch touches is changelogged, changed or not; applyEvent changes it in place.
       state.set(event.userId, user);
@@ -84,13 +87,13 @@ export async function startAggregate(options: AggregateOptions): Promise<Running
       for (const outcome of outcomes) metrics.events.inc({ outcome });
       if (outcomes.includes('value_overflow')) {
         // Not counted, so that no total or delta becomes non-finite (see applyEvent); the user id stays out of the log.
-        overflowLog.warn('value_overflow', { partition, offset: record.message.offset, eventId: event.eventId, ...(isExposure(event) ? { experimentId: event.experimentId, earlyMetricsKept: user.early.length } : { metric: event.metric, value: event.value }) }, 'aggregate.value_overflow: metric event not counted, its sums would not be finite');
+        overflowLog.warn('value_overflow', { partition, offset: record.message.offset, eventId: event.eventId, ...overflowFields(event, user) }, 'aggregate.value_overflow: metric event not counted, its sums would not be finite');
       }
     }
     const outputs: OutputRecord[] = [];
     const source = { sourceTopic: records[0]!.topic, sourcePartition: partition, firstOffset: Number(records[0]!.message.offset), lastOffset: Number(records.at(-1)!.message.offset), emittedAt: Date.now() };
     for (const d of delta.deltas()) {
-      outputs.push({ topic: topics.aggregates, message: { key: d.experimentId, value: frame(deltaSchemaId, eventSchemas().aggregateDelta.toBuffer({ ...d, ...source })) } });
+      outputs.push({ topic: deltasOut.topic, message: deltasOut.message({ ...d, ...source }) });
       metrics.deltas.inc();
     }
     metrics.users.set({ partition: String(partition) }, state.size);
@@ -116,6 +119,20 @@ export async function startAggregate(options: AggregateOptions): Promise<Running
       await loop.stop();
       await Promise.all([definitions.stop(), statuses.stop()]);
       overflowLog.flush();
+      unreadable.flush();
     },
   };
 }
+
+/** What an overflow log line says about the event (never the user id). */
+function overflowFields(event: PipelineEvent, user: UserState): Record<string, unknown> {
+  switch (event.kind) {
+    case 'exposure':
+      return { experimentId: event.experimentId, earlyMetricsKept: user.early.length };
+    case 'metric':
+      return { metric: event.metric, value: event.value };
+    default:
+      return unreachable(event);
+  }
+}
+

@@ -1,5 +1,7 @@
 import { CONFIG_DEFAULTS } from '../common/config.ts';
-import { isExposure, type ExposureEvent, type MetricEvent } from '../common/eventSchemas.ts';
+import { type ExposureEvent } from '../common/contracts/exposures.ts';
+import { type MetricEvent } from '../common/contracts/metrics.ts';
+import { unreachable, type PipelineEvent } from '../common/contracts/pipelineEvent.ts';
 import { allMetrics, type PublishedDefinition } from '../common/experimentDefinition.ts';
 import { countsAfterConclusion, enrollment, type LifecycleView } from '../common/experimentLifecycle.ts';
 import { allFinite } from '../common/numberBounds.ts';
@@ -52,21 +54,28 @@ export function earlyMetricPolicy(aggregate: { earlyMetricGraceMs: number; early
   return { graceMs: aggregate.earlyMetricGraceMs, keep: aggregate.earlyMetricsKept, isExperimentMetric };
 }
 
-export function applyEvent(state: UserState, event: ExposureEvent | MetricEvent, definitions: (experimentId: string) => PublishedDefinition | undefined, delta: DeltaAccumulator, early: EarlyMetricPolicy = earlyMetricPolicy(), lifecycle?: LifecycleLookup): Outcome[] {
+export function applyEvent(state: UserState, event: PipelineEvent, definitions: (experimentId: string) => PublishedDefinition | undefined, delta: DeltaAccumulator, early: EarlyMetricPolicy = earlyMetricPolicy(), lifecycle?: LifecycleLookup): Outcome[] {
   if (event.eventTime > state.newest) {
     state.newest = event.eventTime;
     const oldest = state.newest - early.graceMs;
     // Kept in arrival order, so any of them may have aged out.
     if (state.early.some((m) => m[2] < oldest)) state.early = state.early.filter((m) => m[2] >= oldest);
   }
-  if (isExposure(event)) return applyExposure(state, event, definitions, delta, lifecycle);
-  const outcomes = applyMetric(state, event, definitions, delta, lifecycle);
-  // A non-finite value is never kept: it could not be counted, and JSON (the changelog) would turn it into null.
-  if (early.keep > 0 && Number.isFinite(event.value) && event.eventTime >= state.newest - early.graceMs && early.isExperimentMetric(event.metric)) {
-    state.early.push([event.metric, event.value, event.eventTime]);
-    if (state.early.length > early.keep) state.early.shift();
+  switch (event.kind) {
+    case 'exposure':
+      return applyExposure(state, event, definitions, delta, lifecycle);
+    case 'metric': {
+      const outcomes = applyMetric(state, event, definitions, delta, lifecycle);
+      // A non-finite value is never kept: it could not be counted, and JSON (the changelog) would turn it into null.
+      if (early.keep > 0 && Number.isFinite(event.value) && event.eventTime >= state.newest - early.graceMs && early.isExperimentMetric(event.metric)) {
+        state.early.push([event.metric, event.value, event.eventTime]);
+        if (state.early.length > early.keep) state.early.shift();
+      }
+      return outcomes;
+    }
+    default:
+      return unreachable(event);
   }
-  return outcomes;
 }
 
 function applyExposure(state: UserState, event: ExposureEvent, definitions: (id: string) => PublishedDefinition | undefined, delta: DeltaAccumulator, lifecycle: LifecycleLookup | undefined): Outcome[] {

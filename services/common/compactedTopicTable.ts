@@ -24,8 +24,8 @@ export interface TableOptions<T, R = T> {
   kafka: Kafka;
   topic: string;
   logger: Logger;
-  /** Key and value of a record, undefined to skip it (logged), value null to delete the key. */
-  decode(key: Buffer | null, value: Buffer | null, offset: string): { key: string; value: R | null } | undefined;
+  /** Key and value of a record, undefined to skip it (an unreadable one through contracts/unreadablePolicy.ts), value null to delete the key. */
+  decode(key: Buffer | null, value: Buffer | null, offset: string, partition: number): { key: string; value: R | null } | undefined;
   /** How a record's value combines with the key's current one; default: it replaces it. */
   merge?(current: T | undefined, next: R): T;
   /** Keep only the newest this many keys (for append-only topics such as the audit log). */
@@ -101,7 +101,7 @@ export class CompactedTopicTable<T, R = T> implements HealthSource {
               const next = this.nextOffsets.get(partition);
               if (next !== undefined && BigInt(message.offset) < next) return;
               this.nextOffsets.set(partition, BigInt(message.offset) + 1n);
-              this.apply(message.key, message.value, message.offset);
+              this.apply(message.key, message.value, message.offset, partition);
               const target = pending.get(partition);
               if (target === undefined) return;
               if (BigInt(message.offset) >= target) {
@@ -135,10 +135,10 @@ export class CompactedTopicTable<T, R = T> implements HealthSource {
     await this.supervisor?.stop();
   }
 
-  private apply(key: Buffer | null, value: Buffer | null, offset: string): void {
+  private apply(key: Buffer | null, value: Buffer | null, offset: string, partition: number): void {
     let decoded: { key: string; value: R | null } | undefined;
     try {
-      decoded = this.options.decode(key, value, offset);
+      decoded = this.options.decode(key, value, offset, partition);
     } catch (err) {
       this.options.logger.error({ err, topic: this.options.topic, offset }, 'skipping an unreadable record');
       return;

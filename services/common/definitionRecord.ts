@@ -1,10 +1,8 @@
 import type { KeyObject } from 'node:crypto';
-import { eventSchemas } from './eventSchemas.ts';
+import { definitionRecords, type DefinitionRecord, type DefinitionRecordFields } from './contracts/definitions.ts';
 import { parseDefinition, type PublishedDefinition } from './experimentDefinition.ts';
 import type { Keyring } from './keyring.ts';
-import { decodeEvolved } from './schemaHistory.ts';
 import { signPayload, verifyPayload } from './signing.ts';
-import { frame, unframe } from './wireFormat.ts';
 
 /**
  * The records of exp.definitions (schemas/ExperimentDefinitionRecord.avsc) and how a reader
@@ -30,21 +28,7 @@ import { frame, unframe } from './wireFormat.ts';
  * reader accepts. The control service raises every foreign record as an anomaly when it is
  * written, and keeps the authoritative definitions in its own changelog.
  */
-export interface DefinitionRecordFields {
-  experimentId: string;
-  version: number;
-  appliedAt: number;
-  /** The definition as JSON. */
-  definition: string;
-  commandId: string | null;
-  definedBy: string | null;
-  auditSequence: number | null;
-  publisher: string | null;
-}
-
-export interface DefinitionRecord extends DefinitionRecordFields {
-  signature: string | null;
-}
+export type { DefinitionRecord, DefinitionRecordFields } from './contracts/definitions.ts';
 
 /** A definition the control service published: verified, with where it came from. */
 export interface VerifiedDefinition extends PublishedDefinition {
@@ -74,17 +58,12 @@ export function signDefinitionRecord(fields: DefinitionRecordFields, privateKey:
 }
 
 export function encodeDefinitionRecord(record: DefinitionRecord, schemaId: number): Buffer {
-  return frame(schemaId, eventSchemas().definition.toBuffer(record));
+  return definitionRecords.encode(record, schemaId);
 }
 
 export function decodeDefinitionRecord(value: Buffer | null): DefinitionRecord | undefined {
-  const framed = unframe(value);
-  if (!framed.ok) return undefined;
-  try {
-    return decodeEvolved('definition', framed.body) as DefinitionRecord;
-  } catch {
-    return undefined;
-  }
+  const decoded = definitionRecords.decode(value);
+  return decoded.ok ? decoded.value : undefined;
 }
 
 /** Checks one record on its own: decodable, signed by a control principal of the keyring, a valid definition of the experiment it is keyed by. */

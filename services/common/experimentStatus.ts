@@ -1,37 +1,18 @@
 import type { Kafka } from 'kafkajs';
 import { CompactedTopicTable } from './compactedTopicTable.ts';
-import { eventSchemas } from './eventSchemas.ts';
-import type { ExperimentState } from './experimentLifecycle.ts';
+import { experimentStatuses, type ExperimentStatus } from './contracts/state.ts';
 import type { Logger } from './logger.ts';
-import { decodeEvolved } from './schemaHistory.ts';
-import { frame, unframe } from './wireFormat.ts';
 
-/** An experiment's state on exp.state (schemas/ExperimentStatus.avsc), set only by the control service. */
-export interface ExperimentStatus {
-  experimentId: string;
-  status: ExperimentState;
-  since: number;
-  by: string;
-  reason: string;
-  commandId: string;
-  definitionVersion: number;
-  auditSequence: number;
-  /** When it was started; null before (and on records older than the lifecycle). */
-  startedAt: number | null;
-  /** When it was concluded; nothing at or after this event time counts. */
-  concludedAt: number | null;
-  /** ship:<variant>, no-ship or inconclusive, once concluded. */
-  decision: string | null;
-}
+export type { ExperimentStatus } from './contracts/state.ts';
 
 export function encodeExperimentStatus(status: ExperimentStatus, schemaId: number): Buffer {
-  return frame(schemaId, eventSchemas().experimentStatus.toBuffer(status));
+  return experimentStatuses.encode(status, schemaId);
 }
 
+/** Undefined when the value is not a framed ExperimentStatus. */
 export function decodeExperimentStatus(value: Buffer): ExperimentStatus | undefined {
-  const framed = unframe(value);
-  if (!framed.ok) return undefined;
-  return decodeEvolved('experimentStatus', framed.body) as ExperimentStatus;
+  const decoded = experimentStatuses.decode(value);
+  return decoded.ok ? decoded.value : undefined;
 }
 
 /** Every experiment's current status, kept up to date from exp.state (what ingest, aggregate, guard and the admin API read). */

@@ -4,10 +4,13 @@ import { Partitioners, type Kafka, type Producer } from 'kafkajs';
 import { Counter, type Registry } from 'prom-client';
 import { z } from 'zod';
 import type { ExperimentDelta } from '../common/aggregateDelta.ts';
+import { signedCommand } from '../common/commandSigning.ts';
 import { CompactedTopicTable } from '../common/compactedTopicTable.ts';
 import { CONFIG_DEFAULTS } from '../common/config.ts';
+import { aggregates } from '../common/contracts/aggregates.ts';
+import { controlCommands } from '../common/contracts/controlCommands.ts';
+import { UnreadableRecords } from '../common/contracts/unreadablePolicy.ts';
 import { DefinitionsTable } from '../common/definitionsTable.ts';
-import { eventSchemas, schemaText } from '../common/eventSchemas.ts';
 import type { LifecycleAction } from '../common/experimentLifecycle.ts';
 import { DEFINITION_LIMITS } from '../common/experimentDefinition.ts';
 import { experimentStatusTable } from '../common/experimentStatus.ts';
@@ -18,13 +21,11 @@ import type { Logger } from '../common/logger.ts';
 import { LogRateLimiter } from '../common/logRateLimiter.ts';
 import type { SchemaRegistryClient } from '../common/schemaRegistryClient.ts';
 import { ensureTopics } from '../common/topicAdmin.ts';
-import { valueSubject, type TopicNames } from '../common/topics.ts';
-import { unframe } from '../common/wireFormat.ts';
-import type { AuditRecord } from './auditChain.ts';
+import type { TopicNames } from '../common/topics.ts';
+import { definedVersion, type AuditRecord } from '../common/contracts/audit.ts';
 import { AuditLog, AuditLogBusy } from './auditLog.ts';
 import { AuthThrottle } from './authThrottle.ts';
-import { encodeCommandRecord, signedCommand } from './commandSigner.ts';
-import { API_REFUSAL_HEADER, definedVersion } from './decideCommand.ts';
+import { API_REFUSAL_HEADER } from './decideCommand.ts';
 import type { Keyring, Principal, Role } from './keyring.ts';
 import { liveResults } from './liveResults.ts';
 import { ACTION_ROLES, COMMAND_LIMITS } from './verifyCommand.ts';
@@ -104,14 +105,15 @@ export async function startAdminApi(options: AdminApiOptions): Promise<AdminApi>
   const { kafka, topics, keyring } = options;
   const log = options.logger.child({ module: 'admin-api' });
   await ensureTopics(kafka, topics, ['control', 'state', 'audit', 'definitions', 'aggregates']);
-  const commandSchemaId = await options.registry.register(valueSubject(topics.control), schemaText(eventSchemas().controlCommand));
+  const commandOut = await controlCommands.bind(options.registry, topics);
+  const unreadable = new UnreadableRecords(options.metrics, log);
   const definitions = new DefinitionsTable(kafka, topics.definitions, log, { keyring, metrics: options.metrics });
   const statuses = experimentStatusTable(kafka, topics.state, log);
   // Halt and resume wait for the control service's decision on their command: the audit
   // table hands each new record to the waiter for its command id.
   const decisionWaiters = new Map<string, (record: AuditRecord) => void>();
   const audit = new AuditLog({
-    kafka, topic: topics.audit, logger: log, kept: options.auditKept ?? CONFIG_DEFAULTS.control.auditKept,
+    kafka, topic: topics.audit, logger: log, kept: options.auditKept ?? CONFIG_DEFAULTS.control.auditKept, unreadable,
     onRecord: (record) => {
       if (record.commandId) decisionWaiters.get(record.commandId)?.(record);
     },
@@ -119,11 +121,10 @@ export async function startAdminApi(options: AdminApiOptions): Promise<AdminApi>
   const numbersLog = new LogRateLimiter(log);
   const totals = new CompactedTopicTable<TotalsHolder, ExperimentDelta>({
     kafka, topic: topics.aggregates, logger: log,
-    decode: (_key, value) => {
-      const framed = unframe(value);
-      if (!framed.ok) return undefined;
-      const delta = eventSchemas().aggregateDelta.fromBuffer(framed.body) as ExperimentDelta;
-      return { key: delta.experimentId, value: delta };
+    decode: (_key, value, offset, partition) => {
+      const decoded = aggregates.decode(value);
+      if (!decoded.ok) return void unreadable.handle('aggregates', { topic: topics.aggregates, partition, offset }, decoded);
+      return { key: decoded.value.experimentId, value: decoded.value };
     },
     merge: (current, delta) => {
       const holder = current ?? { variants: {} };
@@ -144,7 +145,7 @@ export async function startAdminApi(options: AdminApiOptions): Promise<AdminApi>
   const app = Fastify({ loggerInstance: log as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }), bodyLimit: API_LIMITS.bodyBytes, trustProxy: false, routerOptions: { maxParamLength: 16 * 1024 } });
 
   const publish = async (command: ReturnType<typeof signedCommand>, refusal?: string) => {
-    await producer.send({ topic: topics.control, acks: -1, messages: [{ key: command.experimentId, value: encodeCommandRecord(command, commandSchemaId), ...(refusal ? { headers: { [API_REFUSAL_HEADER]: refusal } } : {}) }] });
+    await producer.send({ topic: topics.control, acks: -1, messages: [{ key: command.experimentId, value: commandOut.encode(command), ...(refusal ? { headers: { [API_REFUSAL_HEADER]: refusal } } : {}) }] });
   };
   const signer = options.signer;
   const refusals = signer

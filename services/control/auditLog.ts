@@ -1,11 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import type { Kafka } from 'kafkajs';
 import { CompactedTopicTable } from '../common/compactedTopicTable.ts';
-import { eventSchemas } from '../common/eventSchemas.ts';
 import type { HealthReport, HealthSource } from '../common/health.ts';
 import type { Logger } from '../common/logger.ts';
-import { unframe } from '../common/wireFormat.ts';
-import type { AuditRecord } from './auditChain.ts';
+import { auditRecords, type AuditRecord } from '../common/contracts/audit.ts';
+import type { UnreadableRecords } from '../common/contracts/unreadablePolicy.ts';
 
 /**
  * The admin API's view of exp.audit, in bounded memory however long the log grows: the newest
@@ -29,6 +28,8 @@ export interface AuditLogOptions {
   readTimeoutMs?: number;
   /** Called with each new record as it is read. */
   onRecord?(record: AuditRecord): void;
+  /** Counts and logs records that do not decode (contracts/unreadablePolicy.ts). */
+  unreadable: UnreadableRecords;
 }
 
 export interface AuditPage {
@@ -61,8 +62,8 @@ export class AuditLog implements HealthSource {
       topic: options.topic,
       logger: options.logger,
       retain: options.kept,
-      decode: (_key, value) => {
-        const record = decodeAudit(value);
+      decode: (_key, value, offset, partition) => {
+        const record = this.decode(value, partition, offset);
         return record ? { key: String(record.sequence), value: record } : undefined;
       },
       onChange: (_key, record, offset) => {
@@ -160,29 +161,31 @@ export class AuditLog implements HealthSource {
     return '0';
   }
 
+  private decode(value: Buffer | null, partition: number, offset: string): AuditRecord | undefined {
+    const decoded = auditRecords.decode(value);
+    if (decoded.ok) return decoded.value;
+    this.options.unreadable.handle('audit', { topic: this.options.topic, partition, offset }, decoded);
+    return undefined;
+  }
+
   /** One read at a time; a few may wait, more are refused. */
   private readFromTopic(fromSequence: number, accept: (record: AuditRecord) => 'more' | 'done'): Promise<void> {
     if (this.waitingReads >= (this.options.maxWaitingReads ?? 4)) return Promise.reject(new AuditLogBusy('older audit pages are being read for other callers; try again in a moment'));
     this.waitingReads++;
     const read = this.reads.then(
-      () => readTopicFrom(this.options.kafka, this.options.topic, this.offsetFor(fromSequence), accept, this.options.readTimeoutMs ?? 15_000, this.options.logger),
+      () => readTopicFrom(this.options.kafka, this.options.topic, this.offsetFor(fromSequence), accept, this.options.readTimeoutMs ?? 15_000, (value, offset) => this.decode(value, 0, offset)),
     ).finally(() => this.waitingReads--);
     this.reads = read.catch(() => {});
     return read;
   }
 }
 
-export function decodeAudit(value: Buffer | null): AuditRecord | undefined {
-  const framed = unframe(value);
-  if (!framed.ok) return undefined;
-  return eventSchemas().audit.fromBuffer(framed.body) as AuditRecord;
-}
 
 /**
  * Reads exp.audit (one partition) from an offset until `accept` says done or the end of the
  * log as it stood is reached, with a consumer of its own that commits nothing.
  */
-async function readTopicFrom(kafka: Kafka, topic: string, offset: string, accept: (record: AuditRecord) => 'more' | 'done', timeoutMs: number, logger: Logger): Promise<void> {
+async function readTopicFrom(kafka: Kafka, topic: string, offset: string, accept: (record: AuditRecord) => 'more' | 'done', timeoutMs: number, decode: (value: Buffer | null, offset: string) => AuditRecord | undefined): Promise<void> {
   const admin = kafka.admin();
   await admin.connect();
   const ends = await admin.fetchTopicOffsets(topic).finally(() => admin.disconnect());
@@ -207,12 +210,7 @@ async function readTopicFrom(kafka: Kafka, topic: string, offset: string, accept
             for (const message of batch.messages) {
               if (finished || !isRunning() || isStale()) return;
               if (BigInt(message.offset) < BigInt(offset)) continue;
-              let record: AuditRecord | undefined;
-              try {
-                record = decodeAudit(message.value);
-              } catch (err) {
-                logger.error({ err, topic, offset: message.offset }, 'skipping an unreadable audit record');
-              }
+              const record = decode(message.value, message.offset);
               if (record && accept(record) === 'done') return finish();
             }
             // The end of the log as fetched: a transaction's marker may follow the last record.

@@ -2,9 +2,12 @@ import type { KeyObject } from 'node:crypto';
 import type { Kafka } from 'kafkajs';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { ChangeloggedStore } from '../common/changeloggedStore.ts';
-import { encodeDefinitionRecord, signDefinitionRecord } from '../common/definitionRecord.ts';
-import { eventSchemas, schemaText } from '../common/eventSchemas.ts';
-import { encodeExperimentStatus } from '../common/experimentStatus.ts';
+import { signDefinitionRecord } from '../common/definitionRecord.ts';
+import { auditRecords } from '../common/contracts/audit.ts';
+import { controlCommands } from '../common/contracts/controlCommands.ts';
+import { definitionRecords } from '../common/contracts/definitions.ts';
+import { experimentStatuses } from '../common/contracts/state.ts';
+import { UnreadableRecords } from '../common/contracts/unreadablePolicy.ts';
 import { PipelineError } from '../common/errors.ts';
 import { combineHealth } from '../common/health.ts';
 import type { Keyring } from '../common/keyring.ts';
@@ -12,10 +15,8 @@ import type { Logger } from '../common/logger.ts';
 import type { SchemaRegistryClient } from '../common/schemaRegistryClient.ts';
 import { signPayload, verifyPayload } from '../common/signing.ts';
 import { ensureTopics } from '../common/topicAdmin.ts';
-import { valueSubject, type TopicNames } from '../common/topics.ts';
+import type { TopicNames } from '../common/topics.ts';
 import { startTransactionalLoop, type InputRecord, type OutputRecord, type RunningLoop } from '../common/transactionalLoop.ts';
-import { frame, unframe } from '../common/wireFormat.ts';
-import { decodeCommandBody } from './commandSigner.ts';
 import { changelogKeys, controlChangelogCodec, controlStateFromChangelog, type ControlState } from './controlState.ts';
 import { API_REFUSAL_HEADER, decideCommand, expiredNonces, type ControlInput } from './decideCommand.ts';
 import { startDefinitionsWatch } from './definitionsWatch.ts';
@@ -54,9 +55,10 @@ export async function startControl(options: ControlOptions): Promise<RunningLoop
   const log = options.logger.child({ module: 'control' });
   await ensureTopics(kafka, topics, ['control', 'state', 'audit', 'definitions', 'controlChangelog']);
   checkPublisher(options.keyring, options.publisher);
-  const auditSchemaId = await options.registry.register(valueSubject(topics.audit), schemaText(eventSchemas().audit));
-  const statusSchemaId = await options.registry.register(valueSubject(topics.state), schemaText(eventSchemas().experimentStatus));
-  const definitionSchemaId = await options.registry.register(valueSubject(topics.definitions), schemaText(eventSchemas().definition));
+  const auditOut = await auditRecords.bind(options.registry, topics);
+  const statusOut = await experimentStatuses.bind(options.registry, topics);
+  const definitionOut = await definitionRecords.bind(options.registry, topics);
+  const unreadable = new UnreadableRecords(options.metrics, log);
   const decisions = new Counter({ name: 'control_decisions_total', help: 'Control commands decided, by decision and reason code', labelNames: ['decision', 'reason'], registers: [options.metrics] });
   const lag = new Gauge({ name: 'control_consumer_lag', help: 'Control commands not yet decided', labelNames: ['partition'], registers: [options.metrics] });
   // The store holds the changelog's key -> value; `state` is the same data in the shape the decisions read, rebuilt from the store on each assignment.
@@ -69,14 +71,14 @@ export async function startControl(options: ControlOptions): Promise<RunningLoop
     const now = Date.now();
     const outputs: OutputRecord[] = [];
     for (const record of records) {
-      const decision = decideCommand(toInput(record), current, {
+      const decision = decideCommand(toInput(record, unreadable), current, {
         keyring: options.keyring,
         apiPrincipal: options.apiPrincipal,
         freshness: options.freshness,
         now,
       });
       current.lastAudit = decision.audit;
-      outputs.push({ topic: topics.audit, message: { key: String(decision.audit.sequence), value: frame(auditSchemaId, eventSchemas().audit.toBuffer(decision.audit)) } });
+      outputs.push({ topic: auditOut.topic, message: auditOut.message(decision.audit) });
       if (decision.nonce) {
         current.nonces.set(decision.nonce.nonce, decision.nonce.issuedAt);
         stored.set(changelogKeys.nonce(decision.nonce.nonce), decision.nonce.issuedAt);
@@ -85,12 +87,12 @@ export async function startControl(options: ControlOptions): Promise<RunningLoop
         const { experimentId, published } = decision.definition;
         current.definitions.set(experimentId, published);
         const record = signDefinitionRecord({ experimentId, version: published.version, appliedAt: published.appliedAt, definition: JSON.stringify(published.definition), commandId: published.commandId, definedBy: published.definedBy, auditSequence: published.auditSequence, publisher: options.publisher.principal }, options.publisher.privateKey);
-        outputs.push({ topic: topics.definitions, message: { key: experimentId, value: encodeDefinitionRecord(record, definitionSchemaId) } });
+        outputs.push({ topic: definitionOut.topic, message: definitionOut.message(record) });
         stored.set(changelogKeys.definition(experimentId), published);
       }
       if (decision.status) {
         current.statuses.set(decision.status.experimentId, decision.status);
-        outputs.push({ topic: topics.state, message: { key: decision.status.experimentId, value: encodeExperimentStatus(decision.status, statusSchemaId) } });
+        outputs.push({ topic: statusOut.topic, message: statusOut.message(decision.status) });
         stored.set(changelogKeys.status(decision.status.experimentId), decision.status);
       }
       const code = decision.audit.reason.slice(0, decision.audit.reason.indexOf(':'));
@@ -149,14 +151,12 @@ function checkPublisher(keyring: Keyring, publisher: ControlOptions['publisher']
   }
 }
 
-function toInput(record: InputRecord): ControlInput {
+/** An unreadable command is dead-lettered onto the chain: decided REJECTED (MALFORMED) like any other bad command. */
+function toInput(record: InputRecord, unreadable: UnreadableRecords): ControlInput {
   const refusal = record.message.headers?.[API_REFUSAL_HEADER];
   const base = { topic: record.topic, partition: record.partition, offset: Number(record.message.offset), apiRefusal: refusal === undefined ? undefined : String(refusal).slice(0, 100) };
-  const framed = unframe(record.message.value);
-  if (!framed.ok) return { ...base, command: { undecodable: `${framed.problem}: ${framed.detail}` } };
-  try {
-    return { ...base, command: decodeCommandBody(framed.body) };
-  } catch (err) {
-    return { ...base, command: { undecodable: `not a ControlCommand: ${(err as Error).message.slice(0, 200)}` } };
-  }
+  const decoded = controlCommands.decode(record.message.value);
+  if (decoded.ok) return { ...base, command: decoded.value };
+  unreadable.handle('control', { topic: record.topic, partition: record.partition, offset: record.message.offset }, decoded);
+  return { ...base, command: { undecodable: decoded.detail } };
 }

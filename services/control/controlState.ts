@@ -1,7 +1,7 @@
 import type { StoreCodec } from '../common/changeloggedStore.ts';
 import type { ExperimentDefinition } from '../common/experimentDefinition.ts';
 import type { ExperimentStatus } from '../common/experimentStatus.ts';
-import type { AuditRecord } from './auditChain.ts';
+import type { AuditRecord } from '../common/contracts/audit.ts';
 
 /**
  * What the control service must remember between commands, changelogged so a restarted or

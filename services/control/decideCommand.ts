@@ -5,9 +5,11 @@ import { parseDefinition, type ExperimentDefinition } from '../common/experiment
 import { parseDecision, transition, type ExperimentState, type LifecycleAction } from '../common/experimentLifecycle.ts';
 import type { ExperimentStatus } from '../common/experimentStatus.ts';
 import type { Keyring } from '../common/keyring.ts';
-import { appendRecord, type AuditFields, type AuditRecord } from './auditChain.ts';
+import { appendRecord } from '../common/auditChain.ts';
+import type { AuditFields, AuditRecord } from '../common/contracts/audit.ts';
 import type { ControlDefinition, ControlState } from './controlState.ts';
-import { verifyCommand, type CommandFields, type Freshness } from './verifyCommand.ts';
+import type { ControlCommand } from '../common/contracts/controlCommands.ts';
+import { verifyCommand, type Freshness } from './verifyCommand.ts';
 
 /**
  * One record from exp.control in, one decision out: the audit record (always), the
@@ -29,7 +31,7 @@ export interface ControlInput {
   partition: number;
   offset: number;
   /** The decoded command, or why it could not be decoded. */
-  command: Partial<CommandFields> | { undecodable: string };
+  command: Partial<ControlCommand> | { undecodable: string };
   apiRefusal: string | undefined;
 }
 
@@ -158,13 +160,6 @@ export function decideCommand(input: ControlInput, state: ControlState, context:
     const what = held ? `changed ${changes.map((c) => c.field).join(', ')}` : current ? `first definition of a ${current.status} experiment` : 'new experiment, DRAFT';
     return accepted(`DEFINE: version ${version} (${what}): ${reason}`, { definition: { experimentId, published }, ...(current ? {} : { status: next('DRAFT', { definitionVersion: version }) }) });
   }
-}
-
-/** The version a DEFINE decision published or kept, read back from its audit reason (`DEFINE: version 3 (...)` / `DEFINE: unchanged at version 3: ...`). */
-export function definedVersion(reason: string): { version: number; changed: boolean } | undefined {
-  const match = /^DEFINE: (?:version (\d+) |unchanged at version (\d+):)/.exec(reason);
-  if (!match) return undefined;
-  return match[1] !== undefined ? { version: Number(match[1]), changed: true } : { version: Number(match[2]), changed: false };
 }
 
 /** Nonces whose commands can no longer be fresh: they need not be remembered. */

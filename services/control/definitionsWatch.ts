@@ -1,15 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import type { Kafka } from 'kafkajs';
 import { Counter, type Registry } from 'prom-client';
+import { anomalies } from '../common/contracts/anomalies.ts';
 import { DefinitionLedger } from '../common/definitionRecord.ts';
-import { eventSchemas, schemaText } from '../common/eventSchemas.ts';
 import type { Keyring } from '../common/keyring.ts';
 import type { Logger } from '../common/logger.ts';
 import type { SchemaRegistryClient } from '../common/schemaRegistryClient.ts';
 import { ensureTopics } from '../common/topicAdmin.ts';
-import { valueSubject, type TopicNames } from '../common/topics.ts';
+import type { TopicNames } from '../common/topics.ts';
 import { startTransactionalLoop, type OutputRecord, type RunningLoop } from '../common/transactionalLoop.ts';
-import { frame } from '../common/wireFormat.ts';
 
 /**
  * Watches exp.definitions for records the control service did not publish: anything the
@@ -38,7 +37,7 @@ export async function startDefinitionsWatch(options: DefinitionsWatchOptions): P
   const { kafka, topics } = options;
   const log = options.logger.child({ module: 'definitions-watch' });
   await ensureTopics(kafka, topics, ['definitions', 'anomalies']);
-  const anomalySchemaId = await options.registry.register(valueSubject(topics.anomalies), schemaText(eventSchemas().anomaly));
+  const anomalyOut = await anomalies.bind(options.registry, topics);
   const foreign = new Counter({ name: 'control_foreign_definitions_total', help: 'Records on exp.definitions the control service did not publish, by reason', labelNames: ['reason'], registers: [options.metrics] });
   let ledger: DefinitionLedger | undefined;
 
@@ -67,22 +66,19 @@ export async function startDefinitionsWatch(options: DefinitionsWatchOptions): P
         const where = { topic: record.topic, partition: record.partition, offset: Number(record.message.offset) };
         log.error({ ...where, experimentId: verdict.experimentId, version: verdict.version, rejection: verdict.rejection, detail: verdict.detail }, 'control.foreign_definition: a record on the definitions topic that the control service did not publish');
         outputs.push({
-          topic: topics.anomalies,
-          message: {
-            key: verdict.experimentId ?? '*',
-            value: frame(anomalySchemaId, eventSchemas().anomaly.toBuffer({
-              anomalyId: `FOREIGN_DEFINITION:${record.topic}:${record.partition}:${record.message.offset}`,
-              experimentId: verdict.experimentId ?? '*',
-              type: 'FOREIGN_DEFINITION',
-              severity: 'critical',
-              variantId: null,
-              metric: null,
-              definitionVersion: verdict.version ?? 0,
-              detectedAt: now,
-              halted: false,
-              evidence: JSON.stringify({ ...where, rejection: verdict.rejection, detail: verdict.detail, claimedVersion: verdict.version, writtenAt: Number(record.message.timestamp) }),
-            })),
-          },
+          topic: anomalyOut.topic,
+          message: anomalyOut.message({
+            anomalyId: `FOREIGN_DEFINITION:${record.topic}:${record.partition}:${record.message.offset}`,
+            experimentId: verdict.experimentId ?? '*',
+            type: 'FOREIGN_DEFINITION',
+            severity: 'critical',
+            variantId: null,
+            metric: null,
+            definitionVersion: verdict.version ?? 0,
+            detectedAt: now,
+            halted: false,
+            evidence: JSON.stringify({ ...where, rejection: verdict.rejection, detail: verdict.detail, claimedVersion: verdict.version, writtenAt: Number(record.message.timestamp) }),
+          }),
         });
       }
       return outputs;

@@ -1,5 +1,7 @@
 import { CONFIG_DEFAULTS, type Config } from '../common/config.ts';
 import { DEFINITION_LIMITS } from '../common/experimentDefinition.ts';
+import { signedFields } from '../common/commandSigning.ts';
+import type { ControlCommand } from '../common/contracts/controlCommands.ts';
 import { verifyPayload } from '../common/signing.ts';
 import type { Keyring, Role } from './keyring.ts';
 
@@ -20,35 +22,11 @@ export const ACTION_ROLES: Readonly<Record<string, readonly Role[]>> = {
 
 export type Rejection = 'MALFORMED' | 'UNSIGNED' | 'UNKNOWN_PRINCIPAL' | 'BAD_SIGNATURE' | 'WRONG_ROLE' | 'STALE' | 'FROM_THE_FUTURE' | 'REPLAYED';
 
-export interface CommandFields {
-  commandId: string;
-  experimentId: string;
-  action: string;
-  reason: string;
-  evidence: string;
-  issuer: string;
-  issuedAt: number;
-  nonce: string;
-  signature: string;
-  /** DEFINE: the definition JSON; CONCLUDE: {"decision": ...}; otherwise null or absent. */
-  payload?: string | null;
-}
-
-/**
- * The fields a command's signature covers: all but the signature, and the payload only when
- * there is one, so commands signed before the payload field existed (and signers that do not
- * know it, such as the guard) verify unchanged.
- */
-export function signedFields(command: Partial<CommandFields>): Record<string, unknown> {
-  const { signature: _signature, payload, ...rest } = command;
-  return payload === null || payload === undefined ? rest : { ...rest, payload };
-}
-
 /**
  * Caps on a command's strings, checked before its signature: whatever reaches exp.control
  * (its writers are trusted by ACL, not by content) ends up quoted in the audit log.
  */
-export const COMMAND_LIMITS: Readonly<Partial<Record<keyof CommandFields, number>>> = {
+export const COMMAND_LIMITS: Readonly<Partial<Record<keyof ControlCommand, number>>> = {
   commandId: 100,
   experimentId: 128,
   action: 16,
@@ -81,7 +59,7 @@ export function freshnessOf(control: Config['control']): Freshness {
 
 export const DEFAULT_FRESHNESS: Readonly<Freshness> = Object.freeze(freshnessOf(CONFIG_DEFAULTS.control));
 
-export function verifyCommand(command: Partial<CommandFields> | undefined, keyring: Keyring, seenNonces: { has(nonce: string): boolean }, now: number, freshness = DEFAULT_FRESHNESS): Verdict {
+export function verifyCommand(command: Partial<ControlCommand> | undefined, keyring: Keyring, seenNonces: { has(nonce: string): boolean }, now: number, freshness = DEFAULT_FRESHNESS): Verdict {
   const reject = (rejection: Rejection, detail: string): Verdict => ({ accepted: false, rejection, detail });
   if (!command) return reject('MALFORMED', 'not a ControlCommand');
   for (const field of ['commandId', 'experimentId', 'action', 'issuer', 'nonce'] as const) {

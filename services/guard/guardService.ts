@@ -1,9 +1,11 @@
 import type { Kafka } from 'kafkajs';
 import { Counter, Gauge, type Registry } from 'prom-client';
-import type { ExperimentDelta } from '../common/aggregateDelta.ts';
 import { ChangeloggedStore } from '../common/changeloggedStore.ts';
+import { aggregates } from '../common/contracts/aggregates.ts';
+import { anomalies } from '../common/contracts/anomalies.ts';
+import { controlCommands } from '../common/contracts/controlCommands.ts';
+import { UnreadableRecords } from '../common/contracts/unreadablePolicy.ts';
 import { DefinitionsTable } from '../common/definitionsTable.ts';
-import { eventSchemas, schemaText } from '../common/eventSchemas.ts';
 import { experimentStatusTable } from '../common/experimentStatus.ts';
 import { combineHealth } from '../common/health.ts';
 import type { Keyring } from '../common/keyring.ts';
@@ -11,12 +13,11 @@ import type { Logger } from '../common/logger.ts';
 import { LogRateLimiter } from '../common/logRateLimiter.ts';
 import type { SchemaRegistryClient } from '../common/schemaRegistryClient.ts';
 import { ensureTopics } from '../common/topicAdmin.ts';
-import { valueSubject, type TopicNames } from '../common/topics.ts';
+import type { TopicNames } from '../common/topics.ts';
 import { startTransactionalLoop, type InputRecord, type OutputRecord, type RunningLoop } from '../common/transactionalLoop.ts';
-import { unframe } from '../common/wireFormat.ts';
 import { evaluateExperiment } from './evaluate.ts';
 import { emptyExperimentState, experimentStateCodec, mergeDelta } from './experimentState.ts';
-import { anomalyRecord, encodeCommand, haltCommand, type Signer } from './guardOutputs.ts';
+import { anomalyRecord, haltCommand, type Signer } from './guardOutputs.ts';
 
 /**
  * The guard: exp.aggregates in (keyed by experiment, so one instance owns each experiment);
@@ -49,8 +50,9 @@ export async function startGuard(options: GuardOptions): Promise<RunningLoop> {
   const { kafka, topics } = options;
   const log = options.logger.child({ module: 'guard' });
   await ensureTopics(kafka, topics, ['aggregates', 'anomalies', 'control', 'definitions', 'state', 'guardChangelog']);
-  const anomalySchemaId = await options.registry.register(valueSubject(topics.anomalies), schemaText(eventSchemas().anomaly));
-  const commandSchemaId = await options.registry.register(valueSubject(topics.control), schemaText(eventSchemas().controlCommand));
+  const anomalyOut = await anomalies.bind(options.registry, topics);
+  const commandOut = await controlCommands.bind(options.registry, topics);
+  const unreadable = new UnreadableRecords(options.metrics, log);
   const definitions = new DefinitionsTable(kafka, topics.definitions, log, { keyring: options.keyring, metrics: options.metrics });
   await definitions.start();
   // Only running experiments are acted on; a halted one keeps being counted all the same.
@@ -69,9 +71,12 @@ export async function startGuard(options: GuardOptions): Promise<RunningLoop> {
     const experiments = states.partition(partition);
     const touched = new Set<string>();
     for (const record of records) {
-      const framed = unframe(record.message.value);
-      if (!framed.ok) continue;
-      const delta = eventSchemas().aggregateDelta.fromBuffer(framed.body) as ExperimentDelta;
+      const decoded = aggregates.decode(record.message.value);
+      if (!decoded.ok) {
+        unreadable.handle('aggregates', { topic: record.topic, partition, offset: record.message.offset }, decoded);
+        continue;
+      }
+      const delta = decoded.value;
       // Changelogged at commit as it is then, incidents raised below included.
       const state = experiments.get(delta.experimentId) ?? emptyExperimentState(delta.experimentId);
       experiments.set(delta.experimentId, state);
@@ -93,8 +98,8 @@ export async function startGuard(options: GuardOptions): Promise<RunningLoop> {
         };
         for (const signal of evaluateExperiment(state, published, withheld)) {
           state.incidents[signal.incident] = { raisedAt: now, halted: signal.halt, definitionVersion: published.version };
-          outputs.push({ topic: topics.anomalies, message: { key: experimentId, value: anomalyRecord(experimentId, published.version, signal, now, anomalySchemaId) } });
-          if (signal.halt) outputs.push({ topic: topics.control, message: { key: experimentId, value: encodeCommand(haltCommand(experimentId, published.version, signal, options.signer, now), commandSchemaId) } });
+          outputs.push({ topic: anomalyOut.topic, message: anomalyOut.message(anomalyRecord(experimentId, published.version, signal, now)) });
+          if (signal.halt) outputs.push({ topic: commandOut.topic, message: commandOut.message(haltCommand(experimentId, published.version, signal, options.signer, now)) });
           signals.inc({ type: signal.type, halted: String(signal.halt) });
           log.warn({ experimentId, type: signal.type, halt: signal.halt, reason: signal.reason }, 'guard.signal');
         }
@@ -125,6 +130,7 @@ export async function startGuard(options: GuardOptions): Promise<RunningLoop> {
       await definitions.stop();
       await statuses.stop();
       numbersLog.flush();
+      unreadable.flush();
     },
   };
 }

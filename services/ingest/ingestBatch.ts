@@ -1,7 +1,8 @@
-import type avro from 'avsc';
-import { encodeValidated, isExposure, type DeadLetter, type ExposureEvent, type MetricEvent, type ValidatedEvent } from '../common/eventSchemas.ts';
+import type { BoundContract } from '../common/contracts/codec.ts';
+import type { DeadLetter } from '../common/contracts/deadLetters.ts';
+import type { ValidatedEvent } from '../common/contracts/events.ts';
+import { unreachable, type PipelineEvent } from '../common/contracts/pipelineEvent.ts';
 import type { InputRecord, OutputRecord } from '../common/transactionalLoop.ts';
-import { frame } from '../common/wireFormat.ts';
 import type { Rejection } from './dlqReasons.ts';
 import type { RecordDecoder } from './recordDecoder.ts';
 import { validateExposure, validateMetric, type ExperimentLookup, type ValidationLimits } from './validateEvent.ts';
@@ -13,11 +14,8 @@ import { validateExposure, validateMetric, type ExperimentLookup, type Validatio
  * what makes "raw in = valid + DLQ" hold.
  */
 export interface IngestTarget {
-  eventsTopic: string;
-  dlqTopic: string;
-  validatedSchemaId: number;
-  deadLetterType: avro.Type;
-  deadLetterSchemaId: number;
+  events: BoundContract<ValidatedEvent>;
+  deadLetters: BoundContract<DeadLetter>;
   /** Original bytes kept in a dead letter; longer payloads keep this prefix (the raw topic keeps all). */
   maxStoredPayloadBytes: number;
 }
@@ -41,7 +39,7 @@ export async function ingestBatch(records: InputRecord[], decoder: RecordDecoder
         schemaId: decoded.schemaId,
         ingestTime: now,
       };
-      outputs.push({ topic: target.eventsTopic, message: { key: decoded.event.userId, value: frame(target.validatedSchemaId, encodeValidated(validated)) } });
+      outputs.push({ topic: target.events.topic, message: target.events.message(validated) });
       observer.accepted(record);
     } else {
       const reason = rejection!;
@@ -59,13 +57,20 @@ export async function ingestBatch(records: InputRecord[], decoder: RecordDecoder
         sourceTimestamp: Number(record.message.timestamp),
         deadLetterTime: now,
       };
-      outputs.push({ topic: target.dlqTopic, message: { key: record.message.key ?? null, value: frame(target.deadLetterSchemaId, target.deadLetterType.toBuffer(letter)) } });
+      outputs.push({ topic: target.deadLetters.topic, message: { key: record.message.key ?? null, value: target.deadLetters.encode(letter) } });
       observer.deadLettered(record, reason);
     }
   }
   return outputs;
 }
 
-function validate(event: ExposureEvent | MetricEvent, now: number, limits: ValidationLimits, experiments?: ExperimentLookup): Rejection | undefined {
-  return isExposure(event) ? validateExposure(event, now, limits, experiments) : validateMetric(event, now, limits);
+function validate(event: PipelineEvent, now: number, limits: ValidationLimits, experiments?: ExperimentLookup): Rejection | undefined {
+  switch (event.kind) {
+    case 'exposure':
+      return validateExposure(event, now, limits, experiments);
+    case 'metric':
+      return validateMetric(event, now, limits);
+    default:
+      return unreachable(event);
+  }
 }

@@ -2,7 +2,12 @@ import type { Kafka } from 'kafkajs';
 import type { Registry } from 'prom-client';
 import { DefinitionsTable } from '../common/definitionsTable.ts';
 import { PipelineError } from '../common/errors.ts';
-import { eventSchemas, schemaText } from '../common/eventSchemas.ts';
+import { anomalies, type Anomaly } from '../common/contracts/anomalies.ts';
+import { deadLetters } from '../common/contracts/deadLetters.ts';
+import { validatedEvents } from '../common/contracts/events.ts';
+import { exposuresRaw } from '../common/contracts/exposures.ts';
+import { metricsRaw } from '../common/contracts/metrics.ts';
+import type { RawTopicRole } from '../common/contracts/rawEvents.ts';
 import { experimentStatusTable } from '../common/experimentStatus.ts';
 import { combineHealth } from '../common/health.ts';
 import type { Keyring } from '../common/keyring.ts';
@@ -10,8 +15,7 @@ import type { Logger } from '../common/logger.ts';
 import { LogRateLimiter } from '../common/logRateLimiter.ts';
 import type { SchemaRegistryClient } from '../common/schemaRegistryClient.ts';
 import { ensureTopics } from '../common/topicAdmin.ts';
-import { valueSubject, type TopicNames } from '../common/topics.ts';
-import { frame } from '../common/wireFormat.ts';
+import type { TopicNames } from '../common/topics.ts';
 import { startTransactionalLoop, type RunningLoop } from '../common/transactionalLoop.ts';
 import { ingestBatch, type IngestTarget } from './ingestBatch.ts';
 import { DlqRateMonitor, type DlqSpike } from './dlqRateMonitor.ts';
@@ -45,28 +49,24 @@ export async function startIngest(options: IngestOptions): Promise<RunningLoop> 
   const { topics, logger } = options;
   const log = logger.child({ module: 'ingest' });
   await ensureTopics(options.kafka, topics, ['exposuresRaw', 'metricsRaw', 'events', 'dlq', 'definitions', 'state', 'anomalies']);
-  const anomalySchemaId = await options.registry.register(valueSubject(topics.anomalies), schemaText(eventSchemas().anomaly));
+  const anomalyOut = await anomalies.bind(options.registry, topics);
   const dlqRate = new DlqRateMonitor();
   if (options.checkExperiments && !options.keyring) throw new PipelineError('CONFIG_INVALID', 'ingest checks exposures against the experiment definitions, and needs the keyring (KEYRING_FILE) to tell which ones the control service published');
   const definitions = options.checkExperiments ? new DefinitionsTable(options.kafka, topics.definitions, log, { keyring: options.keyring!, metrics: options.metrics }) : undefined;
   const statuses = options.checkExperiments ? experimentStatusTable(options.kafka, topics.state, log) : undefined;
   await Promise.all([definitions?.start(), statuses?.start()]);
   const experiments: ExperimentLookup | undefined = definitions && Object.assign((id: string) => definitions.get(id)?.definition.variants.map((v) => v.id), { lifecycle: (id: string) => statuses?.get(id) });
-  const schemas = eventSchemas();
   // Producers register the raw schemas; ingest makes sure they exist so a fresh stack works.
-  await options.registry.register(valueSubject(topics.exposuresRaw), schemaText(schemas.exposure));
-  await options.registry.register(valueSubject(topics.metricsRaw), schemaText(schemas.metric));
+  await exposuresRaw.bind(options.registry, topics);
+  await metricsRaw.bind(options.registry, topics);
   const target: IngestTarget = {
-    eventsTopic: topics.events,
-    dlqTopic: topics.dlq,
-    validatedSchemaId: await options.registry.register(valueSubject(topics.events), schemaText(schemas.validated)),
-    deadLetterType: schemas.deadLetter,
-    deadLetterSchemaId: await options.registry.register(valueSubject(topics.dlq), schemaText(schemas.deadLetter)),
+    events: await validatedEvents.bind(options.registry, topics),
+    deadLetters: await deadLetters.bind(options.registry, topics),
     maxStoredPayloadBytes: options.maxPayloadBytes,
   };
-  const readers = new Map([
-    [topics.exposuresRaw, schemas.exposure],
-    [topics.metricsRaw, schemas.metric],
+  const readers = new Map<string, RawTopicRole>([
+    [topics.exposuresRaw, 'exposuresRaw'],
+    [topics.metricsRaw, 'metricsRaw'],
   ]);
   const decoder = new RecordDecoder(options.registry, readers, options.maxPayloadBytes);
   const metrics = createIngestMetrics(options.metrics);
@@ -96,7 +96,7 @@ export async function startIngest(options: IngestOptions): Promise<RunningLoop> 
       const spike = dlqRate.observe(Date.now(), records.length, deadLetters);
       if (spike) {
         log.warn(spike, 'ingest.dlq_rate_spike');
-        outputs.push({ topic: topics.anomalies, message: { key: null, value: dlqSpikeAnomaly(spike, anomalySchemaId) } });
+        outputs.push({ topic: topics.anomalies, message: { key: null, value: anomalyOut.encode(dlqSpikeAnomaly(spike)) } });
       }
       return outputs;
     },
@@ -117,8 +117,8 @@ export async function startIngest(options: IngestOptions): Promise<RunningLoop> 
 }
 
 /** A pipeline-wide data-quality signal (no experiment: experimentId "*"), never a halt. */
-function dlqSpikeAnomaly(spike: DlqSpike, schemaId: number): Buffer {
-  return frame(schemaId, eventSchemas().anomaly.toBuffer({
+function dlqSpikeAnomaly(spike: DlqSpike): Anomaly {
+  return {
     anomalyId: `*:DLQ_RATE_SPIKE:${spike.minute}`,
     experimentId: '*',
     type: 'DLQ_RATE_SPIKE',
@@ -129,5 +129,5 @@ function dlqSpikeAnomaly(spike: DlqSpike, schemaId: number): Buffer {
     detectedAt: Date.now(),
     halted: false,
     evidence: JSON.stringify(spike),
-  }));
+  };
 }

@@ -1,8 +1,8 @@
 import avro from 'avsc';
-import type { ExposureEvent, MetricEvent } from '../common/eventSchemas.ts';
+import type { PipelineEvent } from '../common/contracts/pipelineEvent.ts';
+import { rawResolver, readRawBody, splitFrame, type RawTopicRole } from '../common/contracts/rawEvents.ts';
 import type { SchemaRegistryClient } from '../common/schemaRegistryClient.ts';
 import { valueSubject } from '../common/topics.ts';
-import { unframe } from '../common/wireFormat.ts';
 import type { Rejection } from './dlqReasons.ts';
 
 /**
@@ -13,7 +13,7 @@ import type { Rejection } from './dlqReasons.ts';
  * throw (retriable) instead of condemning records.
  */
 export type Decoded =
-  | { ok: true; event: ExposureEvent | MetricEvent; schemaId: number }
+  | { ok: true; event: PipelineEvent; schemaId: number }
   | { ok: false; rejection: Rejection; schemaId: number | null };
 
 interface WriterSchema {
@@ -31,8 +31,8 @@ export class RecordDecoder {
 
   constructor(
     private readonly registry: SchemaRegistryClient,
-    /** Reader schema per raw topic. */
-    private readonly readers: ReadonlyMap<string, avro.Type>,
+    /** Which raw contract each topic is read with. */
+    private readonly roles: ReadonlyMap<string, RawTopicRole>,
     private readonly maxPayloadBytes: number,
   ) {}
 
@@ -40,7 +40,7 @@ export class RecordDecoder {
     if (payload && payload.length > this.maxPayloadBytes) {
       return reject('PAYLOAD_TOO_LARGE', `${payload.length} bytes; the limit is ${this.maxPayloadBytes}`, null);
     }
-    const framed = unframe(payload);
+    const framed = splitFrame(payload);
     if (!framed.ok) return reject(framed.problem, framed.detail, null);
     const { schemaId, body } = framed;
     const writer = await this.writerSchema(schemaId);
@@ -48,19 +48,13 @@ export class RecordDecoder {
     if (!writer.subjects.has(valueSubject(topic))) {
       return reject('SCHEMA_NOT_FOR_TOPIC', `schema id ${schemaId} is registered under ${[...writer.subjects].join(', ') || 'no live subject'}, not ${valueSubject(topic)}`, schemaId);
     }
-    const reader = this.readers.get(topic);
-    if (!reader) throw new Error(`no reader schema for topic ${topic}`);
-    const resolver = this.resolver(topic, schemaId, reader, writer.type);
+    const role = this.roles.get(topic);
+    if (!role) throw new Error(`no raw contract for topic ${topic}`);
+    const resolver = this.resolver(topic, schemaId, role, writer.type);
     if (resolver instanceof Error) return reject('SCHEMA_NOT_READABLE', resolver.message, schemaId);
-    let decoded: { value: unknown; offset: number };
-    try {
-      decoded = reader.decode(body, 0, resolver);
-    } catch (err) {
-      return reject('UNDECODABLE_BODY', (err as Error).message, schemaId);
-    }
-    if (decoded.offset === -1) return reject('TRUNCATED_BODY', `the ${body.length}-byte body ends inside the record`, schemaId);
-    if (decoded.offset < body.length) return reject('TRAILING_BYTES', `${body.length - decoded.offset} byte(s) after the record`, schemaId);
-    return { ok: true, event: decoded.value as ExposureEvent | MetricEvent, schemaId };
+    const read = readRawBody(role, body, resolver);
+    if (!read.ok) return reject(read.problem, read.detail, schemaId);
+    return { ok: true, event: read.event, schemaId };
   }
 
   private async writerSchema(id: number): Promise<WriterSchema | undefined> {
@@ -79,12 +73,12 @@ export class RecordDecoder {
     return writer;
   }
 
-  private resolver(topic: string, id: number, reader: avro.Type, writer: avro.Type): avro.Resolver | Error {
+  private resolver(topic: string, id: number, role: RawTopicRole, writer: avro.Type): avro.Resolver | Error {
     const key = `${topic}\u0000${id}`;
     let resolver = this.resolvers.get(key);
     if (!resolver) {
       try {
-        resolver = reader.createResolver(writer);
+        resolver = rawResolver(role, writer);
       } catch (err) {
         resolver = err as Error;
       }

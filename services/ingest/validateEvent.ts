@@ -1,4 +1,5 @@
-import type { ExposureEvent, MetricEvent } from '../common/eventSchemas.ts';
+import type { ExposureEvent } from '../common/contracts/exposures.ts';
+import type { MetricEvent } from '../common/contracts/metrics.ts';
 import { enrollment, type LifecycleView } from '../common/experimentLifecycle.ts';
 import { CONFIG_DEFAULTS, type Config } from '../common/config.ts';
 import type { Rejection } from './dlqReasons.ts';

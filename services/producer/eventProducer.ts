@@ -1,11 +1,12 @@
 import type avro from 'avsc';
 import { Partitioners, type Kafka, type Producer } from 'kafkajs';
-import { eventSchemas, schemaText, type ExposureEvent, type MetricEvent } from '../common/eventSchemas.ts';
+import type { BoundContract, TopicContract } from '../common/contracts/codec.ts';
+import { exposuresRaw, type ExposureEvent } from '../common/contracts/exposures.ts';
+import { metricsRaw, type MetricEvent } from '../common/contracts/metrics.ts';
 import { PipelineError } from '../common/errors.ts';
 import type { SchemaRegistryClient } from '../common/schemaRegistryClient.ts';
 import { ensureTopics } from '../common/topicAdmin.ts';
-import { valueSubject, type TopicNames } from '../common/topics.ts';
-import { frame } from '../common/wireFormat.ts';
+import type { TopicNames } from '../common/topics.ts';
 
 /**
  * The typed producer for event producers: validates each event against its Avro schema
@@ -31,10 +32,9 @@ interface Pending {
   reject: (err: unknown) => void;
 }
 
-interface Channel {
-  topic: string;
-  type: avro.Type;
-  schemaId: number;
+interface Channel<T> {
+  contract: TopicContract<T>;
+  out: BoundContract<T>;
 }
 
 export class EventProducer {
@@ -45,26 +45,25 @@ export class EventProducer {
 
   private constructor(
     private readonly producer: Producer,
-    private readonly exposures: Channel,
-    private readonly metrics: Channel,
+    private readonly exposures: Channel<ExposureEvent>,
+    private readonly metrics: Channel<MetricEvent>,
     private readonly maxBatch: number,
     private readonly lingerMs: number,
   ) {}
 
   static async create(options: EventProducerOptions): Promise<EventProducer> {
-    const schemas = eventSchemas();
     // A fresh cluster has no raw topics yet (and brokers should not auto-create them).
     await ensureTopics(options.kafka, options.topics, ['exposuresRaw', 'metricsRaw']);
-    const exposureId = await options.registry.register(valueSubject(options.topics.exposuresRaw), schemaText(schemas.exposure));
-    const metricId = await options.registry.register(valueSubject(options.topics.metricsRaw), schemaText(schemas.metric));
+    const exposures = { contract: exposuresRaw, out: await exposuresRaw.bind(options.registry, options.topics) };
+    const metrics = { contract: metricsRaw, out: await metricsRaw.bind(options.registry, options.topics) };
     // Idempotence needs unbounded retries (a bounded count could drop or reorder on a retried
     // batch); the backoff is capped so a broker that comes back is used promptly.
     const producer = options.kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner, retry: { retries: Number.MAX_SAFE_INTEGER, maxRetryTime: 2_000 } });
     await producer.connect();
     return new EventProducer(
       producer,
-      { topic: options.topics.exposuresRaw, type: schemas.exposure, schemaId: exposureId },
-      { topic: options.topics.metricsRaw, type: schemas.metric, schemaId: metricId },
+      exposures,
+      metrics,
       options.maxBatch ?? 1_000,
       options.lingerMs ?? 5,
     );
@@ -72,11 +71,11 @@ export class EventProducer {
 
   /** Resolves once the broker has acknowledged the event. */
   sendExposure(event: ExposureEvent): Promise<void> {
-    return this.enqueue(this.exposures, { ...event, context: event.context ?? null }, event.userId);
+    return this.enqueue(this.exposures, { ...event, context: event.context ?? null });
   }
 
   sendMetric(event: MetricEvent): Promise<void> {
-    return this.enqueue(this.metrics, event, event.userId);
+    return this.enqueue(this.metrics, event);
   }
 
   async flush(): Promise<void> {
@@ -90,14 +89,16 @@ export class EventProducer {
     await this.producer.disconnect();
   }
 
-  private enqueue(channel: Channel, event: object, userId: string): Promise<void> {
+  private enqueue<T>(channel: Channel<T>, event: T): Promise<void> {
     if (this.closed) return Promise.reject(new PipelineError('EVENT_INVALID', 'the producer is closed'));
-    const problems = invalidPaths(channel.type, event);
+    const type = channel.contract.type();
+    const problems = invalidPaths(type, event);
     if (problems.length > 0) {
-      return Promise.reject(new PipelineError('EVENT_INVALID', `invalid ${channel.type.name ?? 'event'}: ${problems.join('; ')}`, { context: { topic: channel.topic } }));
+      return Promise.reject(new PipelineError('EVENT_INVALID', `invalid ${type.name ?? 'event'}: ${problems.join('; ')}`, { context: { topic: channel.out.topic } }));
     }
+    const { key, value } = channel.out.message(event);
     return new Promise<void>((resolve, reject) => {
-      this.queue.push({ topic: channel.topic, key: userId, value: frame(channel.schemaId, channel.type.toBuffer(event)), resolve, reject });
+      this.queue.push({ topic: channel.out.topic, key: key!, value, resolve, reject });
       if (this.queue.length >= this.maxBatch) this.drain();
       else this.timer ??= setTimeout(() => this.drain(), this.lingerMs);
     });

@@ -1,5 +1,7 @@
 import { StringDecoder } from 'node:string_decoder';
-import type { EventKind, ExposureEvent, MetricEvent } from '../common/eventSchemas.ts';
+import type { ExposureEvent } from '../common/contracts/exposures.ts';
+import type { MetricEvent } from '../common/contracts/metrics.ts';
+import type { EventKind } from '../common/contracts/pipelineEvent.ts';
 
 /**
  * Reads one JSON line as an exposure or metric event, with an error that says which field

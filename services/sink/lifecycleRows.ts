@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
+import { experimentStatuses } from '../common/contracts/state.ts';
 import { DefinitionLedger } from '../common/definitionRecord.ts';
-import { decodeExperimentStatus } from '../common/experimentStatus.ts';
 import type { Keyring } from '../common/keyring.ts';
 import type { Logger } from '../common/logger.ts';
 import type { RowMapper } from './rowMappers.ts';
@@ -30,8 +30,9 @@ export function definitionRows(keyring: Keyring, topic: string, logger: Logger):
 
 export const statusRows: RowMapper = (r, out) => {
   if (!r.value) return;
-  const s = decodeExperimentStatus(r.value);
-  if (!s) return;
+  const decoded = experimentStatuses.decode(r.value);
+  if (!decoded.ok) return decoded;
+  const s = decoded.value;
   push(out, 'experiment_status_log', {
     experiment_id: s.experimentId, status: s.status, since: s.since, set_by: s.by, reason: s.reason, command_id: s.commandId, definition_version: s.definitionVersion, audit_sequence: s.auditSequence,
     started_at: s.startedAt, concluded_at: s.concludedAt, decision: s.decision, ...coordinates(r),

@@ -1,5 +1,5 @@
+import { schemaIdOf } from '../common/contracts/codec.ts';
 import { PipelineError } from '../common/errors.ts';
-import { unframe } from '../common/wireFormat.ts';
 import type { KafkaRecordRef, Row, TableRows } from './rowMappers.ts';
 
 /**
@@ -64,14 +64,13 @@ export function nonFiniteRowError(refused: RefusedRow): PipelineError {
 
 /** The dead_letters row recording a refused row, from the Kafka record it was mapped from. */
 export function refusedRowDeadLetter(error: PipelineError, record: KafkaRecordRef, now: number): Row {
-  const framed = unframe(record.value);
   return {
     reason: error.code,
     message: error.message,
     source_topic: record.topic,
     source_partition: record.partition,
     source_offset: record.offset,
-    schema_id: framed.ok ? framed.schemaId : null,
+    schema_id: schemaIdOf(record.value),
     payload_bytes: record.value?.length ?? 0,
     payload_head: record.value ? record.value.subarray(0, 32).toString('hex') : '',
     source_time: record.timestamp === undefined ? now : Number(record.timestamp),

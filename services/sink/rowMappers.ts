@@ -1,9 +1,13 @@
 import { createHmac } from 'node:crypto';
-import type { ExperimentDelta } from '../common/aggregateDelta.ts';
-import { decodeValidated, eventSchemas, isExposure, type DeadLetter } from '../common/eventSchemas.ts';
+import { aggregates } from '../common/contracts/aggregates.ts';
+import { anomalies } from '../common/contracts/anomalies.ts';
+import { auditRecords } from '../common/contracts/audit.ts';
+import { controlCommands } from '../common/contracts/controlCommands.ts';
+import { deadLetters } from '../common/contracts/deadLetters.ts';
+import { validatedEvents } from '../common/contracts/events.ts';
+import { unreachable } from '../common/contracts/pipelineEvent.ts';
+import type { Unreadable } from '../common/contracts/unreadablePolicy.ts';
 import { PIPELINE_VERSION } from '../common/pipelineVersion.ts';
-import { decodeEvolved } from '../common/schemaHistory.ts';
-import { unframe } from '../common/wireFormat.ts';
 
 /**
  * Avro records to ClickHouse rows, per input topic. Each row carries the Kafka coordinates
@@ -22,7 +26,8 @@ export interface KafkaRecordRef {
   timestamp?: string;
 }
 
-export type RowMapper = (record: KafkaRecordRef, out: TableRows) => void;
+/** Adds a record's rows; returns why not when the record does not decode (the caller applies the topic's policy). */
+export type RowMapper = (record: KafkaRecordRef, out: TableRows) => Unreadable | void;
 
 export function pseudonymize(userId: string, key: string): string {
   return createHmac('sha256', key).update(userId, 'utf8').digest('hex').slice(0, 32);
@@ -38,27 +43,29 @@ function coordinates(r: KafkaRecordRef): Row {
   return { kafka_topic: r.topic, kafka_partition: r.partition, kafka_offset: r.offset };
 }
 
-function body(r: KafkaRecordRef): Buffer | undefined {
-  const framed = unframe(r.value);
-  return framed.ok ? framed.body : undefined;
-}
 
 export function eventRows(pseudonymKey: string): RowMapper {
   return (r, out) => {
-    const b = body(r);
-    if (!b) return;
-    const v = decodeValidated(b);
+    const decoded = validatedEvents.decode(r.value);
+    if (!decoded.ok) return decoded;
+    const v = decoded.value;
     const lineage = { source_topic: v.sourceTopic, source_partition: v.sourcePartition, source_offset: v.sourceOffset, schema_id: v.schemaId, ingest_time: v.ingestTime, pipeline_version: PIPELINE_VERSION, ...coordinates(r) };
     const e = v.event;
-    if (isExposure(e)) push(out, 'exposures', { experiment_id: e.experimentId, variant_id: e.variantId, user_key: pseudonymize(e.userId, pseudonymKey), event_id: e.eventId, event_time: e.eventTime, ...lineage });
-    else push(out, 'metric_events', { metric: e.metric, user_key: pseudonymize(e.userId, pseudonymKey), value: e.value, event_id: e.eventId, event_time: e.eventTime, ...lineage });
+    switch (e.kind) {
+      case 'exposure':
+        return push(out, 'exposures', { experiment_id: e.experimentId, variant_id: e.variantId, user_key: pseudonymize(e.userId, pseudonymKey), event_id: e.eventId, event_time: e.eventTime, ...lineage });
+      case 'metric':
+        return push(out, 'metric_events', { metric: e.metric, user_key: pseudonymize(e.userId, pseudonymKey), value: e.value, event_id: e.eventId, event_time: e.eventTime, ...lineage });
+      default:
+        return unreachable(e);
+    }
   };
 }
 
 export const deadLetterRows: RowMapper = (r, out) => {
-  const b = body(r);
-  if (!b) return;
-  const d = eventSchemas().deadLetter.fromBuffer(b) as DeadLetter;
+  const decoded = deadLetters.decode(r.value);
+  if (!decoded.ok) return decoded;
+  const d = decoded.value;
   push(out, 'dead_letters', {
     reason: d.reason, message: d.message, source_topic: d.sourceTopic, source_partition: d.sourcePartition, source_offset: d.sourceOffset, schema_id: d.schemaId,
     payload_bytes: d.payload?.length ?? 0, payload_head: d.payload ? d.payload.subarray(0, 32).toString('hex') : '', source_time: d.sourceTimestamp, dead_letter_time: d.deadLetterTime, ...coordinates(r),
@@ -66,9 +73,9 @@ export const deadLetterRows: RowMapper = (r, out) => {
 };
 
 export const aggregateRows: RowMapper = (r, out) => {
-  const b = body(r);
-  if (!b) return;
-  const d = eventSchemas().aggregateDelta.fromBuffer(b) as ExperimentDelta & { sourcePartition: number; firstOffset: number; lastOffset: number; emittedAt: number };
+  const decoded = aggregates.decode(r.value);
+  if (!decoded.ok) return decoded;
+  const d = decoded.value;
   const common = { experiment_id: d.experimentId, definition_version: d.definitionVersion, emitted_at: d.emittedAt, events_partition: d.sourcePartition, first_offset: d.firstOffset, last_offset: d.lastOffset, ...coordinates(r) };
   for (const v of d.variants) {
     push(out, 'aggregate_deltas', { ...common, variant_id: v.variantId, metric: '', exposed_users: v.exposedUsers, conflicts: v.conflicts, sum: 0, sum_squares: 0, conversions: 0, events: 0 });
@@ -78,23 +85,23 @@ export const aggregateRows: RowMapper = (r, out) => {
 };
 
 export const anomalyRows: RowMapper = (r, out) => {
-  const b = body(r);
-  if (!b) return;
-  const a = eventSchemas().anomaly.fromBuffer(b) as { anomalyId: string; experimentId: string; type: string; severity: string; variantId: string | null; metric: string | null; definitionVersion: number; detectedAt: number; halted: boolean; evidence: string };
+  const decoded = anomalies.decode(r.value);
+  if (!decoded.ok) return decoded;
+  const a = decoded.value;
   push(out, 'anomalies', { anomaly_id: a.anomalyId, experiment_id: a.experimentId, type: a.type, severity: a.severity, variant_id: a.variantId, metric: a.metric, definition_version: a.definitionVersion, detected_at: a.detectedAt, halted: a.halted, evidence: a.evidence, ...coordinates(r) });
 };
 
 export const controlRows: RowMapper = (r, out) => {
-  const b = body(r);
-  if (!b) return;
-  const c = decodeEvolved('controlCommand', b) as { commandId: string; experimentId: string; action: string; reason: string; evidence: string; issuer: string; issuedAt: number; nonce: string; signature: string; payload: string | null };
-  push(out, 'control_commands', { command_id: c.commandId, experiment_id: c.experimentId, action: c.action, reason: c.reason, evidence: c.evidence, issuer: c.issuer, issued_at: c.issuedAt, nonce: c.nonce, signature: c.signature, payload: c.payload, ...coordinates(r) });
+  const decoded = controlCommands.decode(r.value);
+  if (!decoded.ok) return decoded;
+  const c = decoded.value;
+  push(out, 'control_commands', { command_id: c.commandId, experiment_id: c.experimentId, action: c.action, reason: c.reason, evidence: c.evidence, issuer: c.issuer, issued_at: c.issuedAt, nonce: c.nonce, signature: c.signature, payload: c.payload ?? null, ...coordinates(r) });
 };
 
 export const auditRows: RowMapper = (r, out) => {
-  const b = body(r);
-  if (!b) return;
-  const a = eventSchemas().audit.fromBuffer(b) as { sequence: number; previousHash: string; recordHash: string; decidedAt: number; decision: string; reason: string; commandId: string | null; experimentId: string | null; action: string | null; issuer: string | null; sourceTopic: string; sourcePartition: number; sourceOffset: number };
+  const decoded = auditRecords.decode(r.value);
+  if (!decoded.ok) return decoded;
+  const a = decoded.value;
   push(out, 'audit_log', {
     sequence: a.sequence, previous_hash: a.previousHash, record_hash: a.recordHash, decided_at: a.decidedAt, decision: a.decision, reason: a.reason, command_id: a.commandId, experiment_id: a.experimentId,
     action: a.action, issuer: a.issuer, source_topic: a.sourceTopic, source_partition: a.sourcePartition, source_offset: a.sourceOffset, ...coordinates(r),

@@ -3,6 +3,8 @@ import type { Kafka } from 'kafkajs';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { ClickHouseHandle } from '../common/clickhouse.ts';
 import { CONFIG_DEFAULTS } from '../common/config.ts';
+import { UnreadableRecords, type InternalTopic, type Unreadable } from '../common/contracts/unreadablePolicy.ts';
+import { PipelineError } from '../common/errors.ts';
 import type { HealthReport } from '../common/health.ts';
 import type { Keyring } from '../common/keyring.ts';
 import type { Logger } from '../common/logger.ts';
@@ -14,7 +16,7 @@ import type { TopicNames } from '../common/topics.ts';
 import { ExactlyOnceWriter } from './exactlyOnceWriter.ts';
 import { definitionRows, statusRows } from './lifecycleRows.ts';
 import { addInOffsetOrder, nonFiniteRowError, REFUSED_ROWS_TABLE, refusedRowDeadLetter, withdrawNonFiniteRows } from './nonFiniteRows.ts';
-import { aggregateRows, anomalyRows, auditRows, controlRows, deadLetterRows, eventRows, type RowMapper, type TableRows } from './rowMappers.ts';
+import { aggregateRows, anomalyRows, auditRows, controlRows, deadLetterRows, eventRows, type KafkaRecordRef, type RowMapper, type TableRows } from './rowMappers.ts';
 
 /**
  * The sink: pipeline topics into ClickHouse tables. Batches come from the broker by size and
@@ -48,16 +50,19 @@ export async function startSink(options: SinkOptions): Promise<{ stop(): Promise
   const log = options.logger.child({ module: 'sink' });
   await applyMigrations(options.clickhouse.client, options.migrationsDir, log);
   await ensureTopics(options.kafka, topics, ['events', 'dlq', 'aggregates', 'anomalies', 'control', 'audit', 'definitions', 'state']);
-  const mappers = new Map<string, RowMapper>([
-    [topics.events, eventRows(options.pseudonymKey)],
-    [topics.dlq, deadLetterRows],
-    [topics.aggregates, aggregateRows],
-    [topics.anomalies, anomalyRows],
-    [topics.control, controlRows],
-    [topics.audit, auditRows],
-    [topics.definitions, definitionRows(options.keyring, topics.definitions, log)],
-    [topics.state, statusRows],
-  ]);
+  const byRole: [InternalTopic, RowMapper][] = [
+    ['events', eventRows(options.pseudonymKey)],
+    ['dlq', deadLetterRows],
+    ['aggregates', aggregateRows],
+    ['anomalies', anomalyRows],
+    ['control', controlRows],
+    ['audit', auditRows],
+    ['definitions', definitionRows(options.keyring, topics.definitions, log)],
+    ['state', statusRows],
+  ];
+  const mappers = new Map(byRole.map(([role, mapper]) => [topics[role], mapper]));
+  const roles = new Map(byRole.map(([role]) => [topics[role], role]));
+  const unreadable = new UnreadableRecords(options.metrics, log);
   const rowsWritten = new Counter({ name: 'sink_rows_total', help: 'Rows inserted into ClickHouse, by table', labelNames: ['table'], registers: [options.metrics] });
   const retries = new Counter({ name: 'sink_insert_retries_total', help: 'Inserts retried because ClickHouse failed, by table', labelNames: ['table'], registers: [options.metrics] });
   const refusedRows = new Counter({ name: 'sink_rows_refused_total', help: 'Rows not stored because they held a number that is not finite (dead-lettered instead), by table and reason', labelNames: ['table', 'reason'], registers: [options.metrics] });
@@ -75,11 +80,18 @@ export async function startSink(options: SinkOptions): Promise<{ stop(): Promise
     const mapper = mappers.get(topic)!;
     const tables: TableRows = new Map();
     const records = messages.map((m) => ({ topic, partition, offset: m.offset, value: m.value, timestamp: m.timestamp }));
-    for (const record of records) mapper(record, tables);
+    const now = Date.now();
+    for (const record of records) {
+      const failure = mapper(record, tables);
+      if (!failure) continue;
+      // Never a stalled partition: the record is skipped, or its bytes kept as a dead letter row.
+      if (unreadable.handle(roles.get(topic)!, record, failure) === 'dead-letter') {
+        addInOffsetOrder(tables, REFUSED_ROWS_TABLE, [refusedRowDeadLetter(unreadableRecordError(record, failure), record, now)]);
+      }
+    }
     const refused = withdrawNonFiniteRows(tables);
     if (refused.length > 0) {
       const byOffset = new Map(records.map((r) => [r.offset, r]));
-      const now = Date.now();
       const letters = refused.map((r) => {
         const error = nonFiniteRowError(r);
         refusedRows.inc({ table: r.table, reason: error.code });
@@ -162,7 +174,13 @@ export async function startSink(options: SinkOptions): Promise<{ stop(): Promise
       running = false;
       await loop.stop();
       refusedLog.flush();
+      unreadable.flush();
       await options.clickhouse.close();
     },
   };
+}
+
+/** The reason and message of the dead_letters row that keeps an unreadable record's bytes. */
+function unreadableRecordError(record: KafkaRecordRef, failure: Unreadable): PipelineError {
+  return new PipelineError('UNREADABLE_RECORD', `${failure.reason}: ${failure.detail}`, { context: { topic: record.topic, partition: record.partition, offset: record.offset } });
 }

@@ -4,7 +4,7 @@ import { parseDefinition } from '../../services/common/experimentDefinition.ts';
 import { decodeExperimentStatus } from '../../services/common/experimentStatus.ts';
 import { consumerGroup } from '../../services/common/topics.ts';
 import { unframe } from '../../services/common/wireFormat.ts';
-import { decodeCommandBody } from '../../services/control/commandSigner.ts';
+import { decodeCommandBody } from '../../services/common/contracts/controlCommands.ts';
 import { spawnService, waitUntilCaughtUp, type ChildService } from '../support/childService.ts';
 import { testPipeline } from '../support/pipeline.ts';
 import { gaussian, seededRandom } from '../../services/common/random.ts';

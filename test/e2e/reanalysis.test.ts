@@ -2,7 +2,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { ExposureEvent } from '../../services/common/eventSchemas.ts';
+import type { Exposure } from '../../services/common/contracts/pipelineEvent.ts';
 import { CONFIG_DEFAULTS } from '../../services/common/config.ts';
 import { consumerGroup } from '../../services/common/topics.ts';
 import { fixtureDefinitions, generateEvents } from '../support/aggregationFixture.ts';
@@ -28,7 +28,7 @@ describe('batch reanalysis agrees with the stream', () => {
     await Promise.all(events.map((e) => ('experimentId' in e ? producer.sendExposure(e) : producer.sendMetric(e))));
     // Values that would overflow Σx² (or pass the ingest limit) for an exposed user: ingest
     // dead-letters them, so they are in neither the stream nor the raw tables and both agree.
-    const exposed = events.find((e): e is ExposureEvent => 'experimentId' in e && e.experimentId === 'exp-checkout' && e.variantId === 'control')!;
+    const exposed = events.find((e): e is Exposure => 'experimentId' in e && e.experimentId === 'exp-checkout' && e.variantId === 'control')!;
     const limit = CONFIG_DEFAULTS.ingest.maxAbsMetricValue;
     const outOfRange = [1e308, -1e308, 1e300, limit + limit * Number.EPSILON];
     await Promise.all(outOfRange.map((value, i) => producer.sendMetric({ eventId: `too-large-${i}`, userId: exposed.userId, metric: 'revenue', value, eventTime: exposed.eventTime + 1_000 })));

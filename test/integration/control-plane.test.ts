@@ -5,8 +5,10 @@ import { eventSchemas, schemaText } from '../../services/common/eventSchemas.ts'
 import { decodeExperimentStatus } from '../../services/common/experimentStatus.ts';
 import { valueSubject } from '../../services/common/topics.ts';
 import { frame, unframe } from '../../services/common/wireFormat.ts';
-import { verifyChain, type AuditRecord } from '../../services/control/auditChain.ts';
-import { encodeCommandRecord, signedCommand } from '../../services/control/commandSigner.ts';
+import { verifyChain } from '../../services/common/auditChain.ts';
+import { type AuditRecord } from '../../services/common/contracts/audit.ts';
+import { signedCommand } from '../../services/common/commandSigning.ts';
+import { encodeCommandRecord } from '../../services/common/contracts/controlCommands.ts';
 import { API_REFUSAL_HEADER } from '../../services/control/decideCommand.ts';
 import { runExpctl, spawnService, type ChildService } from '../support/childService.ts';
 import { minimalDefinition, testPipeline } from '../support/pipeline.ts';

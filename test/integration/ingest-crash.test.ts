@@ -1,7 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { committedTotal, groupLag } from '../../services/common/groupProgress.ts';
 import { describe, expect, it } from 'vitest';
-import { decodeValidated, eventSchemas, schemaText, type ExposureEvent } from '../../services/common/eventSchemas.ts';
+import { decodeValidated } from '../../services/common/contracts/events.ts';
+import { type ExposureEvent } from '../../services/common/contracts/exposures.ts';
+import { eventSchemas, schemaText } from '../../services/common/eventSchemas.ts';
 import { ensureTopics } from '../../services/common/topicAdmin.ts';
 import { consumerGroup, valueSubject } from '../../services/common/topics.ts';
 import { frame, unframe } from '../../services/common/wireFormat.ts';

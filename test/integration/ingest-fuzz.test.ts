@@ -1,6 +1,8 @@
 import { groupLag } from '../../services/common/groupProgress.ts';
 import { describe, expect, it } from 'vitest';
-import { eventSchemas, schemaText, type ExposureEvent, type MetricEvent } from '../../services/common/eventSchemas.ts';
+import { type ExposureEvent } from '../../services/common/contracts/exposures.ts';
+import { type MetricEvent } from '../../services/common/contracts/metrics.ts';
+import { eventSchemas, schemaText } from '../../services/common/eventSchemas.ts';
 import { ensureTopics } from '../../services/common/topicAdmin.ts';
 import { consumerGroup, valueSubject } from '../../services/common/topics.ts';
 import { frame, unframe } from '../../services/common/wireFormat.ts';

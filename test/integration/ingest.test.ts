@@ -1,6 +1,10 @@
 import type { Producer } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decodeValidated, eventSchemas, schemaText, type DeadLetter, type ExposureEvent, type MetricEvent } from '../../services/common/eventSchemas.ts';
+import { type DeadLetter } from '../../services/common/contracts/deadLetters.ts';
+import { decodeValidated } from '../../services/common/contracts/events.ts';
+import { type ExposureEvent } from '../../services/common/contracts/exposures.ts';
+import { type MetricEvent } from '../../services/common/contracts/metrics.ts';
+import { eventSchemas, schemaText } from '../../services/common/eventSchemas.ts';
 import { consumerGroup, valueSubject } from '../../services/common/topics.ts';
 import { frame, unframe } from '../../services/common/wireFormat.ts';
 import type { RunningLoop } from '../../services/common/transactionalLoop.ts';

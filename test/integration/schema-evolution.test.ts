@@ -1,6 +1,8 @@
 import avro from 'avsc';
 import { describe, expect, it } from 'vitest';
-import { decodeValidated, eventSchemas, schemaText, type ExposureEvent } from '../../services/common/eventSchemas.ts';
+import { decodeValidated } from '../../services/common/contracts/events.ts';
+import { type ExposureEvent } from '../../services/common/contracts/exposures.ts';
+import { eventSchemas, schemaText } from '../../services/common/eventSchemas.ts';
 import { isPipelineError } from '../../services/common/errors.ts';
 import { consumerGroup, valueSubject } from '../../services/common/topics.ts';
 import { frame, unframe } from '../../services/common/wireFormat.ts';

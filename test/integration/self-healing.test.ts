@@ -1,7 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { freePorts } from '../../infra/kafka/freePort.ts';
-import { eventSchemas, schemaText, type ExposureEvent } from '../../services/common/eventSchemas.ts';
+import { type ExposureEvent } from '../../services/common/contracts/exposures.ts';
+import { eventSchemas, schemaText } from '../../services/common/eventSchemas.ts';
 import { groupLag } from '../../services/common/groupProgress.ts';
 import { SchemaRegistryClient } from '../../services/common/schemaRegistryClient.ts';
 import { ensureTopics } from '../../services/common/topicAdmin.ts';

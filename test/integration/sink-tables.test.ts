@@ -1,7 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { encodeValidated, eventSchemas, schemaText, type DeadLetter, type ValidatedEvent } from '../../services/common/eventSchemas.ts';
+import { type DeadLetter } from '../../services/common/contracts/deadLetters.ts';
+import { encodeValidated, type ValidatedEvent } from '../../services/common/contracts/events.ts';
+import { eventSchemas, schemaText } from '../../services/common/eventSchemas.ts';
 import { createMetricsRegistry } from '../../services/common/metrics.ts';
 import { ensureTopics } from '../../services/common/topicAdmin.ts';
 import { consumerGroup, valueSubject } from '../../services/common/topics.ts';
@@ -72,9 +74,9 @@ describe('the sink lands every kind of record in its table', () => {
     ];
     const validated = (offset: number, event: ValidatedEvent['event']) => frame(eventsId, encodeValidated({ event, sourceTopic: 'raw', sourcePartition: 0, sourceOffset: offset, schemaId: 1, ingestTime: minute }));
     const events = [
-      validated(0, { eventId: 'x1', experimentId: 'numbers', variantId: 'control', userId: 'u1', eventTime: minute, context: null }),
-      validated(1, { eventId: 'm1', userId: 'u1', metric: 'revenue', value: Number.NaN, eventTime: minute }),
-      validated(2, { eventId: 'm2', userId: 'u1', metric: 'revenue', value: 7, eventTime: minute }),
+      validated(0, { kind: 'exposure' as const, eventId: 'x1', experimentId: 'numbers', variantId: 'control', userId: 'u1', eventTime: minute, context: null }),
+      validated(1, { kind: 'metric' as const, eventId: 'm1', userId: 'u1', metric: 'revenue', value: Number.NaN, eventTime: minute }),
+      validated(2, { kind: 'metric' as const, eventId: 'm2', userId: 'u1', metric: 'revenue', value: 7, eventTime: minute }),
     ];
     const timestamp = String(minute + 2_000);
     const producer = kafka.producer();

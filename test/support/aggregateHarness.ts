@@ -1,7 +1,8 @@
 import { committedTotal } from '../../services/common/groupProgress.ts';
 import { Partitioners } from 'kafkajs';
 import type { ExperimentDelta } from '../../services/aggregate/deltaAccumulator.ts';
-import { encodeValidated, eventSchemas, schemaText, type ExposureEvent, type MetricEvent } from '../../services/common/eventSchemas.ts';
+import { encodeValidated } from '../../services/common/contracts/events.ts';
+import { eventSchemas, schemaText } from '../../services/common/eventSchemas.ts';
 import { ensureTopics } from '../../services/common/topicAdmin.ts';
 import { consumerGroup, valueSubject } from '../../services/common/topics.ts';
 import { frame, unframe } from '../../services/common/wireFormat.ts';
@@ -10,6 +11,7 @@ import type { testPipeline } from './pipeline.ts';
 import { pacedFeed, type PacedFeed } from './pacedFeed.ts';
 import { readTopic } from './topicReader.ts';
 import { waitFor } from './waitFor.ts';
+import type { PipelineEvent } from '../../services/common/contracts/pipelineEvent.ts';
 
 type Pipeline = ReturnType<typeof testPipeline>;
 
@@ -20,7 +22,7 @@ type Pipeline = ReturnType<typeof testPipeline>;
  * mid-stream. The pacing simulates traffic; a test that must have events left for a later phase
  * holds the flow back with `upTo` and raises it through `feed.flowUpTo` (see pacedFeed.ts).
  */
-export async function seedAggregation(pipeline: Pipeline, events: (ExposureEvent | MetricEvent)[], pace: { upFront?: number; wave?: number; intervalMs?: number; upTo?: number } = {}): Promise<{ streaming: Promise<void>; feed: PacedFeed }> {
+export async function seedAggregation(pipeline: Pipeline, events: PipelineEvent[], pace: { upFront?: number; wave?: number; intervalMs?: number; upTo?: number } = {}): Promise<{ streaming: Promise<void>; feed: PacedFeed }> {
   const { kafka, topics, registry } = pipeline;
   await ensureTopics(kafka, topics, ['events', 'aggregates', 'definitions', 'state', 'aggregateChangelog']);
   await pipeline.publishDefinitions(fixtureDefinitions().map((d) => d.definition));

@@ -1,7 +1,9 @@
-import type { ExposureEvent, MetricEvent } from '../../services/common/eventSchemas.ts';
+import type { ExposureEvent } from '../../services/common/contracts/exposures.ts';
+import type { MetricEvent } from '../../services/common/contracts/metrics.ts';
 import { parseDefinition, type ExperimentDefinition, type PublishedDefinition } from '../../services/common/experimentDefinition.ts';
 import type { ExperimentDelta } from '../../services/aggregate/deltaAccumulator.ts';
 import { randomInt, seededRandom } from './random.ts';
+import type { PipelineEvent } from '../../services/common/contracts/pipelineEvent.ts';
 
 /**
  * A reproducible data set for the aggregator and an independent, straightforward
@@ -23,10 +25,10 @@ export function fixtureDefinitions(): PublishedDefinition[] {
   return defs.map((definition, i) => ({ experimentId: definition.id, version: i + 1, appliedAt: BASE_TIME, definition }));
 }
 
-export function generateEvents(seed: number, users: number, total: number): (ExposureEvent | MetricEvent)[] {
+export function generateEvents(seed: number, users: number, total: number): PipelineEvent[] {
   const random = seededRandom(seed);
   const defs = fixtureDefinitions();
-  const events: (ExposureEvent | MetricEvent)[] = [];
+  const events: PipelineEvent[] = [];
   const exposedAt = new Map<string, number>();
   const metrics = ['purchase', 'revenue', 'clicks', 'latency', 'not-in-any-experiment'];
   for (let i = 0; i < total; i++) {
@@ -45,17 +47,17 @@ export function generateEvents(seed: number, users: number, total: number): (Exp
       // though it happened a little later): an early metric.
       if (random() < 0.1 && i + 1 < total) {
         const metric = metrics[randomInt(random, metrics.length - 1)]!;
-        events.push({ eventId: `m${i}`, userId, metric, value: metric === 'purchase' ? 1 : Math.round(random() * 10_000) / 100, eventTime: eventTime + randomInt(random, 90_000) });
+        events.push({ kind: 'metric' as const, eventId: `m${i}`, userId, metric, value: metric === 'purchase' ? 1 : Math.round(random() * 10_000) / 100, eventTime: eventTime + randomInt(random, 90_000) });
         i++;
       }
-      events.push({ eventId: `x${i}`, experimentId, variantId, userId, eventTime, context: null });
+      events.push({ kind: 'exposure' as const, eventId: `x${i}`, experimentId, variantId, userId, eventTime, context: null });
     } else {
       const base = exposedAt.get(userId) ?? BASE_TIME;
       // Mostly within an hour after exposure; some before it, some days later (out of window).
       const offset = random() < 0.05 ? -randomInt(random, 3_600_000) : random() < 0.1 ? randomInt(random, 3 * 86_400_000) : randomInt(random, 3_600_000);
       const metric = metrics[randomInt(random, metrics.length)]!;
       const value = metric === 'purchase' ? 1 : Math.round(random() * 10_000) / 100 - (metric === 'latency' ? 0 : 5);
-      events.push({ eventId: `m${i}`, userId, metric, value, eventTime: base + offset });
+      events.push({ kind: 'metric' as const, eventId: `m${i}`, userId, metric, value, eventTime: base + offset });
     }
   }
   return events;
@@ -68,10 +70,10 @@ export interface Totals {
   metrics: Map<string, { sum: number; sumSquares: number; conversions: number; events: number }>;
 }
 
-export function oracle(definitions: PublishedDefinition[], events: (ExposureEvent | MetricEvent)[]): Totals {
+export function oracle(definitions: PublishedDefinition[], events: PipelineEvent[]): Totals {
   const totals: Totals = { users: new Map(), conflicts: new Map(), metrics: new Map() };
   const experimentMetrics = new Set(definitions.flatMap(({ definition }) => [...definition.primaryMetrics, ...definition.guardrailMetrics].map((m) => m.name)));
-  const byUser = new Map<string, (ExposureEvent | MetricEvent)[]>();
+  const byUser = new Map<string, PipelineEvent[]>();
   for (const e of events) byUser.set(e.userId, [...(byUser.get(e.userId) ?? []), e]);
   for (const userEvents of byUser.values()) {
     const keptAt = keptBeforeEach(userEvents, experimentMetrics);
@@ -105,7 +107,7 @@ export function oracle(definitions: PublishedDefinition[], events: (ExposureEven
 }
 
 /** For each of a user's events, the metric events kept as early metrics when it is handled. */
-function keptBeforeEach(userEvents: (ExposureEvent | MetricEvent)[], experimentMetrics: Set<string>): MetricEvent[][] {
+function keptBeforeEach(userEvents: PipelineEvent[], experimentMetrics: Set<string>): MetricEvent[][] {
   let newest = 0;
   let kept: MetricEvent[] = [];
   return userEvents.map((e) => {

@@ -43,8 +43,8 @@ describe('aggregation rules, one at a time', () => {
   const [checkout] = fixtureDefinitions();
   const defs = (id: string) => (id === checkout!.experimentId ? checkout : undefined);
   const t0 = Date.UTC(2026, 10, 20);
-  const expose = (variantId: string, eventTime = t0) => ({ eventId: 'x', experimentId: 'exp-checkout', variantId, userId: 'u', eventTime, context: null });
-  const metric = (name: string, value: number, eventTime = t0 + 1_000) => ({ eventId: 'm', userId: 'u', metric: name, value, eventTime });
+  const expose = (variantId: string, eventTime = t0) => ({ kind: 'exposure' as const, eventId: 'x', experimentId: 'exp-checkout', variantId, userId: 'u', eventTime, context: null });
+  const metric = (name: string, value: number, eventTime = t0 + 1_000) => ({ kind: 'metric' as const, eventId: 'm', userId: 'u', metric: name, value, eventTime });
 
   it('updates Σx and Σx² with (x+v)² − x² as a user total grows', () => {
     const state = emptyUserState();

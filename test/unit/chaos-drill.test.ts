@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { applyEvent } from '../../services/aggregate/applyEvent.ts';
 import { DeltaAccumulator, type ExperimentDelta } from '../../services/aggregate/deltaAccumulator.ts';
 import { emptyUserState, type UserState } from '../../services/aggregate/userState.ts';
-import { isExposure, type ExposureEvent, type MetricEvent } from '../../services/common/eventSchemas.ts';
+import { isExposure, type PipelineEvent } from '../../services/common/contracts/pipelineEvent.ts';
 import { seededRandom } from '../../services/common/random.ts';
 import { accountRawRecords, type IngestOutput, type RawEntry, type SentSummary } from '../../chaos/accounting.ts';
 import { drillOptions, parseFaults } from '../../chaos/drillOptions.ts';
@@ -19,9 +19,9 @@ const TRAFFIC: TrafficExperiment[] = [
   { id: BROKEN_EXPERIMENT.id, variants: Object.entries(BROKEN_SPLIT).map(([id, share]) => ({ id, share })), metrics: ['purchase'], weight: 2 },
 ];
 
-function drillEvents(users: number, seed: number): (ExposureEvent | MetricEvent)[] {
+function drillEvents(users: number, seed: number): PipelineEvent[] {
   const random = seededRandom(seed);
-  const events: (ExposureEvent | MetricEvent)[] = [];
+  const events: PipelineEvent[] = [];
   for (let n = 0; n < users; n++) {
     for (const s of userSends(n, 1_800_000_000_000 + n * 10, random, TRAFFIC)) if (s.via === 'event' && s.expected === 'valid') events.push(s.event);
   }
@@ -41,7 +41,7 @@ describe('chaos drill: the oracle', () => {
       const exposures = events.filter(isExposure);
       const metrics = events.filter((e) => !isExposure(e));
       const lag = Math.floor(random() * 2_000);
-      const arrival: (ExposureEvent | MetricEvent)[] = [];
+      const arrival: PipelineEvent[] = [];
       let x = 0;
       let m = 0;
       while (x < exposures.length || m < metrics.length) {

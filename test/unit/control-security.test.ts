@@ -1,10 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { DEFINITION_LIMITS, parseDefinition } from '../../services/common/experimentDefinition.ts';
 import { generateSigningKeyPair, privateKeyFromPem, signPayload } from '../../services/common/signing.ts';
-import { appendRecord, verifyChain, type AuditFields, type AuditRecord } from '../../services/control/auditChain.ts';
+import { appendRecord, verifyChain } from '../../services/common/auditChain.ts';
+import { type AuditFields, type AuditRecord } from '../../services/common/contracts/audit.ts';
 import { Keyring } from '../../services/control/keyring.ts';
 import { RefusalAudit, type Refusal, type RefusalNote } from '../../services/control/refusalAudit.ts';
-import { COMMAND_LIMITS, verifyCommand, type CommandFields } from '../../services/control/verifyCommand.ts';
+import type { ControlCommand } from '../../services/common/contracts/controlCommands.ts';
+import { COMMAND_LIMITS, verifyCommand } from '../../services/control/verifyCommand.ts';
 
 const guardian = generateSigningKeyPair();
 const operator = generateSigningKeyPair();
@@ -20,9 +22,9 @@ const keyring = Keyring.parse({
 }, 'test keyring');
 const NOW = Date.UTC(2026, 10, 25, 12);
 
-function signed(over: Partial<CommandFields>, privateKeyPem: string): CommandFields {
+function signed(over: Partial<ControlCommand>, privateKeyPem: string): ControlCommand {
   const unsigned = { commandId: 'c1', experimentId: 'exp', action: 'HALT', reason: 'r', evidence: '{}', issuer: 'guardian', issuedAt: NOW - 1_000, nonce: 'n1', ...over };
-  const { signature: _s, ...fields } = unsigned as CommandFields;
+  const { signature: _s, ...fields } = unsigned as ControlCommand;
   return { ...fields, signature: signPayload(fields, privateKeyFromPem(privateKeyPem)) };
 }
 

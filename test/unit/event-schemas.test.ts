@@ -1,7 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import type avro from 'avsc';
 import { decodeExperimentStatus, encodeExperimentStatus, type ExperimentStatus } from '../../services/common/experimentStatus.ts';
-import { decodeValidated, encodeValidated, eventSchemas, type DeadLetter, type ExposureEvent, type MetricEvent, type ValidatedEvent } from '../../services/common/eventSchemas.ts';
+import { type DeadLetter } from '../../services/common/contracts/deadLetters.ts';
+import { decodeValidated, encodeValidated, type ValidatedEvent } from '../../services/common/contracts/events.ts';
+import { type ExposureEvent } from '../../services/common/contracts/exposures.ts';
+import { type MetricEvent } from '../../services/common/contracts/metrics.ts';
+import { eventSchemas } from '../../services/common/eventSchemas.ts';
 
 /** Field names of an Avro record type, in order. */
 const fieldsOf = (type: avro.Type) => (type as avro.types.RecordType).fields.map((f) => f.name);
@@ -30,7 +34,7 @@ describe('the TypeScript event types agree with schemas/*.avsc', () => {
   });
 
   it('round-trips a ValidatedEvent of either kind through Avro', () => {
-    for (const event of [exposure, metric]) {
+    for (const event of [{ ...exposure, kind: 'exposure' as const }, { ...metric, kind: 'metric' as const }]) {
       const validated: ValidatedEvent = { event, sourceTopic: 'raw', sourcePartition: 2, sourceOffset: 99, schemaId: 3, ingestTime: 5 };
       expect(fieldsOf(eventSchemas().validated)).toEqual(Object.keys(validated));
       expect({ ...decodeValidated(encodeValidated(validated)) }).toEqual({ ...validated, event: expect.objectContaining(event) });

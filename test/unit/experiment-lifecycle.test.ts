@@ -12,10 +12,12 @@ import { decodeExperimentStatus } from '../../services/common/experimentStatus.t
 import { Keyring } from '../../services/common/keyring.ts';
 import { generateSigningKeyPair, privateKeyFromPem, signPayload } from '../../services/common/signing.ts';
 import { frame } from '../../services/common/wireFormat.ts';
-import { verifyChain } from '../../services/control/auditChain.ts';
-import { decodeCommandBody, signedCommand } from '../../services/control/commandSigner.ts';
+import { verifyChain } from '../../services/common/auditChain.ts';
+import { signedCommand } from '../../services/common/commandSigning.ts';
+import { decodeCommandBody } from '../../services/common/contracts/controlCommands.ts';
 import { emptyControlState, type ControlState } from '../../services/control/controlState.ts';
-import { decideCommand, definedVersion, type ControlInput, type Decision } from '../../services/control/decideCommand.ts';
+import { definedVersion } from '../../services/common/contracts/audit.ts';
+import { decideCommand, type ControlInput, type Decision } from '../../services/control/decideCommand.ts';
 import { verifyCommand } from '../../services/control/verifyCommand.ts';
 
 const NAMES = ['control', 'bob', 'alice', 'carol', 'guardian', 'mallory'] as const;

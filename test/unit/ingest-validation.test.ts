@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { ExposureEvent, MetricEvent } from '../../services/common/eventSchemas.ts';
+import type { ExposureEvent } from '../../services/common/contracts/exposures.ts';
+import type { MetricEvent } from '../../services/common/contracts/metrics.ts';
 import { ERROR_CODES } from '../../services/common/errors.ts';
 import { chunksUnder } from '../../services/common/outputChunks.ts';
 import { frame, unframe } from '../../services/common/wireFormat.ts';

@@ -1,10 +1,8 @@
 import type { Kafka } from 'kafkajs';
 import type { ClickHouseHandle } from '../../common/clickhouse.ts';
 import { CompactedTopicTable } from '../../common/compactedTopicTable.ts';
-import { eventSchemas } from '../../common/eventSchemas.ts';
 import type { Logger } from '../../common/logger.ts';
-import { unframe } from '../../common/wireFormat.ts';
-import type { AuditRecord } from '../../control/auditChain.ts';
+import { auditRecords, type AuditRecord } from '../../common/contracts/audit.ts';
 
 /**
  * The audit log as stored, in stored order, for `expctl audit verify`: from exp.audit in
@@ -18,14 +16,10 @@ export async function auditFromKafka(kafka: Kafka, topic: string, logger: Logger
     topic,
     logger,
     decode: (_key, value, offset) => {
-      const framed = unframe(value);
-      let record: AuditRecord;
-      try {
-        if (!framed.ok) throw new Error(framed.detail);
-        record = eventSchemas().audit.fromBuffer(framed.body) as AuditRecord;
-      } catch (err) {
-        record = { sequence: -1, previousHash: '', recordHash: '', decidedAt: 0, decision: 'REJECTED', reason: `unreadable record at offset ${offset}: ${(err as Error).message}`, commandId: null, experimentId: null, action: null, issuer: null, sourceTopic: topic, sourcePartition: 0, sourceOffset: Number(offset) };
-      }
+      const decoded = auditRecords.decode(value);
+      const record: AuditRecord = decoded.ok
+        ? decoded.value
+        : { sequence: -1, previousHash: '', recordHash: '', decidedAt: 0, decision: 'REJECTED', reason: `unreadable record at offset ${offset}: ${decoded.detail}`, commandId: null, experimentId: null, action: null, issuer: null, sourceTopic: topic, sourcePartition: 0, sourceOffset: Number(offset) };
       return { key: offset.padStart(20, '0'), value: record };
     },
   });

@@ -4,7 +4,7 @@ import { openClickHouse } from '../../common/clickhouse.ts';
 import type { Config } from '../../common/config.ts';
 import { PipelineError, errorMessage } from '../../common/errors.ts';
 import { createServiceContext } from '../../common/serviceProcess.ts';
-import { verifyChain } from '../../control/auditChain.ts';
+import { verifyChain } from '../../common/auditChain.ts';
 import { auditFromClickHouse, auditFromKafka } from '../audit/readAuditLog.ts';
 
 /**

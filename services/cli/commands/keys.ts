@@ -4,7 +4,7 @@ import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { PipelineError } from '../../common/errors.ts';
 import { generateSigningKeyPair } from '../../common/signing.ts';
-import { ROLES, type Role } from '../../control/keyring.ts';
+import { ROLES, type Role } from '../../common/keyring.ts';
 
 /** `expctl keys generate <principal>`: an Ed25519 key pair for signing control commands. */
 export function registerKeyCommands(program: Command): void {

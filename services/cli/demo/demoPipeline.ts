@@ -14,7 +14,7 @@ import { consumerGroup, topicNames, type TopicNames } from '../../common/topics.
 import { startAggregate } from '../../aggregate/aggregateService.ts';
 import { startAdminApi } from '../../control/adminApi.ts';
 import { startControl } from '../../control/controlService.ts';
-import { Keyring } from '../../control/keyring.ts';
+import { Keyring } from '../../common/keyring.ts';
 import { startGuard } from '../../guard/guardService.ts';
 import { startIngest } from '../../ingest/ingestService.ts';
 import { freshnessOf } from '../../control/verifyCommand.ts';

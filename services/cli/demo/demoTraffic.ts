@@ -1,4 +1,5 @@
-import type { ExposureEvent, MetricEvent } from '../../common/eventSchemas.ts';
+import type { ExposureEvent } from '../../common/contracts/exposures.ts';
+import type { MetricEvent } from '../../common/contracts/metrics.ts';
 import { gaussian } from '../../common/random.ts';
 
 /**

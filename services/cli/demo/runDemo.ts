@@ -6,10 +6,8 @@ import { experimentStatusTable, type ExperimentStatus } from '../../common/exper
 import { committedTotal, groupLag, waitUntilSettled } from '../../common/groupProgress.ts';
 import type { Logger } from '../../common/logger.ts';
 import { seededRandom } from '../../common/random.ts';
-import { unframe } from '../../common/wireFormat.ts';
-import { decodeCommandBody } from '../../control/commandSigner.ts';
 import type { ExperimentResults } from '../../control/liveResults.ts';
-import type { CommandFields } from '../../control/verifyCommand.ts';
+import { controlCommands, type ControlCommand } from '../../common/contracts/controlCommands.ts';
 import { EventProducer } from '../../producer/eventProducer.ts';
 import { applyDefinitions, moveExperiment, type CommandOutcome } from '../experiments/controlCommands.ts';
 import type { Progress } from '../progress.ts';
@@ -82,13 +80,11 @@ export async function runDemo(options: DemoOptions): Promise<DemoOutcome> {
     const statusTable = experimentStatusTable(kafka, topics.state, options.logger, (experimentId, status) => {
       if (status?.status === 'HALTED' && !halted.has(experimentId)) halted.set(experimentId, status);
     });
-    const controlTopic = new CompactedTopicTable<CommandFields>({
+    const controlTopic = new CompactedTopicTable<ControlCommand>({
       kafka, topic: topics.control, logger: options.logger,
       decode: (_key, value) => {
-        const framed = unframe(value);
-        if (!framed.ok) return undefined;
-        const command = decodeCommandBody(framed.body);
-        return { key: command.commandId, value: command };
+        const decoded = controlCommands.decode(value);
+        return decoded.ok ? { key: decoded.value.commandId, value: decoded.value } : undefined;
       },
     });
     await Promise.all([statusTable.start(), controlTopic.start()]);

@@ -1,20 +1,17 @@
 import { randomUUID, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Partitioners, type Kafka } from 'kafkajs';
+import { signedCommand } from '../../common/commandSigning.ts';
+import { auditRecords, definedVersion, type AuditRecord } from '../../common/contracts/audit.ts';
+import { controlCommands, type ControlCommand } from '../../common/contracts/controlCommands.ts';
 import { PipelineError, errorMessage } from '../../common/errors.ts';
-import { eventSchemas, schemaText } from '../../common/eventSchemas.ts';
 import type { ExperimentDefinition } from '../../common/experimentDefinition.ts';
 import type { LifecycleAction } from '../../common/experimentLifecycle.ts';
 import type { Logger } from '../../common/logger.ts';
 import type { SchemaRegistryClient } from '../../common/schemaRegistryClient.ts';
 import { privateKeyFromPem } from '../../common/signing.ts';
 import { ensureTopics } from '../../common/topicAdmin.ts';
-import { valueSubject, type TopicNames } from '../../common/topics.ts';
-import { unframe } from '../../common/wireFormat.ts';
-import type { AuditRecord } from '../../control/auditChain.ts';
-import { encodeCommandRecord, signedCommand } from '../../control/commandSigner.ts';
-import { definedVersion } from '../../control/decideCommand.ts';
-import type { CommandFields } from '../../control/verifyCommand.ts';
+import type { TopicNames } from '../../common/topics.ts';
 
 /**
  * Commands signed with the caller's own key, put on exp.control, and the control service's
@@ -73,10 +70,10 @@ export async function moveExperiment(context: CommandContext, signer: CommandSig
 }
 
 /** Puts signed commands on exp.control and waits (up to `timeoutMs`) for the control service's decision on each. */
-export async function submitCommands(context: CommandContext, commands: CommandFields[], timeoutMs = 30_000): Promise<CommandOutcome[]> {
+export async function submitCommands(context: CommandContext, commands: ControlCommand[], timeoutMs = 30_000): Promise<CommandOutcome[]> {
   const { kafka, topics } = context;
   await ensureTopics(kafka, topics, ['control', 'audit']);
-  const schemaId = await context.registry.register(valueSubject(topics.control), schemaText(eventSchemas().controlCommand));
+  const commandOut = await controlCommands.bind(context.registry, topics);
   const decisions = await watchDecisions(kafka, topics.audit, new Set(commands.map((c) => c.commandId)), timeoutMs);
   try {
     const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
@@ -84,7 +81,7 @@ export async function submitCommands(context: CommandContext, commands: CommandF
     try {
       // In requests well below the broker's message.max.bytes (1 MiB by default, for a whole
       // batch): an apply of up to MAX_FILES_PER_APPLY definitions, each up to tens of KB, is more.
-      for (const messages of inChunks(commands.map((c) => ({ key: c.experimentId, value: encodeCommandRecord(c, schemaId) })), SEND_CHUNK_BYTES)) {
+      for (const messages of inChunks(commands.map((c) => commandOut.message(c)), SEND_CHUNK_BYTES)) {
         await producer.send({ topic: topics.control, acks: -1, messages });
       }
     } finally {
@@ -147,9 +144,9 @@ async function watchDecisions(kafka: Kafka, topic: string, commandIds: Set<strin
   await consumer.run({
     eachMessage: async ({ partition, message }) => {
       if (BigInt(message.offset) < (from.get(partition) ?? 0n)) return;
-      const framed = unframe(message.value);
-      if (!framed.ok) return;
-      const record = eventSchemas().audit.fromBuffer(framed.body) as AuditRecord;
+      const decoded = auditRecords.decode(message.value);
+      if (!decoded.ok) return;
+      const record = decoded.value;
       if (record.commandId && commandIds.has(record.commandId)) found.set(record.commandId, record);
       if (found.size === commandIds.size) done();
     },

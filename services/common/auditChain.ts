@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { canonicalEncoding } from '../common/signing.ts';
+import type { AuditFields, AuditRecord } from './contracts/audit.ts';
+import { canonicalEncoding } from './signing.ts';
 
 /**
  * The append-only, hash-chained audit log: each record carries the SHA-256 of the previous
@@ -7,25 +8,6 @@ import { canonicalEncoding } from '../common/signing.ts';
  * reordering any record breaks the chain at that point, which `verifyChain` reports.
  */
 export const GENESIS_HASH = '0'.repeat(64);
-
-export interface AuditFields {
-  decidedAt: number;
-  decision: 'ACCEPTED' | 'REJECTED';
-  reason: string;
-  commandId: string | null;
-  experimentId: string | null;
-  action: string | null;
-  issuer: string | null;
-  sourceTopic: string;
-  sourcePartition: number;
-  sourceOffset: number;
-}
-
-export interface AuditRecord extends AuditFields {
-  sequence: number;
-  previousHash: string;
-  recordHash: string;
-}
 
 export function hashRecord(record: Omit<AuditRecord, 'recordHash'>): string {
   return createHash('sha256').update(canonicalEncoding(record as unknown as Record<string, unknown>)).digest('hex');

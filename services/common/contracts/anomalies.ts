@@ -1,0 +1,18 @@
+import { defineContract } from './codec.ts';
+
+/** A signal on exp.anomalies (schemas/Anomaly.avsc), keyed by experiment ("*": pipeline-wide). */
+export interface Anomaly {
+  anomalyId: string;
+  experimentId: string;
+  type: string;
+  severity: string;
+  variantId: string | null;
+  metric: string | null;
+  definitionVersion: number;
+  detectedAt: number;
+  halted: boolean;
+  /** JSON. */
+  evidence: string;
+}
+
+export const anomalies = defineContract<Anomaly>({ topic: 'anomalies', schema: 'anomaly', key: (a) => a.experimentId });

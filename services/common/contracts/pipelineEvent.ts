@@ -1,0 +1,37 @@
+import type { ExposureEvent } from './exposures.ts';
+import type { MetricEvent } from './metrics.ts';
+
+/**
+ * An event inside the pipeline: a raw record tagged with its kind when it is decoded. The
+ * tag is TypeScript only (the wire format does not carry it, so old records read unchanged);
+ * code branches with `switch (event.kind)` ending in `unreachable(event)`, so a third kind
+ * of event fails to compile wherever it is not handled.
+ */
+export type Exposure = ExposureEvent & { kind: 'exposure' };
+export type Metric = MetricEvent & { kind: 'metric' };
+export type PipelineEvent = Exposure | Metric;
+export type EventKind = PipelineEvent['kind'];
+
+export function exposure(event: ExposureEvent): Exposure {
+  return { ...event, kind: 'exposure' };
+}
+
+export function metric(event: MetricEvent): Metric {
+  return { ...event, kind: 'metric' };
+}
+
+/** For filters; branching code uses a switch on `kind` instead. */
+export function isExposure(event: PipelineEvent): event is Exposure {
+  return event.kind === 'exposure';
+}
+
+/** The exhaustiveness check closing every `switch (event.kind)`. */
+export function unreachable(value: never): never {
+  throw new Error(`unhandled event kind: ${JSON.stringify(value)}`);
+}
+
+/** The Avro record of an event, without the TypeScript-only tag. */
+export function withoutKind(event: PipelineEvent): ExposureEvent | MetricEvent {
+  const { kind: _kind, ...record } = event;
+  return record;
+}
