@@ -256,7 +256,7 @@ export async function startAdminApi(options: AdminApiOptions): Promise<AdminApi>
     const command = signedCommand({ ...fields, reason: `${fields.reason} (requested by ${principal.name} via the admin API)` }, options.signer.principal, options.signer.privateKey);
     const { experimentId } = fields;
     // Settled once the readers show what the decision changed (status and definition commit with the audit record).
-    const shown = (record: AuditRecord) => fields.action === 'DEFINE' ? definedVersion(record.reason)?.version === definitions.get(experimentId)?.version && statuses.get(experimentId) !== undefined : record.reason.includes('no change') || statuses.get(experimentId)?.commandId === command.commandId;
+    const shown = (record: AuditRecord) => fields.action === 'DEFINE' ? definedVersion(record.reason)?.version === definitions.get(experimentId)?.version && statuses.get(experimentId) !== undefined : record.reasonCode === 'HALT_UNCHANGED' || statuses.get(experimentId)?.commandId === command.commandId;
     const decided = waitForDecision(command.commandId, options.decisionTimeoutMs ?? 10_000, shown);
     await publish(command);
     const decision = await decided;
