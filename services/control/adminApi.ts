@@ -108,7 +108,7 @@ export async function startAdminApi(options: AdminApiOptions): Promise<AdminApi>
   const commandOut = await controlCommands.bind(options.registry, topics);
   const unreadable = new UnreadableRecords(options.metrics, log);
   const definitions = new DefinitionsTable(kafka, topics.definitions, log, { keyring, metrics: options.metrics });
-  const statuses = experimentStatusTable(kafka, topics.state, log);
+  const statuses = experimentStatusTable(kafka, topics.state, log, { metrics: options.metrics });
   // Halt and resume wait for the control service's decision on their command: the audit
   // table hands each new record to the waiter for its command id.
   const decisionWaiters = new Map<string, (record: AuditRecord) => void>();
