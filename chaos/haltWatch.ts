@@ -9,8 +9,10 @@ import type { Logger } from '../services/common/logger.ts';
 export async function watchForHalt(kafka: Kafka, stateTopic: string, logger: Logger, experimentId: string, timeoutMs: number): Promise<ExperimentStatus | undefined> {
   let onHalt: (status: ExperimentStatus) => void = () => {};
   const halted = new Promise<ExperimentStatus>((resolve) => (onHalt = resolve));
-  const table = experimentStatusTable(kafka, stateTopic, logger, (id, status) => {
-    if (id === experimentId && status?.status === 'HALTED') onHalt(status);
+  const table = experimentStatusTable(kafka, stateTopic, logger, {
+    onChange: (id, status) => {
+      if (id === experimentId && status?.status === 'HALTED') onHalt(status);
+    },
   });
   let timer: NodeJS.Timeout | undefined;
   try {

@@ -52,7 +52,7 @@ export async function startAggregate(options: AggregateOptions): Promise<Running
   const deltasOut = await aggregates.bind(options.registry, topics);
   const unreadable = new UnreadableRecords(options.metrics, log);
   const definitions = new DefinitionsTable(kafka, topics.definitions, log, { keyring: options.keyring, metrics: options.metrics });
-  const statuses = experimentStatusTable(kafka, topics.state, log);
+  const statuses = experimentStatusTable(kafka, topics.state, log, { metrics: options.metrics });
   await Promise.all([definitions.start(), statuses.start()]);
   const lifecycle = (experimentId: string) => statuses.get(experimentId);
   const metrics = createAggregateMetrics(options.metrics);

@@ -10,7 +10,11 @@ import { canonicalEncoding } from './signing.ts';
 export const GENESIS_HASH = '0'.repeat(64);
 
 export function hashRecord(record: Omit<AuditRecord, 'recordHash'>): string {
-  return createHash('sha256').update(canonicalEncoding(record as unknown as Record<string, unknown>)).digest('hex');
+  // Records written before reasonCode existed were hashed without it (they decode with null):
+  // an absent code is left out, so their hashes still hold; a code that is there is covered.
+  const { reasonCode, ...rest } = record;
+  const hashed = reasonCode === null || reasonCode === undefined ? rest : record;
+  return createHash('sha256').update(canonicalEncoding(hashed as unknown as Record<string, unknown>)).digest('hex');
 }
 
 export function appendRecord(previous: AuditRecord | undefined, fields: AuditFields): AuditRecord {

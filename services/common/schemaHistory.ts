@@ -18,6 +18,7 @@ export const SCHEMA_HISTORY = {
   controlCommand: ['ControlCommand.v1'],
   experimentStatus: ['ExperimentStatus.v1'],
   definition: ['ExperimentDefinitionRecord.v1'],
+  audit: ['AuditRecord.v1'],
 } as const satisfies Partial<Record<keyof EventSchemas, readonly string[]>>;
 
 export type EvolvedSchema = keyof typeof SCHEMA_HISTORY;

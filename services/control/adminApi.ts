@@ -108,7 +108,7 @@ export async function startAdminApi(options: AdminApiOptions): Promise<AdminApi>
   const commandOut = await controlCommands.bind(options.registry, topics);
   const unreadable = new UnreadableRecords(options.metrics, log);
   const definitions = new DefinitionsTable(kafka, topics.definitions, log, { keyring, metrics: options.metrics });
-  const statuses = experimentStatusTable(kafka, topics.state, log);
+  const statuses = experimentStatusTable(kafka, topics.state, log, { metrics: options.metrics });
   // Halt and resume wait for the control service's decision on their command: the audit
   // table hands each new record to the waiter for its command id.
   const decisionWaiters = new Map<string, (record: AuditRecord) => void>();
@@ -256,7 +256,7 @@ export async function startAdminApi(options: AdminApiOptions): Promise<AdminApi>
     const command = signedCommand({ ...fields, reason: `${fields.reason} (requested by ${principal.name} via the admin API)` }, options.signer.principal, options.signer.privateKey);
     const { experimentId } = fields;
     // Settled once the readers show what the decision changed (status and definition commit with the audit record).
-    const shown = (record: AuditRecord) => fields.action === 'DEFINE' ? definedVersion(record.reason)?.version === definitions.get(experimentId)?.version && statuses.get(experimentId) !== undefined : record.reason.includes('no change') || statuses.get(experimentId)?.commandId === command.commandId;
+    const shown = (record: AuditRecord) => fields.action === 'DEFINE' ? definedVersion(record.reason)?.version === definitions.get(experimentId)?.version && statuses.get(experimentId) !== undefined : record.reasonCode === 'HALT_UNCHANGED' || statuses.get(experimentId)?.commandId === command.commandId;
     const decided = waitForDecision(command.commandId, options.decisionTimeoutMs ?? 10_000, shown);
     await publish(command);
     const decision = await decided;

@@ -95,8 +95,7 @@ export async function startControl(options: ControlOptions): Promise<RunningLoop
         outputs.push({ topic: statusOut.topic, message: statusOut.message(decision.status) });
         stored.set(changelogKeys.status(decision.status.experimentId), decision.status);
       }
-      const code = decision.audit.reason.slice(0, decision.audit.reason.indexOf(':'));
-      decisions.inc({ decision: decision.audit.decision, reason: code });
+      decisions.inc({ decision: decision.audit.decision, reason: decision.audit.reasonCode ?? 'UNKNOWN' });
       const fields = { sequence: decision.audit.sequence, decision: decision.audit.decision, reason: decision.audit.reason, experimentId: decision.audit.experimentId, action: decision.audit.action, issuer: decision.audit.issuer };
       if (decision.audit.decision === 'REJECTED') log.warn(fields, 'control.rejected');
       else log.info({ ...fields, status: decision.status?.status, definitionVersion: decision.definition?.published.version }, 'control.accepted');

@@ -57,13 +57,13 @@ export function decideCommand(input: ControlInput, state: ControlState, context:
   const nothing = { status: undefined, definition: undefined };
 
   if ('undecodable' in input.command) {
-    return { audit: chain({ decision: 'REJECTED', reason: `MALFORMED: ${input.command.undecodable}`, commandId: null, experimentId: null, action: null, issuer: null }), ...nothing, nonce: undefined };
+    return { audit: chain({ decision: 'REJECTED', reason: `MALFORMED: ${input.command.undecodable}`, reasonCode: 'MALFORMED', commandId: null, experimentId: null, action: null, issuer: null }), ...nothing, nonce: undefined };
   }
   const command = input.command;
   const identity = { commandId: str(command.commandId), experimentId: str(command.experimentId), action: str(command.action), issuer: str(command.issuer) };
   const verdict = verifyCommand(command, context.keyring, state.nonces, context.now, context.freshness);
   if (!verdict.accepted) {
-    return { audit: chain({ decision: 'REJECTED', reason: `${verdict.rejection}: ${verdict.detail}`, ...identity }), ...nothing, nonce: undefined };
+    return { audit: chain({ decision: 'REJECTED', reason: `${verdict.rejection}: ${verdict.detail}`, reasonCode: verdict.rejection, ...identity }), ...nothing, nonce: undefined };
   }
   const nonce = { nonce: command.nonce!, issuedAt: command.issuedAt! };
   const issuer = verdict.principal;
@@ -71,10 +71,10 @@ export function decideCommand(input: ControlInput, state: ControlState, context:
   if (input.apiRefusal !== undefined) {
     // A refusal note: only the admin API may write one; it changes nothing but the audit log.
     if (issuer !== context.apiPrincipal) {
-      return { audit: chain({ decision: 'REJECTED', reason: `MALFORMED: a refusal note signed by ${issuer}, not by the admin API`, ...identity }), ...nothing, nonce };
+      return { audit: chain({ decision: 'REJECTED', reason: `MALFORMED: a refusal note signed by ${issuer}, not by the admin API`, reasonCode: 'MALFORMED', ...identity }), ...nothing, nonce };
     }
     const refusal = { sourceTopic: ADMIN_API_SOURCE, sourcePartition: -1, sourceOffset: -1 };
-    return { audit: chain({ decision: 'REJECTED', reason: `API_${input.apiRefusal}: ${command.reason}`, ...identity }, refusal), ...nothing, nonce };
+    return { audit: chain({ decision: 'REJECTED', reason: `API_${input.apiRefusal}: ${command.reason}`, reasonCode: `API_${input.apiRefusal}`, ...identity }, refusal), ...nothing, nonce };
   }
 
   const experimentId = command.experimentId!;
@@ -83,8 +83,9 @@ export function decideCommand(input: ControlInput, state: ControlState, context:
   const current = state.statuses.get(experimentId);
   const held = state.definitions.get(experimentId);
   const sequence = (state.lastAudit?.sequence ?? 0) + 1;
-  const rejected = (code: string, detail: string): Decision => ({ audit: chain({ decision: 'REJECTED', reason: `${code}: ${detail}`, ...identity }), ...nothing, nonce });
-  const accepted = (text: string, outputs: Partial<Pick<Decision, 'status' | 'definition'>> = {}): Decision => ({ audit: chain({ decision: 'ACCEPTED', reason: text, ...identity }), ...nothing, ...outputs, nonce });
+  // The code is a field of the audit record and leads its text (`CODE: detail`) for people reading the log.
+  const rejected = (code: string, detail: string): Decision => ({ audit: chain({ decision: 'REJECTED', reason: `${code}: ${detail}`, reasonCode: code, ...identity }), ...nothing, nonce });
+  const accepted = (code: AcceptedCode, text: string, outputs: Partial<Pick<Decision, 'status' | 'definition'>> = {}): Decision => ({ audit: chain({ decision: 'ACCEPTED', reason: `${code.replace(UNCHANGED_SUFFIX, '')}: ${text}`, reasonCode: code, ...identity }), ...nothing, ...outputs, nonce });
   const next = (status: ExperimentState, changes: Partial<ExperimentStatus> = {}): ExperimentStatus => ({
     experimentId,
     status,
@@ -112,10 +113,10 @@ export function decideCommand(input: ControlInput, state: ControlState, context:
     case 'DEFINE':
       return define();
     case 'HALT':
-      if (current?.status === to) return accepted(`HALT: already halted since ${new Date(current.since).toISOString()} by ${current.by}; no change (${reason})`);
-      return accepted(`HALT: ${reason}`, { status: next(to) });
+      if (current?.status === to) return accepted('HALT_UNCHANGED', `already halted since ${new Date(current.since).toISOString()} by ${current.by}; no change (${reason})`);
+      return accepted('HALT', reason, { status: next(to) });
     case 'START':
-      return accepted(`START: ${reason}`, { status: next(to, { startedAt: context.now }) });
+      return accepted('START', reason, { status: next(to, { startedAt: context.now }) });
     case 'CONCLUDE': {
       let requested: unknown;
       try {
@@ -125,10 +126,10 @@ export function decideCommand(input: ControlInput, state: ControlState, context:
       }
       const decision = parseDecision(requested, held?.definition.variants.map((v) => v.id) ?? []);
       if (!decision.ok) return rejected('INVALID_DECISION', decision.problem);
-      return accepted(`CONCLUDE: ${decision.decision}: ${reason}`, { status: next(to, { concludedAt: context.now, decision: decision.decision }) });
+      return accepted('CONCLUDE', `${decision.decision}: ${reason}`, { status: next(to, { concludedAt: context.now, decision: decision.decision }) });
     }
     default:
-      return accepted(`${action}: ${reason}`, { status: next(to) });
+      return accepted(action, reason, { status: next(to) });
   }
 
   /** A new definition, or a new version of one: validated, and judged against the one in force. */
@@ -147,7 +148,7 @@ export function decideCommand(input: ControlInput, state: ControlState, context:
       return rejected('INVALID_DEFINITION', (err as Error).message.replace(/\n\s*/g, ' ').slice(0, 1_000));
     }
     if (definition.id !== experimentId) return rejected('INVALID_DEFINITION', `the definition is of '${definition.id}', the command of '${experimentId}'`);
-    if (held && isDeepStrictEqual(held.definition, definition)) return accepted(`DEFINE: unchanged at version ${held.version}: ${reason}`);
+    if (held && isDeepStrictEqual(held.definition, definition)) return accepted('DEFINE_UNCHANGED', `unchanged at version ${held.version}: ${reason}`);
     const changes = held ? definitionChanges(held.definition, definition) : [];
     if (current?.status === 'RUNNING' || current?.status === 'HALTED') {
       const invalidating = changes.filter((c) => c.invalidates).map((c) => c.field);
@@ -158,9 +159,16 @@ export function decideCommand(input: ControlInput, state: ControlState, context:
     const version = (held?.version ?? 0) + 1;
     const published: ControlDefinition = { version, appliedAt: context.now, definition, commandId: command.commandId!, definedBy: issuer, auditSequence: sequence };
     const what = held ? `changed ${changes.map((c) => c.field).join(', ')}` : current ? `first definition of a ${current.status} experiment` : 'new experiment, DRAFT';
-    return accepted(`DEFINE: version ${version} (${what}): ${reason}`, { definition: { experimentId, published }, ...(current ? {} : { status: next('DRAFT', { definitionVersion: version }) }) });
+    return accepted('DEFINE', `version ${version} (${what}): ${reason}`, { definition: { experimentId, published }, ...(current ? {} : { status: next('DRAFT', { definitionVersion: version }) }) });
   }
 }
+
+/**
+ * The code of an accepted decision: the action, or `<action>_UNCHANGED` for one that changed
+ * nothing (a HALT of a halted experiment, a DEFINE identical to the version in force).
+ */
+export type AcceptedCode = LifecycleAction | 'HALT_UNCHANGED' | 'DEFINE_UNCHANGED';
+const UNCHANGED_SUFFIX = /_UNCHANGED$/;
 
 /** Nonces whose commands can no longer be fresh: they need not be remembered. */
 export function expiredNonces(nonces: ReadonlyMap<string, number>, now: number, freshness: Freshness): string[] {

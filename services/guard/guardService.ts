@@ -56,7 +56,7 @@ export async function startGuard(options: GuardOptions): Promise<RunningLoop> {
   const definitions = new DefinitionsTable(kafka, topics.definitions, log, { keyring: options.keyring, metrics: options.metrics });
   await definitions.start();
   // Only running experiments are acted on; a halted one keeps being counted all the same.
-  const statuses = experimentStatusTable(kafka, topics.state, log);
+  const statuses = experimentStatusTable(kafka, topics.state, log, { metrics: options.metrics });
   await statuses.start();
   const signals = new Counter({ name: 'guard_signals_total', help: 'Anomaly signals raised, by type and whether they halted', labelNames: ['type', 'halted'], registers: [options.metrics] });
   const lag = new Gauge({ name: 'guard_consumer_lag', help: 'Aggregate deltas not yet evaluated, by partition', labelNames: ['partition'], registers: [options.metrics] });

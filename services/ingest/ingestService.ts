@@ -53,7 +53,7 @@ export async function startIngest(options: IngestOptions): Promise<RunningLoop> 
   const dlqRate = new DlqRateMonitor();
   if (options.checkExperiments && !options.keyring) throw new PipelineError('CONFIG_INVALID', 'ingest checks exposures against the experiment definitions, and needs the keyring (KEYRING_FILE) to tell which ones the control service published');
   const definitions = options.checkExperiments ? new DefinitionsTable(options.kafka, topics.definitions, log, { keyring: options.keyring!, metrics: options.metrics }) : undefined;
-  const statuses = options.checkExperiments ? experimentStatusTable(options.kafka, topics.state, log) : undefined;
+  const statuses = options.checkExperiments ? experimentStatusTable(options.kafka, topics.state, log, { metrics: options.metrics }) : undefined;
   await Promise.all([definitions?.start(), statuses?.start()]);
   const experiments: ExperimentLookup | undefined = definitions && Object.assign((id: string) => definitions.get(id)?.definition.variants.map((v) => v.id), { lifecycle: (id: string) => statuses?.get(id) });
   // Producers register the raw schemas; ingest makes sure they exist so a fresh stack works.

@@ -104,6 +104,6 @@ export const auditRows: RowMapper = (r, out) => {
   const a = decoded.value;
   push(out, 'audit_log', {
     sequence: a.sequence, previous_hash: a.previousHash, record_hash: a.recordHash, decided_at: a.decidedAt, decision: a.decision, reason: a.reason, command_id: a.commandId, experiment_id: a.experimentId,
-    action: a.action, issuer: a.issuer, source_topic: a.sourceTopic, source_partition: a.sourcePartition, source_offset: a.sourceOffset, ...coordinates(r),
+    action: a.action, issuer: a.issuer, source_topic: a.sourceTopic, source_partition: a.sourcePartition, source_offset: a.sourceOffset, reason_code: a.reasonCode ?? null, ...coordinates(r),
   });
 };

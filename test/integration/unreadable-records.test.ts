@@ -8,10 +8,10 @@ import { testPipeline } from '../support/pipeline.ts';
 import { waitFor } from '../support/waitFor.ts';
 
 describe('unreadable records on an internal topic (services/common/contracts/unreadablePolicy.ts)', () => {
-  it('the aggregator counts and logs garbage on exp.events, with its coordinates, and aggregates the good records after it exactly', async () => {
+  it('the aggregator counts and logs garbage on exp.events and exp.state, with its coordinates, and aggregates the good records after it exactly', async () => {
     const pipeline = testPipeline('unreadable');
     const { kafka, topics } = pipeline;
-    await ensureTopics(kafka, topics, ['events']);
+    await ensureTopics(kafka, topics, ['events', 'state']);
     // Garbage first in every partition, so the good records all come after it: not framed
     // (JSON), and framed but not a ValidatedEvent.
     const producer = kafka.producer();
@@ -21,6 +21,8 @@ describe('unreadable records on an internal topic (services/common/contracts/unr
       { partition, value: frame(1, Buffer.from([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01])) },
     ]);
     await producer.send({ topic: topics.events, acks: -1, messages: garbage });
+    // And on the compacted exp.state every service reads as a table: skipped, counted, logged.
+    await producer.send({ topic: topics.state, acks: -1, messages: garbage.slice(0, 2).map(({ value }) => ({ key: 'exp-garbage', value })) });
     await producer.disconnect();
     const events = generateEvents(303, 500, 3_000);
     await (await seedAggregation(pipeline, events)).streaming;
@@ -31,7 +33,8 @@ describe('unreadable records on an internal topic (services/common/contracts/unr
     await waitUntilAggregated(pipeline, events.length + garbage.length);
     const metricsUrl = /"metrics":"(http:[^"]+)"/.exec(service.log())?.[1];
     expect(metricsUrl).toBeDefined();
-    const expected = [`unreadable_records_total{topic="${topics.events}",reason="UNFRAMED",service="aggregate"} 3`, `unreadable_records_total{topic="${topics.events}",reason="UNDECODABLE",service="aggregate"} 3`];
+    const expected = [`unreadable_records_total{topic="${topics.events}",reason="UNFRAMED",service="aggregate"} 3`, `unreadable_records_total{topic="${topics.events}",reason="UNDECODABLE",service="aggregate"} 3`,
+      `unreadable_records_total{topic="${topics.state}",reason="UNFRAMED",service="aggregate"} 1`, `unreadable_records_total{topic="${topics.state}",reason="UNDECODABLE",service="aggregate"} 1`];
     let text = '';
     await waitFor(async () => {
       text = await (await fetch(metricsUrl!)).text();

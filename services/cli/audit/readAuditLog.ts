@@ -30,7 +30,7 @@ export async function auditFromKafka(kafka: Kafka, topic: string, logger: Logger
 
 export async function auditFromClickHouse(ch: ClickHouseHandle): Promise<AuditRecord[]> {
   const result = await ch.client.query({
-    query: `SELECT toString(sequence) AS sequence, previous_hash, record_hash, toString(toUnixTimestamp64Milli(decided_at)) AS decided_at, decision, reason, command_id, experiment_id, action, issuer, source_topic, source_partition, toString(source_offset) AS source_offset
+    query: `SELECT toString(sequence) AS sequence, previous_hash, record_hash, toString(toUnixTimestamp64Milli(decided_at)) AS decided_at, decision, reason, command_id, experiment_id, action, issuer, source_topic, source_partition, toString(source_offset) AS source_offset, reason_code
             FROM audit_log ORDER BY sequence, kafka_offset`,
     format: 'JSONEachRow',
   });
@@ -49,5 +49,6 @@ export async function auditFromClickHouse(ch: ClickHouseHandle): Promise<AuditRe
     sourceTopic: String(r.source_topic),
     sourcePartition: Number(r.source_partition),
     sourceOffset: Number(r.source_offset),
+    reasonCode: r.reason_code as string | null,
   }));
 }

@@ -77,9 +77,9 @@ export async function runDemo(options: DemoOptions): Promise<DemoOutcome> {
 
     // What the pipeline decided, as a feature-flag service would see it.
     const halted = new Map<string, ExperimentStatus>();
-    const statusTable = experimentStatusTable(kafka, topics.state, options.logger, (experimentId, status) => {
+    const statusTable = experimentStatusTable(kafka, topics.state, options.logger, { onChange: (experimentId, status) => {
       if (status?.status === 'HALTED' && !halted.has(experimentId)) halted.set(experimentId, status);
-    });
+    } });
     const controlTopic = new CompactedTopicTable<ControlCommand>({
       kafka, topic: topics.control, logger: options.logger,
       decode: (_key, value) => {

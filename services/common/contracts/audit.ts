@@ -5,6 +5,8 @@ export interface AuditFields {
   decidedAt: number;
   decision: 'ACCEPTED' | 'REJECTED';
   reason: string;
+  /** The reason's code (STALE, BAD_SIGNATURE, HALT, HALT_UNCHANGED, ...); null on records written before the field existed (their text starts with it). */
+  reasonCode?: string | null;
   commandId: string | null;
   experimentId: string | null;
   action: string | null;
