@@ -41,24 +41,41 @@ export function optimalMixtureRho(targetIntrinsicTime: number, alpha: number): n
   return targetIntrinsicTime / (l + Math.log(1 + l));
 }
 
-/** u(V) of the one-sided normal mixture at level alpha (see above); NaN for inputs that are not positive. */
+/**
+ * u(V) of the one-sided normal mixture at level alpha (see above); NaN for inputs that are not
+ * positive. Safeguarded Newton on the log mixture (increasing in s) inside the bracket the
+ * two-sided boundaries at 2α and α give, to a few ulps.
+ */
 export function oneSidedNormalMixtureBoundary(intrinsicTime: number, rho: number, alpha: number): number {
   const V = intrinsicTime;
   if (!(V > 0 && rho > 0 && alpha > 0 && alpha < 0.5)) return Number.NaN;
-  const logThreshold = Math.log(1 / alpha);
-  const logMixture = (s: number) => 0.5 * Math.log((4 * rho) / (V + rho)) + (s * s) / (2 * (V + rho)) + Math.log(normalCdf(s / Math.sqrt(V + rho)));
-  const twoSided = (a: number) => Math.sqrt((V + rho) * (Math.log(1 + V / rho) + 2 * Math.log(1 / a)));
+  const w = V + rho;
+  const root = Math.sqrt(w);
+  const constant = 0.5 * Math.log((4 * rho) / w) - Math.log(1 / alpha);
+  const twoSided = (a: number) => Math.sqrt(w * (Math.log(1 + V / rho) + 2 * Math.log(1 / a)));
   let low = twoSided(2 * alpha);
   let high = twoSided(alpha);
   if (!Number.isFinite(high)) return high;
-  for (let i = 0; i < 200 && high - low > 4 * Number.EPSILON * high; i++) {
-    const mid = (low + high) / 2;
-    if (mid === low || mid === high) break;
-    if (logMixture(mid) < logThreshold) low = mid;
-    else high = mid;
+  let s = low;
+  for (let i = 0; i < 100; i++) {
+    const z = s / root;
+    const cdf = normalCdf(z);
+    const f = constant + (s * s) / (2 * w) + Math.log(cdf);
+    if (f < 0) low = s;
+    else high = s;
+    if (high - low <= 4 * Number.EPSILON * high) break;
+    const slope = s / w + Math.exp(-0.5 * z * z) / (Math.sqrt(2 * Math.PI) * cdf * root);
+    let next = s - f / slope;
+    // Outside the bracket (or no progress): bisect instead.
+    if (!(next > low && next < high)) next = (low + high) / 2;
+    if (Math.abs(next - s) <= 2 * Number.EPSILON * s) {
+      s = next;
+      break;
+    }
+    s = next;
   }
-  // The upper end: the boundary is never understated.
-  return high;
+  // Never understated: the upper end when the bracket closed, else the converged root.
+  return Math.max(s, low);
 }
 
 /** How the mixture is tuned: to the planned users per variant (Howard et al.), or the legacy τ = scale × pooled sd. */
