@@ -3,6 +3,7 @@ import { parseDefinition, type PublishedDefinition } from '../../services/common
 import { checkInput, type CheckInput } from '../../services/guard/checks/guardCheck.ts';
 import { guardrailRegression } from '../../services/guard/checks/guardrailRegression.ts';
 import { guardChecks } from '../../services/guard/checks/index.ts';
+import { noTraffic } from '../../services/guard/checks/noTraffic.ts';
 import { sampleRatioMismatch } from '../../services/guard/checks/sampleRatioMismatch.ts';
 import { usersInTwoVariants } from '../../services/guard/checks/usersInTwoVariants.ts';
 import { variantRateCollapse } from '../../services/guard/checks/variantRateCollapse.ts';
@@ -45,12 +46,13 @@ function state(variants: Record<string, { users: number; latency?: [number, numb
 const input = (s: ExperimentState, p: PublishedDefinition): CheckInput => checkInput(s, p);
 
 describe('the registered checks', () => {
-  it('run in this order, statistical ones gated on the minimum sample size', () => {
-    expect(guardChecks.map((c) => [c.type, c.waitsForMinimumSample])).toEqual([
-      ['SAMPLE_RATIO_MISMATCH', true],
-      ['GUARDRAIL_REGRESSION', true],
-      ['USERS_IN_TWO_VARIANTS', false],
-      ['VARIANT_RATE_COLLAPSE', false],
+  it('run in this order, statistical ones gated on the minimum sample size (SRM on all variants together), each with its action setting', () => {
+    expect(guardChecks.map((c) => [c.type, c.waitsForMinimumSample, c.minimumSampleOf ?? 'everyVariant', c.setting])).toEqual([
+      ['SAMPLE_RATIO_MISMATCH', true, 'total', 'srm'],
+      ['GUARDRAIL_REGRESSION', true, 'everyVariant', 'guardrails'],
+      ['USERS_IN_TWO_VARIANTS', false, 'everyVariant', 'usersInTwoVariants'],
+      ['VARIANT_RATE_COLLAPSE', false, 'everyVariant', 'rateCollapse'],
+      ['NO_TRAFFIC', false, 'everyVariant', 'noTraffic'],
     ]);
   });
 
@@ -201,5 +203,29 @@ describe('variant rate collapse', () => {
     expect(run(twoArms, { control: { '60000': 100 }, treatment: { '60000': 0 } })).toEqual([]);
     // Minute 1: 95 + 5 = 100, treatment expected 50, a tenth is 5: not under it.
     expect(run(twoArms, { control: { '60000': 95, '120000': 1 }, treatment: { '60000': 5 } })).toEqual([]);
+  });
+});
+
+describe('no traffic', () => {
+  // Exposure minutes 1 and 2 (ms 60,000 and 120,000): the last exposure minute ends at 180,000.
+  const quiet = state({ control: { users: 10, minutes: { '60000': 5, '120000': 3 } }, treatment: { users: 10, minutes: { '60000': 4 } } });
+  const at = (now: number, changes: Record<string, unknown> = {}) => {
+    const p = published(twoArms);
+    return noTraffic.signals(checkInput(quiet, { ...p, definition: { ...p.definition, ...changes } }, now));
+  };
+
+  it('warns once the newest exposure minute ended noTrafficMinutes (default 60) ago', () => {
+    expect(at(180_000 + 59 * 60_000)).toEqual([]);
+    expect(at(180_000 + 60 * 60_000)).toEqual([{
+      incident: 'NO_TRAFFIC:120000', type: 'NO_TRAFFIC', severity: 'warning', halt: false, variantId: null, metric: null,
+      reason: 'no exposures for 60 minutes (since 1970-01-01T00:03:00.000Z; the limit is 60)',
+      evidence: { definitionVersion: 7, users: { control: 10, treatment: 10 }, lastExposureMinute: 120_000, quietMinutes: 60, noTrafficMinutes: 60, now: 180_000 + 60 * 60_000 },
+    }]);
+    expect(at(180_000 + 5 * 60_000, { noTrafficMinutes: 5 })).toHaveLength(1);
+  });
+
+  it('stays quiet without a clock or without any exposure yet', () => {
+    expect(noTraffic.signals(checkInput(quiet, published(twoArms)))).toEqual([]);
+    expect(noTraffic.signals(checkInput(state({ control: { users: 0 } }), published(twoArms), 10 * 3_600_000))).toEqual([]);
   });
 });
