@@ -32,13 +32,8 @@ describe('family-wise false halts: 3 treatments × 10 guardrails, zero tolerance
 
 describe('sample ratio mismatch on any split (planned 50/50, default settings)', () => {
   const RUNS = 50;
-  const definition = {
-    id: 'split', name: 'split', hypothesis: 'h', owner: 'simulation',
-    variants: [{ id: 'control', weight: 0.5 }, { id: 'treatment', weight: 0.5 }],
-    primaryMetrics: [{ name: 'revenue', type: 'sum' }],
-    guardrailMetrics: [{ name: 'latency', type: 'sum', harmfulDirection: 'increase', tolerance: { kind: 'relative', value: 0.05 } }],
-    plannedSampleSize: 10_000,
-  };
+  // Control and one treatment, planned 50/50, one guardrail: SRM runs at its default share, 0.01.
+  const definition = { ...wideDesignDefinition(1, 1, 10_000), id: 'split' };
 
   for (const split of [[1, 0], [0, 1], [0.97, 0.03]]) {
     it(`halts every run of an actual ${split.map((s) => s * 100).join('/')} split, median under 1,000 users`, () => {
