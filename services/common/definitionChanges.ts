@@ -10,10 +10,11 @@ import { controlVariant, type ExperimentDefinition } from './experimentDefinitio
  *   or type, a guardrail's harmful direction, the attribution window (it decides which events
  *   count), the experiment id. Users already enrolled were split, and their events counted,
  *   under the old rules: a change would mix two experiments in one set of sums.
- * - allowed: thresholds and gates the decisions read (srmThreshold, guardrailAlpha, a
- *   guardrail's tolerance, minimumSampleSize), the plan (plannedSampleSize: the tests are
- *   anytime-valid, nothing is tuned to it), and the words (name, hypothesis, owner). The
- *   version goes up and the change is audited.
+ * - allowed: thresholds and gates the decisions read (falseHaltBudget, the legacy
+ *   srmThreshold and guardrailAlpha, a guardrail's tolerance, minimumSampleSize, what each
+ *   check does (`checks`: halt or warn), noTrafficMinutes), the plan (plannedSampleSize: the
+ *   tests stay anytime-valid; it only tunes where the guardrail sequences are tightest), and
+ *   the words (name, hypothesis, owner). The version goes up and the change is audited.
  *
  * A field this module does not know is treated as invalidating: a new field must be
  * classified here before a running experiment may change it.
@@ -23,7 +24,7 @@ export interface DefinitionChange {
   invalidates: boolean;
 }
 
-const ALLOWED = new Set(['name', 'hypothesis', 'owner', 'srmThreshold', 'guardrailAlpha', 'minimumSampleSize', 'plannedSampleSize']);
+const ALLOWED = new Set(['name', 'hypothesis', 'owner', 'falseHaltBudget', 'srmThreshold', 'guardrailAlpha', 'checks', 'noTrafficMinutes', 'minimumSampleSize', 'plannedSampleSize']);
 const COMPARED_ABOVE = new Set(['variants', 'control', 'primaryMetrics', 'guardrailMetrics']);
 
 export function definitionChanges(before: ExperimentDefinition, after: ExperimentDefinition): DefinitionChange[] {

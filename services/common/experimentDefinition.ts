@@ -34,6 +34,12 @@ const identifier = z
   .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'letters, digits, dot, dash, underscore; starting with a letter or digit');
 const text = (max: number) => z.string().trim().min(1, 'must not be empty').max(max, atMostCharacters(max));
 
+/** The checks whose action a definition sets (`checks:` in a definition file). */
+export const CHECK_SETTINGS = ['srm', 'guardrails', 'usersInTwoVariants', 'rateCollapse', 'noTraffic'] as const;
+export type CheckSetting = (typeof CHECK_SETTINGS)[number];
+const CheckActionSchema = z.enum(['halt', 'warn']);
+export type CheckAction = z.infer<typeof CheckActionSchema>;
+
 const MetricSchema = z.strictObject({
   name: identifier,
   /** sum: the user's total of the metric's values; conversion: 1 if the user did it at all, else 0. */
@@ -61,10 +67,20 @@ export const ExperimentDefinitionSchema = z
     control: identifier.optional(),
     primaryMetrics: z.array(MetricSchema).min(1, 'at least one primary metric').max(DEFINITION_LIMITS.primaryMetrics, atMostItems(DEFINITION_LIMITS.primaryMetrics, 'primary metrics')),
     guardrailMetrics: z.array(GuardrailSchema).max(DEFINITION_LIMITS.guardrailMetrics, atMostItems(DEFINITION_LIMITS.guardrailMetrics, 'guardrail metrics')).default([]),
-    /** p-value below which the sample ratio is called mismatched. */
-    srmThreshold: z.number().gt(0).lt(0.5).default(0.001),
-    /** Level of the guardrail confidence sequences (always valid, checked after every update). */
-    guardrailAlpha: z.number().gt(0).lt(0.5).default(0.05),
+    /**
+     * The experiment's family-wise false-halt budget: the chance, under continuous monitoring,
+     * that any halting check ever halts a harmless experiment. Shared by the halting checks by
+     * the rule in ./guardPolicy.ts; 0.05 when not given.
+     */
+    falseHaltBudget: z.number().gt(0).lt(0.5).optional(),
+    /** Legacy: SRM's level, outside the budget (see ./guardPolicy.ts). Definitions from before the budget carry it. */
+    srmThreshold: z.number().gt(0).lt(0.5).optional(),
+    /** Legacy: each guardrail test's level, outside the budget (see ./guardPolicy.ts). */
+    guardrailAlpha: z.number().gt(0).lt(0.5).optional(),
+    /** Whether each check halts or only warns; see ./guardPolicy.ts for the defaults (today's behaviour). */
+    checks: z.strictObject(Object.fromEntries(CHECK_SETTINGS.map((k) => [k, CheckActionSchema.optional()])) as Record<CheckSetting, z.ZodOptional<typeof CheckActionSchema>>).optional(),
+    /** A running experiment without exposures for this many minutes raises NO_TRAFFIC (60 when not given). */
+    noTrafficMinutes: z.number().positive().max(7 * 24 * 60).optional(),
     /** Metric events count for this many hours after the user's exposure. */
     attributionWindowHours: z.number().positive().max(24 * 365).default(24 * 14),
     /** Users per variant before any automatic decision. */

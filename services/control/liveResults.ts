@@ -1,6 +1,7 @@
 import type { ExperimentStatus } from '../common/experimentStatus.ts';
 import type { TotalsHolder } from '../common/experimentTotals.ts';
 import { allMetrics, controlVariant, type PublishedDefinition } from '../common/experimentDefinition.ts';
+import { decisionLevels } from '../common/guardPolicy.ts';
 import { allFinite } from '../common/numberBounds.ts';
 import { differenceConfidenceSequence } from '../stats/confidenceSequence.ts';
 import { toSummary } from '../stats/metricStatistics.ts';
@@ -80,9 +81,9 @@ export function liveResults(experimentId: string, published: PublishedDefinition
         let versusControl: MetricResult['versusControl'] = null;
         if (control && variantId !== control) {
           const c = toSummary(variants[control], metric.name);
-          const alpha = metric.role === 'guardrail' ? definition!.guardrailAlpha : 0.05;
+          const alpha = metric.role === 'guardrail' ? decisionLevels(definition!).guardrail.alpha : 0.05;
           const welch = welchTest(c, s, 0.05);
-          const cs = differenceConfidenceSequence(c, s, alpha);
+          const cs = differenceConfidenceSequence(c, s, alpha, { plannedUsersPerVariant: definition!.plannedSampleSize });
           const controlMean = c.mean;
           const difference = m - controlMean;
           if (allFinite(m, controlMean, difference)) {

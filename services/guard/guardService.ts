@@ -96,7 +96,7 @@ export async function startGuard(options: GuardOptions): Promise<RunningLoop> {
           withheldSignals.inc({ type: signal.type });
           numbersLog.warn(`withheld:${signal.type}`, { experimentId, incident: signal.incident, nonFinite }, 'guard.signal_withheld: its evidence holds a number that is not finite');
         };
-        for (const signal of evaluateExperiment(state, published, withheld)) {
+        for (const signal of evaluateExperiment(state, published, withheld, now)) {
           state.incidents[signal.incident] = { raisedAt: now, halted: signal.halt, definitionVersion: published.version };
           outputs.push({ topic: anomalyOut.topic, message: anomalyOut.message(anomalyRecord(experimentId, published.version, signal, now)) });
           if (signal.halt) outputs.push({ topic: commandOut.topic, message: commandOut.message(haltCommand(experimentId, published.version, signal, options.signer, now)) });

@@ -99,15 +99,40 @@ export function studentTUpperTail(t: number, df: number): number {
   return t >= 0 ? tail : 1 - tail;
 }
 
-/** The t quantile for probability p (0 < p < 1), by bisection on the CDF (monotone, so exact to ~1e-12). */
+/**
+ * The t quantile for probability p (0 < p < 1): by symmetry the upper quantile t with
+ * P(T > t) = min(p, 1 − p), bracketed by doubling from [0, 1] until the tail at the upper end
+ * falls to the target (1 df at p = 0.999999 is 318,309.886…; a fixed bracket would cap it),
+ * then bisected on the tail itself (accurate in the far tail, where 1 − CDF would cancel)
+ * until the bracket is within a few ulps. The tail is monotone, so the result is as exact as
+ * `studentTUpperTail`: about 1e-12 relative against SciPy's t.ppf (test/unit/stats-tests.test.ts).
+ * Degrees of freedom that are not a positive number give NaN.
+ */
 export function studentTQuantile(p: number, df: number): number {
   if (!(p > 0 && p < 1)) throw new RangeError(`studentTQuantile needs 0 < p < 1, got ${p}`);
-  let low = -1e3;
-  let high = 1e3;
-  for (let i = 0; i < 200 && high - low > 1e-12; i++) {
+  if (!(df > 0)) return Number.NaN;
+  if (p === 0.5) return 0;
+  const tail = Math.min(p, 1 - p);
+  let low = 0;
+  let high = 1;
+  while (studentTUpperTail(high, df) > tail) {
+    low = high;
+    high *= 2;
+    if (!Number.isFinite(high)) return p > 0.5 ? Number.POSITIVE_INFINITY : Number.NEGATIVE_INFINITY;
+  }
+  for (let i = 0; i < 2_000 && high - low > 4 * Number.EPSILON * high; i++) {
     const mid = (low + high) / 2;
-    if (1 - studentTUpperTail(mid, df) < p) low = mid;
+    if (mid === low || mid === high) break;
+    if (studentTUpperTail(mid, df) > tail) low = mid;
     else high = mid;
   }
-  return (low + high) / 2;
+  const t = (low + high) / 2;
+  return p > 0.5 ? t : -t;
+}
+
+/** Φ(z), the standard normal CDF, through the incomplete gamma: Φ(z) = ½ (1 + sign(z) P(½, z²/2)). */
+export function normalCdf(z: number): number {
+  if (Number.isNaN(z)) return Number.NaN;
+  const upper = 0.5 * regularizedGammaQ(0.5, (z * z) / 2);
+  return z >= 0 ? 1 - upper : upper;
 }

@@ -19,7 +19,8 @@ export function welchTest(control: UserLevelSummary, treatment: UserLevelSummary
   const standardError = Math.sqrt(variance);
   const difference = mean(treatment) - mean(control);
   const t = difference / standardError;
-  const degreesOfFreedom = (variance * variance) / ((ac * ac) / (control.users - 1) + (at * at) / (treatment.users - 1));
+  // Satterthwaite, in shares of the variance so that no square overflows: 1 / Σ (a_i/v)² / (n_i − 1).
+  const degreesOfFreedom = 1 / ((ac / variance) ** 2 / (control.users - 1) + (at / variance) ** 2 / (treatment.users - 1));
   const pValue = Math.min(1, 2 * studentTUpperTail(Math.abs(t), degreesOfFreedom));
   const margin = studentTQuantile(1 - alpha / 2, degreesOfFreedom) * standardError;
   return { ok: true, difference, standardError, t, degreesOfFreedom, pValue, lower: difference - margin, upper: difference + margin };

@@ -78,10 +78,12 @@ describe('auto-halt, end to end through ingest, aggregate and guard', () => {
     const statuses = (await readTopic(pipeline.kafka, pipeline.topics.state)).map(({ message }) => decodeExperimentStatus(message.value!)!);
     expect(statuses.filter((s) => s.status === 'HALTED').map((s) => [s.experimentId, s.status, s.by]).sort()).toEqual([['broken-split', 'HALTED', 'guardian'], ['slow-treatment', 'HALTED', 'guardian']]);
     const srm = JSON.parse(commands.find((c) => c.experimentId === 'broken-split')!.evidence) as Record<string, unknown>;
-    expect(srm).toMatchObject({ definitionVersion: 1, threshold: 0.001 });
-    expect(srm.pValue as number).toBeLessThan(0.001);
+    // SRM's share of the default false-halt budget (a fifth of 0.05), named in the evidence.
+    expect(srm).toMatchObject({ definitionVersion: 1, level: { source: 'budget', spends: true, falseHaltBudget: 0.05 } });
+    expect(srm.alpha as number).toBeCloseTo(0.01, 15);
+    expect(srm.pValue as number).toBeLessThan(0.01);
     const guardrail = JSON.parse(commands.find((c) => c.experimentId === 'slow-treatment')!.evidence) as Record<string, unknown>;
-    expect(guardrail).toMatchObject({ harmfulDirection: 'increase', control: 'control' });
+    expect(guardrail).toMatchObject({ harmfulDirection: 'increase', control: 'control', side: 'lower', level: { source: 'budget' } });
     expect(guardrail.lower as number).toBeGreaterThan(guardrail.tolerance as number);
 
     const anomalies = (await readTopic(pipeline.kafka, pipeline.topics.anomalies)).map(({ message }) => eventSchemas().anomaly.fromBuffer((unframe(message.value) as { body: Buffer }).body) as { experimentId: string; type: string; halted: boolean });

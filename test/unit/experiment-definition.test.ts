@@ -27,7 +27,10 @@ function problems(value: unknown): string {
 describe('experiment definitions', () => {
   it('accepts a complete definition and fills the defaults', () => {
     const d = parseDefinition(valid, 'x');
-    expect(d).toMatchObject({ srmThreshold: 0.001, attributionWindowHours: 336, minimumSampleSize: 100 });
+    expect(d).toMatchObject({ attributionWindowHours: 336, minimumSampleSize: 100 });
+    // The decision levels come from the false-halt budget (services/common/guardPolicy.ts), not from defaults filled in here.
+    expect(d.srmThreshold).toBeUndefined();
+    expect(d.guardrailAlpha).toBeUndefined();
     expect(controlVariant(d)).toBe('a');
     expect(allMetrics(d)).toEqual([{ name: 'revenue', type: 'sum' }, { name: 'errors', type: 'conversion' }]);
   });

@@ -3,6 +3,7 @@ import { parseDefinition, type PublishedDefinition } from '../../services/common
 import { checkInput, type CheckInput } from '../../services/guard/checks/guardCheck.ts';
 import { guardrailRegression } from '../../services/guard/checks/guardrailRegression.ts';
 import { guardChecks } from '../../services/guard/checks/index.ts';
+import { noTraffic } from '../../services/guard/checks/noTraffic.ts';
 import { sampleRatioMismatch } from '../../services/guard/checks/sampleRatioMismatch.ts';
 import { usersInTwoVariants } from '../../services/guard/checks/usersInTwoVariants.ts';
 import { variantRateCollapse } from '../../services/guard/checks/variantRateCollapse.ts';
@@ -45,12 +46,13 @@ function state(variants: Record<string, { users: number; latency?: [number, numb
 const input = (s: ExperimentState, p: PublishedDefinition): CheckInput => checkInput(s, p);
 
 describe('the registered checks', () => {
-  it('run in this order, statistical ones gated on the minimum sample size', () => {
-    expect(guardChecks.map((c) => [c.type, c.waitsForMinimumSample])).toEqual([
-      ['SAMPLE_RATIO_MISMATCH', true],
-      ['GUARDRAIL_REGRESSION', true],
-      ['USERS_IN_TWO_VARIANTS', false],
-      ['VARIANT_RATE_COLLAPSE', false],
+  it('run in this order, statistical ones gated on the minimum sample size (SRM on all variants together), each with its action setting', () => {
+    expect(guardChecks.map((c) => [c.type, c.waitsForMinimumSample, c.minimumSampleOf ?? 'everyVariant', c.setting])).toEqual([
+      ['SAMPLE_RATIO_MISMATCH', true, 'total', 'srm'],
+      ['GUARDRAIL_REGRESSION', true, 'everyVariant', 'guardrails'],
+      ['USERS_IN_TWO_VARIANTS', false, 'everyVariant', 'usersInTwoVariants'],
+      ['VARIANT_RATE_COLLAPSE', false, 'everyVariant', 'rateCollapse'],
+      ['NO_TRAFFIC', false, 'everyVariant', 'noTraffic'],
     ]);
   });
 
@@ -81,16 +83,17 @@ describe('sample ratio mismatch', () => {
   it('raises a halting signal when the Bayes factor reaches 1 / threshold, with chi-square beside it', () => {
     const counts = [650, 500, 1_000];
     const expectedLogBf = logBayesFactor(counts, [0.25, 0.25, 0.5]);
-    expect(expectedLogBf).toBeGreaterThan(Math.log(1_000)); // the case is a mismatch at the default 0.001
+    expect(expectedLogBf).toBeGreaterThan(Math.log(100)); // a mismatch at SRM's share of the default budget, 0.2 × 0.05 = 0.01
     // X² by hand: N = 2150, E = 537.5, 537.5, 1075: 112.5²/537.5 + 37.5²/537.5 + 75²/1075 = 31.395…; with 2 degrees of freedom p = e^(−X²/2).
     const chi = (112.5 * 112.5) / 537.5 + (37.5 * 37.5) / 537.5 + (75 * 75) / 1_075;
     const p = published(threeArms);
     const [signal, ...rest] = sampleRatioMismatch.signals(input(state({ control: { users: 650 }, a: { users: 500 }, b: { users: 1_000 } }), p));
     expect(rest).toEqual([]);
     expect(signal).toMatchObject({ incident: 'SRM', type: 'SAMPLE_RATIO_MISMATCH', severity: 'critical', halt: true, variantId: null, metric: null });
-    expect(signal!.reason).toMatch(/^sample ratio mismatch: users 650 \/ 500 \/ 1000 against planned weights 0\.25 \/ 0\.25 \/ 0\.5 \(Bayes factor .* ≥ 1000\)$/);
+    expect(signal!.reason).toMatch(/^sample ratio mismatch: users 650 \/ 500 \/ 1000 against planned weights 0\.25 \/ 0\.25 \/ 0\.5 \(Bayes factor .* ≥ 100\.0, alpha 0\.0100\)$/);
     const evidence = signal!.evidence as { logBayesFactor: number; pValue: number; chiSquare: { statistic: number; pValue: number } };
-    expect(evidence).toMatchObject({ definitionVersion: 7, users: { control: 650, a: 500, b: 1_000 }, weights: [0.25, 0.25, 0.5], threshold: 0.001, test: 'dirichlet-multinomial sequential (Lindon & Malek 2022)' });
+    expect(evidence).toMatchObject({ definitionVersion: 7, users: { control: 650, a: 500, b: 1_000 }, weights: [0.25, 0.25, 0.5], level: { source: 'budget', spends: true, falseHaltBudget: 0.05 }, test: 'dirichlet-multinomial sequential (Lindon & Malek 2022)' });
+    expect((evidence as unknown as { alpha: number }).alpha).toBeCloseTo(0.01, 15);
     expect(evidence.logBayesFactor).toBeCloseTo(expectedLogBf, 8);
     expect(evidence.pValue).toBeCloseTo(Math.exp(-expectedLogBf), 12);
     expect(evidence.chiSquare.statistic).toBeCloseTo(chi, 12);
@@ -99,50 +102,58 @@ describe('sample ratio mismatch', () => {
 
   it('stays quiet below the threshold', () => {
     const counts = [540, 530, 1_050];
-    expect(logBayesFactor(counts, [0.25, 0.25, 0.5])).toBeLessThan(Math.log(1_000));
+    expect(logBayesFactor(counts, [0.25, 0.25, 0.5])).toBeLessThan(Math.log(100));
     expect(sampleRatioMismatch.signals(input(state({ control: { users: 540 }, a: { users: 530 }, b: { users: 1_050 } }), published(threeArms)))).toEqual([]);
   });
 });
 
 describe('guardrail regression', () => {
-  // Control n = 1000, mean 100, sd 20; treatment n = 1000, sd 20. By hand: v = 400/1000 + 400/1000 = 0.8,
-  // τ = 0.1 · √((400 + 400)/2) = 2, so the half-width at α = 0.05 is
-  // √(v(v + τ²)/τ² · ln((v + τ²)/(v α²))) = √(0.96 · ln 2400).
-  const halfWidth = Math.sqrt(0.96 * Math.log(2_400)); // 2.7335…
+  // Control n = 1000, mean 100, sd 20; treatment n = 1000, sd 20; planned 10,000 per variant.
+  // Two arms and one guardrail: the test gets the guardrail share of the default budget,
+  // 0.8 × 0.05 = 0.04 (services/common/guardPolicy.ts). The one-sided margin v·u(1/v), with u
+  // the one-sided normal mixture boundary and ρ tuned to the plan, is computed by SciPy in
+  // test/unit/reference/guard_statistics.py (brentq to 1e-15; asserted to 1e-9 here).
+  const margin = 3.3168751795418334;
   const arms = (treatmentMean: number) => state({ control: { users: 1_000, latency: [100, 20] }, treatment: { users: 1_000, latency: [treatmentMean, 20] } });
 
-  it('halts when the interval lies beyond the tolerance on the harmful side', () => {
-    const [signal, ...rest] = guardrailRegression.signals(input(arms(105), published(twoArms)));
+  it('halts when the one-sided bound lies beyond the tolerance on the harmful side, naming its share of the budget', () => {
+    const [signal, ...rest] = guardrailRegression.signals(input(arms(106), published(twoArms)));
     expect(rest).toEqual([]);
     expect(signal).toMatchObject({ incident: 'GUARDRAIL:latency:treatment', type: 'GUARDRAIL_REGRESSION', severity: 'critical', halt: true, variantId: 'treatment', metric: 'latency' });
     const e = signal!.evidence as Record<string, number>;
-    expect(e).toMatchObject({ definitionVersion: 7, control: 'control', harmfulDirection: 'increase', alpha: 0.05, users: { control: 1_000, treatment: 1_000 } });
+    expect(e).toMatchObject({ definitionVersion: 7, control: 'control', harmfulDirection: 'increase', side: 'lower', users: { control: 1_000, treatment: 1_000 }, level: { source: 'budget', spends: true, falseHaltBudget: 0.05, tests: 1 }, plannedSampleSize: 10_000 });
+    expect(e.alpha).toBeCloseTo(0.04, 15);
     expect(e.controlMean).toBeCloseTo(100, 12);
-    expect(e.treatmentMean).toBeCloseTo(105, 12);
-    expect(e.difference).toBeCloseTo(5, 10);
+    expect(e.treatmentMean).toBeCloseTo(106, 12);
+    expect(e.difference).toBeCloseTo(6, 10);
     expect(e.tolerance).toBeCloseTo(2, 12); // 2 % of the control mean
-    expect(e.lower).toBeCloseTo(5 - halfWidth, 9);
-    expect(e.upper).toBeCloseTo(5 + halfWidth, 9);
-    expect(signal!.reason).toBe(`guardrail latency regressed in treatment: difference 5.000 with always-valid interval [${(5 - halfWidth).toPrecision(4)}, ${(5 + halfWidth).toPrecision(4)}] beyond the tolerance 2.000 (increase is harmful)`);
+    expect(e.lower).toBeCloseTo(6 - margin, 9);
+    expect(e.bound).toBe(e.lower);
+    expect(e.upper).toBeUndefined(); // one-sided: nothing is claimed on the harmless side
+    expect(signal!.reason).toBe(`guardrail latency regressed in treatment: difference 6.000 with always-valid lower bound ${(6 - margin).toPrecision(4)} beyond the tolerance 2.000 (increase is harmful; one-sided at alpha 0.0400)`);
   });
 
   it('decides nothing within the tolerance, on the harmless side, or with zero variance', () => {
-    expect(3 - halfWidth).toBeLessThan(2); // lower bound 0.27 does not exclude the tolerance
-    expect(guardrailRegression.signals(input(arms(103), published(twoArms)))).toEqual([]);
+    expect(5 - margin).toBeLessThan(2); // lower bound 1.68 does not exclude the tolerance
+    expect(guardrailRegression.signals(input(arms(105), published(twoArms)))).toEqual([]);
     expect(guardrailRegression.signals(input(arms(90), published(twoArms)))).toEqual([]);
     const flat = state({ control: { users: 1_000, latency: [100, 0] }, treatment: { users: 1_000, latency: [200, 0] } });
     expect(guardrailRegression.signals(input(flat, published(twoArms)))).toEqual([]);
   });
 
-  it('with decrease harmful and an absolute tolerance, per treatment in definition order', () => {
+  it('with decrease harmful and an absolute tolerance, per treatment in definition order, the budget split over treatments', () => {
+    // Two treatments × one guardrail: 0.04 / 2 = 0.02 each; margin by SciPy as above.
+    const margin2 = 3.51179849111041;
     const p = published([{ id: 'control', weight: 0.34 }, { id: 'a', weight: 0.33 }, { id: 'b', weight: 0.33 }], { harmfulDirection: 'decrease', tolerance: { kind: 'absolute', value: 1 } });
-    const s = state({ control: { users: 1_000, latency: [100, 20] }, a: { users: 1_000, latency: [96, 20] }, b: { users: 1_000, latency: [95, 20] } });
-    // a: upper = −4 + 2.73 = −1.27 < −1, harmed; b: upper = −5 + 2.73 = −2.27 < −1, harmed.
+    const s = state({ control: { users: 1_000, latency: [100, 20] }, a: { users: 1_000, latency: [95, 20] }, b: { users: 1_000, latency: [94, 20] } });
+    // a: upper = −5 + 3.51 = −1.49 < −1, harmed; b: upper = −6 + 3.51 = −2.49 < −1, harmed.
     const signals = guardrailRegression.signals(input(s, p));
     expect(signals.map((x) => [x.incident, (x.evidence as { tolerance: number }).tolerance])).toEqual([['GUARDRAIL:latency:a', 1], ['GUARDRAIL:latency:b', 1]]);
-    expect((signals[0]!.evidence as { upper: number }).upper).toBeCloseTo(-4 + halfWidth, 9);
-    // A 3-unit drop: upper = −0.27, not beyond −1.
-    const mild = state({ control: { users: 1_000, latency: [100, 20] }, a: { users: 1_000, latency: [97, 20] }, b: { users: 1_000, latency: [100, 20] } });
+    expect(signals[0]!.evidence).toMatchObject({ side: 'upper', level: { tests: 2 } });
+    expect((signals[0]!.evidence as { alpha: number }).alpha).toBeCloseTo(0.02, 15);
+    expect((signals[0]!.evidence as { upper: number }).upper).toBeCloseTo(-5 + margin2, 9);
+    // A 4-unit drop: upper = −0.49, not beyond −1.
+    const mild = state({ control: { users: 1_000, latency: [100, 20] }, a: { users: 1_000, latency: [96, 20] }, b: { users: 1_000, latency: [100, 20] } });
     expect(guardrailRegression.signals(input(mild, p))).toEqual([]);
   });
 });
@@ -192,5 +203,29 @@ describe('variant rate collapse', () => {
     expect(run(twoArms, { control: { '60000': 100 }, treatment: { '60000': 0 } })).toEqual([]);
     // Minute 1: 95 + 5 = 100, treatment expected 50, a tenth is 5: not under it.
     expect(run(twoArms, { control: { '60000': 95, '120000': 1 }, treatment: { '60000': 5 } })).toEqual([]);
+  });
+});
+
+describe('no traffic', () => {
+  // Exposure minutes 1 and 2 (ms 60,000 and 120,000): the last exposure minute ends at 180,000.
+  const quiet = state({ control: { users: 10, minutes: { '60000': 5, '120000': 3 } }, treatment: { users: 10, minutes: { '60000': 4 } } });
+  const at = (now: number, changes: Record<string, unknown> = {}) => {
+    const p = published(twoArms);
+    return noTraffic.signals(checkInput(quiet, { ...p, definition: { ...p.definition, ...changes } }, now));
+  };
+
+  it('warns once the newest exposure minute ended noTrafficMinutes (default 60) ago', () => {
+    expect(at(180_000 + 59 * 60_000)).toEqual([]);
+    expect(at(180_000 + 60 * 60_000)).toEqual([{
+      incident: 'NO_TRAFFIC:120000', type: 'NO_TRAFFIC', severity: 'warning', halt: false, variantId: null, metric: null,
+      reason: 'no exposures for 60 minutes (since 1970-01-01T00:03:00.000Z; the limit is 60)',
+      evidence: { definitionVersion: 7, users: { control: 10, treatment: 10 }, lastExposureMinute: 120_000, quietMinutes: 60, noTrafficMinutes: 60, now: 180_000 + 60 * 60_000 },
+    }]);
+    expect(at(180_000 + 5 * 60_000, { noTrafficMinutes: 5 })).toHaveLength(1);
+  });
+
+  it('stays quiet without a clock or without any exposure yet', () => {
+    expect(noTraffic.signals(checkInput(quiet, published(twoArms)))).toEqual([]);
+    expect(noTraffic.signals(checkInput(state({ control: { users: 0 } }), published(twoArms), 10 * 3_600_000))).toEqual([]);
   });
 });

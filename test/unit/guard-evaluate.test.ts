@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseDefinition, type PublishedDefinition } from '../../services/common/experimentDefinition.ts';
 import { nonFinitePaths } from '../../services/common/numberBounds.ts';
-import { differenceConfidenceSequence } from '../../services/stats/confidenceSequence.ts';
+import { differenceConfidenceSequence, oneSidedDifferenceBound } from '../../services/stats/confidenceSequence.ts';
 import { evaluateExperiment, type Signal } from '../../services/guard/evaluate.ts';
 import { decodeExperimentState, emptyExperimentState, encodeExperimentState, mergeDelta, type ExperimentState } from '../../services/guard/experimentState.ts';
 
@@ -41,20 +41,26 @@ describe('guard decisions', () => {
 
   it('halts on a sample ratio mismatch, with the evidence', () => {
     const [signal] = evaluateExperiment(state([5_000, 4_400]), published);
-    expect(signal).toMatchObject({ type: 'SAMPLE_RATIO_MISMATCH', halt: true, severity: 'critical', evidence: { definitionVersion: 3, users: { control: 5_000, treatment: 4_400 }, threshold: 0.001 } });
-    expect((signal!.evidence.pValue as number)).toBeLessThan(0.001);
+    expect(signal).toMatchObject({ type: 'SAMPLE_RATIO_MISMATCH', halt: true, severity: 'critical', evidence: { definitionVersion: 3, users: { control: 5_000, treatment: 4_400 }, alpha: 0.2 * 0.05, level: { source: 'budget', falseHaltBudget: 0.05 } } });
+    expect((signal!.evidence.pValue as number)).toBeLessThan(0.01);
   });
 
   it('halts on a guardrail regression beyond the tolerance on the harmful side only', () => {
     const [signal] = evaluateExperiment(state([5_000, 5_000], [100, 105]), published);
     expect(signal).toMatchObject({ type: 'GUARDRAIL_REGRESSION', halt: true, metric: 'latency', variantId: 'treatment', evidence: { tolerance: 2, harmfulDirection: 'increase' } });
+    expect(signal!.evidence).toMatchObject({ side: 'lower', alpha: 0.8 * 0.05 });
     expect(signal!.evidence.lower as number).toBeGreaterThan(2);
     expect(evaluateExperiment(state([5_000, 5_000], [100, 95]), published)).toEqual([]); // faster is not harm
     expect(evaluateExperiment(state([5_000, 5_000], [100, 101]), published)).toEqual([]); // within tolerance
   });
 
-  it('waits for the minimum sample size before deciding', () => {
-    expect(evaluateExperiment(state([400, 300], [100, 150]), published)).toEqual([]);
+  it('waits for the minimum sample size before deciding: SRM for all variants together, guardrails for the smallest', () => {
+    // 240 + 180 = 420 users in all, under 500: nothing, however lopsided or slow.
+    expect(evaluateExperiment(state([240, 180], [100, 150]), published)).toEqual([]);
+    // 400 + 400: SRM may decide (and is quiet), the guardrail still waits for 500 in each.
+    expect(evaluateExperiment(state([400, 400], [100, 150]), published)).toEqual([]);
+    // 500 + 0: an empty variant is a mismatch, not a reason to wait.
+    expect(evaluateExperiment(state([500, 0]), published).map((x) => [x.type, x.halt])).toEqual([['SAMPLE_RATIO_MISMATCH', true]]);
   });
 
   it('raises an incident once', () => {
@@ -120,14 +126,17 @@ describe('guard numbers stay finite', () => {
     expect(nonFinitePaths(signals)).toEqual([]);
   });
 
-  it('takes no guardrail decision from totals so large that the interval overflows', () => {
-    // Finite totals (as mergeDelta guarantees) whose variance is so large that the sequence's
-    // half-width squares past the largest double: its bounds are ±∞, which decide nothing.
+  it('takes no guardrail decision from totals at the edge of doubles', () => {
+    // Finite totals (as mergeDelta guarantees) whose variance is so large that the two-sided
+    // sequence's half-width squares past the largest double (its bounds are ±∞, which decide
+    // nothing), and the one-sided bound the guard uses is finite and far from the tolerance.
     const s = state([5_000, 5_000]);
     s.variants.control!.metrics.latency = { sum: 0, sumSquares: 1.7e308, conversions: 0, events: 5_000 };
-    s.variants.treatment!.metrics.latency = { sum: 5_000 * 1e300, sumSquares: 1.7e308, conversions: 0, events: 5_000 };
-    const cs = differenceConfidenceSequence({ users: 5_000, sum: 0, sumSquares: 1.7e308 }, { users: 5_000, sum: 5_000 * 1e300, sumSquares: 1.7e308 }, published.definition.guardrailAlpha);
+    s.variants.treatment!.metrics.latency = { sum: 5_000 * 1e150, sumSquares: 1.7e308, conversions: 0, events: 5_000 };
+    const cs = differenceConfidenceSequence({ users: 5_000, sum: 0, sumSquares: 1.7e308 }, { users: 5_000, sum: 5_000 * 1e150, sumSquares: 1.7e308 }, 0.05);
     expect(cs.ok && [cs.lower, cs.upper]).toEqual([Number.NEGATIVE_INFINITY, Number.POSITIVE_INFINITY]);
+    const bound = oneSidedDifferenceBound({ users: 5_000, sum: 0, sumSquares: 1.7e308 }, { users: 5_000, sum: 5_000 * 1e150, sumSquares: 1.7e308 }, { alpha: 0.04, side: 'lower', plannedUsersPerVariant: 10_000 });
+    expect(bound.ok && Number.isFinite(bound.bound) && bound.bound < 0).toBe(true);
     const withheld: string[][] = [];
     expect(evaluateExperiment(s, published, (_signal, paths) => withheld.push(paths))).toEqual([]);
     expect(withheld).toEqual([]);

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { chiSquareGoodnessOfFit } from '../../services/stats/chiSquare.ts';
-import { differenceConfidenceSequence, normalMixtureHalfWidth } from '../../services/stats/confidenceSequence.ts';
+import { differenceConfidenceSequence, normalMixtureHalfWidth, oneSidedDifferenceBound, oneSidedNormalMixtureBoundary, optimalMixtureRho } from '../../services/stats/confidenceSequence.ts';
 import { sequentialSrm } from '../../services/stats/sequentialSrm.ts';
-import { logGamma, regularizedGammaQ, studentTQuantile, studentTUpperTail } from '../../services/stats/specialFunctions.ts';
-import type { UserLevelSummary } from '../../services/stats/userLevelSummary.ts';
+import { logGamma, normalCdf, regularizedGammaQ, studentTQuantile, studentTUpperTail } from '../../services/stats/specialFunctions.ts';
+import { sampleVariance, type UserLevelSummary } from '../../services/stats/userLevelSummary.ts';
 import { welchTest } from '../../services/stats/welch.ts';
 
 // Reference values: published tables where they exist, otherwise computed independently
@@ -113,5 +113,66 @@ describe('Welch test', () => {
     expect(result.pValue).toBeCloseTo(0.07479873860026835, 9);
     expect(result.degreesOfFreedom).toBeCloseTo(65.11213361536137, 8);
     expect(result.upper - result.difference).toBeCloseTo(1.1029194518436245, 7);
+  });
+});
+
+// Reference values below: test/unit/reference/guard_statistics.py (SciPy 1.17.1 and exact
+// rationals), independent of services/stats; the precision asserted is stated at each.
+describe('Student t quantile far in the tails', () => {
+  it('brackets any quantile: 1 df at p = 0.999999 is 318,309.886…, not the old bracket end 1000', () => {
+    const cases: [number, number, number][] = [
+      [0.999999, 1, 318309.88617359026],
+      [1e-9, 3, -1033.1096745038078],
+      [0.999, 2.5, 13.82219311086596],
+      [0.9995, 1000, 3.300282648423944],
+      [0.975, 10, 2.228138851986274],
+    ];
+    for (const [p, df, expected] of cases) expect(Math.abs(studentTQuantile(p, df) / expected - 1)).toBeLessThan(1e-12); // t.ppf, relative 1e-12
+    expect(studentTQuantile(0.5, 4)).toBe(0);
+    expect(studentTQuantile(0.9, Number.NaN)).toBeNaN();
+  });
+
+  it('normal CDF matches norm.cdf to 1e-15', () => {
+    expect(normalCdf(1.96)).toBeCloseTo(0.9750021048517795, 15);
+    expect(normalCdf(-3)).toBeCloseTo(0.0013498980316300933, 15);
+    expect(normalCdf(0)).toBe(0.5);
+  });
+});
+
+describe('sample variance from the sums, without cancellation', () => {
+  it('is the exact variance of the stored sums (Fraction arithmetic) where the textbook formula is off by 1 %', () => {
+    // 1e7 + 1, 1e7 + 2, 1e7 + 4: Σx and Σx² are exact doubles; the variance is 7/3.
+    const s = { users: 3, sum: 30000007, sumSquares: 300000140000021 };
+    expect(sampleVariance(s)).toBeCloseTo(2.3333333333333335, 14);
+    const textbook = (s.sumSquares - s.users * (s.sum / s.users) ** 2) / (s.users - 1);
+    expect(Math.abs(textbook - 7 / 3)).toBeGreaterThan(0.01);
+    // Sums that are themselves rounded (Σx² ≈ 6.1e16, an ulp of 8): the variance of what is stored.
+    expect(sampleVariance({ users: 4, sum: 493827159.5, sumSquares: 6.096631586495962e16 })).toBeCloseTo(1.9791666666666667, 13);
+    expect(sampleVariance({ users: 4, sum: 40, sumSquares: 400 })).toBe(0);
+  });
+});
+
+describe('one-sided normal mixture, tuned to the plan (Howard et al. 2021)', () => {
+  it('boundary u(V; ρ, α) matches a SciPy root of 2√(ρ/(V+ρ)) e^{s²/2(V+ρ)} Φ(s/√(V+ρ)) = 1/α to 1e-12', () => {
+    const cases: [number, number, number, number][] = [
+      [100, 10, 0.05, 27.771028675402874],
+      [1e4, 500, 0.001, 403.0820438418896],
+      [50, 200, 0.00133, 54.96023766897917],
+    ];
+    for (const [V, rho, alpha, expected] of cases) expect(Math.abs(oneSidedNormalMixtureBoundary(V, rho, alpha) / expected - 1)).toBeLessThan(1e-12);
+  });
+
+  it('the optimal ρ for a target time, and the one-sided bound beats the two-sided one on the harmful side', () => {
+    expect(optimalMixtureRho(12.5, 0.08)).toBeCloseTo(1.8243497374496895, 13);
+    expect(optimalMixtureRho(1e4, 0.1)).toBeCloseTo(1580.063490685053, 9);
+    const control = summary(1_000, 100, 20);
+    const treatment = summary(1_000, 106, 20);
+    const one = oneSidedDifferenceBound(control, treatment, { alpha: 0.04, side: 'lower', plannedUsersPerVariant: 10_000 });
+    const two = differenceConfidenceSequence(control, treatment, 0.04, { plannedUsersPerVariant: 10_000 });
+    if (!one.ok || !two.ok) throw new Error('expected results');
+    expect(one.bound).toBeCloseTo(6 - 3.3168751795418334, 9); // margin by SciPy (guard_statistics.py)
+    expect(one.bound).toBeGreaterThan(two.lower);
+    const upper = oneSidedDifferenceBound(control, treatment, { alpha: 0.04, side: 'upper', plannedUsersPerVariant: 10_000 });
+    expect(upper.ok && upper.bound).toBeCloseTo(6 + 3.3168751795418334, 9);
   });
 });

@@ -1,4 +1,5 @@
 import { allMetrics, controlVariant, type ExperimentDefinition } from '../../common/experimentDefinition.ts';
+import { decisionLevels } from '../../common/guardPolicy.ts';
 import { chiSquareGoodnessOfFit } from '../../stats/chiSquare.ts';
 import { differenceConfidenceSequence } from '../../stats/confidenceSequence.ts';
 import { STATISTIC_FIELDS, toSummary, type StatisticField } from '../../stats/metricStatistics.ts';
@@ -39,8 +40,9 @@ export function compareStatistics(definition: ExperimentDefinition, streamed: Ex
     }
   }
   const weights = definition.variants.map((v) => v.weight);
+  const levels = decisionLevels(definition);
   const counts = (stats: ExperimentStatistics) => variants.map((v) => stats[v]!.users);
-  add('SRM log Bayes factor', sequentialSrm(counts(streamed), weights, definition.srmThreshold).logBayesFactor, sequentialSrm(counts(recomputed), weights, definition.srmThreshold).logBayesFactor);
+  add('SRM log Bayes factor', sequentialSrm(counts(streamed), weights, levels.srm.alpha).logBayesFactor, sequentialSrm(counts(recomputed), weights, levels.srm.alpha).logBayesFactor);
   const chi = (stats: ExperimentStatistics) => {
     const r = chiSquareGoodnessOfFit(counts(stats), weights);
     return r.ok ? r.pValue : Number.NaN;
@@ -50,7 +52,7 @@ export function compareStatistics(definition: ExperimentDefinition, streamed: Ex
   for (const m of allMetrics(definition)) {
     for (const v of variants.filter((x) => x !== control)) {
       const summary = (stats: ExperimentStatistics, variant: string) => toSummary(stats[variant], m.name);
-      const cs = (stats: ExperimentStatistics) => differenceConfidenceSequence(summary(stats, control), summary(stats, v), definition.guardrailAlpha);
+      const cs = (stats: ExperimentStatistics) => differenceConfidenceSequence(summary(stats, control), summary(stats, v), levels.guardrail.alpha, { plannedUsersPerVariant: definition.plannedSampleSize });
       const welch = (stats: ExperimentStatistics) => welchTest(summary(stats, control), summary(stats, v));
       const [cs1, cs2, w1, w2] = [cs(streamed), cs(recomputed), welch(streamed), welch(recomputed)];
       if (cs1.ok && cs2.ok) {

@@ -1,28 +1,36 @@
 import { controlVariant } from '../../common/experimentDefinition.ts';
+import { decisionLevels } from '../../common/guardPolicy.ts';
 import { allFinite } from '../../common/numberBounds.ts';
-import { differenceConfidenceSequence } from '../../stats/confidenceSequence.ts';
+import { oneSidedDifferenceBound } from '../../stats/confidenceSequence.ts';
 import { toSummary } from '../../stats/metricStatistics.ts';
 import type { GuardCheck, Signal } from './guardCheck.ts';
 
 /**
- * GUARDRAIL_REGRESSION, per guardrail metric and treatment: the always-valid confidence
- * sequence of treatment − control excludes the tolerance (absolute, or relative to the
- * control mean) on the harmful side. Critical, halts. A bound, mean or tolerance that is not
- * finite decides nothing, like a zero variance.
+ * GUARDRAIL_REGRESSION, per guardrail metric and treatment: the one-sided always-valid bound
+ * of treatment − control on the harmful side (the lower bound when an increase is harmful,
+ * the upper when a decrease is) lies beyond the tolerance (absolute, or relative to the
+ * control mean). Each test runs at its share of the false-halt budget (or a legacy
+ * `guardrailAlpha`; services/common/guardPolicy.ts), its mixture tuned to the planned sample
+ * size (services/stats/confidenceSequence.ts). Halts by default (`checks.guardrails`). A
+ * bound, mean or tolerance that is not finite decides nothing, like a zero variance.
  */
 export const guardrailRegression: GuardCheck<'GUARDRAIL_REGRESSION'> = {
   type: 'GUARDRAIL_REGRESSION',
   waitsForMinimumSample: true,
+  setting: 'guardrails',
   signals({ state, definition, variants, base }) {
     const signals: Signal<'GUARDRAIL_REGRESSION'>[] = [];
     const control = controlVariant(definition);
+    const levels = decisionLevels(definition);
+    const { alpha } = levels.guardrail;
     for (const guardrail of definition.guardrailMetrics) {
+      const side = guardrail.harmfulDirection === 'increase' ? 'lower' : 'upper';
       for (const variant of variants.filter((v) => v !== control)) {
-        const cs = differenceConfidenceSequence(toSummary(state.variants[control], guardrail.name), toSummary(state.variants[variant], guardrail.name), definition.guardrailAlpha);
+        const cs = oneSidedDifferenceBound(toSummary(state.variants[control], guardrail.name), toSummary(state.variants[variant], guardrail.name), { alpha, side, plannedUsersPerVariant: definition.plannedSampleSize });
         if (!cs.ok) continue;
         const tolerance = guardrail.tolerance.kind === 'absolute' ? guardrail.tolerance.value : guardrail.tolerance.value * Math.abs(cs.controlMean);
-        if (!allFinite(cs.lower, cs.upper, cs.difference, cs.controlMean, cs.treatmentMean, tolerance)) continue;
-        const harmed = guardrail.harmfulDirection === 'increase' ? cs.lower > tolerance : cs.upper < -tolerance;
+        if (!allFinite(cs.bound, cs.difference, cs.controlMean, cs.treatmentMean, tolerance)) continue;
+        const harmed = side === 'lower' ? cs.bound > tolerance : cs.bound < -tolerance;
         if (!harmed) continue;
         signals.push({
           incident: `GUARDRAIL:${guardrail.name}:${variant}`,
@@ -31,8 +39,24 @@ export const guardrailRegression: GuardCheck<'GUARDRAIL_REGRESSION'> = {
           halt: true,
           variantId: variant,
           metric: guardrail.name,
-          reason: `guardrail ${guardrail.name} regressed in ${variant}: difference ${cs.difference.toPrecision(4)} with always-valid interval [${cs.lower.toPrecision(4)}, ${cs.upper.toPrecision(4)}] beyond the tolerance ${tolerance.toPrecision(4)} (${guardrail.harmfulDirection} is harmful)`,
-          evidence: { ...base, test: 'normal-mixture confidence sequence (Johari et al. 2017; Howard et al. 2021)', control, controlMean: cs.controlMean, treatmentMean: cs.treatmentMean, difference: cs.difference, lower: cs.lower, upper: cs.upper, tolerance, harmfulDirection: guardrail.harmfulDirection, alpha: definition.guardrailAlpha },
+          reason: `guardrail ${guardrail.name} regressed in ${variant}: difference ${cs.difference.toPrecision(4)} with always-valid ${side} bound ${cs.bound.toPrecision(4)} beyond the tolerance ${tolerance.toPrecision(4)} (${guardrail.harmfulDirection} is harmful; one-sided at alpha ${alpha.toPrecision(3)})`,
+          evidence: {
+            ...base,
+            test: 'one-sided normal-mixture confidence sequence (Johari et al. 2017; Howard et al. 2021), mixture tuned to the planned sample size',
+            control,
+            controlMean: cs.controlMean,
+            treatmentMean: cs.treatmentMean,
+            difference: cs.difference,
+            [side]: cs.bound,
+            side,
+            bound: cs.bound,
+            tolerance,
+            harmfulDirection: guardrail.harmfulDirection,
+            alpha,
+            level: { source: levels.guardrail.source, spends: levels.guardrail.spends, falseHaltBudget: levels.budget, tests: levels.guardrailTests },
+            mixtureRho: cs.rho,
+            plannedSampleSize: definition.plannedSampleSize,
+          },
         });
       }
     }

@@ -1,4 +1,5 @@
 import { guardrailRegression } from './guardrailRegression.ts';
+import { noTraffic } from './noTraffic.ts';
 import { sampleRatioMismatch } from './sampleRatioMismatch.ts';
 import { usersInTwoVariants } from './usersInTwoVariants.ts';
 import { variantRateCollapse } from './variantRateCollapse.ts';
@@ -12,6 +13,7 @@ export const guardChecks = [
   guardrailRegression,
   usersInTwoVariants,
   variantRateCollapse,
+  noTraffic,
 ] as const;
 
 export type SignalType = (typeof guardChecks)[number]['type'];

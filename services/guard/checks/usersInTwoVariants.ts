@@ -7,6 +7,7 @@ export const CONFLICT_SHARE = 0.01;
 export const usersInTwoVariants: GuardCheck<'USERS_IN_TWO_VARIANTS'> = {
   type: 'USERS_IN_TWO_VARIANTS',
   waitsForMinimumSample: false,
+  setting: 'usersInTwoVariants',
   signals({ state, variants, users, base }) {
     const totalUsers = users.reduce((a, b) => a + b, 0);
     const conflicts = variants.reduce((n, v) => n + (state.variants[v]?.conflicts ?? 0), 0);

@@ -11,6 +11,7 @@ export const COLLAPSED_SHARE = 0.1;
 export const variantRateCollapse: GuardCheck<'VARIANT_RATE_COLLAPSE'> = {
   type: 'VARIANT_RATE_COLLAPSE',
   waitsForMinimumSample: false,
+  setting: 'rateCollapse',
   signals({ state, definition, variants, base }) {
     const minutes = [...new Set(variants.flatMap((v) => Object.keys(state.variants[v]?.exposuresByMinute ?? {}).map(Number)))].sort((a, b) => a - b);
     const lastComplete = minutes.at(-2);
