@@ -1,5 +1,5 @@
 import { allMetrics, type ExperimentDefinition, type PublishedDefinition } from '../../common/experimentDefinition.ts';
-import { DEFAULT_BASELINES, parseBaseline, parseEffect, usage, type Baseline, type Effect } from './metricModels.ts';
+import { DEFAULT_BASELINES, meanShift, parseBaseline, parseEffect, usage, valueDraw, type Baseline, type Effect } from './metricModels.ts';
 
 /**
  * The flags of `expctl simulate`, as hostile input: every number finite and bounded, every
@@ -70,6 +70,8 @@ export function parseSimulateFlags(definition: ExperimentDefinition, flags: Simu
     const effect = parseEffect(text, metrics);
     if (effects.some((e) => e.metric === effect.metric)) throw usage('--effect', `${effect.metric} is given twice`);
     effects.push(effect);
+    // Refuses, before any run, a conversion rate the effect would move outside [0, 1].
+    valueDraw(effect.metric, baselines[effect.metric]!, meanShift(baselines[effect.metric]!, effect));
   }
   return {
     published: { experimentId: definition.id, version: 1, appliedAt: 0, definition },
