@@ -2,6 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import type { SimulationSummary } from '../../services/cli/simulate/simulationSummary.ts';
 import { runExpctl } from '../support/childService.ts';
 
 /**
@@ -13,14 +14,8 @@ const ROOT = resolve(import.meta.dirname, '../..');
 const DESIGN = resolve(ROOT, 'experiments/simulate/fifty-fifty.yaml');
 const simulate = (...args: string[]) => runExpctl(['simulate', DESIGN, '--runs', '30', '--users', '4000', '--json', ...args], { timeoutMs: 60_000 });
 
-interface SimulationJson {
-  runs: number;
-  halted: number;
-  haltRate: number;
-  haltRateInterval95: [number, number];
-  usersAtHalt: { median: number; p90: number } | null;
-  byCheck: Record<string, { halts: number; warnings: number }>;
-}
+/** What the JSON line holds: the summary (typed by the module that writes it). */
+type SimulationJson = SimulationSummary;
 
 /** The last line of stdout, which must be the one JSON object. */
 function lastJsonLine(stdout: string): SimulationJson {
