@@ -50,11 +50,13 @@ describe('expctl simulate flags', () => {
     expect(usageError(() => plan({ runs: '9'.repeat(5_000) }))).toMatch(/^--runs must be .* got '9{40}…'$/);
   });
 
-  it('bounds the work: looks per run, simulated users over all runs, look-every within users', () => {
+  it('bounds the work: looks per run, decisions and values drawn over all runs, look-every within users', () => {
     expect(usageError(() => plan({ users: '100', lookEvery: '101' }))).toBe('--look-every must not exceed --users (100), got 101');
     expect(usageError(() => plan({ users: '1000000', lookEvery: '10' }))).toMatch(/^--look-every gives 100000 looks per run .* at most 10000/);
-    expect(usageError(() => plan({ runs: '10000', users: '1000000' }))).toMatch(/^--runs × --users is at most 200,000,000 simulated users \(got 10000 × 1000000\)/);
-    expect(plan({ runs: '200', users: '1000000', lookEvery: '100' }).runs * 1_000_000).toBeLessThanOrEqual(SIMULATE_LIMITS.userRuns);
+    expect(usageError(() => plan({ runs: '10000', users: '10000', lookEvery: '100' }))).toBe('--runs × looks per run is at most 250,000 guard decisions (got 10000 × 100); lower --runs or raise --look-every');
+    expect(usageError(() => plan({ runs: '1000', users: '1000000', lookEvery: '10000' }))).toBe('--runs × --users × (2 metrics + 1) is at most 500,000,000 simulated values (got 3,000,000,000); lower --runs or --users');
+    const largest = plan({ runs: '150', users: '1000000', lookEvery: '1000' });
+    expect(largest.runs * largest.users * 3).toBeLessThanOrEqual(SIMULATE_LIMITS.draws);
   });
 
   it('--weights: one per variant in definition order, from 0 to 1, summing to 1 (100/0 allowed), scaled to exactly 1', () => {

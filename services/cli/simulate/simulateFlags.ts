@@ -11,8 +11,10 @@ export const SIMULATE_LIMITS = {
   lookEvery: { min: 1, max: 1_000_000, default: 100 },
   /** Looks per run: --users / --look-every, rounded up. */
   looks: 10_000,
-  /** Simulated users over all runs (--runs × --users): bounds the time, a few seconds per ten million for a small design. */
-  userRuns: 200_000_000,
+  /** Values drawn over all runs, --runs × --users × (metrics + 1 for the variant): about 10 s per 100 million. */
+  draws: 500_000_000,
+  /** The guard's decisions over all runs, --runs × looks per run: 0.1 to 0.5 ms each (more for more variants × guardrails). */
+  decisions: 250_000,
   /** Arrival rate, for the per-minute exposure buckets the rate checks read. */
   usersPerMinute: { min: 1, max: 1_000_000, default: 1_000 },
   seed: { min: 0, max: 2 ** 32 - 1, default: 1 },
@@ -55,8 +57,10 @@ export function parseSimulateFlags(definition: ExperimentDefinition, flags: Simu
   if (lookEvery > users) throw usage('--look-every', `must not exceed --users (${users}), got ${lookEvery}`);
   const looks = Math.ceil(users / lookEvery);
   if (looks > L.looks) throw usage('--look-every', `gives ${looks} looks per run (--users ${users} / --look-every ${lookEvery}); at most ${L.looks}: look less often`);
-  if (runs * users > L.userRuns) throw usage('--runs', `× --users is at most ${L.userRuns.toLocaleString('en-US')} simulated users (got ${runs} × ${users}); lower one of them`);
+  if (runs * looks > L.decisions) throw usage('--runs', `× looks per run is at most ${L.decisions.toLocaleString('en-US')} guard decisions (got ${runs} × ${looks}); lower --runs or raise --look-every`);
   const metrics = allMetrics(definition);
+  const draws = runs * users * (metrics.length + 1);
+  if (draws > L.draws) throw usage('--runs', `× --users × (${metrics.length} metrics + 1) is at most ${L.draws.toLocaleString('en-US')} simulated values (got ${draws.toLocaleString('en-US')}); lower --runs or --users`);
   const baselines: Record<string, Baseline> = Object.fromEntries(metrics.map((m) => [m.name, DEFAULT_BASELINES[m.type]]));
   const overridden = new Set<string>();
   for (const text of capped('--baseline', flags.baseline, metrics.length)) {
