@@ -9,6 +9,7 @@ import { registerKeyCommands } from './commands/keys.ts';
 import { registerProduceCommand } from './commands/produce.ts';
 import { registerQueryCommand } from './commands/query.ts';
 import { registerReanalyzeCommand } from './commands/reanalyze.ts';
+import { registerSimulateCommand } from './commands/simulate.ts';
 import { registerStackCommands } from './commands/stack.ts';
 
 /**
@@ -34,6 +35,7 @@ export function buildProgram(): Command {
   registerExperimentCommands(program, configFromFlags);
   registerKeyCommands(program);
   registerReanalyzeCommand(program, configFromFlags);
+  registerSimulateCommand(program);
   registerQueryCommand(program, configFromFlags);
   registerControlCommands(program, configFromFlags);
   registerDemoCommand(program, configFromFlags);
