@@ -19,9 +19,12 @@ import { CHECK_SETTINGS, type CheckAction, type CheckSetting, type ExperimentDef
  * - A check that only warns spends nothing: it runs at the level it would have if every
  *   statistical check halted (the same split), and its evidence says `spends: false`.
  * - Legacy levels: `srmThreshold` (SRM) and `guardrailAlpha` (each guardrail test), when a
- *   definition gives them, are used as they are, outside the budget, so a definition written
- *   before the budget keeps its decisions. The family-wise bound is then the budget plus those
- *   levels (guardrailAlpha counted once per guardrail × treatment). Drop them to join the budget.
+ *   definition gives them, are used outside the budget, so a definition written before the
+ *   budget keeps its false-halt rate. `guardrailAlpha` was the level of a two-sided confidence
+ *   sequence, whose harmful side alone crosses with at most half of it: the one-sided test runs
+ *   at guardrailAlpha / 2 (taking it whole would double the false halts of every definition
+ *   stored with the old default 0.05). The family-wise bound is then the budget plus those
+ *   levels (counted once per guardrail × treatment). Drop them to join the budget.
  */
 export const DEFAULT_FALSE_HALT_BUDGET = 0.05;
 export const SRM_BUDGET_SHARE = 0.2;
@@ -77,7 +80,7 @@ export function decisionLevels(d: ExperimentDefinition): DecisionLevels {
   const nominal = split(srmFromBudget, guardrailsFromBudget && guardrailTests > 0);
   const srm: TestLevel = !srmFromBudget ? { alpha: d.srmThreshold!, source: 'srmThreshold', spends: srmSpends } : { alpha: srmInPool ? spent.srm : nominal.srm, source: 'budget', spends: srmSpends };
   const guardrail: TestLevel = !guardrailsFromBudget
-    ? { alpha: d.guardrailAlpha!, source: 'guardrailAlpha', spends: guardrailsSpend }
+    ? { alpha: d.guardrailAlpha! / 2, source: 'guardrailAlpha', spends: guardrailsSpend }
     : { alpha: guardrailsInPool ? spent.guardrail : nominal.guardrail, source: 'budget', spends: guardrailsSpend };
   return { budget, srm, guardrail, guardrailTests };
 }

@@ -27,10 +27,10 @@ describe('the false-halt budget', () => {
     expect(noGuardrails.srm.alpha).toBe(0.05);
   });
 
-  it('uses legacy srmThreshold / guardrailAlpha as they are, outside the budget', () => {
+  it('uses legacy srmThreshold as it is and guardrailAlpha as the two-sided level it was (half on the harmful side), outside the budget', () => {
     const legacy = decisionLevels(wide({ srmThreshold: 0.001, guardrailAlpha: 0.05 }));
     expect(legacy.srm).toEqual({ alpha: 0.001, source: 'srmThreshold', spends: true });
-    expect(legacy.guardrail).toEqual({ alpha: 0.05, source: 'guardrailAlpha', spends: true });
+    expect(legacy.guardrail).toEqual({ alpha: 0.025, source: 'guardrailAlpha', spends: true });
     // Only SRM legacy: the guardrails share the whole budget.
     expect(decisionLevels(wide({ srmThreshold: 0.001 })).guardrail.alpha).toBeCloseTo(0.05 / 30, 15);
   });
