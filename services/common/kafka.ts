@@ -1,5 +1,10 @@
 import { Kafka, logLevel as KafkaLogLevel, type LogEntry, type logCreator } from 'kafkajs';
+import { installAbortedRecordFilter } from './abortedRecords.ts';
 import type { Logger } from './logger.ts';
+
+// Every client of this process reads committed records only (kafkajs alone lets records of
+// some aborted transactions through: see abortedRecords.ts).
+installAbortedRecordFilter();
 
 /** kafkajs levels mapped onto pino methods, so broker chatter lands in the structured log. */
 const LEVEL_METHOD: Record<number, 'error' | 'warn' | 'info' | 'debug'> = {

@@ -1,8 +1,10 @@
 import { Kafka, logLevel } from 'kafkajs';
+import { installAbortedRecordFilter } from '../../services/common/abortedRecords.ts';
 import { createTopicsAndWait } from '../../services/common/topicAdmin.ts';
 import { stackEndpoints } from './stack.ts';
 
 process.env.KAFKAJS_NO_PARTITIONER_WARNING = '1';
+installAbortedRecordFilter();
 
 /** A kafkajs client on the test stack's broker. Its retried, harmless errors (coordinator loading,
  * concurrent transactions) are not logged; real failures surface as rejected promises. */
