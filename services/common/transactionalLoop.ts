@@ -143,7 +143,20 @@ async function startIncarnation(options: TransactionalLoopOptions, context: Inca
     return producer;
   };
   const stores = options.stores ?? [];
+  // Where each partition's committed work ends, read once this incarnation's producer has
+  // fenced the previous owner (see the batch loop below).
+  const resumeAt = new Map<string, bigint>();
+  const admin = kafka.admin();
+  let adminConnected: Promise<void> | undefined;
+  const committedOffset = async (topic: string, partition: number): Promise<bigint> => {
+    adminConnected ??= admin.connect();
+    await adminConnected;
+    const [entry] = await admin.fetchOffsets({ groupId: options.groupId, topics: [topic] });
+    const offset = entry?.partitions.find((p) => p.partition === partition)?.offset;
+    return offset === undefined || offset === '-1' ? 0n : BigInt(offset);
+  };
   const release = (key: string) => {
+    resumeAt.delete(key);
     const { topic, partition } = partitionOf(key);
     // Dropped even if its restore did not finish: whatever it holds is not known to be committed.
     for (const store of stores) store.drop(partition);
@@ -171,6 +184,7 @@ async function startIncarnation(options: TransactionalLoopOptions, context: Inca
     }
     await disconnectWithin(consumer, graceful ? 60_000 : 10_000, logger);
     await Promise.all([...new Set([...prepared, ...producers.keys()])].map(release));
+    if (adminConnected) await admin.disconnect().catch(() => {});
   };
 
   try {
@@ -195,9 +209,23 @@ async function startIncarnation(options: TransactionalLoopOptions, context: Inca
             if (!prepared.has(key)) {
               for (const store of stores) await store.restore(batch.partition, producer);
               await options.prepare?.(batch.topic, batch.partition, producer);
+              // The consumer read its starting offset when the partition was assigned, which can
+              // be before the previous owner's last transaction (offsets included) completed:
+              // kafkajs' offset fetch does not wait for pending transactional commits (Kafka's
+              // requireStable). The producer above fenced that owner, which makes the broker
+              // finish its transaction first, so the committed offset read now is final, and
+              // records below it are done (their effect is in the restored state).
+              resumeAt.set(key, await committedOffset(batch.topic, batch.partition));
               prepared.add(key);
             }
-            outputs = await options.process(messages.map((message) => ({ topic: batch.topic, partition: batch.partition, message })));
+            const from = resumeAt.get(key) ?? 0n;
+            const fresh = BigInt(messages[0]!.offset) < from ? messages.filter((m) => BigInt(m.offset) >= from) : messages;
+            if (fresh.length === 0) {
+              logger.info({ topic: batch.topic, partition: batch.partition, from: messages[0]!.offset, to: messages[messages.length - 1]!.offset, committed: from.toString() }, 'skipping records the previous owner already committed');
+              resolveOffset(messages[messages.length - 1]!.offset);
+              continue;
+            }
+            outputs = await options.process(fresh.map((message) => ({ topic: batch.topic, partition: batch.partition, message })));
             for (const store of stores) outputs.push(...store.takeChangelog(batch.partition));
             const transaction = await producer.transaction();
             try {
