@@ -81,9 +81,9 @@ describe('experiment definitions and lifecycle through the control plane, under 
     return { users, revenue };
   };
   // A move is in force in a service once it logs it (see experimentStatusTable).
-  const inForce = (experimentId: string, status: string, services = ['ingest', 'aggregate']) => {
+  const inForce = async (experimentId: string, status: string, services = ['ingest', 'aggregate']) => {
     const line = new RegExp(`"experimentId":"${experimentId}","status":"${status}".*"msg":"experiment\\.state: in force"`);
-    return waitFor(() => services.every((s) => line.test(children[s]!.log())), { timeoutMs: 60_000, message: () => `${experimentId} ${status} not yet in force in ${services.filter((s) => !line.test(children[s]!.log())).join(', ')}` });
+    await Promise.all(services.map((s) => children[s]!.waitForLog(line)));
   };
   const deadLetters = async () => (await readTopic(kafka, topics.dlq)).map(decode<DeadLetter>('deadLetter'));
 
