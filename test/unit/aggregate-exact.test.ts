@@ -53,7 +53,7 @@ describe('aggregation rules, one at a time', () => {
     applyEvent(state, metric('revenue', 3), defs, delta);
     applyEvent(state, metric('revenue', 4), defs, delta);
     const revenue = delta.deltas()[0]!.variants[0]!.metrics.find((m) => m.metric === 'revenue')!;
-    expect(revenue).toEqual({ metric: 'revenue', sum: 7, sumSquares: 49, conversions: 0, events: 2 });
+    expect(revenue).toEqual({ metric: 'revenue', sum: 7, sumSquares: 49, conversions: 0, events: 2, sumY: 0, sumSquaresY: 0, sumXY: 0 });
   });
 
   it('counts a conversion once per user, ignores metrics before exposure or after the window, and flags a second variant once', () => {
@@ -70,7 +70,7 @@ describe('aggregation rules, one at a time', () => {
     expect(applyEvent(state, expose('control'), defs, delta)).toEqual(['duplicate_exposure']);
     expect(applyEvent(state, expose('nope'), defs, delta)).toEqual(['unknown_variant']);
     const [d] = delta.deltas();
-    expect(d!.variants).toEqual([{ variantId: 'control', exposedUsers: 1, conflicts: 1, metrics: [{ metric: 'purchase', sum: 1, sumSquares: 1, conversions: 1, events: 2 }] }]);
+    expect(d!.variants).toEqual([{ variantId: 'control', exposedUsers: 1, conflicts: 1, metrics: [{ metric: 'purchase', sum: 1, sumSquares: 1, conversions: 1, events: 2, sumY: 0, sumSquaresY: 0, sumXY: 0 }] }]);
     expect(d!.buckets.find((b) => b.metric === null)).toEqual({ minute: t0, variantId: 'control', metric: null, count: 1, sum: 0 });
   });
 
@@ -88,7 +88,7 @@ describe('aggregation rules, one at a time', () => {
     expect(state.early).toEqual([['revenue', 2, t0 + 70_500], ['revenue', 4, t0 + 71_000]]);
     expect(applyEvent(state, expose('treatment'), defs, delta, policy)).toEqual(['exposed', 'metric_counted_early', 'metric_counted_early']);
     const revenue = delta.deltas()[0]!.variants[0]!.metrics.find((m) => m.metric === 'revenue')!;
-    expect(revenue).toEqual({ metric: 'revenue', sum: 6, sumSquares: 36, conversions: 0, events: 2 });
+    expect(revenue).toEqual({ metric: 'revenue', sum: 6, sumSquares: 36, conversions: 0, events: 2, sumY: 0, sumSquaresY: 0, sumXY: 0 });
     // The kept events survive the changelog encoding.
     expect(decodeUserState(encodeUserState(state))).toEqual(state);
   });
@@ -139,7 +139,7 @@ describe('aggregation rules, one at a time', () => {
     // Non-finite values are not kept for a later exposure either (they would become null in the changelog).
     expect(state.early.map(([, value]) => value).every(Number.isFinite)).toBe(true);
     const revenue = delta.deltas()[0]!.variants[0]!.metrics.find((m) => m.metric === 'revenue')!;
-    expect(revenue).toEqual({ metric: 'revenue', sum: 1e154, sumSquares: 1e308, conversions: 0, events: 1 });
+    expect(revenue).toEqual({ metric: 'revenue', sum: 1e154, sumSquares: 1e308, conversions: 0, events: 1, sumY: 0, sumSquaresY: 0, sumXY: 0 });
     expect(nonFinitePaths(delta.deltas())).toEqual([]);
   });
 
@@ -152,7 +152,7 @@ describe('aggregation rules, one at a time', () => {
     expect(applyEvent(users[1]!, metric('revenue', 1.2e154), defs, delta)).toEqual(['value_overflow']);
     expect(users[1]!.totals['exp-checkout\u0000revenue']).toBeUndefined();
     const [d] = delta.deltas();
-    expect(d!.variants[0]!.metrics).toEqual([{ metric: 'revenue', sum: 1.2e154, sumSquares: 1.2e154 * 1.2e154, conversions: 0, events: 1 }]);
+    expect(d!.variants[0]!.metrics).toEqual([{ metric: 'revenue', sum: 1.2e154, sumSquares: 1.2e154 * 1.2e154, conversions: 0, events: 1, sumY: 0, sumSquaresY: 0, sumXY: 0 }]);
     expect(d!.buckets.filter((b) => b.metric === 'revenue')).toEqual([{ minute: t0, variantId: 'control', metric: 'revenue', count: 1, sum: 1.2e154 }]);
   });
 });
