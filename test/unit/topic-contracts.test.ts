@@ -50,7 +50,8 @@ describe('every topic contract agrees with its schemas/*.avsc', () => {
   });
 
   it.each(samples.map((s) => [s.contract.type().name!, s] as const))('%s: the TypeScript type has the schema\'s fields, in order, nullable where the schema is', (_name, { contract, value, nullable }) => {
-    expect(shapeOf(value, new Set(nullable))).toEqual(shape(contract.type()));
+    // A contract that maps its value for Avro (toAvro) is checked on what it writes.
+    expect(shapeOf((contract.toAvro?.(value) ?? value) as object, new Set(nullable))).toEqual(shape(contract.type()));
   });
 
   it.each(samples.map((s) => [s.contract.type().name!, s] as const))('%s: a fully populated value round-trips through the codec', (_name, { contract, value }) => {
