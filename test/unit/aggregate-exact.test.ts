@@ -8,7 +8,7 @@ import { compareTotals, fixtureDefinitions, generateEvents, oracle, sumDeltas } 
 import { randomInt, seededRandom } from '../support/random.ts';
 
 describe('aggregation rules against an independent computation', () => {
-  it('100,000 events, 10,000 users, 3 experiments: counts exact, sums within 1e-9, in random batches with state round-tripped through the changelog encoding', () => {
+  it('100,000 events, 10,000 users, 3 experiments (sum, capped, conversion and ratio metrics): counts exact, sums within 1e-9, in random batches with state round-tripped through the changelog encoding', () => {
     const definitions = fixtureDefinitions();
     const byId = new Map(definitions.map((d) => [d.experimentId, d]));
     const events = generateEvents(7, 10_000, 100_000);
@@ -36,6 +36,11 @@ describe('aggregation rules against an independent computation', () => {
     expect([...expected.conflicts.values()].reduce((a, b) => a + b, 0)).toBeGreaterThan(50);
     expect([...expected.metrics.values()].some((m) => m.conversions > 100)).toBe(true);
     expect(countedEarly).toBeGreaterThan(1_000);
+    // ... the ratio metrics (Σy, Σxy of every variant) and the cap, which binds for many users:
+    // without it the oracle's Σx of exp-banner's clicks is larger.
+    for (const key of ['exp-search/a/latency_per_click', 'exp-banner/on/latency_per_purchase']) expect(expected.metrics.get(key)!.sumY * expected.metrics.get(key)!.sumXY, key).toBeGreaterThan(0);
+    const uncapped = oracle(definitions.map((d) => ({ ...d, definition: { ...d.definition, primaryMetrics: d.definition.primaryMetrics.map((m) => (m.type === 'sum' ? { name: m.name, type: m.type } : m)) } })), events);
+    for (const variant of ['off', 'on']) expect(uncapped.metrics.get(`exp-banner/${variant}/clicks`)!.sum - expected.metrics.get(`exp-banner/${variant}/clicks`)!.sum).toBeGreaterThan(1_000);
   });
 });
 
