@@ -3,6 +3,7 @@ import type { MetricEvent } from '../../services/common/contracts/metrics.ts';
 import { parseDefinition, type ExperimentDefinition, type PublishedDefinition } from '../../services/common/experimentDefinition.ts';
 import type { ExperimentDelta } from '../../services/aggregate/deltaAccumulator.ts';
 import { randomInt, seededRandom } from './random.ts';
+import type { MetricStatistics } from '../../services/stats/metricStatistics.ts';
 import type { PipelineEvent } from '../../services/common/contracts/pipelineEvent.ts';
 
 /**
@@ -66,15 +67,8 @@ export function generateEvents(seed: number, users: number, total: number): Pipe
 }
 
 /** Totals keyed `experiment/variant` and `experiment/variant/metric`. */
-export interface MetricTotals {
-  sum: number;
-  sumSquares: number;
-  conversions: number;
-  events: number;
-  sumY: number;
-  sumSquaresY: number;
-  sumXY: number;
-}
+/** A metric's totals: the fields of the one sufficient statistic (only its type is used here, none of its code). */
+export type MetricTotals = MetricStatistics;
 
 export interface Totals {
   users: Map<string, number>;
