@@ -8,6 +8,7 @@ import { decodeUserState, emptyUserState, encodeUserState } from '../../services
 import { aggregates } from '../../services/common/contracts/aggregates.ts';
 import { definitionChanges } from '../../services/common/definitionChanges.ts';
 import { eventMetrics, parseDefinition, type PublishedDefinition } from '../../services/common/experimentDefinition.ts';
+import { liveResults } from '../../services/control/liveResults.ts';
 import { checkInput } from '../../services/guard/checks/guardCheck.ts';
 import { guardrailRegression } from '../../services/guard/checks/guardrailRegression.ts';
 import { emptyExperimentState } from '../../services/guard/experimentState.ts';
@@ -133,6 +134,22 @@ describe('a ratio guardrail in the guard', () => {
     expect(signal!.evidence.controlMean as number).toBeCloseTo(0.05, 2);
     expect(signal!.evidence.treatmentMean as number).toBeCloseTo(0.08, 2);
     expect(guardrailRegression.signals(checkInput(stateOf(pairs(random, 4_000, 0.05), pairs(random, 4_000, 0.05)), published()))).toEqual([]);
+  });
+});
+
+describe('a ratio metric in the live results', () => {
+  it('shows the ratio of means with its delta-method interval, and the difference against control', () => {
+    const definition = parseDefinition({ id: 'e', name: 'e', hypothesis: 'h', owner: 'o', variants: [{ id: 'c', weight: 0.5 }, { id: 't', weight: 0.5 }], primaryMetrics: [{ name: 'epr', type: 'ratio', numerator: 'errors', denominator: 'requests' }], plannedSampleSize: 100 }, 'test');
+    const c: [number, number][] = [[1, 2], [2, 2], [0, 4], [3, 4]];
+    const t: [number, number][] = [[2, 2], [2, 2], [1, 4], [3, 4]];
+    const totals = { variants: Object.fromEntries([['c', c], ['t', t]].map(([id, users]) => [id, { users: users!.length, conflicts: 0, exposuresByMinute: {}, metrics: { epr: streamed(users as [number, number][]) } }])) };
+    const r = liveResults('e', { experimentId: 'e', version: 1, appliedAt: 0, definition }, totals, undefined);
+    const [mc, mt] = [r.variants[0]!.metrics[0]!, r.variants[1]!.metrics[0]!];
+    expect(mc).toMatchObject({ metric: 'epr', type: 'ratio', users: 4, mean: 0.5 });
+    // Variance 2/9 per user (the hand-computed case above): half-width 1.959964 · √(2/9 / 4).
+    expect(mc.interval95![1] - 0.5).toBeCloseTo(1.959964 * Math.sqrt(2 / 9 / 4), 5);
+    expect(mt.mean).toBeCloseTo(8 / 12, 15);
+    expect(mt.versusControl!.difference).toBeCloseTo(8 / 12 - 0.5, 15);
   });
 });
 
