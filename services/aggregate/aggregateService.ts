@@ -1,7 +1,7 @@
 import type { Kafka } from 'kafkajs';
 import type { Registry } from 'prom-client';
 import { DefinitionsTable } from '../common/definitionsTable.ts';
-import { allMetrics } from '../common/experimentDefinition.ts';
+import { eventMetrics } from '../common/experimentDefinition.ts';
 import { ChangeloggedStore, checkChangelogPartitions } from '../common/changeloggedStore.ts';
 import { aggregates } from '../common/contracts/aggregates.ts';
 import { validatedEvents } from '../common/contracts/events.ts';
@@ -71,7 +71,7 @@ export async function startAggregate(options: AggregateOptions): Promise<Running
     const partition = records[0]!.partition;
     const state = users.partition(partition);
     const delta = new DeltaAccumulator();
-    const experimentMetrics = new Set(definitions.all().flatMap((d) => allMetrics(d.definition).map((m) => m.name)));
+    const experimentMetrics = new Set(definitions.all().flatMap((d) => [...eventMetrics(d.definition)]));
     const early = earlyMetricPolicy(options.earlyMetrics, (m) => experimentMetrics.has(m));
     for (const record of records) {
       const decoded = validatedEvents.decode(record.message.value);

@@ -2,11 +2,11 @@ import { CONFIG_DEFAULTS } from '../common/config.ts';
 import { type ExposureEvent } from '../common/contracts/exposures.ts';
 import { type MetricEvent } from '../common/contracts/metrics.ts';
 import { unreachable, type PipelineEvent } from '../common/contracts/pipelineEvent.ts';
-import { allMetrics, type PublishedDefinition } from '../common/experimentDefinition.ts';
+import { metricsReading, type MetricDefinition, type PublishedDefinition } from '../common/experimentDefinition.ts';
 import { countsAfterConclusion, enrollment, type LifecycleView } from '../common/experimentLifecycle.ts';
 import { allFinite } from '../common/numberBounds.ts';
-import type { DeltaAccumulator } from './deltaAccumulator.ts';
-import { totalKey, type Assignment, type UserState } from './userState.ts';
+import type { DeltaAccumulator, MetricChange } from './deltaAccumulator.ts';
+import { denominatorKey, totalKey, type Assignment, type UserState } from './userState.ts';
 
 /**
  * The statistics rules (DESIGN.md "Statistics"), one event at a time, in the order the
@@ -17,7 +17,12 @@ import { totalKey, type Assignment, type UserState } from './userState.ts';
  *   before the event's time and no longer than the attribution window before;
  * - the unit is the user: for a sum metric the user's value x moves to x+v, so the
  *   variant's Σx grows by v and Σx² by (x+v)² − x²; for a conversion metric x goes from 0
- *   to 1 on the user's first event and stays there.
+ *   to 1 on the user's first event and stays there. A capped sum metric's user value is
+ *   min(x, cap): Σx moves by min(x+v, cap) − min(x, cap) and Σx² likewise (the user's total
+ *   x itself is kept uncapped). A ratio metric keeps the user's numerator total x and
+ *   denominator total y; an event of either moves Σx, Σx², Σy, Σy² and Σxy by the change of
+ *   the user's x, x², y, y² and xy. One metric event can feed several metrics of an
+ *   experiment (a sum metric and a ratio's numerator, say); each is counted on its own.
  * - early metrics: exposures and metrics come from two raw topics that ingest interleaves,
  *   so a metric can overtake the exposure it follows in event time. The user's last `keep`
  *   metric events (of metrics some experiment uses) are kept while their event time is within
@@ -105,27 +110,64 @@ function applyMetric(state: UserState, event: MetricEvent, definitions: (id: str
   const outcomes: Outcome[] = [];
   for (const [experimentId, assignment] of Object.entries(state.assignments)) {
     const published = definitions(experimentId);
-    if (!published || !allMetrics(published.definition).some((m) => m.name === event.metric)) continue;
+    if (!published || metricsReading(published.definition, event.metric).length === 0) continue;
     const counted = countMetric(state, experimentId, assignment, published, event, delta, lifecycle);
     outcomes.push(counted === 'counted' ? 'metric_counted' : counted === 'value_overflow' ? 'value_overflow' : 'metric_unattributed');
   }
   return outcomes;
 }
 
-/** Counts one metric event for one experiment the user is assigned to, if it is attributed and its numbers stay finite. */
+/** Counts one metric event for one experiment the user is assigned to, if it is attributed, in every metric that reads it whose numbers stay finite. */
 function countMetric(state: UserState, experimentId: string, assignment: Assignment, published: PublishedDefinition, event: { metric: string; value: number; eventTime: number }, delta: DeltaAccumulator, lifecycle: LifecycleLookup | undefined): 'counted' | 'unattributed' | 'value_overflow' {
-  const metric = allMetrics(published.definition).find((m) => m.name === event.metric);
-  if (!metric) return 'unattributed';
+  const metrics = metricsReading(published.definition, event.metric);
+  if (metrics.length === 0) return 'unattributed';
   if (lifecycle && !countsAfterConclusion(lifecycle(experimentId), event.eventTime)) return 'unattributed';
   const windowMs = published.definition.attributionWindowHours * 3_600_000;
   if (event.eventTime < assignment.exposedAt || event.eventTime > assignment.exposedAt + windowMs) return 'unattributed';
+  let outcome: 'counted' | 'value_overflow' = 'counted';
+  for (const metric of metrics) {
+    const update = metric.type === 'ratio' ? ratioUpdate(state, experimentId, metric, event) : userValueUpdate(state, experimentId, metric, event.value);
+    // The user's totals must stay numbers whose squares are finite (else every later change of
+    // Σx² would be ∞ − ∞); the delta refuses a change whose own numbers or sums are not finite.
+    if (!update || !delta.metric(experimentId, published.version, assignment.variant, metric.name, update.change, event.eventTime)) {
+      outcome = 'value_overflow';
+      continue;
+    }
+    for (const [key, total] of update.totals) state.totals[key] = total;
+  }
+  return outcome;
+}
+
+/** A metric event's change of the sums, and the user's totals after it (written only if the change is counted); undefined when a total would not stay finite. */
+interface Update {
+  change: MetricChange;
+  totals: [string, number][];
+}
+
+/** Sum and conversion metrics: the user's value x (capped at the metric's cap) moves. */
+function userValueUpdate(state: UserState, experimentId: string, metric: Exclude<MetricDefinition, { type: 'ratio' }>, value: number): Update | undefined {
   const key = totalKey(experimentId, metric.name);
   const before = state.totals[key] ?? 0;
-  const after = metric.type === 'conversion' ? 1 : before + event.value;
-  const change = { sum: metric.type === 'conversion' ? after - before : event.value, sumSquares: after * after - before * before, conversions: metric.type === 'conversion' && before === 0 ? 1 : 0, value: event.value };
-  // The user's total must stay a number whose square is finite (else every later change of
-  // Σx² would be ∞ − ∞); the delta refuses a change whose own numbers or sums are not finite.
-  if (!allFinite(after, after * after) || !delta.metric(experimentId, published.version, assignment.variant, metric.name, change, event.eventTime)) return 'value_overflow';
-  state.totals[key] = after;
-  return 'counted';
+  const after = metric.type === 'conversion' ? 1 : before + value;
+  if (!allFinite(after, after * after)) return undefined;
+  const cap = metric.type === 'sum' ? metric.cap?.upper : undefined;
+  // The capped value before and after; without a cap the change of Σx is the event's value itself.
+  const [x0, x1] = cap === undefined ? [before, after] : [Math.min(before, cap), Math.min(after, cap)];
+  const sum = metric.type === 'conversion' || cap !== undefined ? x1 - x0 : value;
+  const change = { ...NO_RATIO_CHANGE, sum, sumSquares: x1 * x1 - x0 * x0, conversions: metric.type === 'conversion' && before === 0 ? 1 : 0, value };
+  return { change, totals: [[key, after]] };
 }
+
+/** A ratio metric: the event moves the user's numerator total x or denominator total y. */
+function ratioUpdate(state: UserState, experimentId: string, metric: Extract<MetricDefinition, { type: 'ratio' }>, event: { metric: string; value: number }): Update | undefined {
+  const xKey = totalKey(experimentId, metric.name);
+  const yKey = denominatorKey(experimentId, metric.name);
+  const [x0, y0] = [state.totals[xKey] ?? 0, state.totals[yKey] ?? 0];
+  const numerator = event.metric === metric.numerator;
+  const [x1, y1] = numerator ? [x0 + event.value, y0] : [x0, y0 + event.value];
+  if (!allFinite(x1, y1, x1 * x1, y1 * y1, x1 * y1)) return undefined;
+  const change = { sum: x1 - x0, sumSquares: x1 * x1 - x0 * x0, conversions: 0, sumY: y1 - y0, sumSquaresY: y1 * y1 - y0 * y0, sumXY: x1 * y1 - x0 * y0, value: numerator ? event.value : 0 };
+  return { change, totals: numerator ? [[xKey, x1]] : [[yKey, y1]] };
+}
+
+const NO_RATIO_CHANGE = { sumY: 0, sumSquaresY: 0, sumXY: 0 } as const;

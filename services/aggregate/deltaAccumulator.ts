@@ -1,6 +1,6 @@
 import type { ExperimentDelta, MetricDelta, MinuteBucket } from '../common/aggregateDelta.ts';
 import { allFinite } from '../common/numberBounds.ts';
-import { add, emptyStatistics } from '../stats/metricStatistics.ts';
+import { add, emptyStatistics, STATISTIC_FIELDS, type MetricStatistics } from '../stats/metricStatistics.ts';
 
 export type { ExperimentDelta };
 
@@ -9,6 +9,13 @@ export type { ExperimentDelta };
  * per-minute buckets; emitted as AggregateDelta records when the batch commits.
  */
 const MINUTE = 60_000;
+
+/**
+ * One metric event's change of a metric's sums (every statistic but `events`, which counts the
+ * event), and `value`: what the minute bucket adds (the event's value; a ratio metric's
+ * numerator value, 0 for a denominator event).
+ */
+export type MetricChange = Omit<MetricStatistics, 'events'> & { value: number };
 
 interface VariantBuilder {
   exposedUsers: number;
@@ -39,14 +46,15 @@ export class DeltaAccumulator {
    * finite: then nothing changes and it returns false (the caller leaves the user's total as
    * it was). An emitted delta therefore never holds a NaN or an infinity.
    */
-  metric(experimentId: string, version: number, variantId: string, metric: string, change: { sum: number; sumSquares: number; conversions: number; value: number }, eventTime: number): boolean {
-    const current = this.experiments.get(experimentId)?.variants.get(variantId)?.metrics.get(metric);
+  metric(experimentId: string, version: number, variantId: string, metric: string, change: MetricChange, eventTime: number): boolean {
+    const current = this.experiments.get(experimentId)?.variants.get(variantId)?.metrics.get(metric) ?? emptyStatistics();
     const currentBucket = this.experiments.get(experimentId)?.buckets.get(bucketKey(minuteOf(eventTime), variantId, metric));
-    if (!allFinite(change.sum, change.sumSquares, change.value, (current?.sum ?? 0) + change.sum, (current?.sumSquares ?? 0) + change.sumSquares, (currentBucket?.sum ?? 0) + change.value)) return false;
+    const statistics: MetricStatistics = { ...change, events: 1 };
+    if (!allFinite(change.value, (currentBucket?.sum ?? 0) + change.value, ...STATISTIC_FIELDS.flatMap((f) => [statistics[f], current[f] + statistics[f]]))) return false;
     const metrics = this.variant(experimentId, version, variantId).metrics;
     let delta = metrics.get(metric);
     if (!delta) metrics.set(metric, (delta = { metric, ...emptyStatistics() }));
-    add(delta, { sum: change.sum, sumSquares: change.sumSquares, conversions: change.conversions, events: 1 });
+    add(delta, statistics);
     const bucket = this.bucket(experimentId, version, variantId, metric, eventTime);
     bucket.count += 1;
     bucket.sum += change.value;

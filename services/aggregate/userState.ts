@@ -3,7 +3,11 @@ import type { StoreCodec } from '../common/changeloggedStore.ts';
 /**
  * What the aggregator remembers per user, and how it is written to the changelog.
  * Per experiment: the variant the first exposure fixed, when, and whether another variant
- * was seen later. Per (experiment, metric): the user's running value x (total, or 0/1).
+ * was seen later. Per (experiment, metric): the user's running value x (total, or 0/1). A
+ * capped metric's total is kept uncapped (the cap applies where it enters the sums, so the
+ * user's capped value before and after each event is known); a ratio metric keeps its
+ * numerator total x under the metric's key and its denominator total y under
+ * `denominatorKey`.
  */
 export interface Assignment {
   variant: string;
@@ -16,7 +20,7 @@ export type EarlyMetric = [string, number, number];
 
 export interface UserState {
   assignments: Record<string, Assignment>;
-  /** Keyed by `${experimentId}\u0000${metric}`. */
+  /** Keyed by `${experimentId}\u0000${metric}` (and a ratio's denominator by `denominatorKey`). */
   totals: Record<string, number>;
   /** The user's recent metric events, oldest arrival first (see applyEvent). */
   early: EarlyMetric[];
@@ -30,6 +34,11 @@ export function emptyUserState(): UserState {
 
 export function totalKey(experimentId: string, metric: string): string {
   return `${experimentId}\u0000${metric}`;
+}
+
+/** Where a ratio metric's denominator total y is kept (metric names have no NUL, so it cannot meet a totalKey). */
+export function denominatorKey(experimentId: string, metric: string): string {
+  return `${experimentId}\u0000${metric}\u0000y`;
 }
 
 /**

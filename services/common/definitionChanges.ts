@@ -1,13 +1,14 @@
 import { isDeepStrictEqual } from 'node:util';
-import { controlVariant, type ExperimentDefinition } from './experimentDefinition.ts';
+import { controlVariant, metricOfGuardrail, type ExperimentDefinition } from './experimentDefinition.ts';
 
 /**
  * What a new version of a definition changes, field by field, and whether each change would
  * invalidate the statistics of an experiment that is already running (the control service
  * refuses those; a draft may change freely):
  *
- * - invalidating: the variants (ids, weights, order), the control variant, any metric's name
- *   or type, a guardrail's harmful direction, the attribution window (it decides which events
+ * - invalidating: the variants (ids, weights, order), the control variant, any metric's name,
+ *   type, cap or ratio numerator and denominator (they decide each user's value), a guardrail's
+ *   harmful direction, the attribution window (it decides which events
  *   count), the experiment id. Users already enrolled were split, and their events counted,
  *   under the old rules: a change would mix two experiments in one set of sums.
  * - allowed: thresholds and gates the decisions read (falseHaltBudget, the legacy
@@ -44,6 +45,7 @@ export function definitionChanges(before: ExperimentDefinition, after: Experimen
     for (const [name, g] of old) {
       const h = next.get(name)!;
       if (g.type !== h.type) changed(`guardrailMetrics.${name}.type`, true);
+      else if (!isDeepStrictEqual(metricOfGuardrail(g), metricOfGuardrail(h))) changed(`guardrailMetrics.${name}.metric`, true);
       if (g.harmfulDirection !== h.harmfulDirection) changed(`guardrailMetrics.${name}.harmfulDirection`, true);
       if (!isDeepStrictEqual(g.tolerance, h.tolerance)) changed(`guardrailMetrics.${name}.tolerance`, false);
     }

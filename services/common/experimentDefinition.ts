@@ -21,6 +21,8 @@ export const DEFINITION_LIMITS = {
   variants: 20,
   primaryMetrics: 10,
   guardrailMetrics: 20,
+  /** The largest cap a sum metric may set (ingest refuses values above 1e15 at most). */
+  capUpper: 1e15,
   /** A definition file on disk (YAML or JSON); larger files are refused before they are parsed. */
   fileBytes: 64 * 1024,
 } as const;
@@ -40,18 +42,36 @@ export type CheckSetting = (typeof CHECK_SETTINGS)[number];
 const CheckActionSchema = z.enum(['halt', 'warn']);
 export type CheckAction = z.infer<typeof CheckActionSchema>;
 
-const MetricSchema = z.strictObject({
+/**
+ * A metric, by `type`:
+ * - sum: the user's total of the metric's values; with `cap: { upper }` the user's total is
+ *   capped at `upper` (min(x, upper)) before it enters Σx and Σx², so one heavy user cannot
+ *   dominate a mean and the sums stay additive (each update moves Σx by the change of the
+ *   capped total). The cap is on the user's total, not on single events.
+ * - conversion: 1 if the user did it at all, else 0.
+ * - ratio: numerator ÷ denominator over the same users, e.g. errors per request: each user's
+ *   total x of the `numerator` metric events and y of the `denominator` ones (uncapped), the
+ *   variant's Σx / Σy, its variance by the delta method (services/stats/ratioOfMeans.ts).
+ *   `numerator` and `denominator` name metric events (what producers send), need not be
+ *   metrics of the definition themselves, and must differ.
+ * The metric events a definition reads: `eventMetrics`.
+ */
+const SumMetricSchema = z.strictObject({
   name: identifier,
-  /** sum: the user's total of the metric's values; conversion: 1 if the user did it at all, else 0. */
-  type: z.enum(['sum', 'conversion']),
+  type: z.literal('sum'),
+  cap: z.strictObject({ upper: z.number().gt(0, 'a cap must be positive').max(DEFINITION_LIMITS.capUpper, `at most ${DEFINITION_LIMITS.capUpper}`) }).optional(),
 });
+const ConversionMetricSchema = z.strictObject({ name: identifier, type: z.literal('conversion') });
+const RatioMetricSchema = z.strictObject({ name: identifier, type: z.literal('ratio'), numerator: identifier, denominator: identifier });
+const MetricSchema = z.discriminatedUnion('type', [SumMetricSchema, ConversionMetricSchema, RatioMetricSchema]);
 
-const GuardrailSchema = MetricSchema.extend({
+const guardrailFields = {
   /** Which way is bad: a guardrail halts when the metric moves this way beyond the tolerance. */
   harmfulDirection: z.enum(['increase', 'decrease']),
-  /** Allowed harm: an absolute difference of means, or relative to the control mean. */
+  /** Allowed harm: an absolute difference of means (of ratios), or relative to the control's. */
   tolerance: z.strictObject({ kind: z.enum(['absolute', 'relative']), value: z.number().min(0) }),
-});
+};
+const GuardrailSchema = z.discriminatedUnion('type', [SumMetricSchema.extend(guardrailFields), ConversionMetricSchema.extend(guardrailFields), RatioMetricSchema.extend(guardrailFields)]);
 
 export const ExperimentDefinitionSchema = z
   .strictObject({
@@ -105,11 +125,17 @@ export const ExperimentDefinitionSchema = z
         metrics.add(name);
       });
     }
+    for (const [list, entries] of [['primaryMetrics', d.primaryMetrics], ['guardrailMetrics', d.guardrailMetrics]] as const) {
+      entries.forEach((m, i) => {
+        if (m.type === 'ratio' && m.numerator === m.denominator) ctx.addIssue({ code: 'custom', path: [list, i, 'denominator'], message: `must differ from the numerator ('${m.numerator}')` });
+      });
+    }
     if (d.minimumSampleSize > d.plannedSampleSize) ctx.addIssue({ code: 'custom', path: ['minimumSampleSize'], message: `must not exceed plannedSampleSize (${d.plannedSampleSize})` });
   });
 
 export type ExperimentDefinition = z.infer<typeof ExperimentDefinitionSchema>;
 export type MetricDefinition = z.infer<typeof MetricSchema>;
+export type GuardrailDefinition = z.infer<typeof GuardrailSchema>;
 
 /** What the definitions topic carries: a definition with its version. */
 export interface PublishedDefinition {
@@ -123,8 +149,30 @@ export function controlVariant(d: ExperimentDefinition): string {
   return d.control ?? d.variants[0]!.id;
 }
 
+/** Every metric of the definition, primary then guardrail, without the guardrail settings. */
 export function allMetrics(d: ExperimentDefinition): MetricDefinition[] {
-  return [...d.primaryMetrics, ...d.guardrailMetrics.map(({ name, type }) => ({ name, type }))];
+  return [...d.primaryMetrics, ...d.guardrailMetrics.map(metricOfGuardrail)];
+}
+
+/** A guardrail's metric definition (name, type, cap or numerator and denominator), without its direction and tolerance. */
+export function metricOfGuardrail(guardrail: GuardrailDefinition): MetricDefinition {
+  const { harmfulDirection: _direction, tolerance: _tolerance, ...metric } = guardrail;
+  return metric as MetricDefinition;
+}
+
+/** The metric events a metric reads: its own name, or a ratio's numerator and denominator. */
+export function metricEventNames(m: MetricDefinition): string[] {
+  return m.type === 'ratio' ? [m.numerator, m.denominator] : [m.name];
+}
+
+/** The definition's metrics that read metric event `eventMetric` (by name, or as a ratio's numerator or denominator). */
+export function metricsReading(d: ExperimentDefinition, eventMetric: string): MetricDefinition[] {
+  return allMetrics(d).filter((m) => metricEventNames(m).includes(eventMetric));
+}
+
+/** The metric events (names) a definition reads. */
+export function eventMetrics(d: ExperimentDefinition): Set<string> {
+  return new Set(allMetrics(d).flatMap(metricEventNames));
 }
 
 const MAX_PROBLEMS_SHOWN = 20;

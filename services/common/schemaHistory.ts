@@ -19,6 +19,7 @@ export const SCHEMA_HISTORY = {
   experimentStatus: ['ExperimentStatus.v1'],
   definition: ['ExperimentDefinitionRecord.v1'],
   audit: ['AuditRecord.v1'],
+  aggregateDelta: ['AggregateDelta.v1'],
 } as const satisfies Partial<Record<keyof EventSchemas, readonly string[]>>;
 
 export type EvolvedSchema = keyof typeof SCHEMA_HISTORY;

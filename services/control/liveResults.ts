@@ -10,7 +10,8 @@ import { welchTest } from '../stats/welch.ts';
 
 /**
  * An experiment's live results as the admin API shows them: per variant and metric the
- * user-level mean with a 95 % interval, and against control the difference with both the
+ * user-level mean with a 95 % interval (a ratio metric: the ratio of means Σx / Σy, its
+ * interval by the delta method; a capped metric: the mean of the capped values), and against control the difference with both the
  * fixed-horizon Welch interval (valid only at the planned sample size) and the always-valid
  * confidence sequence the guard decides with (valid at every look). Pure.
  *
@@ -20,7 +21,7 @@ import { welchTest } from '../stats/welch.ts';
  */
 export interface MetricResult {
   metric: string;
-  type: 'sum' | 'conversion';
+  type: 'sum' | 'conversion' | 'ratio';
   role: 'primary' | 'guardrail';
   users: number;
   mean: number | null;
@@ -75,12 +76,12 @@ export function liveResults(experimentId: string, published: PublishedDefinition
       share: users === 0 ? 0 : (variants[variantId]?.users ?? 0) / users,
       conflicts: variants[variantId]?.conflicts ?? 0,
       metrics: metrics.map((metric): MetricResult => {
-        const s = toSummary(variants[variantId], metric.name);
+        const s = toSummary(variants[variantId], metric);
         const m = s.mean;
         const halfWidth = s.users >= 2 ? z95 * Math.sqrt(s.variance / s.users) : Number.NaN;
         let versusControl: MetricResult['versusControl'] = null;
         if (control && variantId !== control) {
-          const c = toSummary(variants[control], metric.name);
+          const c = toSummary(variants[control], metric);
           const alpha = metric.role === 'guardrail' ? decisionLevels(definition!).guardrail.alpha : 0.05;
           const welch = welchTest(c, s, 0.05);
           const cs = differenceConfidenceSequence(c, s, alpha, { plannedUsersPerVariant: definition!.plannedSampleSize });

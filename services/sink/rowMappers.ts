@@ -78,8 +78,8 @@ export const aggregateRows: RowMapper = (r, out) => {
   const d = decoded.value;
   const common = { experiment_id: d.experimentId, definition_version: d.definitionVersion, emitted_at: d.emittedAt, events_partition: d.sourcePartition, first_offset: d.firstOffset, last_offset: d.lastOffset, ...coordinates(r) };
   for (const v of d.variants) {
-    push(out, 'aggregate_deltas', { ...common, variant_id: v.variantId, metric: '', exposed_users: v.exposedUsers, conflicts: v.conflicts, sum: 0, sum_squares: 0, conversions: 0, events: 0 });
-    for (const m of v.metrics) push(out, 'aggregate_deltas', { ...common, variant_id: v.variantId, metric: m.metric, exposed_users: 0, conflicts: 0, sum: m.sum, sum_squares: m.sumSquares, conversions: m.conversions, events: m.events });
+    push(out, 'aggregate_deltas', { ...common, variant_id: v.variantId, metric: '', exposed_users: v.exposedUsers, conflicts: v.conflicts, sum: 0, sum_squares: 0, conversions: 0, events: 0, sum_y: 0, sum_squares_y: 0, sum_xy: 0 });
+    for (const m of v.metrics) push(out, 'aggregate_deltas', { ...common, variant_id: v.variantId, metric: m.metric, exposed_users: 0, conflicts: 0, sum: m.sum, sum_squares: m.sumSquares, conversions: m.conversions, events: m.events, sum_y: m.sumY, sum_squares_y: m.sumSquaresY, sum_xy: m.sumXY });
   }
   for (const bucket of d.buckets) push(out, 'aggregate_bucket_rows', { experiment_id: d.experimentId, variant_id: bucket.variantId, metric: bucket.metric ?? '', minute: Math.floor(bucket.minute / 1000), count: bucket.count, sum: bucket.sum, ...coordinates(r) });
 };

@@ -1,5 +1,5 @@
 import { normalCdf } from './specialFunctions.ts';
-import { mean, sampleVariance, type UserLevelSummary } from './userLevelSummary.ts';
+import { meanEstimate, type MeanEstimate, type UserLevelSummary } from './userLevelSummary.ts';
 
 /**
  * Always-valid confidence sequences for the difference of two means, δ = μ_treatment − μ_control,
@@ -24,10 +24,15 @@ import { mean, sampleVariance, type UserLevelSummary } from './userLevelSummary.
  * two-sided ρ = m / (2 log(1/α) + log(1 + 2 log(1/α))), one-sided the same at 2α. The target is
  * the planned sample size: m = 1/v at n_planned users per variant with today's variances,
  * i.e. m = n_planned / (s_C² + s_T²).
+ *
+ * An arm is a user-level summary (mean and sample variance from its sums) or any estimate with
+ * a per-user variance, such as a ratio metric's delta-method one (./ratioOfMeans.ts).
  */
+type Arm = UserLevelSummary | MeanEstimate;
+type NotEstimable = { ok: false; reason: 'TOO_FEW_USERS' | 'ZERO_VARIANCE' | 'UNDEFINED_MEAN'; detail: string };
 export type ConfidenceSequence =
   | { ok: true; difference: number; lower: number; upper: number; halfWidth: number; variance: number; controlMean: number; treatmentMean: number }
-  | { ok: false; reason: 'TOO_FEW_USERS' | 'ZERO_VARIANCE'; detail: string };
+  | NotEstimable;
 
 export function normalMixtureHalfWidth(variance: number, mixingVariance: number, alpha: number): number {
   const v = variance;
@@ -90,14 +95,17 @@ interface Arms {
   spread: number;
 }
 
-function arms(control: UserLevelSummary, treatment: UserLevelSummary): Arms | { ok: false; reason: 'TOO_FEW_USERS' | 'ZERO_VARIANCE'; detail: string } {
+function arms(controlArm: Arm, treatmentArm: Arm): Arms | NotEstimable {
+  const control = meanEstimate(controlArm);
+  const treatment = meanEstimate(treatmentArm);
   if (control.users < 2 || treatment.users < 2) return { ok: false, reason: 'TOO_FEW_USERS', detail: 'need at least two users per variant' };
-  const vc = sampleVariance(control);
-  const vt = sampleVariance(treatment);
+  const controlMean = control.mean;
+  const treatmentMean = treatment.mean;
+  if (Number.isNaN(controlMean) || Number.isNaN(treatmentMean)) return { ok: false, reason: 'UNDEFINED_MEAN', detail: 'a mean is undefined (a ratio metric whose denominator sums to zero)' };
+  const vc = control.variance;
+  const vt = treatment.variance;
   const variance = vc / control.users + vt / treatment.users;
   if (!(variance > 0)) return { ok: false, reason: 'ZERO_VARIANCE', detail: 'every user has the same value' };
-  const controlMean = mean(control);
-  const treatmentMean = mean(treatment);
   return { variance, controlMean, treatmentMean, difference: treatmentMean - controlMean, spread: vc + vt };
 }
 
@@ -113,7 +121,7 @@ function mixtureRho(a: Arms, tuning: MixtureTuning, sidedAlpha: number): number 
  * The two-sided sequence. `tuning` defaults to the legacy τ = 0.1 × pooled sd (tightest near
  * 3,200 users per variant whatever the plan); pass the planned users per variant to tune it.
  */
-export function differenceConfidenceSequence(control: UserLevelSummary, treatment: UserLevelSummary, alpha: number, tuning: MixtureTuning = { mixingScale: 0.1 }): ConfidenceSequence {
+export function differenceConfidenceSequence(control: Arm, treatment: Arm, alpha: number, tuning: MixtureTuning = { mixingScale: 0.1 }): ConfidenceSequence {
   const a = arms(control, treatment);
   if ('ok' in a) return a;
   const rho = mixtureRho(a, tuning, alpha);
@@ -123,14 +131,14 @@ export function differenceConfidenceSequence(control: UserLevelSummary, treatmen
 
 export type OneSidedBound =
   | { ok: true; side: 'lower' | 'upper'; bound: number; difference: number; margin: number; variance: number; rho: number; controlMean: number; treatmentMean: number }
-  | { ok: false; reason: 'TOO_FEW_USERS' | 'ZERO_VARIANCE'; detail: string };
+  | NotEstimable;
 
 /**
  * The one-sided always-valid bound on δ at level alpha: `lower` (δ ≥ bound at every sample size
  * with probability ≥ 1 − α; for a metric whose increase is harmful) or `upper` (δ ≤ bound).
  * margin = v·u(1/v) with u the one-sided normal mixture boundary, tuned to the planned sample.
  */
-export function oneSidedDifferenceBound(control: UserLevelSummary, treatment: UserLevelSummary, options: { alpha: number; side: 'lower' | 'upper'; plannedUsersPerVariant: number }): OneSidedBound {
+export function oneSidedDifferenceBound(control: Arm, treatment: Arm, options: { alpha: number; side: 'lower' | 'upper'; plannedUsersPerVariant: number }): OneSidedBound {
   const a = arms(control, treatment);
   if ('ok' in a) return a;
   const rho = mixtureRho(a, { plannedUsersPerVariant: options.plannedUsersPerVariant }, 2 * options.alpha);

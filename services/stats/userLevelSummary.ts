@@ -8,6 +8,18 @@ export interface UserLevelSummary {
   sumSquares: number;
 }
 
+/** A mean with its per-user variance (the variance of the mean is variance / users): what the difference tests take. */
+export interface MeanEstimate {
+  users: number;
+  mean: number;
+  variance: number;
+}
+
+/** The estimate a summary gives: its own mean and variance when it carries them (a ratio's delta method), else those of its sums. */
+export function meanEstimate(s: UserLevelSummary | MeanEstimate): MeanEstimate {
+  return 'mean' in s ? s : { users: s.users, mean: mean(s), variance: sampleVariance(s) };
+}
+
 export function mean(s: UserLevelSummary): number {
   return s.users === 0 ? Number.NaN : s.sum / s.users;
 }

@@ -3,6 +3,7 @@ import type { MetricEvent } from '../../services/common/contracts/metrics.ts';
 import { parseDefinition, type ExperimentDefinition, type PublishedDefinition } from '../../services/common/experimentDefinition.ts';
 import type { ExperimentDelta } from '../../services/aggregate/deltaAccumulator.ts';
 import { randomInt, seededRandom } from './random.ts';
+import type { MetricStatistics } from '../../services/stats/metricStatistics.ts';
 import type { PipelineEvent } from '../../services/common/contracts/pipelineEvent.ts';
 
 /**
@@ -11,7 +12,9 @@ import type { PipelineEvent } from '../../services/common/contracts/pipelineEven
  * find the first exposure per experiment, and compute each metric's user value from the
  * attributed events afterwards, plus the early ones (arrived before the exposure, still kept
  * then: among the user's last `keep` kept metric events, within `graceMs` of the newest event
- * time), then sum over users. No incremental updates, no deltas.
+ * time), then sum over users. No incremental updates, no deltas. A capped metric's user value
+ * is min(total, cap) of the final total; a ratio metric's x and y are the user's totals of its
+ * numerator and denominator events.
  */
 export const EARLY = { graceMs: 120_000, keep: 8 };
 export const BASE_TIME = Date.UTC(2026, 10, 20);
@@ -19,8 +22,8 @@ export const BASE_TIME = Date.UTC(2026, 10, 20);
 export function fixtureDefinitions(): PublishedDefinition[] {
   const defs: ExperimentDefinition[] = [
     { id: 'exp-checkout', name: 'Checkout', hypothesis: 'h', owner: 'o', variants: [{ id: 'control', weight: 0.5 }, { id: 'treatment', weight: 0.5 }], primaryMetrics: [{ name: 'purchase', type: 'conversion' }, { name: 'revenue', type: 'sum' }], guardrailMetrics: [], attributionWindowHours: 24, plannedSampleSize: 5000 },
-    { id: 'exp-search', name: 'Search', hypothesis: 'h', owner: 'o', variants: [{ id: 'a', weight: 0.34 }, { id: 'b', weight: 0.33 }, { id: 'c', weight: 0.33 }], primaryMetrics: [{ name: 'clicks', type: 'sum' }], guardrailMetrics: [{ name: 'latency', type: 'sum', harmfulDirection: 'increase', tolerance: { kind: 'relative', value: 0.1 } }], attributionWindowHours: 1, plannedSampleSize: 5000 },
-    { id: 'exp-banner', name: 'Banner', hypothesis: 'h', owner: 'o', variants: [{ id: 'off', weight: 0.5 }, { id: 'on', weight: 0.5 }], primaryMetrics: [{ name: 'revenue', type: 'sum' }, { name: 'clicks', type: 'sum' }], guardrailMetrics: [{ name: 'purchase', type: 'conversion', harmfulDirection: 'decrease', tolerance: { kind: 'absolute', value: 0.01 } }], attributionWindowHours: 48, plannedSampleSize: 5000 },
+    { id: 'exp-search', name: 'Search', hypothesis: 'h', owner: 'o', variants: [{ id: 'a', weight: 0.34 }, { id: 'b', weight: 0.33 }, { id: 'c', weight: 0.33 }], primaryMetrics: [{ name: 'clicks', type: 'sum' }], guardrailMetrics: [{ name: 'latency', type: 'sum', harmfulDirection: 'increase', tolerance: { kind: 'relative', value: 0.1 } }, { name: 'latency_per_click', type: 'ratio', numerator: 'latency', denominator: 'clicks', harmfulDirection: 'increase', tolerance: { kind: 'relative', value: 0.2 } }], attributionWindowHours: 1, plannedSampleSize: 5000 },
+    { id: 'exp-banner', name: 'Banner', hypothesis: 'h', owner: 'o', variants: [{ id: 'off', weight: 0.5 }, { id: 'on', weight: 0.5 }], primaryMetrics: [{ name: 'revenue', type: 'sum' }, { name: 'clicks', type: 'sum', cap: { upper: 60 } }, { name: 'latency_per_purchase', type: 'ratio', numerator: 'latency', denominator: 'purchase' }], guardrailMetrics: [{ name: 'purchase', type: 'conversion', harmfulDirection: 'decrease', tolerance: { kind: 'absolute', value: 0.01 } }], attributionWindowHours: 48, plannedSampleSize: 5000 },
   ].map((d) => parseDefinition(d, 'fixture'));
   return defs.map((definition, i) => ({ experimentId: definition.id, version: i + 1, appliedAt: BASE_TIME, definition }));
 }
@@ -64,15 +67,25 @@ export function generateEvents(seed: number, users: number, total: number): Pipe
 }
 
 /** Totals keyed `experiment/variant` and `experiment/variant/metric`. */
+/** A metric's totals: the fields of the one sufficient statistic (only its type is used here, none of its code). */
+export type MetricTotals = MetricStatistics;
+
 export interface Totals {
   users: Map<string, number>;
   conflicts: Map<string, number>;
-  metrics: Map<string, { sum: number; sumSquares: number; conversions: number; events: number }>;
+  metrics: Map<string, MetricTotals>;
+}
+
+const noTotals = (): MetricTotals => ({ sum: 0, sumSquares: 0, conversions: 0, events: 0, sumY: 0, sumSquaresY: 0, sumXY: 0 });
+
+/** The metric events a metric definition reads, written out here (not the code under test's). */
+function eventsRead(m: { name: string; type: string; numerator?: string; denominator?: string }): string[] {
+  return m.type === 'ratio' ? [m.numerator!, m.denominator!] : [m.name];
 }
 
 export function oracle(definitions: PublishedDefinition[], events: PipelineEvent[]): Totals {
   const totals: Totals = { users: new Map(), conflicts: new Map(), metrics: new Map() };
-  const experimentMetrics = new Set(definitions.flatMap(({ definition }) => [...definition.primaryMetrics, ...definition.guardrailMetrics].map((m) => m.name)));
+  const experimentMetrics = new Set(definitions.flatMap(({ definition }) => [...definition.primaryMetrics, ...definition.guardrailMetrics].flatMap(eventsRead)));
   const byUser = new Map<string, PipelineEvent[]>();
   for (const e of events) byUser.set(e.userId, [...(byUser.get(e.userId) ?? []), e]);
   for (const userEvents of byUser.values()) {
@@ -89,16 +102,25 @@ export function oracle(definitions: PublishedDefinition[], events: PipelineEvent
       const metricDefs = [...definition.primaryMetrics, ...definition.guardrailMetrics];
       const inWindow = (e: MetricEvent) => e.eventTime >= exposedAt && e.eventTime <= exposedAt + definition.attributionWindowHours * 3_600_000;
       for (const m of metricDefs) {
-        const early = keptAt[first.index]!.filter((e) => e.metric === m.name && inWindow(e));
-        const after = userEvents.filter((e, index) => index > first.index && 'metric' in e && e.metric === m.name && inWindow(e)) as MetricEvent[];
+        const names = eventsRead(m);
+        const early = keptAt[first.index]!.filter((e) => names.includes(e.metric) && inWindow(e));
+        const after = userEvents.filter((e, index) => index > first.index && 'metric' in e && names.includes(e.metric) && inWindow(e)) as MetricEvent[];
         const attributed = [...early, ...after];
-        const x = m.type === 'conversion' ? (attributed.length > 0 ? 1 : 0) : attributed.reduce((s, e) => s + e.value, 0);
+        const total = (metric: string) => attributed.filter((e) => e.metric === metric).reduce((s, e) => s + e.value, 0);
+        let x = 0;
+        let y = 0;
+        if (m.type === 'conversion') x = attributed.length > 0 ? 1 : 0;
+        else if (m.type === 'ratio') [x, y] = [total(m.numerator), total(m.denominator)];
+        else x = m.cap ? Math.min(total(m.name), m.cap.upper) : total(m.name);
         const key = `${definition.id}/${variant}/${m.name}`;
-        const t = totals.metrics.get(key) ?? { sum: 0, sumSquares: 0, conversions: 0, events: 0 };
+        const t = totals.metrics.get(key) ?? noTotals();
         t.sum += x;
         t.sumSquares += x * x;
         t.conversions += m.type === 'conversion' ? x : 0;
         t.events += attributed.length;
+        t.sumY += y;
+        t.sumSquaresY += y * y;
+        t.sumXY += x * y;
         totals.metrics.set(key, t);
       }
     }
@@ -127,11 +149,14 @@ export function sumDeltas(deltas: ExperimentDelta[]): Totals {
       add(totals.conflicts, `${d.experimentId}/${v.variantId}`, v.conflicts);
       for (const m of v.metrics) {
         const key = `${d.experimentId}/${v.variantId}/${m.metric}`;
-        const t = totals.metrics.get(key) ?? { sum: 0, sumSquares: 0, conversions: 0, events: 0 };
+        const t = totals.metrics.get(key) ?? noTotals();
         t.sum += m.sum;
         t.sumSquares += m.sumSquares;
         t.conversions += m.conversions;
         t.events += m.events;
+        t.sumY += m.sumY;
+        t.sumSquaresY += m.sumSquaresY;
+        t.sumXY += m.sumXY;
         totals.metrics.set(key, t);
       }
     }
@@ -148,10 +173,10 @@ export function compareTotals(expected: Totals, actual: Totals, relative = 1e-9)
   }
   const keys = new Set([...expected.metrics.keys(), ...actual.metrics.keys()]);
   for (const key of keys) {
-    const e = expected.metrics.get(key) ?? { sum: 0, sumSquares: 0, conversions: 0, events: 0 };
-    const a = actual.metrics.get(key) ?? { sum: 0, sumSquares: 0, conversions: 0, events: 0 };
+    const e = expected.metrics.get(key) ?? noTotals();
+    const a = actual.metrics.get(key) ?? noTotals();
     if (e.events !== a.events || e.conversions !== a.conversions) problems.push(`${key}: events/conversions expected ${e.events}/${e.conversions}, got ${a.events}/${a.conversions}`);
-    for (const field of ['sum', 'sumSquares'] as const) {
+    for (const field of ['sum', 'sumSquares', 'sumY', 'sumSquaresY', 'sumXY'] as const) {
       const scale = Math.max(1, Math.abs(e[field]));
       if (Math.abs(e[field] - a[field]) / scale > relative) problems.push(`${key} ${field}: expected ${e[field]}, got ${a[field]}`);
     }

@@ -39,7 +39,7 @@ export function simulateRun(design: SimulatedDesign, evaluate: Evaluate, seed: n
   const mean = design.metricMean ?? 100;
   const sd = design.metricSd ?? 20;
   const state: ExperimentState = { experimentId: definition.id, variants: {}, incidents: {} };
-  for (const v of variants) state.variants[v] = { users: 0, conflicts: 0, metrics: Object.fromEntries(metrics.map((m) => [m, { sum: 0, sumSquares: 0, conversions: 0, events: 0 }])), exposuresByMinute: {} };
+  for (const v of variants) state.variants[v] = { users: 0, conflicts: 0, metrics: Object.fromEntries(metrics.map((m) => [m, { sum: 0, sumSquares: 0, conversions: 0, events: 0, sumY: 0, sumSquaresY: 0, sumXY: 0 }])), exposuresByMinute: {} };
   const cumulative = design.actualSplit.map((_, i) => design.actualSplit.slice(0, i + 1).reduce((a, b) => a + b, 0));
   for (let user = 1; user <= design.maxUsers; user++) {
     const u = random();

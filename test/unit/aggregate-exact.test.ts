@@ -8,7 +8,7 @@ import { compareTotals, fixtureDefinitions, generateEvents, oracle, sumDeltas } 
 import { randomInt, seededRandom } from '../support/random.ts';
 
 describe('aggregation rules against an independent computation', () => {
-  it('100,000 events, 10,000 users, 3 experiments: counts exact, sums within 1e-9, in random batches with state round-tripped through the changelog encoding', () => {
+  it('100,000 events, 10,000 users, 3 experiments (sum, capped, conversion and ratio metrics): counts exact, sums within 1e-9, in random batches with state round-tripped through the changelog encoding', () => {
     const definitions = fixtureDefinitions();
     const byId = new Map(definitions.map((d) => [d.experimentId, d]));
     const events = generateEvents(7, 10_000, 100_000);
@@ -36,6 +36,11 @@ describe('aggregation rules against an independent computation', () => {
     expect([...expected.conflicts.values()].reduce((a, b) => a + b, 0)).toBeGreaterThan(50);
     expect([...expected.metrics.values()].some((m) => m.conversions > 100)).toBe(true);
     expect(countedEarly).toBeGreaterThan(1_000);
+    // ... the ratio metrics (Σy, Σxy of every variant) and the cap, which binds for many users:
+    // without it the oracle's Σx of exp-banner's clicks is larger.
+    for (const key of ['exp-search/a/latency_per_click', 'exp-banner/on/latency_per_purchase']) expect(expected.metrics.get(key)!.sumY * expected.metrics.get(key)!.sumXY, key).toBeGreaterThan(0);
+    const uncapped = oracle(definitions.map((d) => ({ ...d, definition: { ...d.definition, primaryMetrics: d.definition.primaryMetrics.map((m) => (m.type === 'sum' ? { name: m.name, type: m.type } : m)) } })), events);
+    for (const variant of ['off', 'on']) expect(uncapped.metrics.get(`exp-banner/${variant}/clicks`)!.sum - expected.metrics.get(`exp-banner/${variant}/clicks`)!.sum).toBeGreaterThan(1_000);
   });
 });
 
@@ -53,7 +58,7 @@ describe('aggregation rules, one at a time', () => {
     applyEvent(state, metric('revenue', 3), defs, delta);
     applyEvent(state, metric('revenue', 4), defs, delta);
     const revenue = delta.deltas()[0]!.variants[0]!.metrics.find((m) => m.metric === 'revenue')!;
-    expect(revenue).toEqual({ metric: 'revenue', sum: 7, sumSquares: 49, conversions: 0, events: 2 });
+    expect(revenue).toEqual({ metric: 'revenue', sum: 7, sumSquares: 49, conversions: 0, events: 2, sumY: 0, sumSquaresY: 0, sumXY: 0 });
   });
 
   it('counts a conversion once per user, ignores metrics before exposure or after the window, and flags a second variant once', () => {
@@ -70,7 +75,7 @@ describe('aggregation rules, one at a time', () => {
     expect(applyEvent(state, expose('control'), defs, delta)).toEqual(['duplicate_exposure']);
     expect(applyEvent(state, expose('nope'), defs, delta)).toEqual(['unknown_variant']);
     const [d] = delta.deltas();
-    expect(d!.variants).toEqual([{ variantId: 'control', exposedUsers: 1, conflicts: 1, metrics: [{ metric: 'purchase', sum: 1, sumSquares: 1, conversions: 1, events: 2 }] }]);
+    expect(d!.variants).toEqual([{ variantId: 'control', exposedUsers: 1, conflicts: 1, metrics: [{ metric: 'purchase', sum: 1, sumSquares: 1, conversions: 1, events: 2, sumY: 0, sumSquaresY: 0, sumXY: 0 }] }]);
     expect(d!.buckets.find((b) => b.metric === null)).toEqual({ minute: t0, variantId: 'control', metric: null, count: 1, sum: 0 });
   });
 
@@ -88,7 +93,7 @@ describe('aggregation rules, one at a time', () => {
     expect(state.early).toEqual([['revenue', 2, t0 + 70_500], ['revenue', 4, t0 + 71_000]]);
     expect(applyEvent(state, expose('treatment'), defs, delta, policy)).toEqual(['exposed', 'metric_counted_early', 'metric_counted_early']);
     const revenue = delta.deltas()[0]!.variants[0]!.metrics.find((m) => m.metric === 'revenue')!;
-    expect(revenue).toEqual({ metric: 'revenue', sum: 6, sumSquares: 36, conversions: 0, events: 2 });
+    expect(revenue).toEqual({ metric: 'revenue', sum: 6, sumSquares: 36, conversions: 0, events: 2, sumY: 0, sumSquaresY: 0, sumXY: 0 });
     // The kept events survive the changelog encoding.
     expect(decodeUserState(encodeUserState(state))).toEqual(state);
   });
@@ -139,7 +144,7 @@ describe('aggregation rules, one at a time', () => {
     // Non-finite values are not kept for a later exposure either (they would become null in the changelog).
     expect(state.early.map(([, value]) => value).every(Number.isFinite)).toBe(true);
     const revenue = delta.deltas()[0]!.variants[0]!.metrics.find((m) => m.metric === 'revenue')!;
-    expect(revenue).toEqual({ metric: 'revenue', sum: 1e154, sumSquares: 1e308, conversions: 0, events: 1 });
+    expect(revenue).toEqual({ metric: 'revenue', sum: 1e154, sumSquares: 1e308, conversions: 0, events: 1, sumY: 0, sumSquaresY: 0, sumXY: 0 });
     expect(nonFinitePaths(delta.deltas())).toEqual([]);
   });
 
@@ -152,7 +157,7 @@ describe('aggregation rules, one at a time', () => {
     expect(applyEvent(users[1]!, metric('revenue', 1.2e154), defs, delta)).toEqual(['value_overflow']);
     expect(users[1]!.totals['exp-checkout\u0000revenue']).toBeUndefined();
     const [d] = delta.deltas();
-    expect(d!.variants[0]!.metrics).toEqual([{ metric: 'revenue', sum: 1.2e154, sumSquares: 1.2e154 * 1.2e154, conversions: 0, events: 1 }]);
+    expect(d!.variants[0]!.metrics).toEqual([{ metric: 'revenue', sum: 1.2e154, sumSquares: 1.2e154 * 1.2e154, conversions: 0, events: 1, sumY: 0, sumSquaresY: 0, sumXY: 0 }]);
     expect(d!.buckets.filter((b) => b.metric === 'revenue')).toEqual([{ minute: t0, variantId: 'control', metric: 'revenue', count: 1, sum: 1.2e154 }]);
   });
 });

@@ -106,8 +106,8 @@ describe('live results', () => {
     const definition = parseDefinition({ id: 'e', name: 'e', hypothesis: 'h', owner: 'o', variants: [{ id: 'c', weight: 0.5 }, { id: 't', weight: 0.5 }], primaryMetrics: [{ name: 'buy', type: 'conversion' }], guardrailMetrics: [{ name: 'ms', type: 'sum', harmfulDirection: 'increase', tolerance: { kind: 'relative', value: 0.05 } }], plannedSampleSize: 100 }, 'test');
     // c: 4 users with ms 1,2,3,4 (Σ 10, Σx² 30), 1 buyer; t: 4 users with ms 2,4,6,8 (Σ 20, Σx² 120), 2 buyers.
     const totals = { variants: {
-      c: { users: 4, conflicts: 0, exposuresByMinute: {}, metrics: { ms: { sum: 10, sumSquares: 30, conversions: 0, events: 4 }, buy: { sum: 1, sumSquares: 1, conversions: 1, events: 1 } } },
-      t: { users: 4, conflicts: 1, exposuresByMinute: {}, metrics: { ms: { sum: 20, sumSquares: 120, conversions: 0, events: 4 }, buy: { sum: 2, sumSquares: 2, conversions: 2, events: 2 } } },
+      c: { users: 4, conflicts: 0, exposuresByMinute: {}, metrics: { ms: { sum: 10, sumSquares: 30, conversions: 0, events: 4, sumY: 0, sumSquaresY: 0, sumXY: 0 }, buy: { sum: 1, sumSquares: 1, conversions: 1, events: 1, sumY: 0, sumSquaresY: 0, sumXY: 0 } } },
+      t: { users: 4, conflicts: 1, exposuresByMinute: {}, metrics: { ms: { sum: 20, sumSquares: 120, conversions: 0, events: 4, sumY: 0, sumSquaresY: 0, sumXY: 0 }, buy: { sum: 2, sumSquares: 2, conversions: 2, events: 2, sumY: 0, sumSquaresY: 0, sumXY: 0 } } },
     } };
     const r = liveResults('e', { experimentId: 'e', version: 2, appliedAt: 0, definition }, totals, undefined);
     expect(r).toMatchObject({ experimentId: 'e', definitionVersion: 2, status: null, control: 'c', users: 8 });
@@ -138,7 +138,7 @@ describe('live results', () => {
     const published = { experimentId: 'e', version: 1, appliedAt: 0, definition };
     const variant = (users: number, big: [number, number], tiny: number) => ({
       users, conflicts: 0, exposuresByMinute: {},
-      metrics: { big: { sum: big[0], sumSquares: big[1], conversions: 0, events: users }, tiny: { sum: tiny, sumSquares: 1, conversions: 0, events: users } },
+      metrics: { big: { sum: big[0], sumSquares: big[1], conversions: 0, events: users, sumY: 0, sumSquaresY: 0, sumXY: 0 }, tiny: { sum: tiny, sumSquares: 1, conversions: 0, events: users, sumY: 0, sumSquaresY: 0, sumXY: 0 } },
     });
     // big: a variance whose always-valid half-width squares past the largest double; tiny: a
     // control mean so small (a subnormal) that the relative difference overflows.

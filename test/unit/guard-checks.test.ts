@@ -36,7 +36,7 @@ function state(variants: Record<string, { users: number; latency?: [number, numb
     s.variants[id] = {
       users: v.users,
       conflicts: v.conflicts ?? 0,
-      metrics: v.latency ? { latency: { sum: v.users * m, sumSquares: (v.users - 1) * sd * sd + v.users * m * m, conversions: 0, events: v.users } } : {},
+      metrics: v.latency ? { latency: { sum: v.users * m, sumSquares: (v.users - 1) * sd * sd + v.users * m * m, conversions: 0, events: v.users, sumY: 0, sumSquaresY: 0, sumXY: 0 } } : {},
       exposuresByMinute: v.minutes ?? {},
     };
   }

@@ -27,7 +27,7 @@ function state(counts: [number, number], latency: [number, number] = [100, 100],
     variants: (['control', 'treatment'] as const).map((v, i) => {
       const n = counts[i]!;
       const m = latency[i]!;
-      return { variantId: v, exposedUsers: n, conflicts: 0, metrics: [{ metric: 'latency', sum: n * m, sumSquares: (n - 1) * sd * sd + n * m * m, conversions: 0, events: n }] };
+      return { variantId: v, exposedUsers: n, conflicts: 0, metrics: [{ metric: 'latency', sum: n * m, sumSquares: (n - 1) * sd * sd + n * m * m, conversions: 0, events: n, sumY: 0, sumSquaresY: 0, sumXY: 0 }] };
     }),
     buckets: [],
   });
@@ -84,7 +84,7 @@ describe('guard numbers stay finite', () => {
   const delta = (variants: { variantId: string; exposedUsers: number; metrics: { metric: string; sum: number; sumSquares: number }[] }[]) => ({
     experimentId: 'e',
     definitionVersion: 3,
-    variants: variants.map((v) => ({ variantId: v.variantId, exposedUsers: v.exposedUsers, conflicts: 0, metrics: v.metrics.map((m) => ({ ...m, conversions: 0, events: 1 })) })),
+    variants: variants.map((v) => ({ variantId: v.variantId, exposedUsers: v.exposedUsers, conflicts: 0, metrics: v.metrics.map((m) => ({ ...m, conversions: 0, events: 1, sumY: 0, sumSquaresY: 0, sumXY: 0 })) })),
     buckets: [],
   });
 
@@ -96,8 +96,8 @@ describe('guard numbers stay finite', () => {
       { variantId: 'treatment', exposedUsers: 2, metrics: [{ metric: 'latency', sum: Number.POSITIVE_INFINITY, sumSquares: Number.POSITIVE_INFINITY }] },
     ]));
     expect(skipped).toEqual([
-      { variantId: 'control', metric: 'revenue', reason: 'NON_FINITE_DELTA', detail: 'sum=NaN sumSquares=1 conversions=0 events=1' },
-      { variantId: 'treatment', metric: 'latency', reason: 'NON_FINITE_DELTA', detail: 'sum=Infinity sumSquares=Infinity conversions=0 events=1' },
+      { variantId: 'control', metric: 'revenue', reason: 'NON_FINITE_DELTA', detail: 'sum=NaN sumSquares=1 conversions=0 events=1 sumY=0 sumSquaresY=0 sumXY=0' },
+      { variantId: 'treatment', metric: 'latency', reason: 'NON_FINITE_DELTA', detail: 'sum=Infinity sumSquares=Infinity conversions=0 events=1 sumY=0 sumSquaresY=0 sumXY=0' },
     ]);
     // The finite parts landed: users of both variants, control's latency.
     expect(s.variants.control!.users).toBe(5_003);
@@ -131,8 +131,8 @@ describe('guard numbers stay finite', () => {
     // sequence's half-width squares past the largest double (its bounds are ±∞, which decide
     // nothing), and the one-sided bound the guard uses is finite and far from the tolerance.
     const s = state([5_000, 5_000]);
-    s.variants.control!.metrics.latency = { sum: 0, sumSquares: 1.7e308, conversions: 0, events: 5_000 };
-    s.variants.treatment!.metrics.latency = { sum: 5_000 * 1e150, sumSquares: 1.7e308, conversions: 0, events: 5_000 };
+    s.variants.control!.metrics.latency = { sum: 0, sumSquares: 1.7e308, conversions: 0, events: 5_000, sumY: 0, sumSquaresY: 0, sumXY: 0 };
+    s.variants.treatment!.metrics.latency = { sum: 5_000 * 1e150, sumSquares: 1.7e308, conversions: 0, events: 5_000, sumY: 0, sumSquaresY: 0, sumXY: 0 };
     const cs = differenceConfidenceSequence({ users: 5_000, sum: 0, sumSquares: 1.7e308 }, { users: 5_000, sum: 5_000 * 1e150, sumSquares: 1.7e308 }, 0.05);
     expect(cs.ok && [cs.lower, cs.upper]).toEqual([Number.NEGATIVE_INFINITY, Number.POSITIVE_INFINITY]);
     const bound = oneSidedDifferenceBound({ users: 5_000, sum: 0, sumSquares: 1.7e308 }, { users: 5_000, sum: 5_000 * 1e150, sumSquares: 1.7e308 }, { alpha: 0.04, side: 'lower', plannedUsersPerVariant: 10_000 });

@@ -8,7 +8,7 @@ import { randomInt, seededRandom } from '../support/random.ts';
 // (every partial sum is far below 2^53), so merges of it must agree to the bit; real-valued
 // data agrees to a relative 1e-12 (rounding of a different summation order).
 
-const ofUser = (x: number): MetricStatistics => ({ sum: x, sumSquares: x * x, conversions: x > 0 ? 1 : 0, events: 1 });
+const ofUser = (x: number): MetricStatistics => ({ sum: x, sumSquares: x * x, conversions: x > 0 ? 1 : 0, events: 1, sumY: 0, sumSquaresY: 0, sumXY: 0 });
 
 function naive(values: number[]): { mean: number; variance: number } {
   let total = 0;
@@ -103,7 +103,7 @@ describe('metric sufficient statistics', () => {
         const u = randomInt(random, totals.length);
         const before = totals[u]!;
         const after = before + randomInt(random, 50);
-        add(statistics, { sum: after - before, sumSquares: after * after - before * before, conversions: before === 0 && after > 0 ? 1 : 0, events: 1 });
+        add(statistics, { sum: after - before, sumSquares: after * after - before * before, conversions: before === 0 && after > 0 ? 1 : 0, events: 1, sumY: 0, sumSquaresY: 0, sumXY: 0 });
         totals[u] = after;
       }
       const expected = naive(totals);
@@ -115,14 +115,14 @@ describe('metric sufficient statistics', () => {
   });
 
   it('add changes only its first argument and reads only the statistic fields; merge changes neither', () => {
-    const a = { sum: 1, sumSquares: 1, conversions: 1, events: 1 };
-    const delta = { metric: 'latency', sum: 2, sumSquares: 4, conversions: 0, events: 3 };
+    const a = { sum: 1, sumSquares: 1, conversions: 1, events: 1, sumY: 2, sumSquaresY: 4, sumXY: 2 };
+    const delta = { metric: 'latency', sum: 2, sumSquares: 4, conversions: 0, events: 3, sumY: 1, sumSquaresY: 1, sumXY: 2 };
     const merged = merge(a, delta);
-    expect(merged).toEqual({ sum: 3, sumSquares: 5, conversions: 1, events: 4 });
-    expect(a).toEqual({ sum: 1, sumSquares: 1, conversions: 1, events: 1 });
+    expect(merged).toEqual({ sum: 3, sumSquares: 5, conversions: 1, events: 4, sumY: 3, sumSquaresY: 5, sumXY: 4 });
+    expect(a).toEqual({ sum: 1, sumSquares: 1, conversions: 1, events: 1, sumY: 2, sumSquaresY: 4, sumXY: 2 });
     expect(add(a, delta)).toBe(a);
     expect(a).toEqual(merged);
-    expect(delta).toEqual({ metric: 'latency', sum: 2, sumSquares: 4, conversions: 0, events: 3 });
+    expect(delta).toEqual({ metric: 'latency', sum: 2, sumSquares: 4, conversions: 0, events: 3, sumY: 1, sumSquaresY: 1, sumXY: 2 });
   });
 
   it('toSummary of a variant or metric not seen yet: no users or zero sums, NaN where nothing can be estimated', () => {

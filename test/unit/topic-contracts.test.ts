@@ -33,7 +33,7 @@ const samples = [
   { contract: deadLetters, value: { reason: 'TOO_SHORT', message: 'm', sourceTopic: 't', sourcePartition: 0, sourceOffset: 7, schemaId: 9, key: Buffer.from('k'), payload: Buffer.from([1]), sourceTimestamp: 1, deadLetterTime: 2 } satisfies Required<DeadLetter>, nullable: ['schemaId', 'key', 'payload'] },
   {
     contract: aggregates,
-    value: { experimentId: 'x', definitionVersion: 2, sourceTopic: 'exp.events', sourcePartition: 1, firstOffset: 10, lastOffset: 20, emittedAt: 3, variants: [{ variantId: 'a', exposedUsers: 4, conflicts: 1, metrics: [{ metric: 'revenue', sum: 2.5, sumSquares: 6.25, conversions: 1, events: 1 }] }], buckets: [{ minute: 60_000, variantId: 'a', metric: 'revenue', count: 1, sum: 2.5 }] } satisfies Required<AggregateDeltaRecord>,
+    value: { experimentId: 'x', definitionVersion: 2, sourceTopic: 'exp.events', sourcePartition: 1, firstOffset: 10, lastOffset: 20, emittedAt: 3, variants: [{ variantId: 'a', exposedUsers: 4, conflicts: 1, metrics: [{ metric: 'revenue', sum: 2.5, sumSquares: 6.25, conversions: 1, events: 1, sumY: 0, sumSquaresY: 0, sumXY: 0 }] }], buckets: [{ minute: 60_000, variantId: 'a', metric: 'revenue', count: 1, sum: 2.5 }] } satisfies Required<AggregateDeltaRecord>,
     nullable: [],
   },
   { contract: anomalies, value: { anomalyId: 'a', experimentId: 'x', type: 'SRM', severity: 'critical', variantId: 'b', metric: 'revenue', definitionVersion: 1, detectedAt: 2, halted: true, evidence: '{}' } satisfies Required<Anomaly>, nullable: ['variantId', 'metric'] },
@@ -50,7 +50,8 @@ describe('every topic contract agrees with its schemas/*.avsc', () => {
   });
 
   it.each(samples.map((s) => [s.contract.type().name!, s] as const))('%s: the TypeScript type has the schema\'s fields, in order, nullable where the schema is', (_name, { contract, value, nullable }) => {
-    expect(shapeOf(value, new Set(nullable))).toEqual(shape(contract.type()));
+    // A contract that maps its value for Avro (toAvro) is checked on what it writes.
+    expect(shapeOf((contract.toAvro?.(value) ?? value) as object, new Set(nullable))).toEqual(shape(contract.type()));
   });
 
   it.each(samples.map((s) => [s.contract.type().name!, s] as const))('%s: a fully populated value round-trips through the codec', (_name, { contract, value }) => {

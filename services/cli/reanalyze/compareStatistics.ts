@@ -20,7 +20,10 @@ export interface ComparisonRow {
   mismatch: boolean;
 }
 
-const FIELD_LABELS: Record<StatisticField, string> = { sum: 'Σx', sumSquares: 'Σx²', conversions: 'conversions', events: 'events' };
+const FIELD_LABELS: Record<StatisticField, string> = { sum: 'Σx', sumSquares: 'Σx²', conversions: 'conversions', events: 'events', sumY: 'Σy', sumSquaresY: 'Σy²', sumXY: 'Σxy' };
+
+/** Σy, Σy², Σxy: compared for ratio metrics only (always 0 for the others). */
+const RATIO_ONLY = new Set<StatisticField>(['sumY', 'sumSquaresY', 'sumXY']);
 
 export function compareStatistics(definition: ExperimentDefinition, streamed: ExperimentStatistics, recomputed: ExperimentStatistics, tolerance = 1e-9): ComparisonRow[] {
   const rows: ComparisonRow[] = [];
@@ -36,7 +39,7 @@ export function compareStatistics(definition: ExperimentDefinition, streamed: Ex
     for (const m of allMetrics(definition)) {
       const s = streamed[v]!.metrics[m.name]!;
       const r = recomputed[v]!.metrics[m.name]!;
-      for (const f of STATISTIC_FIELDS) add(`${v} ${m.name} ${FIELD_LABELS[f]}`, s[f], r[f]);
+      for (const f of STATISTIC_FIELDS) if (m.type === 'ratio' || !RATIO_ONLY.has(f)) add(`${v} ${m.name} ${FIELD_LABELS[f]}`, s[f], r[f]);
     }
   }
   const weights = definition.variants.map((v) => v.weight);
@@ -51,7 +54,7 @@ export function compareStatistics(definition: ExperimentDefinition, streamed: Ex
   const control = controlVariant(definition);
   for (const m of allMetrics(definition)) {
     for (const v of variants.filter((x) => x !== control)) {
-      const summary = (stats: ExperimentStatistics, variant: string) => toSummary(stats[variant], m.name);
+      const summary = (stats: ExperimentStatistics, variant: string) => toSummary(stats[variant], m);
       const cs = (stats: ExperimentStatistics) => differenceConfidenceSequence(summary(stats, control), summary(stats, v), levels.guardrail.alpha, { plannedUsersPerVariant: definition.plannedSampleSize });
       const welch = (stats: ExperimentStatistics) => welchTest(summary(stats, control), summary(stats, v));
       const [cs1, cs2, w1, w2] = [cs(streamed), cs(recomputed), welch(streamed), welch(recomputed)];

@@ -1,5 +1,5 @@
 import type { ClickHouseClient } from '@clickhouse/client';
-import { allMetrics, type ExperimentDefinition } from '../../common/experimentDefinition.ts';
+import { allMetrics, eventMetrics, type ExperimentDefinition, type MetricDefinition } from '../../common/experimentDefinition.ts';
 import { emptyStatistics, type MetricStatistics, type VariantMetrics } from '../../stats/metricStatistics.ts';
 
 /**
@@ -16,6 +16,12 @@ import { emptyStatistics, type MetricStatistics, type VariantMetrics } from '../
  * not, so a user with more metric events than that within the grace before an exposure shows
  * up as a difference. A concluded experiment counts nothing with an event time at or after
  * its conclusion (`concludedAt`), exposures or metric events, here as in the aggregator.
+ *
+ * Each user's attributed metric events are first totalled per event metric, then mapped onto
+ * the definition's metrics (`metricSources`): a sum metric takes its events' total, capped
+ * with least(total, cap) when it has a cap; a conversion metric 1; a ratio metric its
+ * numerator's total as x and its denominator's as y. The sums over users (Σx, Σx², Σy, Σy²,
+ * Σxy) are taken of those final per-user values, where the stream adds up their changes.
  */
 export interface VariantStatistics extends VariantMetrics {
   conflicts: number;
@@ -31,21 +37,56 @@ function empty(definition: ExperimentDefinition): ExperimentStatistics {
   return stats;
 }
 
+interface StatisticsRow {
+  sum_x: number;
+  sum_x2: number;
+  conversions: string;
+  events: string;
+  sum_y: number;
+  sum_y2: number;
+  sum_xy: number;
+}
+
 /** A metric's statistics from a result row (ClickHouse returns UInt64 counts as text). */
-function statisticsOfRow(row: { sum_x: number; sum_x2: number; conversions: string; events: string }): MetricStatistics {
-  return { sum: row.sum_x, sumSquares: row.sum_x2, conversions: Number(row.conversions), events: Number(row.events) };
+function statisticsOfRow(row: StatisticsRow): MetricStatistics {
+  return { sum: row.sum_x, sumSquares: row.sum_x2, conversions: Number(row.conversions), events: Number(row.events), sumY: row.sum_y, sumSquaresY: row.sum_y2, sumXY: row.sum_xy };
+}
+
+/** Which event metric feeds which metric of the definition, as what ('x', 'y' or 'conversion'), with the cap on x (hasCap 0: none). */
+interface MetricSource {
+  metric: string;
+  eventMetric: string;
+  role: 'x' | 'y' | 'conversion';
+  cap: number;
+  hasCap: number;
+}
+
+function metricSources(m: MetricDefinition): MetricSource[] {
+  switch (m.type) {
+    case 'sum':
+      return [{ metric: m.name, eventMetric: m.name, role: 'x', cap: m.cap?.upper ?? 0, hasCap: m.cap ? 1 : 0 }];
+    case 'conversion':
+      return [{ metric: m.name, eventMetric: m.name, role: 'conversion', cap: 0, hasCap: 0 }];
+    case 'ratio':
+      return [{ metric: m.name, eventMetric: m.numerator, role: 'x', cap: 0, hasCap: 0 }, { metric: m.name, eventMetric: m.denominator, role: 'y', cap: 0, hasCap: 0 }];
+  }
 }
 
 export async function recomputeFromRawTables(client: ClickHouseClient, definition: ExperimentDefinition, early: { graceMs: number; keep: number }, concludedAt: number | null = null): Promise<ExperimentStatistics> {
   const stats = empty(definition);
+  const sources = allMetrics(definition).flatMap(metricSources);
   const params = {
     concludedAt: concludedAt ?? -1,
     graceMs: early.keep > 0 ? early.graceMs : -1,
     experiment: definition.id,
     variants: definition.variants.map((v) => v.id),
     windowMs: Math.round(definition.attributionWindowHours * 3_600_000),
-    sumMetrics: allMetrics(definition).filter((m) => m.type === 'sum').map((m) => m.name),
-    conversionMetrics: allMetrics(definition).filter((m) => m.type === 'conversion').map((m) => m.name),
+    eventMetrics: [...eventMetrics(definition)],
+    sourceMetric: sources.map((x) => x.metric),
+    sourceEvent: sources.map((x) => x.eventMetric),
+    sourceRole: sources.map((x) => x.role),
+    sourceCap: sources.map((x) => x.cap),
+    sourceHasCap: sources.map((x) => x.hasCap),
   };
   const assigned = `
     SELECT user_key, kafka_partition,
@@ -75,28 +116,40 @@ export async function recomputeFromRawTables(client: ClickHouseClient, definitio
   })).json<{ variant: string; users: string; conflicts: string }>();
   for (const row of users) Object.assign(stats[row.variant]!, { users: Number(row.users), conflicts: Number(row.conflicts) });
 
+  // Each user's attributed events, totalled per event metric.
+  const userEventTotals = `
+    SELECT a.user_key AS user_key, a.variant AS variant, m.metric AS event_metric, sum(m.value) AS total, count() AS events
+    FROM (${assigned}) AS a
+    INNER JOIN (${newestAtExposure}) AS n ON n.user_key = a.user_key AND n.kafka_partition = a.kafka_partition
+    INNER JOIN metric_events AS m ON m.user_key = a.user_key AND m.kafka_partition = a.kafka_partition
+    WHERE has({eventMetrics:Array(String)}, m.metric)
+      AND (m.kafka_offset > a.exposure_offset
+           OR ({graceMs:Int64} >= 0 AND toUnixTimestamp64Milli(m.event_time) >= n.newest_ms - {graceMs:Int64}))
+      AND m.event_time >= a.exposed_at
+      AND toUnixTimestamp64Milli(m.event_time) <= toUnixTimestamp64Milli(a.exposed_at) + {windowMs:Int64}
+      AND ({concludedAt:Int64} < 0 OR toUnixTimestamp64Milli(m.event_time) < {concludedAt:Int64})
+    GROUP BY a.user_key, a.variant, m.metric`;
+  const sourceTable = `
+    SELECT t.1 AS metric, t.2 AS event_metric, t.3 AS role, t.4 AS cap, t.5 AS has_cap
+    FROM (SELECT arrayJoin(arrayZip({sourceMetric:Array(String)}, {sourceEvent:Array(String)}, {sourceRole:Array(String)}, {sourceCap:Array(Float64)}, {sourceHasCap:Array(UInt8)})) AS t)`;
   const metrics = await (await client.query({
     query: `
       SELECT variant, metric,
-             sum(x) AS sum_x, sum(x * x) AS sum_x2, countIf(x > 0 AND is_conversion) AS conversions, sum(events) AS events
+             sum(x) AS sum_x, sum(x * x) AS sum_x2, countIf(x > 0 AND is_conversion) AS conversions, sum(events) AS events,
+             sum(y) AS sum_y, sum(y * y) AS sum_y2, sum(x * y) AS sum_xy
       FROM (
-        SELECT a.variant AS variant, m.metric AS metric, has({conversionMetrics:Array(String)}, m.metric) AS is_conversion,
-               if(is_conversion, 1.0, sum(m.value)) AS x, count() AS events
-        FROM (${assigned}) AS a
-        INNER JOIN (${newestAtExposure}) AS n ON n.user_key = a.user_key AND n.kafka_partition = a.kafka_partition
-        INNER JOIN metric_events AS m ON m.user_key = a.user_key AND m.kafka_partition = a.kafka_partition
-        WHERE (has({sumMetrics:Array(String)}, m.metric) OR has({conversionMetrics:Array(String)}, m.metric))
-          AND (m.kafka_offset > a.exposure_offset
-               OR ({graceMs:Int64} >= 0 AND toUnixTimestamp64Milli(m.event_time) >= n.newest_ms - {graceMs:Int64}))
-          AND m.event_time >= a.exposed_at
-          AND toUnixTimestamp64Milli(m.event_time) <= toUnixTimestamp64Milli(a.exposed_at) + {windowMs:Int64}
-          AND ({concludedAt:Int64} < 0 OR toUnixTimestamp64Milli(m.event_time) < {concludedAt:Int64})
-        GROUP BY a.user_key, a.variant, m.metric
+        SELECT u.variant AS variant, s.metric AS metric, max(s.role = 'conversion') AS is_conversion,
+               sumIf(u.total, s.role = 'x') AS x_total, any(s.has_cap) AS capped, any(s.cap) AS cap_value,
+               if(is_conversion, 1.0, if(capped, least(x_total, cap_value), x_total)) AS x,
+               sumIf(u.total, s.role = 'y') AS y, sum(u.events) AS events
+        FROM (${userEventTotals}) AS u
+        INNER JOIN (${sourceTable}) AS s ON s.event_metric = u.event_metric
+        GROUP BY u.user_key, u.variant, s.metric
       )
       GROUP BY variant, metric`,
     query_params: params,
     format: 'JSONEachRow',
-  })).json<{ variant: string; metric: string; sum_x: number; sum_x2: number; conversions: string; events: string }>();
+  })).json<{ variant: string; metric: string } & StatisticsRow>();
   for (const row of metrics) stats[row.variant]!.metrics[row.metric] = statisticsOfRow(row);
   return stats;
 }
@@ -104,11 +157,12 @@ export async function recomputeFromRawTables(client: ClickHouseClient, definitio
 export async function streamedStatistics(client: ClickHouseClient, definition: ExperimentDefinition): Promise<ExperimentStatistics> {
   const stats = empty(definition);
   const rows = await (await client.query({
-    query: `SELECT variant_id, metric, sum(exposed_users) AS users, sum(conflicts) AS conflicts, sum(sum) AS sum_x, sum(sum_squares) AS sum_x2, sum(conversions) AS conversions, sum(events) AS events
+    query: `SELECT variant_id, metric, sum(exposed_users) AS users, sum(conflicts) AS conflicts, sum(sum) AS sum_x, sum(sum_squares) AS sum_x2, sum(conversions) AS conversions, sum(events) AS events,
+                   sum(sum_y) AS sum_y, sum(sum_squares_y) AS sum_y2, sum(sum_xy) AS sum_xy
             FROM aggregate_deltas WHERE experiment_id = {experiment:String} GROUP BY variant_id, metric`,
     query_params: { experiment: definition.id },
     format: 'JSONEachRow',
-  })).json<{ variant_id: string; metric: string; users: string; conflicts: string; sum_x: number; sum_x2: number; conversions: string; events: string }>();
+  })).json<{ variant_id: string; metric: string; users: string; conflicts: string } & StatisticsRow>();
   for (const row of rows) {
     const variant = stats[row.variant_id];
     if (!variant) continue;

@@ -15,6 +15,9 @@ import { gaussian } from '../../common/random.ts';
  * An effect moves the treatment's mean and keeps the spread: `+5` / `-5` absolute, `10%`
  * relative to the baseline mean, `0.1sd` in baseline standard deviations (for a conversion
  * metric the sd is √(rate·(1 − rate))). A conversion rate moved outside [0, 1] is refused.
+ * A sum metric's cap applies to the drawn total, as the aggregator applies it. Ratio metrics
+ * are not modelled (a numerator and a denominator per user would need a joint model): a
+ * definition with one is refused.
  */
 export type Baseline =
   | { type: 'conversion'; rate: number }
@@ -33,7 +36,7 @@ export interface Effect {
 export const DEFAULT_BASELINES = {
   conversion: { type: 'conversion', rate: 0.1 },
   sum: { type: 'sum', dist: 'lognormal', mean: 10, sd: 10 },
-} as const satisfies Record<MetricDefinition['type'], Baseline>;
+} as const satisfies Record<Exclude<MetricDefinition['type'], 'ratio'>, Baseline>;
 
 /** Means and standard deviations accepted in a baseline, and the largest absolute effect. */
 export const MAX_MAGNITUDE = 1e9;

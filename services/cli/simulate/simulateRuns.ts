@@ -33,7 +33,8 @@ const STATS = 4; // sum, sumSquares, conversions, events
 
 interface Model {
   variants: string[];
-  metrics: { name: string; conversion: boolean }[];
+  /** cap: a sum metric's cap on the user's total (∞ without one). */
+  metrics: { name: string; conversion: boolean; cap: number }[];
   /** draws[v][m]: a user's value of metric m in variant v. */
   draws: ValueDraw[][];
   /** Cumulative actual weights, for assignment. */
@@ -57,7 +58,7 @@ function buildModel(plan: SimulationPlan): Model {
   const { definition } = plan.published;
   const control = controlVariant(definition);
   const variants = definition.variants.map((v) => v.id);
-  const metrics = allMetrics(definition).map((m) => ({ name: m.name, conversion: m.type === 'conversion' }));
+  const metrics = allMetrics(definition).map((m) => ({ name: m.name, conversion: m.type === 'conversion', cap: m.type === 'sum' ? (m.cap?.upper ?? Number.POSITIVE_INFINITY) : Number.POSITIVE_INFINITY }));
   const draws = variants.map((variant) =>
     metrics.map(({ name }) => {
       const baseline = plan.baselines[name]!;
@@ -98,7 +99,7 @@ function simulateRun(plan: SimulationPlan, model: Model, run: number): RunOutcom
     bucket[v]! += 1;
     const draws = model.draws[v]!;
     for (let m = 0; m < M; m++) {
-      const x = draws[m]!(random);
+      const x = Math.min(draws[m]!(random), model.metrics[m]!.cap);
       // A conversion metric's user has an event only if they converted; a sum metric's user has one event with their total.
       if (model.metrics[m]!.conversion && x === 0) continue;
       const at = (v * M + m) * STATS;
@@ -139,7 +140,7 @@ function lookDelta(experimentId: string, model: Model, look: { users: Float64Arr
     const metrics = model.metrics.flatMap(({ name }, m) => {
       const at = (v * M + m) * STATS;
       const s = look.stats;
-      return s[at + 3]! > 0 ? [{ metric: name, sum: s[at]!, sumSquares: s[at + 1]!, conversions: s[at + 2]!, events: s[at + 3]! }] : [];
+      return s[at + 3]! > 0 ? [{ metric: name, sum: s[at]!, sumSquares: s[at + 1]!, conversions: s[at + 2]!, events: s[at + 3]!, sumY: 0, sumSquaresY: 0, sumXY: 0 }] : [];
     });
     if (look.users[v]! > 0 || metrics.length > 0) variants.push({ variantId, exposedUsers: look.users[v]!, conflicts: 0, metrics });
   });

@@ -13,6 +13,9 @@ import type { GuardCheck, Signal } from './guardCheck.ts';
  * `guardrailAlpha`; services/common/guardPolicy.ts), its mixture tuned to the planned sample
  * size (services/stats/confidenceSequence.ts). Halts by default (`checks.guardrails`). A
  * bound, mean or tolerance that is not finite decides nothing, like a zero variance.
+ * A ratio guardrail (errors per request, say) is tested the same way on the difference of the
+ * ratios Σx/Σy, with the delta-method variance (services/stats/ratioOfMeans.ts) in place of the
+ * sample variance; a capped one on the means of the capped user values.
  */
 export const guardrailRegression: GuardCheck<'GUARDRAIL_REGRESSION'> = {
   type: 'GUARDRAIL_REGRESSION',
@@ -26,7 +29,7 @@ export const guardrailRegression: GuardCheck<'GUARDRAIL_REGRESSION'> = {
     for (const guardrail of definition.guardrailMetrics) {
       const side = guardrail.harmfulDirection === 'increase' ? 'lower' : 'upper';
       for (const variant of variants.filter((v) => v !== control)) {
-        const cs = oneSidedDifferenceBound(toSummary(state.variants[control], guardrail.name), toSummary(state.variants[variant], guardrail.name), { alpha, side, plannedUsersPerVariant: definition.plannedSampleSize });
+        const cs = oneSidedDifferenceBound(toSummary(state.variants[control], guardrail), toSummary(state.variants[variant], guardrail), { alpha, side, plannedUsersPerVariant: definition.plannedSampleSize });
         if (!cs.ok) continue;
         const tolerance = guardrail.tolerance.kind === 'absolute' ? guardrail.tolerance.value : guardrail.tolerance.value * Math.abs(cs.controlMean);
         if (!allFinite(cs.bound, cs.difference, cs.controlMean, cs.treatmentMean, tolerance)) continue;
