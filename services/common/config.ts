@@ -116,6 +116,12 @@ const ConfigSchema = z.strictObject({
       principal: z.string().regex(/^[A-Za-z0-9._@-]{1,100}$/, 'letters, digits, dot, dash, underscore, @').default('guardian'),
       /** PKCS#8 PEM file of the guard's Ed25519 private key (`expctl keys generate` makes one). */
       keyFile: z.string().min(1).optional(),
+      /**
+       * How often (wall-clock ms) the guard evaluates every running experiment of its
+       * partitions without waiting for input: how NO_TRAFFIC is raised for an experiment that
+       * gets no deltas at all, within this long of its `noTrafficMinutes` running out.
+       */
+      punctuateMs: z.coerce.number().int().min(100).max(3_600_000).default(60_000),
     })
     .prefault({}),
   aggregate: z
@@ -223,6 +229,7 @@ export const ENV_KEYS = {
   SINK_COMMIT_DELAY_MS: 'sink.commitDelayMs',
   GUARD_PRINCIPAL: 'guard.principal',
   GUARD_KEY_FILE: 'guard.keyFile',
+  GUARD_PUNCTUATE_MS: 'guard.punctuateMs',
   AGGREGATE_EARLY_GRACE_MS: 'aggregate.earlyMetricGraceMs',
   AGGREGATE_EARLY_KEPT: 'aggregate.earlyMetricsKept',
   KEYRING_FILE: 'control.keyringFile',

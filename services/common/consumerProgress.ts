@@ -83,6 +83,11 @@ export class ConsumerProgress {
       .map((p) => ({ topic: p.topic, partition: p.partition, lag: p.lag!, stalledMs: now - p.lastAdvanceAt }));
   }
 
+  /** Records waiting on one partition; undefined until both its position and its end are known. */
+  lagOf(key: PartitionKey): number | undefined {
+    return this.partitions.get(keyOf(key))?.lag;
+  }
+
   totalLag(): number {
     return [...this.partitions.values()].reduce((n, p) => n + (p.lag ?? 0), 0);
   }

@@ -4,6 +4,7 @@ import type { LagListener } from './consumerProgress.ts';
 import type { HealthSource } from './health.ts';
 import type { Logger } from './logger.ts';
 import { chunksUnder, DEFAULT_MAX_REQUEST_BYTES, groupByTopic } from './outputChunks.ts';
+import { PartitionLanes } from './partitionLanes.ts';
 import { disconnectWithin, incarnationConsumer, startSupervisedConsumer, type IncarnationContext } from './supervisedConsumer.ts';
 
 /**
@@ -24,6 +25,13 @@ import { disconnectWithin, incarnationConsumer, startSupervisedConsumer, type In
  * dropped (`revoked`), and a fresh consumer rejoins the group, fresh producers fence and
  * abort whatever was left open, and state is restored from the changelogs before the next
  * batch. Whatever was not committed is read again, so exactly once holds through all of it.
+ *
+ * A punctuation (`punctuate`, Kafka Streams' wall-clock punctuator) is work done on time
+ * rather than on input: every `everyMs` each assigned partition is prepared if it was not
+ * yet (its stores restored: a partition without new input still gets its turn) and handed to
+ * `run`, in the partition's lane (./partitionLanes.ts), so never beside one of its batches.
+ * Its outputs and the stores' changelog go out in one transaction of the partition's producer,
+ * without consumer offsets; a failure ends the incarnation like a failed batch.
  */
 export interface InputRecord {
   topic: string;
@@ -57,6 +65,25 @@ export interface PartitionedStore {
   drop(partition: number): void;
 }
 
+export interface Punctuation {
+  /** Wall-clock period (ms) between rounds; a round still running when the next is due delays it. Only partitions the consumer has caught up on (lag 0) are punctuated. */
+  everyMs: number;
+  /**
+   * Outputs for one owned input partition at wall-clock `now`; state is read and written
+   * through `stores` as in a batch. Throwing ends the incarnation.
+   */
+  run(partition: number, now: number): Promise<OutputRecord[]>;
+  /** Told after each partition's punctuation has committed (or had nothing to commit). */
+  onDone?(event: PunctuationDone): void;
+}
+
+export interface PunctuationDone {
+  topic: string;
+  partition: number;
+  outputs: number;
+  durationMs: number;
+}
+
 export interface TransactionalLoopOptions {
   kafka: Kafka;
   groupId: string;
@@ -75,6 +102,8 @@ export interface TransactionalLoopOptions {
   revoked?(topic: string, partition: number): void;
   /** Turns a batch into outputs; throwing aborts the batch, which is then fetched again. */
   process(records: InputRecord[]): Promise<OutputRecord[]>;
+  /** Work on wall-clock time for each owned partition, committed like a batch (see above). */
+  punctuate?: Punctuation;
   onCommitted?(event: BatchCommitted): void;
   /** Largest number of records handled in one transaction. */
   maxBatchRecords?: number;
@@ -144,7 +173,7 @@ async function startIncarnation(options: TransactionalLoopOptions, context: Inca
   };
   const stores = options.stores ?? [];
   // Where each partition's committed work ends, read once this incarnation's producer has
-  // fenced the previous owner (see the batch loop below).
+  // fenced the previous owner (see preparedProducer).
   const resumeAt = new Map<string, bigint>();
   const admin = kafka.admin();
   let adminConnected: Promise<void> | undefined;
@@ -155,6 +184,10 @@ async function startIncarnation(options: TransactionalLoopOptions, context: Inca
     const offset = entry?.partitions.find((p) => p.partition === partition)?.offset;
     return offset === undefined || offset === '-1' ? 0n : BigInt(offset);
   };
+  const lanes = new PartitionLanes();
+  // The partitions the group gave this consumer; empty while it rebalances, so a punctuation
+  // does not take up (and fence the new owner of) a partition that is going elsewhere.
+  let assigned = new Set<string>();
   const release = (key: string) => {
     resumeAt.delete(key);
     const { topic, partition } = partitionOf(key);
@@ -166,14 +199,93 @@ async function startIncarnation(options: TransactionalLoopOptions, context: Inca
     return producer?.disconnect().catch(() => {});
   };
 
+  /** The partition's producer, its stores restored and `prepare` called the first time. */
+  const preparedProducer = async (topic: string, partition: number): Promise<Producer> => {
+    const key = keyOf(topic, partition);
+    const producer = await producerFor(topic, partition);
+    if (!prepared.has(key)) {
+      for (const store of stores) await store.restore(partition, producer);
+      await options.prepare?.(topic, partition, producer);
+      // The consumer read its starting offset when the partition was assigned, which can be
+      // before the previous owner's last transaction (offsets included) completed: kafkajs'
+      // offset fetch does not wait for pending transactional commits (Kafka's requireStable).
+      // The producer above fenced that owner, which makes the broker finish its transaction
+      // first, so the committed offset read now is final, and records below it are done
+      // (their effect is in the restored state).
+      resumeAt.set(key, await committedOffset(topic, partition));
+      prepared.add(key);
+    }
+    return producer;
+  };
+
+  /** Outputs, the stores' changelog and (for a batch) the consumer offset, in one transaction. */
+  const commit = async (producer: Producer, partition: number, outputs: OutputRecord[], offsets?: { topic: string; offset: bigint }) => {
+    for (const store of stores) outputs.push(...store.takeChangelog(partition));
+    if (outputs.length === 0 && !offsets) return;
+    const transaction = await producer.transaction();
+    try {
+      for (const chunk of chunksUnder(outputs, options.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES)) {
+        await transaction.sendBatch({ topicMessages: groupByTopic(chunk) });
+      }
+      if (offsets) await transaction.sendOffsets({ consumerGroupId: options.groupId, topics: [{ topic: offsets.topic, partitions: [{ partition, offset: offsets.offset.toString() }] }] });
+      await transaction.commit();
+    } catch (err) {
+      await transaction.abort().catch((abortErr: unknown) => logger.warn({ err: abortErr }, 'abort after a failed transaction also failed'));
+      throw err;
+    }
+  };
+
+  consumer.on(consumer.events.REBALANCING, () => {
+    assigned = new Set();
+  });
   consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
-    const assigned = new Set(Object.entries(payload.memberAssignment).flatMap(([topic, partitions]) => partitions.map((p) => keyOf(topic, p))));
-    for (const key of new Set([...prepared, ...producers.keys()])) if (!assigned.has(key)) void release(key);
+    assigned = new Set(Object.entries(payload.memberAssignment).flatMap(([topic, partitions]) => partitions.map((p) => keyOf(topic, p))));
+    // In the partition's lane: a punctuation under way finishes before its state goes.
+    for (const key of new Set([...prepared, ...producers.keys()])) if (!assigned.has(key)) void lanes.run(key, async () => (assigned.has(key) ? undefined : release(key)));
     logger.info({ assigned: [...assigned] }, 'partitions assigned');
   });
 
+  const punctuation = options.punctuate;
+  const punctuatePartition = async (punctuation: Punctuation, key: string): Promise<boolean> => {
+    if (context.ended() || !assigned.has(key)) return !context.ended();
+    const { topic, partition } = partitionOf(key);
+    // Only a caught-up partition is judged at the wall-clock time: while a backlog (after an
+    // outage, say) is still being read, the state is behind the clock, and time-based checks
+    // would see a silence that is only the backlog's.
+    const lag = context.progress.lagOf({ topic, partition });
+    if (lag !== 0) {
+      logger.debug({ topic, partition, lag }, 'punctuation waits for the partition to catch up');
+      return true;
+    }
+    const started = Date.now();
+    let outputs: OutputRecord[];
+    try {
+      const producer = await preparedProducer(topic, partition);
+      outputs = await punctuation.run(partition, started);
+      await commit(producer, partition, outputs);
+    } catch (err) {
+      logger.warn({ err, topic, partition }, 'punctuation failed; replacing consumer, producers and state');
+      context.fail(err);
+      return false;
+    }
+    punctuation.onDone?.({ topic, partition, outputs: outputs.length, durationMs: Date.now() - started });
+    return true;
+  };
+  let round: Promise<void> | undefined;
+  const timer = punctuation && setInterval(() => {
+    if (round || context.ended()) return;
+    round = context.track(async () => {
+      for (const key of [...assigned]) if (!(await lanes.run(key, () => punctuatePartition(punctuation, key)))) return;
+    })
+      .catch((err: unknown) => context.fail(err))
+      .finally(() => (round = undefined));
+  }, punctuation.everyMs);
+
   const maxBatch = options.maxBatchRecords ?? 5_000;
   const stopIncarnation = async (graceful: boolean) => {
+    // No new punctuation; on a graceful stop the one under way commits before its producer goes.
+    clearInterval(timer);
+    if (graceful) await round;
     // On a graceful stop the batch in hand commits first (disconnect waits for it). On a
     // failure, closing the producers first makes a request stuck on a dead broker give up;
     // the batch in hand is then waited for, so it cannot touch the state the next
@@ -185,6 +297,28 @@ async function startIncarnation(options: TransactionalLoopOptions, context: Inca
     await disconnectWithin(consumer, graceful ? 60_000 : 10_000, logger);
     await Promise.all([...new Set([...prepared, ...producers.keys()])].map(release));
     if (adminConnected) await admin.disconnect().catch(() => {});
+  };
+
+  /** One transaction's worth of a fetched batch (run in the partition's lane): its outputs once committed; undefined once the incarnation is done. */
+  const processChunk = async (batch: { topic: string; partition: number }, messages: KafkaMessage[], next: bigint): Promise<OutputRecord[] | undefined> => {
+    try {
+      const producer = await preparedProducer(batch.topic, batch.partition);
+      const from = resumeAt.get(keyOf(batch.topic, batch.partition)) ?? 0n;
+      const fresh = BigInt(messages[0]!.offset) < from ? messages.filter((m) => BigInt(m.offset) >= from) : messages;
+      if (fresh.length === 0) {
+        logger.info({ topic: batch.topic, partition: batch.partition, from: messages[0]!.offset, to: messages[messages.length - 1]!.offset, committed: from.toString() }, 'skipping records the previous owner already committed');
+        return [];
+      }
+      const outputs = await options.process(fresh.map((message) => ({ topic: batch.topic, partition: batch.partition, message })));
+      await commit(producer, batch.partition, outputs, { topic: batch.topic, offset: next });
+      return outputs;
+    } catch (err) {
+      // State may hold part of this batch and the producer may be fenced or stuck: this
+      // incarnation is done; the next one restores state and reads the batch again.
+      logger.warn({ err, topic: batch.topic, partition: batch.partition, offset: messages[0]!.offset }, 'batch failed; replacing consumer, producers and state');
+      context.fail(err);
+      return undefined;
+    }
   };
 
   try {
@@ -203,48 +337,8 @@ async function startIncarnation(options: TransactionalLoopOptions, context: Inca
           const complete = start + maxBatch >= batch.messages.length;
           // The whole fetch done: commit past the markers and aborted records that end it too.
           const next = complete ? BigInt(batch.lastOffset()) + 1n : BigInt(messages[messages.length - 1]!.offset) + 1n;
-          let outputs: OutputRecord[];
-          try {
-            const producer = await producerFor(batch.topic, batch.partition);
-            if (!prepared.has(key)) {
-              for (const store of stores) await store.restore(batch.partition, producer);
-              await options.prepare?.(batch.topic, batch.partition, producer);
-              // The consumer read its starting offset when the partition was assigned, which can
-              // be before the previous owner's last transaction (offsets included) completed:
-              // kafkajs' offset fetch does not wait for pending transactional commits (Kafka's
-              // requireStable). The producer above fenced that owner, which makes the broker
-              // finish its transaction first, so the committed offset read now is final, and
-              // records below it are done (their effect is in the restored state).
-              resumeAt.set(key, await committedOffset(batch.topic, batch.partition));
-              prepared.add(key);
-            }
-            const from = resumeAt.get(key) ?? 0n;
-            const fresh = BigInt(messages[0]!.offset) < from ? messages.filter((m) => BigInt(m.offset) >= from) : messages;
-            if (fresh.length === 0) {
-              logger.info({ topic: batch.topic, partition: batch.partition, from: messages[0]!.offset, to: messages[messages.length - 1]!.offset, committed: from.toString() }, 'skipping records the previous owner already committed');
-              resolveOffset(messages[messages.length - 1]!.offset);
-              continue;
-            }
-            outputs = await options.process(fresh.map((message) => ({ topic: batch.topic, partition: batch.partition, message })));
-            for (const store of stores) outputs.push(...store.takeChangelog(batch.partition));
-            const transaction = await producer.transaction();
-            try {
-              for (const chunk of chunksUnder(outputs, options.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES)) {
-                await transaction.sendBatch({ topicMessages: groupByTopic(chunk) });
-              }
-              await transaction.sendOffsets({ consumerGroupId: options.groupId, topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset: next.toString() }] }] });
-              await transaction.commit();
-            } catch (err) {
-              await transaction.abort().catch((abortErr: unknown) => logger.warn({ err: abortErr }, 'abort after a failed transaction also failed'));
-              throw err;
-            }
-          } catch (err) {
-            // State may hold part of this batch and the producer may be fenced or stuck: this
-            // incarnation is done; the next one restores state and reads the batch again.
-            logger.warn({ err, topic: batch.topic, partition: batch.partition, offset: messages[0]!.offset }, 'batch failed; replacing consumer, producers and state');
-            context.fail(err);
-            return;
-          }
+          const outputs = await lanes.run(key, () => (context.ended() ? Promise.resolve(undefined) : processChunk(batch, messages, next)));
+          if (!outputs) return;
           // Moves the consumer's position on; the committed offset already moved with the transaction.
           resolveOffset(messages[messages.length - 1]!.offset);
           context.progress.advanced({ topic: batch.topic, partition: batch.partition }, next, BigInt(batch.highWatermark));

@@ -20,6 +20,7 @@ await runServiceProcess('guard', (ctx) => {
     keyring: keyringFor('the guard', ctx.config),
     sessionTimeoutMs: ctx.config.kafka.sessionTimeoutMs,
     stallMs: ctx.config.health.stallMs,
+    punctuateMs: ctx.config.guard.punctuateMs,
     metrics: ctx.metrics,
     logger: ctx.logger,
   });

@@ -12,6 +12,7 @@ describe('CONFIG_DEFAULTS', () => {
     expect(CONFIG_DEFAULTS.control).toEqual(loaded.control);
     expect(CONFIG_DEFAULTS.aggregate).toEqual(loaded.aggregate);
     expect(CONFIG_DEFAULTS.health).toEqual(loaded.health);
+    expect(CONFIG_DEFAULTS.guard).toEqual(loaded.guard);
     expect(Object.isFrozen(CONFIG_DEFAULTS.ingest)).toBe(true);
   });
 

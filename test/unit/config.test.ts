@@ -55,6 +55,13 @@ describe('loadConfig', () => {
     expect(c.clickhouse).toMatchObject({ queryUser: 'expstream_analyst', queryPassword: 'pw', username: 'default' });
   });
 
+  it("reads the guard's punctuation period, a minute by default, within its bounds", () => {
+    expect(loadConfig({ env: {} }).guard.punctuateMs).toBe(60_000);
+    expect(loadConfig({ env: { GUARD_PUNCTUATE_MS: '500' } }).guard.punctuateMs).toBe(500);
+    expect(configError(() => loadConfig({ env: { GUARD_PUNCTUATE_MS: '50' } }))).toMatch(/guard\.punctuateMs \(from GUARD_PUNCTUATE_MS\)/);
+    expect(configError(() => loadConfig({ env: { GUARD_PUNCTUATE_MS: 'soon' } }))).toMatch(/guard\.punctuateMs/);
+  });
+
   it('lets the environment override the file, and the file override defaults', () => {
     const file = writeJson({ kafka: { brokers: ['file:1'], clientId: 'from-file' }, log: { level: 'warn' } });
     const c = loadConfig({ env: { KAFKA_BROKERS: 'env:2' }, file, cwd: '/x' });

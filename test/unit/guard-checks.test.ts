@@ -224,6 +224,11 @@ describe('no traffic', () => {
     expect(at(180_000 + 5 * 60_000, { noTrafficMinutes: 5 })).toHaveLength(1);
   });
 
+  it('takes a fraction of a minute (the guard judges it at each punctuation, GUARD_PUNCTUATE_MS)', () => {
+    expect(at(180_000 + 2_999, { noTrafficMinutes: 0.05 })).toEqual([]);
+    expect(at(180_000 + 3_000, { noTrafficMinutes: 0.05 })).toMatchObject([{ incident: 'NO_TRAFFIC:120000', evidence: { quietMinutes: 0.05, noTrafficMinutes: 0.05 } }]);
+  });
+
   it('stays quiet without a clock or without any exposure yet', () => {
     expect(noTraffic.signals(checkInput(quiet, published(twoArms)))).toEqual([]);
     expect(noTraffic.signals(checkInput(state({ control: { users: 0 } }), published(twoArms), 10 * 3_600_000))).toEqual([]);
