@@ -15,13 +15,20 @@ import { gaussian } from '../../common/random.ts';
  * An effect moves the treatment's mean and keeps the spread: `+5` / `-5` absolute, `10%`
  * relative to the baseline mean, `0.1sd` in baseline standard deviations (for a conversion
  * metric the sd is √(rate·(1 − rate))). A conversion rate moved outside [0, 1] is refused.
- * A sum metric's cap applies to the drawn total, as the aggregator applies it. Ratio metrics
- * are not modelled (a numerator and a denominator per user would need a joint model): a
- * definition with one is refused.
+ * A sum metric's cap applies to the drawn total, as the aggregator applies it.
+ *
+ * - ratio (numerator ÷ denominator of the same user, e.g. errors per request or revenue per
+ *   order): a user has y denominator units, Poisson with mean `per` (default 5; a user may have
+ *   none), and a numerator x that sums one value per unit, `dist` with the given `mean` and
+ *   `sd` per unit (defaults lognormal, 1 and 1). The ratio of means is then `mean`, and the
+ *   per-user standard deviation the delta method sees (of x − R·y, over ȳ) is sd / √per: an
+ *   `sd` effect is in those units, and an effect moves the per-unit mean, so the ratio moves
+ *   by exactly the shift.
  */
 export type Baseline =
   | { type: 'conversion'; rate: number }
-  | { type: 'sum'; dist: 'normal' | 'lognormal'; mean: number; sd: number };
+  | { type: 'sum'; dist: 'normal' | 'lognormal'; mean: number; sd: number }
+  | { type: 'ratio'; dist: 'normal' | 'lognormal'; mean: number; sd: number; per: number };
 
 export type EffectUnit = 'absolute' | 'relative' | 'sd';
 
@@ -36,10 +43,13 @@ export interface Effect {
 export const DEFAULT_BASELINES = {
   conversion: { type: 'conversion', rate: 0.1 },
   sum: { type: 'sum', dist: 'lognormal', mean: 10, sd: 10 },
-} as const satisfies Record<Exclude<MetricDefinition['type'], 'ratio'>, Baseline>;
+  ratio: { type: 'ratio', dist: 'lognormal', mean: 1, sd: 1, per: 5 },
+} as const satisfies Record<MetricDefinition['type'], Baseline>;
 
 /** Means and standard deviations accepted in a baseline, and the largest absolute effect. */
 export const MAX_MAGNITUDE = 1e9;
+/** The largest mean number of denominator units per user of a ratio metric (each unit is drawn). */
+export const MAX_UNITS_PER_USER = 100;
 /** The longest `--baseline` / `--effect` value read (anything longer is refused unread). */
 export const MAX_FLAG_TEXT = 200;
 
@@ -65,7 +75,7 @@ export function parseBaseline(text: string, metrics: readonly MetricDefinition[]
     if (fields.has(key)) throw usage('--baseline', `${metric.name}: '${key}' is given twice`);
     fields.set(key, part.slice(eq + 1).trim());
   }
-  const allowed = metric.type === 'conversion' ? ['rate'] : ['mean', 'sd', 'dist'];
+  const allowed = metric.type === 'conversion' ? ['rate'] : metric.type === 'ratio' ? ['mean', 'sd', 'dist', 'per'] : ['mean', 'sd', 'dist'];
   for (const key of fields.keys()) if (!allowed.includes(key)) throw usage('--baseline', `${metric.name} is a ${metric.type} metric: its keys are ${allowed.join(', ')} (got '${key}')`);
   const num = (key: string, fallback: number) => (fields.has(key) ? finite('--baseline', `${metric.name} ${key}`, fields.get(key)!) : fallback);
   if (metric.type === 'conversion') {
@@ -73,14 +83,18 @@ export function parseBaseline(text: string, metrics: readonly MetricDefinition[]
     if (rate < 0 || rate > 1) throw usage('--baseline', `${metric.name} rate must be from 0 to 1, got ${rate}`);
     return { metric: metric.name, baseline: { type: 'conversion', rate } };
   }
-  const dist = fields.get('dist') ?? DEFAULT_BASELINES.sum.dist;
+  const defaults = DEFAULT_BASELINES[metric.type === 'ratio' ? 'ratio' : 'sum'];
+  const dist = fields.get('dist') ?? defaults.dist;
   if (dist !== 'normal' && dist !== 'lognormal') throw usage('--baseline', `${metric.name} dist must be normal or lognormal, got '${dist}'`);
-  const mean = num('mean', DEFAULT_BASELINES.sum.mean);
-  const sd = num('sd', DEFAULT_BASELINES.sum.sd);
+  const mean = num('mean', defaults.mean);
+  const sd = num('sd', defaults.sd);
   if (Math.abs(mean) > MAX_MAGNITUDE) throw usage('--baseline', `${metric.name} mean must be within ±${MAX_MAGNITUDE}, got ${mean}`);
   if (sd < 0 || sd > MAX_MAGNITUDE) throw usage('--baseline', `${metric.name} sd must be from 0 to ${MAX_MAGNITUDE}, got ${sd}`);
   if (dist === 'lognormal' && mean <= 0) throw usage('--baseline', `${metric.name}: a lognormal metric needs a positive mean (got ${mean}); use dist=normal`);
-  return { metric: metric.name, baseline: { type: 'sum', dist, mean, sd } };
+  if (metric.type !== 'ratio') return { metric: metric.name, baseline: { type: 'sum', dist, mean, sd } };
+  const per = num('per', DEFAULT_BASELINES.ratio.per);
+  if (!(per > 0 && per <= MAX_UNITS_PER_USER)) throw usage('--baseline', `${metric.name} per (denominator units per user) must be above 0 and at most ${MAX_UNITS_PER_USER}, got ${per}`);
+  return { metric: metric.name, baseline: { type: 'ratio', dist, mean, sd, per } };
 }
 
 const EFFECT = /^([+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:e[+-]?\d+)?)(%|sd)?$/i;
@@ -104,11 +118,11 @@ export type ValueDraw = (random: () => number) => number;
 export function meanShift(baseline: Baseline, effect: Effect | undefined): number {
   if (!effect) return 0;
   const mean = baseline.type === 'conversion' ? baseline.rate : baseline.mean;
-  const sd = baseline.type === 'conversion' ? Math.sqrt(baseline.rate * (1 - baseline.rate)) : baseline.sd;
+  const sd = baseline.type === 'conversion' ? Math.sqrt(baseline.rate * (1 - baseline.rate)) : baseline.type === 'ratio' ? baseline.sd / Math.sqrt(baseline.per) : baseline.sd;
   return effect.unit === 'absolute' ? effect.change : effect.unit === 'relative' ? effect.change * Math.abs(mean) : effect.change * sd;
 }
 
-/** The draw for a variant: the baseline, shifted by `shift` (0 for the control). */
+/** The draw for a variant: the baseline, shifted by `shift` (0 for the control). A ratio metric's draw is its per-unit value (see ratioDraw). */
 export function valueDraw(metric: string, baseline: Baseline, shift: number): ValueDraw {
   if (baseline.type === 'conversion') {
     const rate = baseline.rate + shift;
@@ -123,8 +137,35 @@ export function valueDraw(metric: string, baseline: Baseline, shift: number): Va
   return (random) => Math.exp(mu + sigma * gaussian(random)) + shift;
 }
 
+/** One user's numerator total x and denominator total y of a ratio metric. */
+export interface RatioValue {
+  x: number;
+  y: number;
+}
+
+/** A ratio metric's draw for a variant: y ~ Poisson(per) units, x the sum of one shifted per-unit value each. Writes into `out` (no allocation per user). */
+export function ratioDraw(metric: string, baseline: Extract<Baseline, { type: 'ratio' }>, shift: number): (random: () => number, out: RatioValue) => void {
+  const unit = valueDraw(metric, { type: 'sum', dist: baseline.dist, mean: baseline.mean, sd: baseline.sd }, shift);
+  const limit = Math.exp(-baseline.per);
+  return (random, out) => {
+    // Knuth's method: fine for a mean of at most MAX_UNITS_PER_USER (e^-100 is still a normal double).
+    let y = 0;
+    for (let p = random(); p > limit; p *= random()) y++;
+    let x = 0;
+    for (let i = 0; i < y; i++) x += unit(random);
+    out.x = x;
+    out.y = y;
+  };
+}
+
+/** Values one simulated user costs for a metric (for the bound on the work of a simulation). */
+export function drawsPerUser(baseline: Baseline): number {
+  return baseline.type === 'ratio' ? 1 + 2 * baseline.per : 1;
+}
+
 export function describeBaseline(b: Baseline): string {
-  return b.type === 'conversion' ? `conversion rate ${b.rate}` : `${b.dist} mean ${b.mean} sd ${b.sd}`;
+  if (b.type === 'conversion') return `conversion rate ${b.rate}`;
+  return b.type === 'ratio' ? `${b.dist} mean ${b.mean} sd ${b.sd} per unit, ${b.per} units per user` : `${b.dist} mean ${b.mean} sd ${b.sd}`;
 }
 
 function finite(flag: string, what: string, text: string): number {

@@ -1,5 +1,5 @@
 import { allMetrics, type ExperimentDefinition, type PublishedDefinition } from '../../common/experimentDefinition.ts';
-import { DEFAULT_BASELINES, meanShift, parseBaseline, parseEffect, usage, valueDraw, type Baseline, type Effect } from './metricModels.ts';
+import { DEFAULT_BASELINES, drawsPerUser, meanShift, parseBaseline, parseEffect, usage, valueDraw, type Baseline, type Effect } from './metricModels.ts';
 
 /**
  * The flags of `expctl simulate`, as hostile input: every number finite and bounded, every
@@ -59,11 +59,7 @@ export function parseSimulateFlags(definition: ExperimentDefinition, flags: Simu
   if (looks > L.looks) throw usage('--look-every', `gives ${looks} looks per run (--users ${users} / --look-every ${lookEvery}); at most ${L.looks}: look less often`);
   if (runs * looks > L.decisions) throw usage('--runs', `× looks per run is at most ${L.decisions.toLocaleString('en-US')} guard decisions (got ${runs} × ${looks}); lower --runs or raise --look-every`);
   const metrics = allMetrics(definition);
-  const ratio = metrics.find((m) => m.type === 'ratio');
-  if (ratio) throw usage('the definition', `has a ratio metric ('${ratio.name}'): simulate does not model ratio metrics yet; simulate a copy without it`);
-  const draws = runs * users * (metrics.length + 1);
-  if (draws > L.draws) throw usage('--runs', `× --users × (${metrics.length} metrics + 1) is at most ${L.draws.toLocaleString('en-US')} simulated values (got ${draws.toLocaleString('en-US')}); lower --runs or --users`);
-  const baselines: Record<string, Baseline> = Object.fromEntries(metrics.map((m) => [m.name, DEFAULT_BASELINES[m.type === 'ratio' ? 'sum' : m.type]]));
+  const baselines: Record<string, Baseline> = Object.fromEntries(metrics.map((m) => [m.name, DEFAULT_BASELINES[m.type]]));
   const overridden = new Set<string>();
   for (const text of capped('--baseline', flags.baseline, metrics.length)) {
     const { metric, baseline } = parseBaseline(text, metrics);
@@ -71,6 +67,10 @@ export function parseSimulateFlags(definition: ExperimentDefinition, flags: Simu
     overridden.add(metric);
     baselines[metric] = baseline;
   }
+  const perUser = 1 + metrics.reduce((n, m) => n + drawsPerUser(baselines[m.name]!), 0);
+  const draws = runs * users * perUser;
+  const what = perUser === metrics.length + 1 ? `(${metrics.length} metrics + 1)` : `(${perUser} values per user: the variant, each metric, a ratio metric's units)`;
+  if (draws > L.draws) throw usage('--runs', `× --users × ${what} is at most ${L.draws.toLocaleString('en-US')} simulated values (got ${draws.toLocaleString('en-US')}); lower --runs or --users`);
   const effects: Effect[] = [];
   for (const text of capped('--effect', flags.effect, metrics.length)) {
     const effect = parseEffect(text, metrics);

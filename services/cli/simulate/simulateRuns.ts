@@ -3,7 +3,7 @@ import { allMetrics, controlVariant } from '../../common/experimentDefinition.ts
 import { seededRandom } from '../../common/random.ts';
 import { evaluateExperiment } from '../../guard/evaluate.ts';
 import { emptyExperimentState, mergeDelta } from '../../guard/experimentState.ts';
-import { meanShift, valueDraw, type ValueDraw } from './metricModels.ts';
+import { meanShift, ratioDraw, valueDraw, type RatioValue, type ValueDraw } from './metricModels.ts';
 import type { SimulationPlan } from './simulateFlags.ts';
 
 /**
@@ -29,14 +29,14 @@ export interface RunOutcome {
 }
 
 const MINUTE_MS = 60_000;
-const STATS = 4; // sum, sumSquares, conversions, events
+const STATS = 7; // sum, sumSquares, conversions, events, sumY, sumSquaresY, sumXY
 
 interface Model {
   variants: string[];
   /** cap: a sum metric's cap on the user's total (∞ without one). */
-  metrics: { name: string; conversion: boolean; cap: number }[];
-  /** draws[v][m]: a user's value of metric m in variant v. */
-  draws: ValueDraw[][];
+  metrics: { name: string; kind: 'conversion' | 'sum' | 'ratio'; cap: number }[];
+  /** draws[v][m]: a user's value of metric m in variant v (x and y of a ratio metric). */
+  draws: UserDraw[][];
   /** Cumulative actual weights, for assignment. */
   cumulative: number[];
   /** The variant given when rounding leaves a draw past the last cumulative weight. */
@@ -58,12 +58,14 @@ function buildModel(plan: SimulationPlan): Model {
   const { definition } = plan.published;
   const control = controlVariant(definition);
   const variants = definition.variants.map((v) => v.id);
-  const metrics = allMetrics(definition).map((m) => ({ name: m.name, conversion: m.type === 'conversion', cap: m.type === 'sum' ? (m.cap?.upper ?? Number.POSITIVE_INFINITY) : Number.POSITIVE_INFINITY }));
+  const metrics = allMetrics(definition).map((m) => ({ name: m.name, kind: m.type, cap: m.type === 'sum' ? (m.cap?.upper ?? Number.POSITIVE_INFINITY) : Number.POSITIVE_INFINITY }));
   const draws = variants.map((variant) =>
-    metrics.map(({ name }) => {
+    metrics.map(({ name }): UserDraw => {
       const baseline = plan.baselines[name]!;
       const effect = variant === control ? undefined : plan.effects.find((e) => e.metric === name);
-      return valueDraw(name, baseline, meanShift(baseline, effect));
+      const shift = meanShift(baseline, effect);
+      if (baseline.type === 'ratio') return { ratio: ratioDraw(name, baseline, shift) };
+      return { value: valueDraw(name, baseline, shift) };
     }),
   );
   let sum = 0;
@@ -89,6 +91,7 @@ function simulateRun(plan: SimulationPlan, model: Model, run: number): RunOutcom
   const look = { users: new Float64Array(V), stats: new Float64Array(V * M * STATS), minutes: new Map<number, Float64Array>() };
   const outcome: RunOutcome = { usersAtHalt: null, halt: null, warnings: [], numbersLeftOut: 0 };
   const withheld = () => void (outcome.numbersLeftOut += 1);
+  const ratio: RatioValue = { x: 0, y: 0 };
 
   for (let user = 1; user <= plan.users; user++) {
     const v = assignVariant(model, random());
@@ -99,13 +102,27 @@ function simulateRun(plan: SimulationPlan, model: Model, run: number): RunOutcom
     bucket[v]! += 1;
     const draws = model.draws[v]!;
     for (let m = 0; m < M; m++) {
-      const x = Math.min(draws[m]!(random), model.metrics[m]!.cap);
-      // A conversion metric's user has an event only if they converted; a sum metric's user has one event with their total.
-      if (model.metrics[m]!.conversion && x === 0) continue;
+      const draw = draws[m]!;
       const at = (v * M + m) * STATS;
+      if (draw.ratio) {
+        // A ratio metric's user has one denominator event per unit and one numerator event with their total (none without units).
+        draw.ratio(random, ratio);
+        if (ratio.y === 0) continue;
+        look.stats[at]! += ratio.x;
+        look.stats[at + 1]! += ratio.x * ratio.x;
+        look.stats[at + 3]! += ratio.y + 1;
+        look.stats[at + 4]! += ratio.y;
+        look.stats[at + 5]! += ratio.y * ratio.y;
+        look.stats[at + 6]! += ratio.x * ratio.y;
+        continue;
+      }
+      const x = Math.min(draw.value(random), model.metrics[m]!.cap);
+      // A conversion metric's user has an event only if they converted; a sum metric's user has one event with their total.
+      const conversion = model.metrics[m]!.kind === 'conversion';
+      if (conversion && x === 0) continue;
       look.stats[at]! += x;
       look.stats[at + 1]! += x * x;
-      look.stats[at + 2]! += model.metrics[m]!.conversion ? 1 : 0;
+      look.stats[at + 2]! += conversion ? 1 : 0;
       look.stats[at + 3]! += 1;
     }
     if (user % plan.lookEvery !== 0 && user !== plan.users) continue;
@@ -127,6 +144,9 @@ function simulateRun(plan: SimulationPlan, model: Model, run: number): RunOutcom
   return outcome;
 }
 
+/** A metric's draw: a value (sum and conversion metrics) or a ratio metric's x and y. */
+type UserDraw = { value: ValueDraw; ratio?: undefined } | { ratio: (random: () => number, out: RatioValue) => void; value?: undefined };
+
 function assignVariant(model: Model, u: number): number {
   for (let i = 0; i < model.cumulative.length; i++) if (u < model.cumulative[i]!) return i;
   return model.lastWithWeight;
@@ -140,7 +160,7 @@ function lookDelta(experimentId: string, model: Model, look: { users: Float64Arr
     const metrics = model.metrics.flatMap(({ name }, m) => {
       const at = (v * M + m) * STATS;
       const s = look.stats;
-      return s[at + 3]! > 0 ? [{ metric: name, sum: s[at]!, sumSquares: s[at + 1]!, conversions: s[at + 2]!, events: s[at + 3]!, sumY: 0, sumSquaresY: 0, sumXY: 0 }] : [];
+      return s[at + 3]! > 0 ? [{ metric: name, sum: s[at]!, sumSquares: s[at + 1]!, conversions: s[at + 2]!, events: s[at + 3]!, sumY: s[at + 4]!, sumSquaresY: s[at + 5]!, sumXY: s[at + 6]! }] : [];
     });
     if (look.users[v]! > 0 || metrics.length > 0) variants.push({ variantId, exposedUsers: look.users[v]!, conflicts: 0, metrics });
   });
