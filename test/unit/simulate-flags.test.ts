@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { isPipelineError } from '../../services/common/errors.ts';
 import { parseDefinition } from '../../services/common/experimentDefinition.ts';
 import { DEFAULT_BASELINES, meanShift, parseBaseline, parseEffect, valueDraw } from '../../services/cli/simulate/metricModels.ts';
 import { parseSimulateFlags, parseWeights, SIMULATE_LIMITS, type SimulateFlags } from '../../services/cli/simulate/simulateFlags.ts';
 import { seededRandom } from '../support/random.ts';
+import { usageError } from '../support/usageError.ts';
 
 const definition = parseDefinition({
   id: 'sim', name: 'sim', hypothesis: 'h', owner: 'o',
@@ -13,17 +13,6 @@ const definition = parseDefinition({
   minimumSampleSize: 100, plannedSampleSize: 5_000,
 }, 'test');
 const metrics = [{ name: 'purchase', type: 'conversion' as const }, { name: 'latency', type: 'sum' as const }];
-
-/** The error message of a usage error (exit status 2: code INPUT_INVALID), or a failure if it did not throw one. */
-function usageError(work: () => unknown): string {
-  try {
-    work();
-  } catch (err) {
-    if (isPipelineError(err, 'INPUT_INVALID')) return err.message;
-    throw err;
-  }
-  throw new Error('expected a usage error');
-}
 
 const plan = (flags: SimulateFlags) => parseSimulateFlags(definition, flags);
 

@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import { isPipelineError } from '../../services/common/errors.ts';
 import { parseDefinition } from '../../services/common/experimentDefinition.ts';
 import { ratioOfMeans } from '../../services/stats/ratioOfMeans.ts';
 import { DEFAULT_BASELINES, meanShift, parseBaseline, parseEffect, ratioDraw, type RatioValue } from '../../services/cli/simulate/metricModels.ts';
@@ -7,6 +6,7 @@ import { parseSimulateFlags, type SimulateFlags } from '../../services/cli/simul
 import { simulateRuns } from '../../services/cli/simulate/simulateRuns.ts';
 import { summarize } from '../../services/cli/simulate/simulationSummary.ts';
 import { seededRandom } from '../support/random.ts';
+import { usageError } from '../support/usageError.ts';
 
 /**
  * `expctl simulate` with a ratio guardrail: the per-user model (Poisson units, one value per
@@ -22,16 +22,6 @@ const definition = parseDefinition({
   minimumSampleSize: 100, plannedSampleSize: 4_000,
 }, 'test');
 const metrics = [{ name: 'purchase', type: 'conversion' as const }, { name: 'errors_per_request', type: 'ratio' as const, numerator: 'errors', denominator: 'requests' }];
-
-function usageError(work: () => unknown): string {
-  try {
-    work();
-  } catch (err) {
-    if (isPipelineError(err, 'INPUT_INVALID')) return err.message;
-    throw err;
-  }
-  throw new Error('expected a usage error');
-}
 
 const run = (flags: SimulateFlags) => summarize(simulateRuns(parseSimulateFlags(definition, { runs: '40', users: '4000', lookEvery: '200', ...flags })));
 
