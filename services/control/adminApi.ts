@@ -28,6 +28,7 @@ import { AuthThrottle } from './authThrottle.ts';
 import { API_REFUSAL_HEADER } from './decideCommand.ts';
 import type { Keyring, Principal, Role } from './keyring.ts';
 import { liveResults } from './liveResults.ts';
+import { registerResultsPage } from './resultsPage.ts';
 import { ResultsHistory } from './resultsHistory.ts';
 import { serviceLags } from './serviceLags.ts';
 import { anomalies as anomalyContract, type Anomaly } from '../common/contracts/anomalies.ts';
@@ -280,6 +281,7 @@ export async function startAdminApi(options: AdminApiOptions): Promise<AdminApi>
     if (!principal) return reply;
     return { principal: principal.name, roles: [...principal.roles].sort() };
   });
+  registerResultsPage(app);
   app.get('/experiments/:id/results', async (request, reply) => {
     if (!(await authorize(request, reply, READ_ROLES))) return reply;
     const params = ExperimentParam.safeParse(request.params);

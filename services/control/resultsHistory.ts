@@ -43,10 +43,11 @@ export class ResultsHistory {
   constructor(private readonly kept = HISTORY_KEPT) {}
 
   record(experimentId: string, at: number, published: PublishedDefinition | undefined, totals: TotalsHolder): void {
-    const point = historyPoint(at, published, totals);
     const list = this.points.get(experimentId) ?? [];
     const last = list[list.length - 1];
-    if (last && Math.floor(last.at / 1000) === Math.floor(at / 1000)) list[list.length - 1] = point;
+    // Deltas come from several partitions whose record times interleave: time never goes back on a chart.
+    const point = historyPoint(Math.max(at, last?.at ?? at), published, totals);
+    if (last && Math.floor(last.at / 1000) === Math.floor(point.at / 1000)) list[list.length - 1] = point;
     else list.push(point);
     if (list.length > this.kept) list.splice(0, list.length - this.kept);
     this.points.set(experimentId, list);
