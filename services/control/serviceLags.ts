@@ -14,6 +14,7 @@ export const SERVICE_INPUTS: Readonly<Record<string, readonly TopicRole[]>> = {
   guard: ['aggregates'],
   control: ['control'],
   sink: ['events', 'dlq', 'aggregates', 'anomalies', 'control', 'audit', 'definitions', 'state'],
+  notify: ['audit', 'anomalies'],
 };
 
 export interface ServiceLag {
@@ -33,11 +34,14 @@ export function serviceLags(kafka: Kafka, topics: TopicNames, cacheMs = 2_000) {
       await admin.connect();
     }
     const connected = admin;
+    const existing = new Set(await connected.listTopics());
     const ends = new Map<string, Map<number, number>>();
     const endsOf = async (topic: string) => {
       let found = ends.get(topic);
       if (!found) {
-        found = new Map((await connected.fetchTopicOffsets(topic)).map((p) => [p.partition, Number(p.high)]));
+        // A topic not created yet (its writer never ran) has nothing to lag behind.
+        const offsets = existing.has(topic) ? await connected.fetchTopicOffsets(topic) : [];
+        found = new Map(offsets.map((p) => [p.partition, Number(p.high)]));
         ends.set(topic, found);
       }
       return found;
@@ -46,10 +50,12 @@ export function serviceLags(kafka: Kafka, topics: TopicNames, cacheMs = 2_000) {
     for (const [service, roles] of Object.entries(SERVICE_INPUTS)) {
       const group = consumerGroup(prefix, service);
       const inputs = roles.map((r) => topics[r]);
-      const committed = await connected.fetchOffsets({ groupId: group, topics: inputs });
+      const present = [];
+      for (const topic of inputs) if ((await endsOf(topic)).size > 0) present.push(topic);
+      const committed = present.length === 0 ? [] : await connected.fetchOffsets({ groupId: group, topics: present });
       let lag = 0;
       let any = false;
-      for (const topic of inputs) {
+      for (const topic of present) {
         for (const [partition, end] of await endsOf(topic)) {
           const offset = Number(committed.find((c) => c.topic === topic)?.partitions.find((p) => p.partition === partition)?.offset ?? '-1');
           if (offset >= 0) any = true;

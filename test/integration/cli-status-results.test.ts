@@ -80,7 +80,7 @@ describe('expctl produce --wait, status and results', () => {
     expect(status.stdout).toMatch(/checkout\s+RUNNING\s+\S+\s+40\s+–/);
     expect(status.stdout).toMatch(/ingest\s+\S+expstream\.ingest\s+\d+/);
     const statusJson = JSON.parse((await runExpctl(['status', '--json'], { env: cliEnv })).stdout) as { services: { service: string; lag: number | null }[] };
-    expect(statusJson.services.map((s) => s.service)).toEqual(['ingest', 'aggregate', 'guard', 'control', 'sink']);
+    expect(statusJson.services.map((s) => s.service)).toEqual(['ingest', 'aggregate', 'guard', 'control', 'sink', 'notify']);
     expect(statusJson.services.find((s) => s.service === 'guard')!.lag).toBeNull();
 
     const refused = await runExpctl(['results', 'checkout'], { env: { ...cliEnv, EXPCTL_TOKEN: 'not-a-token' } });
