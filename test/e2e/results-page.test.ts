@@ -23,7 +23,7 @@ type InPage = { document: { querySelector(selector: string): { textContent: stri
 interface Results {
   status: string | null;
   users: number;
-  variants: { variantId: string; users: number; metrics: { metric: string; mean: number | null; interval95: [number, number] | null; counts: { users: number; sum: number; events: number } }[] }[];
+  variants: { variantId: string; users: number; metrics: { metric: string; mean: number | null; interval95: [number, number] | null; counts: { users: number; sum: number; events: number }; versusControl: { difference: number; alwaysValid: { lower: number; upper: number } | null } | null }[] }[];
 }
 
 describe('the results page', () => {
@@ -82,7 +82,7 @@ describe('the results page', () => {
     // --- the operator's page ---
     const operator = await (await browser.createBrowserContext()).newPage();
     await signIn(operator, `${api}/#slow-checkout`, pipeline.fixture.tokens.alice!);
-    await expectNumbersOf(operator, 'slow-checkout', await apiGet<Results>('/experiments/slow-checkout/results'));
+    await expectNumbersOf(operator, 'slow-checkout', () => apiGet<Results>('/experiments/slow-checkout/results'));
     expect(await text(operator, 'exp-status')).toBe('RUNNING');
     expect(await operator.$eval('#command', (f) => (f as unknown as { hidden: boolean }).hidden)).toBe(false);
     // A marker that a reload would lose: the halt must show without one.
@@ -105,7 +105,7 @@ describe('the results page', () => {
     await operator.waitForSelector('[data-chart="guardrail:latency:treatment"] canvas');
     await operator.waitForSelector('tr[data-audit="HALT"]');
     expect(await operator.$eval('tr[data-anomaly="GUARDRAIL_REGRESSION"] pre', (p) => p.textContent)).toContain('"tolerance"');
-    await expectNumbersOf(operator, 'slow-checkout', await apiGet<Results>('/experiments/slow-checkout/results'));
+    await expectNumbersOf(operator, 'slow-checkout', () => apiGet<Results>('/experiments/slow-checkout/results'));
     await operator.screenshot({ path: join(ARTIFACTS, 'results-page-halted.png'), fullPage: true });
 
     // --- the operator halts healthy from the page, with a reason that is markup ---
@@ -127,7 +127,7 @@ describe('the results page', () => {
     const analyst = await (await browser.createBrowserContext()).newPage();
     await analyst.setViewport({ width: 1280, height: 800 });
     await signIn(analyst, `${api}/#healthy`, pipeline.fixture.tokens.carol!);
-    await expectNumbersOf(analyst, 'healthy', await apiGet<Results>('/experiments/healthy/results'));
+    await expectNumbersOf(analyst, 'healthy', () => apiGet<Results>('/experiments/healthy/results'));
     expect(await analyst.$eval('#command', (f) => (f as unknown as { hidden: boolean }).hidden)).toBe(true);
     expect(await analyst.$eval('#halt', (b) => (b as unknown as { offsetParent: unknown }).offsetParent)).toBeNull();
     // Readable at a laptop's width: nothing wider than the window but the tables' own scrollers.
@@ -150,8 +150,23 @@ async function text(page: Page, testid: string): Promise<string | null> {
   return page.$eval(`[data-testid="${testid}"]`, (e) => e.textContent);
 }
 
-/** The page shows exactly the API's numbers (printed as both print them); it polls, so wait for the same snapshot. */
-async function expectNumbersOf(page: Page, experimentId: string, results: Results): Promise<void> {
+/**
+ * The page shows exactly the API's numbers (printed as both print them). The page polls the
+ * API, so the two are compared until they show the same snapshot (the API's reader of
+ * exp.aggregates may still be applying the last deltas when the check begins).
+ */
+async function expectNumbersOf(page: Page, experimentId: string, fromApi: () => Promise<Results>): Promise<void> {
+  let expected: Record<string, string> = {};
+  let shown: Record<string, string | null> = {};
+  await waitFor(async () => {
+    expected = expectedCells(await fromApi());
+    shown = await page.evaluate((ids) => Object.fromEntries(ids.map((id) => [id, (globalThis as unknown as InPage).document.querySelector(`[data-testid="${(globalThis as unknown as { CSS: { escape(s: string): string } }).CSS.escape(id)}"]`)?.textContent ?? null])), Object.keys(expected));
+    return (await text(page, 'exp-title')) === experimentId && Object.entries(expected).every(([k, v]) => shown[k] === v);
+  }, { timeoutMs: 15_000, intervalMs: 250, message: () => `the page shows ${JSON.stringify(shown)}, the API ${JSON.stringify(expected)}` });
+  expect(Object.keys(expected).length).toBeGreaterThan(8);
+}
+
+function expectedCells(results: Results): Record<string, string> {
   const expected: Record<string, string> = {};
   for (const v of results.variants) {
     expected[`users:${v.variantId}`] = fmt(v.users);
@@ -162,12 +177,10 @@ async function expectNumbersOf(page: Page, experimentId: string, results: Result
       expected[`m-events:${key}`] = fmt(m.counts.events);
       expected[`m-mean:${key}`] = fmt(m.mean);
       expected[`m-ci:${key}`] = m.interval95 ? `[${fmt(m.interval95[0])}, ${fmt(m.interval95[1])}]` : '–';
+      expected[`m-diff:${key}`] = fmt(m.versusControl?.difference);
+      const av = m.versusControl?.alwaysValid;
+      expected[`m-av:${key}`] = av ? `[${fmt(av.lower)}, ${fmt(av.upper)}]` : '–';
     }
   }
-  let shown: Record<string, string | null> = {};
-  await waitFor(async () => {
-    shown = await page.evaluate((ids) => Object.fromEntries(ids.map((id) => [id, (globalThis as unknown as InPage).document.querySelector(`[data-testid="${(globalThis as unknown as { CSS: { escape(s: string): string } }).CSS.escape(id)}"]`)?.textContent ?? null])), Object.keys(expected));
-    return (await text(page, 'exp-title')) === experimentId && Object.entries(expected).every(([k, v]) => shown[k] === v);
-  }, { timeoutMs: 10_000, intervalMs: 250, message: () => `the page shows ${JSON.stringify(shown)}, the API ${JSON.stringify(expected)}` });
-  expect(Object.keys(expected).length).toBeGreaterThan(8);
+  return expected;
 }

@@ -30,6 +30,11 @@ export async function getFromAdminApi<T>(target: { base: string; token: string }
   } catch (err) {
     throw new PipelineError('INPUT_INVALID', `cannot reach the admin API at ${target.base}: ${errorMessage(err)}; is the control service running?`);
   }
+  const declared = Number(response.headers.get('content-length') ?? '0');
+  if (declared > MAX_BODY_BYTES) {
+    await response.body?.cancel();
+    throw new PipelineError('INPUT_INVALID', `the admin API's answer to ${path} is over ${MAX_BODY_BYTES} bytes`);
+  }
   const text = await response.text();
   if (text.length > MAX_BODY_BYTES) throw new PipelineError('INPUT_INVALID', `the admin API's answer to ${path} is over ${MAX_BODY_BYTES} bytes`);
   let body: Record<string, unknown>;
