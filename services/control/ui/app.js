@@ -47,6 +47,10 @@ function row(cells, attrs = {}) {
 const num = (x, testid) => el('td', fmt(x), { className: 'num', ...(testid ? { 'data-testid': testid } : {}) });
 function fill(tableId, rows) {
   const body = $(tableId).tBodies[0];
+  if (rows.length === 0) {
+    const columns = $(tableId).tHead.rows[0].cells.length;
+    rows = [row([el('td', 'none', { colspan: columns, className: 'muted' })])];
+  }
   body.replaceChildren(...rows);
 }
 
