@@ -9,6 +9,7 @@ import { registerKeyCommands } from './commands/keys.ts';
 import { registerProduceCommand } from './commands/produce.ts';
 import { registerQueryCommand } from './commands/query.ts';
 import { registerReanalyzeCommand } from './commands/reanalyze.ts';
+import { registerResultsCommands } from './commands/results.ts';
 import { registerSimulateCommand } from './commands/simulate.ts';
 import { registerStackCommands } from './commands/stack.ts';
 
@@ -38,6 +39,7 @@ export function buildProgram(): Command {
   registerSimulateCommand(program);
   registerQueryCommand(program, configFromFlags);
   registerControlCommands(program, configFromFlags);
+  registerResultsCommands(program, configFromFlags);
   registerDemoCommand(program, configFromFlags);
   return program;
 }

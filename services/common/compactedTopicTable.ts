@@ -25,7 +25,7 @@ export interface TableOptions<T, R = T> {
   topic: string;
   logger: Logger;
   /** Key and value of a record, undefined to skip it (an unreadable one through contracts/unreadablePolicy.ts), value null to delete the key. */
-  decode(key: Buffer | null, value: Buffer | null, offset: string, partition: number): { key: string; value: R | null } | undefined;
+  decode(key: Buffer | null, value: Buffer | null, offset: string, partition: number, timestamp: number): { key: string; value: R | null } | undefined;
   /** How a record's value combines with the key's current one; default: it replaces it. */
   merge?(current: T | undefined, next: R): T;
   /** Keep only the newest this many keys (for append-only topics such as the audit log). */
@@ -101,7 +101,7 @@ export class CompactedTopicTable<T, R = T> implements HealthSource {
               const next = this.nextOffsets.get(partition);
               if (next !== undefined && BigInt(message.offset) < next) return;
               this.nextOffsets.set(partition, BigInt(message.offset) + 1n);
-              this.apply(message.key, message.value, message.offset, partition);
+              this.apply(message.key, message.value, message.offset, partition, Number(message.timestamp));
               const target = pending.get(partition);
               if (target === undefined) return;
               if (BigInt(message.offset) >= target) {
@@ -135,10 +135,10 @@ export class CompactedTopicTable<T, R = T> implements HealthSource {
     await this.supervisor?.stop();
   }
 
-  private apply(key: Buffer | null, value: Buffer | null, offset: string, partition: number): void {
+  private apply(key: Buffer | null, value: Buffer | null, offset: string, partition: number, timestamp: number): void {
     let decoded: { key: string; value: R | null } | undefined;
     try {
-      decoded = this.options.decode(key, value, offset, partition);
+      decoded = this.options.decode(key, value, offset, partition, timestamp);
     } catch (err) {
       this.options.logger.error({ err, topic: this.options.topic, offset }, 'skipping an unreadable record');
       return;

@@ -168,6 +168,23 @@ const ConfigSchema = z.strictObject({
       auditKept: z.coerce.number().int().min(1).max(1_000_000).default(10_000),
     })
     .prefault({}),
+  notify: z
+    .strictObject({
+      /** JSON file of webhooks (services/notify/webhookConfig.ts); without it the notifier refuses to start. */
+      webhooksFile: z.string().min(1).optional(),
+      /** JSON-lines file each delivery attempt and outcome is appended to. */
+      deliveryLog: z.string().min(1).default('.stack/notify-deliveries.jsonl'),
+      /** Attempts per notification and webhook before it is given up (recorded as GAVE_UP). */
+      maxAttempts: z.coerce.number().int().min(1).max(100).default(12),
+      /** First retry after this long; each next one waits twice as long (±20 %), up to retryMaxMs. */
+      retryBaseMs: z.coerce.number().int().min(10).max(600_000).default(1_000),
+      retryMaxMs: z.coerce.number().int().min(10).max(3_600_000).default(5 * 60_000),
+      /** One HTTP attempt's deadline. */
+      timeoutMs: z.coerce.number().int().min(100).max(60_000).default(5_000),
+      /** Where a new consumer group starts: 'latest' (only what happens from now) or 'earliest' (every record kept). */
+      startFrom: z.enum(['latest', 'earliest']).default('latest'),
+    })
+    .prefault({}),
   ingest: z
     .strictObject({
       /** Larger raw records go to the DLQ unread (with this many of their bytes); below the broker's 1 MiB record limit. */
@@ -244,6 +261,13 @@ export const ENV_KEYS = {
   ADMIN_AUTH_FAILURES_ALLOWED: 'control.authFailuresAllowed',
   ADMIN_REFUSAL_AUDIT_WINDOW_MS: 'control.refusalAuditWindowMs',
   ADMIN_AUDIT_KEPT: 'control.auditKept',
+  NOTIFY_WEBHOOKS_FILE: 'notify.webhooksFile',
+  NOTIFY_DELIVERY_LOG: 'notify.deliveryLog',
+  NOTIFY_MAX_ATTEMPTS: 'notify.maxAttempts',
+  NOTIFY_RETRY_BASE_MS: 'notify.retryBaseMs',
+  NOTIFY_RETRY_MAX_MS: 'notify.retryMaxMs',
+  NOTIFY_TIMEOUT_MS: 'notify.timeoutMs',
+  NOTIFY_START_FROM: 'notify.startFrom',
   INGEST_MAX_PAYLOAD_BYTES: 'ingest.maxPayloadBytes',
   INGEST_MAX_FUTURE_SKEW_MS: 'ingest.maxFutureSkewMs',
   INGEST_MAX_EVENT_AGE_MS: 'ingest.maxEventAgeMs',

@@ -22,6 +22,7 @@ export const ERROR_CODES = {
   NON_FINITE_NUMBER: 'retriable=false: a number to be stored is NaN or infinite (the sink dead-letters the row instead of storing it as 0)',
   STORE_PARTITION_NOT_OWNED: 'retriable=false: a changelogged store was used for a partition this instance does not own (not restored, or dropped)',
   QUERY_REFUSED: 'retriable=false: an analyst query is not one read-only statement over the pipeline\'s database',
+  INGEST_UNDECIDED: 'retriable=true: ingest did not decide every event `expctl produce --wait` sent within the wait',
   UNREADABLE_RECORD: 'retriable=false: a record on an internal topic does not decode; its topic\'s policy dead-letters it or stops the consumer (services/common/contracts/unreadablePolicy.ts)',
 } as const;
 

@@ -28,6 +28,10 @@ import { AuthThrottle } from './authThrottle.ts';
 import { API_REFUSAL_HEADER } from './decideCommand.ts';
 import type { Keyring, Principal, Role } from './keyring.ts';
 import { liveResults } from './liveResults.ts';
+import { registerResultsPage } from './resultsPage.ts';
+import { ResultsHistory } from './resultsHistory.ts';
+import { serviceLags } from './serviceLags.ts';
+import { anomalies as anomalyContract, type Anomaly } from '../common/contracts/anomalies.ts';
 import { ACTION_ROLES, COMMAND_LIMITS } from './verifyCommand.ts';
 import { RefusalAudit, type RefusalCode } from './refusalAudit.ts';
 
@@ -71,6 +75,8 @@ export interface AdminApi extends HealthSource {
   close(): Promise<void>;
 }
 
+/** Anomalies kept in memory for the results page (the newest, over all experiments). */
+const ANOMALIES_KEPT = 5_000;
 const READ_ROLES: readonly Role[] = ['analyst', 'operator', 'experimenter', 'guardian'];
 /** Caps on what a request may carry; each refusal names the field and the cap (400). */
 export const API_LIMITS = {
@@ -104,7 +110,7 @@ const MOVE_ROLES = { HALT: ['operator'], RESUME: ['operator'], START: ['experime
 export async function startAdminApi(options: AdminApiOptions): Promise<AdminApi> {
   const { kafka, topics, keyring } = options;
   const log = options.logger.child({ module: 'admin-api' });
-  await ensureTopics(kafka, topics, ['control', 'state', 'audit', 'definitions', 'aggregates']);
+  await ensureTopics(kafka, topics, ['control', 'state', 'audit', 'definitions', 'aggregates', 'anomalies']);
   const commandOut = await controlCommands.bind(options.registry, topics);
   const unreadable = new UnreadableRecords(options.metrics, log);
   const definitions = new DefinitionsTable(kafka, topics.definitions, log, { keyring, metrics: options.metrics });
@@ -119,21 +125,35 @@ export async function startAdminApi(options: AdminApiOptions): Promise<AdminApi>
     },
   });
   const numbersLog = new LogRateLimiter(log);
-  const totals = new CompactedTopicTable<TotalsHolder, ExperimentDelta>({
+  const history = new ResultsHistory();
+  const totals = new CompactedTopicTable<TotalsHolder, { delta: ExperimentDelta; at: number }>({
     kafka, topic: topics.aggregates, logger: log,
-    decode: (_key, value, offset, partition) => {
+    decode: (_key, value, offset, partition, timestamp) => {
       const decoded = aggregates.decode(value);
       if (!decoded.ok) return void unreadable.handle('aggregates', { topic: topics.aggregates, partition, offset }, decoded);
-      return { key: decoded.value.experimentId, value: decoded.value };
+      return { key: decoded.value.experimentId, value: { delta: decoded.value, at: timestamp } };
     },
-    merge: (current, delta) => {
+    merge: (current, { delta, at }) => {
       const holder = current ?? { variants: {} };
       // Like the guard: a part that is not finite stays out of the totals the results are computed from.
       for (const part of mergeDelta(holder, delta)) numbersLog.warn(part.reason, { experimentId: delta.experimentId, ...part }, 'admin-api.delta_skipped: part of an aggregate delta is not finite; live results leave it out');
+      history.record(delta.experimentId, at, definitions.get(delta.experimentId), holder);
       return holder;
     },
   });
-  await Promise.all([definitions.start(), statuses.start(), audit.start(), totals.start()]);
+  // The newest anomalies (guard, ingest, control), for the results page and `expctl status`.
+  const anomalyLog = new CompactedTopicTable<Anomaly>({
+    kafka, topic: topics.anomalies, logger: log, retain: ANOMALIES_KEPT,
+    decode: (_key, value, offset, partition) => {
+      const decoded = anomalyContract.decode(value);
+      if (!decoded.ok) return void unreadable.handle('anomalies', { topic: topics.anomalies, partition, offset }, decoded);
+      return { key: `${partition}:${offset.padStart(20, '0')}`, value: decoded.value };
+    },
+  });
+  // Definitions first: the history's points are computed with the definition in force.
+  await definitions.start();
+  await Promise.all([statuses.start(), audit.start(), totals.start(), anomalyLog.start()]);
+  const anomaliesOf = (experimentId: string) => anomalyLog.values().filter((a) => a.experimentId === experimentId).sort((a, b) => a.detectedAt - b.detectedAt);
   const producer: Producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
   await producer.connect();
 
@@ -195,11 +215,23 @@ export async function startAdminApi(options: AdminApiOptions): Promise<AdminApi>
 
   const badRequest = (reply: FastifyReply, error: z.ZodError) => reply.status(400).send({ error: 'BAD_REQUEST', message: error.issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`).join('; ') });
 
+  const experimentSummary = (id: string) => {
+    const published = definitions.get(id);
+    const status = statuses.get(id);
+    const last = anomaliesOf(id).at(-1);
+    return {
+      experimentId: id, name: published?.definition.name ?? null, owner: published?.definition.owner ?? null, definitionVersion: published?.version ?? null,
+      status: status?.status ?? null, since: status?.since ?? null, by: status?.by ?? null, reason: status?.reason ?? null,
+      users: Object.values(totals.get(id)?.variants ?? {}).reduce((n, v) => n + v.users, 0),
+      lastAnomaly: last ? { type: last.type, severity: last.severity, detectedAt: last.detectedAt, halted: last.halted, variantId: last.variantId, metric: last.metric } : null,
+    };
+  };
+  const lags = serviceLags(kafka, topics);
   const experimentIds = () => [...new Set([...definitions.all().map((d) => d.experimentId), ...statuses.values().map((s) => s.experimentId)])].sort();
 
   // The API answers from its readers of exp.state, exp.audit, exp.aggregates and
   // exp.definitions: a reader that is down makes its answers stale, which /healthz says.
-  const health = combineHealth({ control: options.controlHealth, definitions, state: statuses, audit, aggregates: totals });
+  const health = combineHealth({ control: options.controlHealth, definitions, state: statuses, audit, aggregates: totals, anomalies: anomalyLog });
   app.get('/healthz', async (_request, reply) => {
     const report = health.health();
     return reply.status(report.healthy ? 200 : 503).send({ status: report.healthy ? 'ok' : 'unhealthy', problems: report.problems });
@@ -220,10 +252,36 @@ export async function startAdminApi(options: AdminApiOptions): Promise<AdminApi>
       experiments: experimentIds().map((id) => {
         const published = definitions.get(id);
         const status = statuses.get(id);
-        return { experimentId: id, name: published?.definition.name ?? null, owner: published?.definition.owner ?? null, definitionVersion: published?.version ?? null, status: status?.status ?? null, since: status?.since ?? null, by: status?.by ?? null, reason: status?.reason ?? null, users: Object.values(totals.get(id)?.variants ?? {}).reduce((n, v) => n + v.users, 0) };
+        return experimentSummary(id);
       }),
     };
   });
+  app.get('/status', async (request, reply) => {
+    if (!(await authorize(request, reply, READ_ROLES))) return reply;
+    const services = await lags.current().catch((err: unknown) => {
+      log.warn({ err }, 'admin-api.lags_unavailable');
+      return null;
+    });
+    return { experiments: experimentIds().map(experimentSummary), services };
+  });
+  app.get('/experiments/:id/history', async (request, reply) => {
+    if (!(await authorize(request, reply, READ_ROLES))) return reply;
+    const params = ExperimentParam.safeParse(request.params);
+    if (!params.success) return badRequest(reply, params.error);
+    return { experimentId: params.data.id, points: history.of(params.data.id) };
+  });
+  app.get('/experiments/:id/anomalies', async (request, reply) => {
+    if (!(await authorize(request, reply, READ_ROLES))) return reply;
+    const params = ExperimentParam.safeParse(request.params);
+    if (!params.success) return badRequest(reply, params.error);
+    return { experimentId: params.data.id, anomalies: anomaliesOf(params.data.id) };
+  });
+  app.get('/whoami', async (request, reply) => {
+    const principal = await authorize(request, reply, READ_ROLES);
+    if (!principal) return reply;
+    return { principal: principal.name, roles: [...principal.roles].sort() };
+  });
+  registerResultsPage(app);
   app.get('/experiments/:id/results', async (request, reply) => {
     if (!(await authorize(request, reply, READ_ROLES))) return reply;
     const params = ExperimentParam.safeParse(request.params);
@@ -326,7 +384,8 @@ export async function startAdminApi(options: AdminApiOptions): Promise<AdminApi>
       await broker.close();
       await refusals?.stop();
       await producer.disconnect().catch(() => {});
-      await Promise.all([definitions.stop(), statuses.stop(), audit.stop(), totals.stop()]);
+      await lags.close();
+      await Promise.all([definitions.stop(), statuses.stop(), audit.stop(), totals.stop(), anomalyLog.stop()]);
     },
   };
 }

@@ -24,6 +24,11 @@ export interface MetricResult {
   type: 'sum' | 'conversion' | 'ratio';
   role: 'primary' | 'guardrail';
   users: number;
+  /**
+   * The counts behind the mean: the variant's users, Σx and Σx² over users, the users who
+   * converted, the metric events counted; for a ratio metric also Σy, Σy² and Σxy.
+   */
+  counts: MetricCounts;
   mean: number | null;
   interval95: [number, number] | null;
   versusControl: {
@@ -32,6 +37,17 @@ export interface MetricResult {
     welch95: [number, number] | null;
     alwaysValid: { alpha: number; lower: number; upper: number } | null;
   } | null;
+}
+
+export interface MetricCounts {
+  users: number;
+  sum: number;
+  sumSquares: number;
+  conversions: number;
+  events: number;
+  sumY?: number;
+  sumSquaresY?: number;
+  sumXY?: number;
 }
 
 export interface VariantResult {
@@ -101,6 +117,7 @@ export function liveResults(experimentId: string, published: PublishedDefinition
           type: metric.type,
           role: metric.role,
           users: s.users,
+          counts: countsOf(variants[variantId], metric),
           mean: finiteOrNull(m),
           interval95: finiteInterval(m - halfWidth, m + halfWidth),
           versusControl,
@@ -108,6 +125,12 @@ export function liveResults(experimentId: string, published: PublishedDefinition
       }),
     })),
   };
+}
+
+function countsOf(variant: TotalsHolder['variants'][string] | undefined, metric: { name: string; type: string }): MetricCounts {
+  const s = variant?.metrics[metric.name];
+  const counts: MetricCounts = { users: variant?.users ?? 0, sum: s?.sum ?? 0, sumSquares: s?.sumSquares ?? 0, conversions: s?.conversions ?? 0, events: s?.events ?? 0 };
+  return metric.type === 'ratio' ? { ...counts, sumY: s?.sumY ?? 0, sumSquaresY: s?.sumSquaresY ?? 0, sumXY: s?.sumXY ?? 0 } : counts;
 }
 
 function finiteOrNull(x: number): number | null {

@@ -113,7 +113,7 @@ export async function startDemoPipeline(options: { dir: string; cacheDir: string
       const { registry: _unused, ...sinkCommon } = common('sink');
       const sink = await startSink({ ...sinkCommon, clickhouse, migrationsDir: MIGRATIONS_DIR, groupId: groups.sink, pseudonymKey: randomBytes(32).toString('hex'), keyring });
       stops.push(() => sink.stop());
-      note(`admin API at ${apiUrl}; logs in ${join(dir, 'logs', 'demo.log')}`);
+      note(`admin API and results page at ${apiUrl}/; logs in ${join(dir, 'logs', 'demo.log')}`);
     });
     return { kafka: kafkaFor('demo'), registry, topics, clickhouse, apiUrl, tokens, experimenter: { principal: 'demo-experimenter', privateKey: privateKeyFromPem(experimenter.privateKey) }, chdbDir, groups, stop: stopAll };
   } catch (err) {
