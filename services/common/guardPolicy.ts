@@ -1,4 +1,7 @@
-import { CHECK_SETTINGS, type CheckAction, type CheckSetting, type ExperimentDefinition } from './experimentDefinition.ts';
+import { oneSidedDifferenceBound } from '../stats/confidenceSequence.ts';
+import { toSummary, type VariantMetrics } from '../stats/metricStatistics.ts';
+import { CHECK_SETTINGS, type CheckAction, type CheckSetting, type ExperimentDefinition, type GuardrailDefinition } from './experimentDefinition.ts';
+import { allFinite } from './numberBounds.ts';
 
 /**
  * What a definition makes of the guard's decisions: whether each check halts or only warns,
@@ -83,4 +86,35 @@ export function decisionLevels(d: ExperimentDefinition): DecisionLevels {
     ? { alpha: d.guardrailAlpha! / 2, source: 'guardrailAlpha', spends: guardrailsSpend }
     : { alpha: guardrailsInPool ? spent.guardrail : nominal.guardrail, source: 'budget', spends: guardrailsSpend };
   return { budget, srm, guardrail, guardrailTests };
+}
+
+/**
+ * One guardrail of one treatment against the control, as the guard decides it: the
+ * one-sided always-valid bound at the guardrail's share of the budget (lower when an increase
+ * is harmful, upper when a decrease is) and the tolerance (absolute, or relative to the
+ * control's mean). `harmed` when the bound lies beyond the tolerance. Undefined when the
+ * difference cannot be estimated yet or a number is not finite (which decides nothing). The
+ * guard's check and the results page's chart both take it from here, so the line drawn is the
+ * line decided on.
+ */
+export interface GuardrailComparison {
+  side: 'lower' | 'upper';
+  bound: number;
+  difference: number;
+  controlMean: number;
+  treatmentMean: number;
+  tolerance: number;
+  /** The mixture parameter the bound ran with (evidence). */
+  rho: number;
+  harmed: boolean;
+}
+
+export function compareGuardrail(definition: ExperimentDefinition, guardrail: GuardrailDefinition, control: VariantMetrics | undefined, treatment: VariantMetrics | undefined, alpha: number): GuardrailComparison | undefined {
+  const side = guardrail.harmfulDirection === 'increase' ? 'lower' : 'upper';
+  const cs = oneSidedDifferenceBound(toSummary(control, guardrail), toSummary(treatment, guardrail), { alpha, side, plannedUsersPerVariant: definition.plannedSampleSize });
+  if (!cs.ok) return undefined;
+  const tolerance = guardrail.tolerance.kind === 'absolute' ? guardrail.tolerance.value : guardrail.tolerance.value * Math.abs(cs.controlMean);
+  if (!allFinite(cs.bound, cs.difference, cs.controlMean, cs.treatmentMean, tolerance)) return undefined;
+  const harmed = side === 'lower' ? cs.bound > tolerance : cs.bound < -tolerance;
+  return { side, bound: cs.bound, difference: cs.difference, controlMean: cs.controlMean, treatmentMean: cs.treatmentMean, tolerance, rho: cs.rho, harmed };
 }

@@ -1,10 +1,8 @@
 import type { TotalsHolder } from '../common/experimentTotals.ts';
 import { controlVariant, type PublishedDefinition } from '../common/experimentDefinition.ts';
-import { decisionLevels } from '../common/guardPolicy.ts';
+import { compareGuardrail, decisionLevels } from '../common/guardPolicy.ts';
 import { allFinite } from '../common/numberBounds.ts';
 import { chiSquareGoodnessOfFit } from '../stats/chiSquare.ts';
-import { oneSidedDifferenceBound } from '../stats/confidenceSequence.ts';
-import { toSummary } from '../stats/metricStatistics.ts';
 import { sequentialSrm } from '../stats/sequentialSrm.ts';
 
 /**
@@ -72,13 +70,10 @@ export function historyPoint(at: number, published: PublishedDefinition | undefi
   const control = controlVariant(definition);
   const guardrails: GuardrailPoint[] = [];
   for (const guardrail of definition.guardrailMetrics) {
-    const side = guardrail.harmfulDirection === 'increase' ? 'lower' : 'upper';
     for (const variantId of variantIds.filter((v) => v !== control)) {
-      const cs = oneSidedDifferenceBound(toSummary(totals.variants[control], guardrail), toSummary(totals.variants[variantId], guardrail), { alpha: levels.guardrail.alpha, side, plannedUsersPerVariant: definition.plannedSampleSize });
-      if (!cs.ok) continue;
-      const tolerance = guardrail.tolerance.kind === 'absolute' ? guardrail.tolerance.value : guardrail.tolerance.value * Math.abs(cs.controlMean);
-      if (!allFinite(cs.bound, cs.difference, tolerance)) continue;
-      guardrails.push({ metric: guardrail.name, variantId, difference: cs.difference, bound: cs.bound, side, toleranceLine: side === 'lower' ? tolerance : -tolerance });
+      const cs = compareGuardrail(definition, guardrail, totals.variants[control], totals.variants[variantId], levels.guardrail.alpha);
+      if (!cs) continue;
+      guardrails.push({ metric: guardrail.name, variantId, difference: cs.difference, bound: cs.bound, side: cs.side, toleranceLine: cs.side === 'lower' ? cs.tolerance : -cs.tolerance });
     }
   }
   return { at, users, srm, guardrails };

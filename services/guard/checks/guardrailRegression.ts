@@ -1,8 +1,5 @@
 import { controlVariant } from '../../common/experimentDefinition.ts';
-import { decisionLevels } from '../../common/guardPolicy.ts';
-import { allFinite } from '../../common/numberBounds.ts';
-import { oneSidedDifferenceBound } from '../../stats/confidenceSequence.ts';
-import { toSummary } from '../../stats/metricStatistics.ts';
+import { compareGuardrail, decisionLevels } from '../../common/guardPolicy.ts';
 import type { GuardCheck, Signal } from './guardCheck.ts';
 
 /**
@@ -27,14 +24,10 @@ export const guardrailRegression: GuardCheck<'GUARDRAIL_REGRESSION'> = {
     const levels = decisionLevels(definition);
     const { alpha } = levels.guardrail;
     for (const guardrail of definition.guardrailMetrics) {
-      const side = guardrail.harmfulDirection === 'increase' ? 'lower' : 'upper';
       for (const variant of variants.filter((v) => v !== control)) {
-        const cs = oneSidedDifferenceBound(toSummary(state.variants[control], guardrail), toSummary(state.variants[variant], guardrail), { alpha, side, plannedUsersPerVariant: definition.plannedSampleSize });
-        if (!cs.ok) continue;
-        const tolerance = guardrail.tolerance.kind === 'absolute' ? guardrail.tolerance.value : guardrail.tolerance.value * Math.abs(cs.controlMean);
-        if (!allFinite(cs.bound, cs.difference, cs.controlMean, cs.treatmentMean, tolerance)) continue;
-        const harmed = side === 'lower' ? cs.bound > tolerance : cs.bound < -tolerance;
-        if (!harmed) continue;
+        const cs = compareGuardrail(definition, guardrail, state.variants[control], state.variants[variant], alpha);
+        if (!cs?.harmed) continue;
+        const { side, tolerance } = cs;
         signals.push({
           incident: `GUARDRAIL:${guardrail.name}:${variant}`,
           type: 'GUARDRAIL_REGRESSION',
