@@ -29,7 +29,7 @@ export function benchSummary(machine: { cpus: number; cpuModel: string; memoryGi
     ['peak RSS: ingest + aggregate + sink', `${p.peakRssMiB.ingest} + ${p.peakRssMiB.aggregate} + ${p.peakRssMiB.sink} = ${p.peakRssMiB.total} MiB`],
     [`halt latency, exposure produced → HALTED on exp.state (${h.runs} runs)`, `p50 ${h.p50Ms} ms, p99 ${h.p99Ms} ms (max ${h.maxMs} ms)`],
     [`ingest alone (${n(run.ingest.events)} events)`, `${n(run.ingest.ingestPerSec)} events/s (${n(run.ingest.ingestSteadyPerSec)}/s steady), peak RSS ${run.ingest.ingestPeakRssMiB} MiB`],
-    [`aggregate alone (${n(run.aggregate.users)} users)`, `${n(run.aggregate.eventsPerSec)} events/s, ${run.aggregate.rssMiBPerMillionUsers} MiB per million users`],
+    [`aggregate alone (${n(run.aggregate.users)} users)`, `${n(run.aggregate.eventsPerSec)} events/s, ${run.aggregate.rssMiBPerMillionUsers} MiB per million users, state restored in ${((run.aggregate.restoreSeconds / Math.max(1, run.aggregate.restoredUsers)) * 1_000_000).toFixed(1)} s per million users`],
   ];
   const k = run['kafka-streams'];
   if (k) rows.push(...comparisonRows(k));
