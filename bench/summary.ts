@@ -46,11 +46,11 @@ export function benchSummary(machine: { cpus: number; cpuModel: string; memoryGi
 /** The comparison's rows of the table (also used by hand for a BENCH_ONLY=kafka-streams run). */
 export function comparisonRows(k: ComparisonResult): [string, string][] {
   const n = (x: number) => x.toLocaleString('en-US');
-  const spread = (xs: number[]) => (xs.length > 1 ? ` (runs: ${xs.map(n).join(', ')})` : '');
+  const spread = (xs: number[]) => (xs.length > 1 ? ` (median; runs: ${xs.map(n).join(', ')})` : '');
   return [
     [`pipeline (ingest + aggregate), raw topics → per-variant sums (${n(k.events)} events, ${n(k.users)} users, ${k.runs} run${k.runs > 1 ? 's' : ''})`, `${n(k.pipeline.eventsPerSec)} events/s${spread(k.pipeline.eventsPerSecRuns)}`],
     [`Kafka Streams, the same job on the same events (${k.kafkaStreams.processingGuarantee}, ${k.kafkaStreams.store.split(" ")[0]}, ${k.kafkaStreams.heap})`, `${n(k.kafkaStreams.eventsPerSec)} events/s${spread(k.kafkaStreams.eventsPerSecRuns)}`],
-    ['pipeline / Kafka Streams', `${k.pipeline.ratioToKafkaStreams}${k.runs > 1 ? ` (runs: ${k.pipeline.ratioRuns.join(', ')})` : ''}`],
+    ['pipeline / Kafka Streams', `${k.pipeline.ratioToKafkaStreams}${k.runs > 1 ? ` (of the medians; runs: ${k.pipeline.ratioRuns.join(', ')})` : ''}`],
     ['peak RSS: pipeline (ingest + aggregate) / Kafka Streams JVM', `${k.pipeline.peakRssMiB.ingest} + ${k.pipeline.peakRssMiB.aggregate} = ${k.pipeline.peakRssMiB.total} MiB / ${k.kafkaStreams.peakRssMiB} MiB`],
     ['final per-variant totals, pipeline vs Kafka Streams', `equal (${k.totals.cells} cells; ${k.totals.sumTolerance})`],
   ];
