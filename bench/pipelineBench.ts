@@ -4,18 +4,16 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Kafka, logLevel } from 'kafkajs';
 import { DEMO_EXPERIMENTS_DIR } from '../services/cli/demo/runDemo.ts';
-import { userEvents } from '../services/cli/demo/demoTraffic.ts';
 import { openClickHouse } from '../services/common/clickhouse.ts';
 import { readDefinitionFile } from '../services/common/experimentDefinition.ts';
 import { committedTotal, groupLag } from '../services/common/groupProgress.ts';
 import { createLogger } from '../services/common/logger.ts';
-import { seededRandom } from '../services/common/random.ts';
 import { SchemaRegistryClient } from '../services/common/schemaRegistryClient.ts';
 import { ensureTopics } from '../services/common/topicAdmin.ts';
 import { consumerGroup, topicNames } from '../services/common/topics.ts';
-import { EventProducer } from '../services/producer/eventProducer.ts';
 import { benchAccess, defineThroughControl } from './benchControl.ts';
 import { spawnBenchService } from './benchProcess.ts';
+import { produceDemoEvents } from './demoEvents.ts';
 import type { BenchStack } from './benchStack.ts';
 import { timeRawConsume } from './ingestBench.ts';
 
@@ -52,24 +50,7 @@ export async function runPipelineBench(stack: BenchStack, targetEvents: number, 
   await (await defineThroughControl({ kafka, registry, topics, logger }, baseEnv, access, ['demo-checkout', 'demo-onboarding', 'demo-search'].map((id) => readDefinitionFile(join(DEMO_EXPERIMENTS_DIR, `${id}.yaml`))))).stop();
 
   say(`producing about ${targetEvents.toLocaleString('en-US')} raw events from the demo's user model`);
-  const producer = await EventProducer.create({ kafka, registry, topics, maxBatch: 5_000 });
-  const random = seededRandom(11);
-  const now = Date.now();
-  let events = 0;
-  let users = 0;
-  let sends: Promise<void>[] = [];
-  while (events < targetEvents) {
-    for (const e of userEvents(users++, now, random)) {
-      sends.push(e.kind === 'exposure' ? producer.sendExposure(e.event) : producer.sendMetric(e.event));
-      events++;
-    }
-    if (sends.length >= 20_000) {
-      await Promise.all(sends);
-      sends = [];
-    }
-  }
-  await Promise.all(sends);
-  await producer.close();
+  const { events, users } = await produceDemoEvents({ kafka, registry, topics }, targetEvents);
 
   say('raw kafkajs consume of the same events');
   const rawConsumePerSec = events / (await timeRawConsume(kafka, [topics.exposuresRaw, topics.metricsRaw], events));

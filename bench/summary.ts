@@ -2,6 +2,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import type { AggregateBenchResult } from './aggregateBench.ts';
 import type { HaltLatencyResult } from './haltLatencyBench.ts';
 import type { IngestBenchResult } from './ingestBench.ts';
+import type { ComparisonResult } from './kafkaStreamsBench.ts';
 import type { PipelineBenchResult } from './pipelineBench.ts';
 
 /** The markdown summary of a full bench run, and the README's copy of it (between markers). */
@@ -10,6 +11,7 @@ export interface BenchRun {
   ingest: IngestBenchResult;
   aggregate: AggregateBenchResult;
   'halt-latency': HaltLatencyResult;
+  'kafka-streams'?: ComparisonResult;
 }
 
 const START = '<!-- bench:start -->';
@@ -27,8 +29,10 @@ export function benchSummary(machine: { cpus: number; cpuModel: string; memoryGi
     ['peak RSS: ingest + aggregate + sink', `${p.peakRssMiB.ingest} + ${p.peakRssMiB.aggregate} + ${p.peakRssMiB.sink} = ${p.peakRssMiB.total} MiB`],
     [`halt latency, exposure produced → HALTED on exp.state (${h.runs} runs)`, `p50 ${h.p50Ms} ms, p99 ${h.p99Ms} ms (max ${h.maxMs} ms)`],
     [`ingest alone (${n(run.ingest.events)} events)`, `${n(run.ingest.ingestPerSec)} events/s (${n(run.ingest.ingestSteadyPerSec)}/s steady), peak RSS ${run.ingest.ingestPeakRssMiB} MiB`],
-    [`aggregate alone (${n(run.aggregate.users)} users)`, `${n(run.aggregate.eventsPerSec)} events/s, ${run.aggregate.rssMiBPerMillionUsers} MiB per million users`],
+    [`aggregate alone (${n(run.aggregate.users)} users)`, `${n(run.aggregate.eventsPerSec)} events/s, ${run.aggregate.rssMiBPerMillionUsers} MiB per million users, state restored in ${((run.aggregate.restoreSeconds / Math.max(1, run.aggregate.restoredUsers)) * 1_000_000).toFixed(1)} s per million users`],
   ];
+  const k = run['kafka-streams'];
+  if (k) rows.push(...comparisonRows(k));
   return [
     `Measured ${new Date().toISOString().slice(0, 10)} on ${machine.cpus} × ${machine.cpuModel}, ${machine.memoryGiB} GiB, Node ${machine.node}, Kafka ${machine.kafka}; broker, services and load generator share the machine.`,
     '',
@@ -37,6 +41,19 @@ export function benchSummary(machine: { cpus: number; cpuModel: string; memoryGi
     ...rows.map(([k, v]) => `| ${k} | ${v} |`),
     '',
   ].join('\n');
+}
+
+/** The comparison's rows of the table (also used by hand for a BENCH_ONLY=kafka-streams run). */
+export function comparisonRows(k: ComparisonResult): [string, string][] {
+  const n = (x: number) => x.toLocaleString('en-US');
+  const spread = (xs: number[]) => (xs.length > 1 ? ` (median; runs: ${xs.map(n).join(', ')})` : '');
+  return [
+    [`pipeline (ingest + aggregate), raw topics → per-variant sums (${n(k.events)} events, ${n(k.users)} users, ${k.runs} run${k.runs > 1 ? 's' : ''})`, `${n(k.pipeline.eventsPerSec)} events/s${spread(k.pipeline.eventsPerSecRuns)}`],
+    [`Kafka Streams, the same job on the same events (${k.kafkaStreams.processingGuarantee}, ${k.kafkaStreams.store.split(" ")[0]}, ${k.kafkaStreams.heap})`, `${n(k.kafkaStreams.eventsPerSec)} events/s${spread(k.kafkaStreams.eventsPerSecRuns)}`],
+    ['pipeline / Kafka Streams', `${k.pipeline.ratioToKafkaStreams}${k.runs > 1 ? ` (of the medians; runs: ${k.pipeline.ratioRuns.join(', ')})` : ''}`],
+    ['peak RSS: pipeline (ingest + aggregate) / Kafka Streams JVM', `${k.pipeline.peakRssMiB.ingest} + ${k.pipeline.peakRssMiB.aggregate} = ${k.pipeline.peakRssMiB.total} MiB / ${k.kafkaStreams.peakRssMiB} MiB`],
+    ['final per-variant totals, pipeline vs Kafka Streams', `equal (${k.totals.cells} cells; ${k.totals.sumTolerance})`],
+  ];
 }
 
 export function updateReadmeTable(readmePath: string, markdown: string): void {
