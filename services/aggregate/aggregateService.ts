@@ -17,9 +17,10 @@ import { ensureTopics } from '../common/topicAdmin.ts';
 import type { TopicNames } from '../common/topics.ts';
 import { startTransactionalLoop, type InputRecord, type OutputRecord, type RunningLoop } from '../common/transactionalLoop.ts';
 import { createAggregateMetrics } from './aggregateMetrics.ts';
-import { applyEvent, earlyMetricPolicy } from './applyEvent.ts';
+import { applyEvent, eventTimePolicy } from './applyEvent.ts';
 import { DeltaAccumulator } from './deltaAccumulator.ts';
-import { emptyUserState, userStateCodec, type UserState } from './userState.ts';
+import { PartitionWatermark } from './partitionWatermark.ts';
+import { userStateCodec, type UserState } from './userState.ts';
 
 /**
  * The aggregator: exp.events in; per-user state kept in memory per input partition and
@@ -36,8 +37,8 @@ export interface AggregateOptions {
   sessionTimeoutMs?: number;
   /** See config `health.stallMs`. */
   stallMs?: number;
-  /** How early metric events are kept for an exposure that arrives after them (config `aggregate`, see applyEvent); default CONFIG_DEFAULTS.aggregate. */
-  earlyMetrics?: { earlyMetricGraceMs: number; earlyMetricsKept: number };
+  /** How far behind its partition's stream time an event is still taken (config `aggregate`, see applyEvent and partitionWatermark); default CONFIG_DEFAULTS.aggregate. */
+  eventTime?: { latenessMs: number };
   /** Whose signatures make a definition genuine. */
   keyring: Keyring;
   metrics: Registry;
@@ -62,17 +63,29 @@ export async function startAggregate(options: AggregateOptions): Promise<Running
     codec: userStateCodec,
     logger: log,
     logEvent: 'aggregate.state_restored',
-    onRestored: (_partition, ms) => metrics.restoreSeconds.observe(ms / 1000),
-    onDropped: (partition) => metrics.users.remove({ partition: String(partition) }),
+    onRestored: (partition, ms) => {
+      clocks.delete(partition);
+      metrics.restoreSeconds.observe(ms / 1000);
+    },
+    onDropped: (partition) => {
+      clocks.delete(partition);
+      for (const gauge of [metrics.users, metrics.heldEvents, metrics.watermarkLag]) gauge.remove({ partition: String(partition) });
+    },
   });
   const overflowLog = new LogRateLimiter(log);
+  const lateLog = new LogRateLimiter(log);
+  const policyOf = (isExperimentMetric: (metric: string) => boolean) => eventTimePolicy(options.eventTime, isExperimentMetric);
+  /** Each owned partition's event-time clock, rebuilt from its state on first use after a restore. */
+  const clocks = new Map<number, PartitionWatermark>();
 
   const process = async (records: InputRecord[]): Promise<OutputRecord[]> => {
     const partition = records[0]!.partition;
     const state = users.partition(partition);
     const delta = new DeltaAccumulator();
     const experimentMetrics = new Set(definitions.all().flatMap((d) => [...eventMetrics(d.definition)]));
-    const early = earlyMetricPolicy(options.earlyMetrics, (m) => experimentMetrics.has(m));
+    const policy = policyOf((m) => experimentMetrics.has(m));
+    let clock = clocks.get(partition);
+    if (!clock) clocks.set(partition, (clock = PartitionWatermark.fromState(policy.latenessMs, state)));
     for (const record of records) {
       const decoded = validatedEvents.decode(record.message.value);
       if (!decoded.ok) {
@@ -80,14 +93,18 @@ export async function startAggregate(options: AggregateOptions): Promise<Running
         continue;
       }
       const { event } = decoded.value;
-      const user = state.get(event.userId) ?? emptyUserState();
-      // Every user a batch touches is changelogged, changed or not; applyEvent changes it in place.
-      state.set(event.userId, user);
-      const outcomes = applyEvent(user, event, (id) => definitions.get(id), delta, early, lifecycle);
+      const outcomes = clock.take(state, event, (user, watermark) => applyEvent(user, event, (id) => definitions.get(id), delta, policy, lifecycle, watermark));
+      if (outcomes === 'late') {
+        // Behind the watermark: what it would change may already be let go, so it is not taken.
+        // Counted and logged here; batch reanalysis includes it, so its diff shows exactly these.
+        metrics.late.inc({ kind: event.kind });
+        lateLog.warn('late_event', { partition, offset: record.message.offset, eventId: event.eventId, kind: event.kind, eventTime: event.eventTime, behindWatermarkMs: clock.watermark - event.eventTime }, 'aggregate.late_event: event time behind the partition watermark (stream time - lateness); not taken');
+        continue;
+      }
       for (const outcome of outcomes) metrics.events.inc({ outcome });
       if (outcomes.includes('value_overflow')) {
         // Not counted, so that no total or delta becomes non-finite (see applyEvent); the user id stays out of the log.
-        overflowLog.warn('value_overflow', { partition, offset: record.message.offset, eventId: event.eventId, ...overflowFields(event, user) }, 'aggregate.value_overflow: metric event not counted, its sums would not be finite');
+        overflowLog.warn('value_overflow', { partition, offset: record.message.offset, eventId: event.eventId, ...overflowFields(event, state.get(event.userId)!) }, 'aggregate.value_overflow: metric event not counted, its sums would not be finite');
       }
     }
     const outputs: OutputRecord[] = [];
@@ -96,7 +113,10 @@ export async function startAggregate(options: AggregateOptions): Promise<Running
       outputs.push({ topic: deltasOut.topic, message: deltasOut.message({ ...d, ...source }) });
       metrics.deltas.inc();
     }
+    clock.sweep(state);
     metrics.users.set({ partition: String(partition) }, state.size);
+    metrics.heldEvents.set({ partition: String(partition) }, clock.held);
+    metrics.watermarkLag.set({ partition: String(partition) }, Number.isFinite(clock.watermark) ? Math.max(0, Date.now() - clock.watermark) / 1000 : 0);
     return outputs;
   };
 
@@ -119,6 +139,7 @@ export async function startAggregate(options: AggregateOptions): Promise<Running
       await loop.stop();
       await Promise.all([definitions.stop(), statuses.stop()]);
       overflowLog.flush();
+      lateLog.flush();
       unreadable.flush();
     },
   };
@@ -128,7 +149,7 @@ export async function startAggregate(options: AggregateOptions): Promise<Running
 function overflowFields(event: PipelineEvent, user: UserState): Record<string, unknown> {
   switch (event.kind) {
     case 'exposure':
-      return { experimentId: event.experimentId, earlyMetricsKept: user.early.length };
+      return { experimentId: event.experimentId, heldMetrics: user.held.length };
     case 'metric':
       return { metric: event.metric, value: event.value };
     default:

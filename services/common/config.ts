@@ -127,13 +127,14 @@ const ConfigSchema = z.strictObject({
   aggregate: z
     .strictObject({
       /**
-       * A metric event that reaches the aggregator before the exposure it follows (the two
-       * come from different raw topics) is kept this long, in the user's event time, so the
-       * exposure can still count it.
+       * How far (in event time) an event may arrive behind its partition's stream time (the
+       * newest event time the aggregator has taken on that partition of exp.events) and still
+       * be taken exactly: the aggregator holds each user's metric events this long so that an
+       * exposure arriving after them (the two raw topics are read independently and either can
+       * run minutes behind) still counts them, and an earlier exposure still moves the user.
+       * An event later than this is not taken; it is counted and reported as late.
        */
-      earlyMetricGraceMs: z.coerce.number().int().min(0).max(24 * 3_600_000).default(120_000),
-      /** At most this many such metric events per user (0 turns keeping them off). */
-      earlyMetricsKept: z.coerce.number().int().min(0).max(1_000).default(8),
+      latenessMs: z.coerce.number().int().min(0).max(24 * 3_600_000).default(600_000),
     })
     .prefault({}),
   control: z
@@ -230,8 +231,7 @@ export const ENV_KEYS = {
   GUARD_PRINCIPAL: 'guard.principal',
   GUARD_KEY_FILE: 'guard.keyFile',
   GUARD_PUNCTUATE_MS: 'guard.punctuateMs',
-  AGGREGATE_EARLY_GRACE_MS: 'aggregate.earlyMetricGraceMs',
-  AGGREGATE_EARLY_KEPT: 'aggregate.earlyMetricsKept',
+  AGGREGATE_LATENESS_MS: 'aggregate.latenessMs',
   KEYRING_FILE: 'control.keyringFile',
   CONTROL_PRINCIPAL: 'control.principal',
   CONTROL_KEY_FILE: 'control.keyFile',

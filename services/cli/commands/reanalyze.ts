@@ -34,7 +34,7 @@ export function registerReanalyzeCommand(program: Command, loadConfig: () => Con
       const ch = await openClickHouse(config.clickhouse);
       try {
         const published = await storedDefinition(ch.client, experimentId, options.definitionVersion);
-        const [streamed, recomputed] = [await streamedStatistics(ch.client, published.definition), await recomputeFromRawTables(ch.client, published.definition, { graceMs: config.aggregate.earlyMetricGraceMs, keep: config.aggregate.earlyMetricsKept }, published.concludedAt)];
+        const [streamed, recomputed] = [await streamedStatistics(ch.client, published.definition), await recomputeFromRawTables(ch.client, published.definition, published.concludedAt)];
         const rows = compareStatistics(published.definition, streamed, recomputed, options.tolerance);
         const mismatches = rows.filter((r) => r.mismatch).length;
         if (options.json) process.stdout.write(JSON.stringify({ experimentId, definitionVersion: published.version, tolerance: options.tolerance, mismatches, rows }, null, 2) + '\n');
