@@ -16,7 +16,7 @@ import type { Exposure, Metric, PipelineEvent } from '../../services/common/cont
  * capped metric's user value is min(total, cap) of the final total; a ratio metric's x and y
  * are the user's totals of its numerator and denominator events.
  *
- * The events follow a clock over six hours of event time, each within ±DISORDER_MS / 2 of it,
+ * The events follow a clock over six hours of event time (or `spanMs`), each within ±DISORDER_MS / 2 of it,
  * so none arrives more than DISORDER_MS behind the newest before it: under the aggregator's
  * default lateness, none is late, and the oracle needs no notion of arrival. Inside that
  * bound they are out of order on purpose: metric events ahead of their exposure, exposures
@@ -36,7 +36,7 @@ export function fixtureDefinitions(): PublishedDefinition[] {
   return defs.map((definition, i) => ({ experimentId: definition.id, version: i + 1, appliedAt: BASE_TIME, definition }));
 }
 
-export function generateEvents(seed: number, users: number, total: number, disorderMs = DISORDER_MS): PipelineEvent[] {
+export function generateEvents(seed: number, users: number, total: number, disorderMs = DISORDER_MS, spanMs = SPAN_MS): PipelineEvent[] {
   const random = seededRandom(seed);
   const defs = fixtureDefinitions();
   const events: PipelineEvent[] = [];
@@ -45,7 +45,7 @@ export function generateEvents(seed: number, users: number, total: number, disor
   const half = Math.floor(disorderMs / 2);
   const valueOf = (metric: string) => (metric === 'purchase' ? 1 : Math.round(random() * 10_000) / 100 - (metric === 'latency' ? 0 : 5));
   for (let i = 0; i < total; i++) {
-    const clock = BASE_TIME + Math.floor((i * SPAN_MS) / total);
+    const clock = BASE_TIME + Math.floor((i * spanMs) / total);
     const [low, high] = [clock - half, clock + half];
     const around = () => low + randomInt(random, high - low + 1);
     const userId = `user-${randomInt(random, users)}`;
