@@ -4,6 +4,7 @@ import { DefinitionsTable } from '../common/definitionsTable.ts';
 import { eventMetrics } from '../common/experimentDefinition.ts';
 import { ChangeloggedStore, checkChangelogPartitions } from '../common/changeloggedStore.ts';
 import { aggregates } from '../common/contracts/aggregates.ts';
+import { lateEvents, type DeadLetter } from '../common/contracts/deadLetters.ts';
 import { validatedEvents } from '../common/contracts/events.ts';
 import { unreachable, type PipelineEvent } from '../common/contracts/pipelineEvent.ts';
 import { UnreadableRecords } from '../common/contracts/unreadablePolicy.ts';
@@ -48,9 +49,10 @@ export interface AggregateOptions {
 export async function startAggregate(options: AggregateOptions): Promise<RunningLoop> {
   const { kafka, topics } = options;
   const log = options.logger.child({ module: 'aggregate' });
-  await ensureTopics(kafka, topics, ['events', 'aggregates', 'definitions', 'state', 'aggregateChangelog']);
+  await ensureTopics(kafka, topics, ['events', 'aggregates', 'late', 'definitions', 'state', 'aggregateChangelog']);
   await checkChangelogPartitions(kafka, topics.events, topics.aggregateChangelog);
   const deltasOut = await aggregates.bind(options.registry, topics);
+  const lateOut = await lateEvents.bind(options.registry, topics);
   const unreadable = new UnreadableRecords(options.metrics, log);
   const definitions = new DefinitionsTable(kafka, topics.definitions, log, { keyring: options.keyring, metrics: options.metrics });
   const statuses = experimentStatusTable(kafka, topics.state, log, { metrics: options.metrics });
@@ -82,6 +84,7 @@ export async function startAggregate(options: AggregateOptions): Promise<Running
     const partition = records[0]!.partition;
     const state = users.partition(partition);
     const delta = new DeltaAccumulator();
+    const outputs: OutputRecord[] = [];
     const experimentMetrics = new Set(definitions.all().flatMap((d) => [...eventMetrics(d.definition)]));
     const policy = policyOf((m) => experimentMetrics.has(m));
     let clock = clocks.get(partition);
@@ -98,6 +101,7 @@ export async function startAggregate(options: AggregateOptions): Promise<Running
         // Behind the watermark: what it would change may already be let go, so it is not taken.
         // Counted and logged here; batch reanalysis includes it, so its diff shows exactly these.
         metrics.late.inc({ kind: event.kind });
+        outputs.push({ topic: lateOut.topic, message: lateOut.message(lateMark(record, event, clock.watermark)) });
         lateLog.warn('late_event', { partition, offset: record.message.offset, eventId: event.eventId, kind: event.kind, eventTime: event.eventTime, behindWatermarkMs: clock.watermark - event.eventTime }, 'aggregate.late_event: event time behind the partition watermark (stream time - lateness); not taken');
         continue;
       }
@@ -107,7 +111,6 @@ export async function startAggregate(options: AggregateOptions): Promise<Running
         overflowLog.warn('value_overflow', { partition, offset: record.message.offset, eventId: event.eventId, ...overflowFields(event, state.get(event.userId)!) }, 'aggregate.value_overflow: metric event not counted, its sums would not be finite');
       }
     }
-    const outputs: OutputRecord[] = [];
     const source = { sourceTopic: records[0]!.topic, sourcePartition: partition, firstOffset: Number(records[0]!.message.offset), lastOffset: Number(records.at(-1)!.message.offset), emittedAt: Date.now() };
     for (const d of delta.deltas()) {
       outputs.push({ topic: deltasOut.topic, message: deltasOut.message({ ...d, ...source }) });
@@ -142,6 +145,22 @@ export async function startAggregate(options: AggregateOptions): Promise<Running
       lateLog.flush();
       unreadable.flush();
     },
+  };
+}
+
+/** The mark of an event not taken (see lateEvents): its coordinates on exp.events, its event time and the watermark it was behind. */
+function lateMark(record: InputRecord, event: PipelineEvent, watermark: number): DeadLetter {
+  return {
+    reason: 'LATE_EVENT',
+    message: `${event.kind} ${event.eventId} at ${new Date(event.eventTime).toISOString()} is ${watermark - event.eventTime} ms behind the partition watermark ${new Date(watermark).toISOString()}; not taken by the stream`,
+    sourceTopic: record.topic,
+    sourcePartition: record.partition,
+    sourceOffset: Number(record.message.offset),
+    schemaId: null,
+    key: null,
+    payload: null,
+    sourceTimestamp: event.eventTime,
+    deadLetterTime: Date.now(),
   };
 }
 

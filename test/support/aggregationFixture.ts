@@ -120,7 +120,11 @@ function eventsRead(m: { name: string; type: string; numerator?: string; denomin
 export function oracle(definitions: PublishedDefinition[], events: PipelineEvent[]): Totals {
   const totals: Totals = { users: new Map(), conflicts: new Map(), metrics: new Map() };
   const byUser = new Map<string, PipelineEvent[]>();
-  for (const e of events) byUser.set(e.userId, [...(byUser.get(e.userId) ?? []), e]);
+  for (const e of events) {
+    const list = byUser.get(e.userId);
+    if (list) list.push(e);
+    else byUser.set(e.userId, [e]);
+  }
   for (const userEvents of byUser.values()) {
     for (const { definition } of definitions) {
       const variants = new Set(definition.variants.map((v) => v.id));

@@ -34,7 +34,7 @@ describe('aggregation rules against an independent computation', () => {
     const perLateness = (events.length * (CONFIG_DEFAULTS.aggregate.latenessMs + DISORDER_MS)) / (6 * 3_600_000);
     expect(peakHeld).toBeLessThan(perLateness + 2_000);
     console.info(`event-time replay: ${outcomes.get('moved')} moves, ${outcomes.get('metric_counted_early')} metric events counted after their late-arriving exposure, ${outcomes.get('metric_recounted')} recounted on a move; at most ${peakHeld} metric events held`);
-  });
+  }, 120_000);
 
   it('is the same truth whatever the arrival order within the lateness: exposures and metrics shuffled apart by up to 8 minutes', () => {
     const definitions = fixtureDefinitions();

@@ -72,11 +72,15 @@ function metricSources(m: MetricDefinition): MetricSource[] {
   }
 }
 
-export async function recomputeFromRawTables(client: ClickHouseClient, definition: ExperimentDefinition, concludedAt: number | null = null): Promise<ExperimentStatistics> {
+/** Leaves out the events exp.events.late marks (the stream's view of what it could take in time), not part of the truth. */
+const NOT_MARKED_LATE = `({withoutLate:UInt8} = 0 OR (kafka_topic, kafka_partition, kafka_offset) NOT IN (SELECT event_topic, event_partition, event_offset FROM late_events))`;
+
+export async function recomputeFromRawTables(client: ClickHouseClient, definition: ExperimentDefinition, concludedAt: number | null = null, options: { withoutLate?: boolean } = {}): Promise<ExperimentStatistics> {
   const stats = empty(definition);
   const sources = allMetrics(definition).flatMap(metricSources);
   const params = {
     concludedAt: concludedAt ?? -1,
+    withoutLate: options.withoutLate ? 1 : 0,
     experiment: definition.id,
     variants: definition.variants.map((v) => v.id),
     windowMs: attributionWindowMs(definition),
@@ -96,6 +100,7 @@ export async function recomputeFromRawTables(client: ClickHouseClient, definitio
     FROM exposures
     WHERE experiment_id = {experiment:String} AND has({variants:Array(String)}, variant_id)
       AND ({concludedAt:Int64} < 0 OR toUnixTimestamp64Milli(event_time) < {concludedAt:Int64})
+      AND ${NOT_MARKED_LATE}
     GROUP BY user_key`;
   const users = await (await client.query({
     query: `SELECT variant, count() AS users, countIf(conflicted) AS conflicts FROM (${assigned}) GROUP BY variant`,
@@ -108,7 +113,7 @@ export async function recomputeFromRawTables(client: ClickHouseClient, definitio
   const userEventTotals = `
     SELECT a.user_key AS user_key, a.variant AS variant, m.metric AS event_metric, sum(m.value) AS total, count() AS events
     FROM (${assigned}) AS a
-    INNER JOIN metric_events AS m ON m.user_key = a.user_key
+    INNER JOIN (SELECT user_key, metric, value, event_time FROM metric_events WHERE ${NOT_MARKED_LATE}) AS m ON m.user_key = a.user_key
     WHERE has({eventMetrics:Array(String)}, m.metric)
       AND m.event_time >= a.exposed_at
       AND toUnixTimestamp64Milli(m.event_time) < toUnixTimestamp64Milli(a.exposed_at) + {windowMs:Int64}
@@ -137,6 +142,16 @@ export async function recomputeFromRawTables(client: ClickHouseClient, definitio
   })).json<{ variant: string; metric: string } & StatisticsRow>();
   for (const row of metrics) stats[row.variant]!.metrics[row.metric] = statisticsOfRow(row);
   return stats;
+}
+
+/** How many of the experiment's exposures and of its metrics' events the aggregator marked late (not taken). */
+export async function lateEventCount(client: ClickHouseClient, definition: ExperimentDefinition): Promise<number> {
+  const [row] = await (await client.query({
+    query: `SELECT countIf(kind = 'exposure' AND experiment_id = {experiment:String}) + countIf(kind = 'metric' AND has({eventMetrics:Array(String)}, metric)) AS n FROM late_event_rows`,
+    query_params: { experiment: definition.id, eventMetrics: [...eventMetrics(definition)] },
+    format: 'JSONEachRow',
+  })).json<{ n: string }>();
+  return Number(row?.n ?? 0);
 }
 
 export async function streamedStatistics(client: ClickHouseClient, definition: ExperimentDefinition): Promise<ExperimentStatistics> {
