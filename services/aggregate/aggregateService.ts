@@ -4,6 +4,7 @@ import { DefinitionsTable } from '../common/definitionsTable.ts';
 import { eventMetrics } from '../common/experimentDefinition.ts';
 import { ChangeloggedStore, checkChangelogPartitions } from '../common/changeloggedStore.ts';
 import { aggregates } from '../common/contracts/aggregates.ts';
+import { anomalies, type Anomaly } from '../common/contracts/anomalies.ts';
 import { lateEvents, type DeadLetter } from '../common/contracts/deadLetters.ts';
 import { validatedEvents } from '../common/contracts/events.ts';
 import { unreachable, type PipelineEvent } from '../common/contracts/pipelineEvent.ts';
@@ -13,6 +14,7 @@ import { combineHealth } from '../common/health.ts';
 import type { Keyring } from '../common/keyring.ts';
 import type { Logger } from '../common/logger.ts';
 import { LogRateLimiter } from '../common/logRateLimiter.ts';
+import { RateSpikeMonitor, type RateSpike } from '../common/rateSpikeMonitor.ts';
 import type { SchemaRegistryClient } from '../common/schemaRegistryClient.ts';
 import { ensureTopics } from '../common/topicAdmin.ts';
 import type { TopicNames } from '../common/topics.ts';
@@ -49,10 +51,13 @@ export interface AggregateOptions {
 export async function startAggregate(options: AggregateOptions): Promise<RunningLoop> {
   const { kafka, topics } = options;
   const log = options.logger.child({ module: 'aggregate' });
-  await ensureTopics(kafka, topics, ['events', 'aggregates', 'late', 'definitions', 'state', 'aggregateChangelog']);
+  await ensureTopics(kafka, topics, ['events', 'aggregates', 'late', 'anomalies', 'definitions', 'state', 'aggregateChangelog']);
   await checkChangelogPartitions(kafka, topics.events, topics.aggregateChangelog);
   const deltasOut = await aggregates.bind(options.registry, topics);
   const lateOut = await lateEvents.bind(options.registry, topics);
+  const anomalyOut = await anomalies.bind(options.registry, topics);
+  // A burst of late events means an input fell further behind than the lateness covers.
+  const lateRate = new RateSpikeMonitor();
   const unreadable = new UnreadableRecords(options.metrics, log);
   const definitions = new DefinitionsTable(kafka, topics.definitions, log, { keyring: options.keyring, metrics: options.metrics });
   const statuses = experimentStatusTable(kafka, topics.state, log, { metrics: options.metrics });
@@ -87,6 +92,7 @@ export async function startAggregate(options: AggregateOptions): Promise<Running
     const outputs: OutputRecord[] = [];
     const experimentMetrics = new Set(definitions.all().flatMap((d) => [...eventMetrics(d.definition)]));
     const policy = policyOf((m) => experimentMetrics.has(m));
+    let late = 0;
     let clock = clocks.get(partition);
     if (!clock) clocks.set(partition, (clock = PartitionWatermark.fromState(policy.latenessMs, state)));
     for (const record of records) {
@@ -101,6 +107,7 @@ export async function startAggregate(options: AggregateOptions): Promise<Running
         // Behind the watermark: what it would change may already be let go, so it is not taken.
         // Counted and logged here; batch reanalysis includes it, so its diff shows exactly these.
         metrics.late.inc({ kind: event.kind });
+        late++;
         outputs.push({ topic: lateOut.topic, message: lateOut.message(lateMark(record, event, clock.watermark)) });
         lateLog.warn('late_event', { partition, offset: record.message.offset, eventId: event.eventId, kind: event.kind, eventTime: event.eventTime, behindWatermarkMs: clock.watermark - event.eventTime }, 'aggregate.late_event: event time behind the partition watermark (stream time - lateness); not taken');
         continue;
@@ -110,6 +117,11 @@ export async function startAggregate(options: AggregateOptions): Promise<Running
         // Not counted, so that no total or delta becomes non-finite (see applyEvent); the user id stays out of the log.
         overflowLog.warn('value_overflow', { partition, offset: record.message.offset, eventId: event.eventId, ...overflowFields(event, state.get(event.userId)!) }, 'aggregate.value_overflow: metric event not counted, its sums would not be finite');
       }
+    }
+    const spike = lateRate.observe(Date.now(), records.length, late);
+    if (spike) {
+      log.warn({ partition, ...spike }, 'aggregate.late_event_spike');
+      outputs.push({ topic: anomalyOut.topic, message: { key: null, value: anomalyOut.encode(lateSpikeAnomaly(spike, partition)) } });
     }
     const source = { sourceTopic: records[0]!.topic, sourcePartition: partition, firstOffset: Number(records[0]!.message.offset), lastOffset: Number(records.at(-1)!.message.offset), emittedAt: Date.now() };
     for (const d of delta.deltas()) {
@@ -145,6 +157,22 @@ export async function startAggregate(options: AggregateOptions): Promise<Running
       lateLog.flush();
       unreadable.flush();
     },
+  };
+}
+
+/** A pipeline-wide data-quality signal (experimentId "*"), never a halt: the late share of the aggregator's input jumped. */
+function lateSpikeAnomaly(spike: RateSpike, partition: number): Anomaly {
+  return {
+    anomalyId: `*:LATE_EVENT_SPIKE:${spike.minute}:${partition}`,
+    experimentId: '*',
+    type: 'LATE_EVENT_SPIKE',
+    severity: 'warning',
+    variantId: null,
+    metric: null,
+    definitionVersion: 0,
+    detectedAt: Date.now(),
+    halted: false,
+    evidence: JSON.stringify({ partition, minute: spike.minute, lateEvents: spike.flagged, events: spike.records, share: spike.share, trailingShare: spike.trailingShare }),
   };
 }
 
