@@ -192,6 +192,14 @@ const ConfigSchema = z.strictObject({
         .default(1e12),
       /** Dead-letter exposures of undefined experiments or variants (UNKNOWN_EXPERIMENT, UNKNOWN_VARIANT). */
       checkExperiments: z.preprocess((v) => (v === 'true' ? true : v === 'false' ? false : v), z.boolean()).default(true),
+      /**
+       * Event-time alignment of the raw inputs (services/ingest/eventTimeAlignment.ts): a raw
+       * partition's records more than this far (event time) ahead of the earliest waiting head
+       * of the others are held back...
+       */
+      alignSlackMs: z.coerce.number().int().min(0).max(3_600_000).default(30_000),
+      /** ... for at most this long (wall clock); 0 turns the alignment off. */
+      alignMaxWaitMs: z.coerce.number().int().min(0).max(60_000).default(2_000),
     })
     .prefault({}),
 });
@@ -250,6 +258,8 @@ export const ENV_KEYS = {
   INGEST_MAX_ID_LENGTH: 'ingest.maxIdLength',
   INGEST_MAX_ABS_VALUE: 'ingest.maxAbsMetricValue',
   INGEST_CHECK_EXPERIMENTS: 'ingest.checkExperiments',
+  INGEST_ALIGN_SLACK_MS: 'ingest.alignSlackMs',
+  INGEST_ALIGN_MAX_WAIT_MS: 'ingest.alignMaxWaitMs',
 } as const;
 
 /** The variable naming a config file (JSON with the keys above). */
