@@ -197,7 +197,7 @@ const ConfigSchema = z.strictObject({
        * partition's records more than this far (event time) ahead of the earliest waiting head
        * of the others are held back...
        */
-      alignSlackMs: z.coerce.number().int().min(0).max(3_600_000).default(30_000),
+      alignSlackMs: z.coerce.number().int().min(0).max(3_600_000).default(120_000),
       /** ... for at most this long (wall clock); 0 turns the alignment off. */
       alignMaxWaitMs: z.coerce.number().int().min(0).max(60_000).default(2_000),
     })
