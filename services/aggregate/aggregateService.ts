@@ -20,7 +20,7 @@ import { ensureTopics } from '../common/topicAdmin.ts';
 import type { TopicNames } from '../common/topics.ts';
 import { startTransactionalLoop, type InputRecord, type OutputRecord, type RunningLoop } from '../common/transactionalLoop.ts';
 import { createAggregateMetrics } from './aggregateMetrics.ts';
-import { applyEvent, eventTimePolicy } from './applyEvent.ts';
+import { applyEvent, eventTimePolicy, MAX_HELD_PER_USER } from './applyEvent.ts';
 import { DeltaAccumulator } from './deltaAccumulator.ts';
 import { PartitionWatermark } from './partitionWatermark.ts';
 import { userStateCodec, type UserState } from './userState.ts';
@@ -116,6 +116,9 @@ export async function startAggregate(options: AggregateOptions): Promise<Running
       if (outcomes.includes('value_overflow')) {
         // Not counted, so that no total or delta becomes non-finite (see applyEvent); the user id stays out of the log.
         overflowLog.warn('value_overflow', { partition, offset: record.message.offset, eventId: event.eventId, ...overflowFields(event, state.get(event.userId)!) }, 'aggregate.value_overflow: metric event not counted, its sums would not be finite');
+      }
+      if (outcomes.includes('held_overflow')) {
+        overflowLog.warn('held_overflow', { partition, offset: record.message.offset, eventId: event.eventId, held: MAX_HELD_PER_USER }, 'aggregate.held_overflow: a user holds more metric events within the lateness than the bound; the earliest was let go early and can no longer be re-attributed');
       }
     }
     const spike = lateRate.observe(Date.now(), records.length, late);

@@ -50,6 +50,7 @@ import { denominatorKey, experimentKeyPrefix, totalKey, type Assignment, type He
  * Returns what happened, for counters.
  */
 export type Outcome =
+  | 'held_overflow'
   | 'exposed'
   | 'moved'
   | 'duplicate_exposure'
@@ -92,7 +93,7 @@ export function applyEvent(state: UserState, event: PipelineEvent, definitions: 
     case 'metric': {
       const outcomes = applyMetric(state, event, definitions, delta, lifecycle);
       // A non-finite value is never held: it could not be counted, and JSON (the changelog) would turn it into null.
-      if (Number.isFinite(event.value) && policy.isExperimentMetric(event.metric)) holdMetric(state, [event.metric, event.value, event.eventTime]);
+      if (Number.isFinite(event.value) && policy.isExperimentMetric(event.metric) && holdMetric(state, [event.metric, event.value, event.eventTime])) outcomes.push('held_overflow');
       return outcomes;
     }
     default:
@@ -105,21 +106,33 @@ export function applyEvent(state: UserState, event: PipelineEvent, definitions: 
  * order): events arrive nearly in order, so this is an append or close to one, letting go is
  * a cut at the front and replaying needs no sort, even for a heavy user.
  */
-function holdMetric(state: UserState, held: HeldMetric): void {
+function holdMetric(state: UserState, held: HeldMetric): boolean {
   const list = state.held;
-  if (list.length === 0 || list[list.length - 1]![2] <= held[2]) {
-    list.push(held);
-    return;
+  if (list.length === 0 || list[list.length - 1]![2] <= held[2]) list.push(held);
+  else {
+    // After every event at or before its time: binary search for the first later one.
+    let [low, high] = [0, list.length - 1];
+    while (low < high) {
+      const mid = (low + high) >>> 1;
+      if (list[mid]![2] <= held[2]) low = mid + 1;
+      else high = mid;
+    }
+    list.splice(low, 0, held);
   }
-  // After every event at or before its time: binary search for the first later one.
-  let [low, high] = [0, list.length - 1];
-  while (low < high) {
-    const mid = (low + high) >>> 1;
-    if (list[mid]![2] <= held[2]) low = mid + 1;
-    else high = mid;
-  }
-  list.splice(low, 0, held);
+  if (list.length <= MAX_HELD_PER_USER) return false;
+  list.shift();
+  return true;
 }
+
+/**
+ * A bound for hostile input, not a rule of the statistics: one user (a bot) sending more metric
+ * events than this within the lateness would make their changelog record larger than a Kafka
+ * record may be (~32 bytes each, under the broker's 1 MiB) and stop the partition. Beyond it the
+ * user's earliest held event is let go early (`held_overflow`, counted and logged by the service):
+ * it stays counted where it was, but an exposure arriving later, or a move, can no longer
+ * re-attribute it, so that user's numbers may then differ from reanalysis.
+ */
+export const MAX_HELD_PER_USER = 20_000;
 
 /** Lets go of held metric events behind the watermark (no taken exposure can reach them any more); returns how many. */
 export function releaseHeld(state: UserState, watermark: number): number {

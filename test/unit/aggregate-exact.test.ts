@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { applyEvent, eventTimePolicy } from '../../services/aggregate/applyEvent.ts';
+import { applyEvent, eventTimePolicy, MAX_HELD_PER_USER } from '../../services/aggregate/applyEvent.ts';
 import { DeltaAccumulator, type ExperimentDelta } from '../../services/aggregate/deltaAccumulator.ts';
 import { CONFIG_DEFAULTS } from '../../services/common/config.ts';
 import { nonFinitePaths } from '../../services/common/numberBounds.ts';
@@ -194,7 +194,10 @@ describe('aggregation rules, one at a time', () => {
       encoded = encodeUserState(state);
       deltas.push(...delta.deltas());
     }
-    expect(Object.fromEntries(outcomes)).toEqual({ metric_counted: 100_000 });
+    // One user's held events are bounded (hostile input): the earliest beyond the bound are let go, and said so.
+    expect(Object.fromEntries(outcomes)).toEqual({ metric_counted: 100_000, held_overflow: 100_000 - MAX_HELD_PER_USER });
+    expect(decodeUserState(encoded).held).toHaveLength(MAX_HELD_PER_USER);
+    expect(encoded.length).toBeLessThan(1024 * 1024);
     expect(nonFinitePaths(deltas)).toEqual([]);
     const total = 50_000 * limit - 50_000 * (limit / 2);
     expect(decodeUserState(encoded).totals['exp-checkout\u0000revenue']).toBe(total);
