@@ -22,6 +22,15 @@ import { KAFKA_STREAMS_HEAP, startKafkaStreamsJob } from './kafkaStreamsJob.ts';
 import { compareTotals, totalsOfDeltas, totalsOfKafkaStreamsRows, type KafkaStreamsTotalRow, type VariantTotals } from './variantTotals.ts';
 
 /**
+ * The Kafka Streams job still counts a metric event that overtakes its exposure by the
+ * aggregator's rule before step 12 (the user's last 8 such events within 2 minutes of event
+ * time), not by the event-time watermark the aggregator now uses. On the bench's traffic (each
+ * user's exposure produced before their metric events) both rules give the same totals, and the
+ * bench fails if they do not; porting the watermark to the job is left to do.
+ */
+const KAFKA_STREAMS_EARLY_METRICS = { earlyMetricGraceMs: 120_000, earlyMetricsKept: 8 } as const;
+
+/**
  * The pipeline against Kafka Streams on the same job (step 13): the same raw events (the
  * demo's user model, produced once per run) go through the pipeline (ingest and aggregate,
  * each its own process, raw topics → exp.aggregates) and through the Kafka Streams job of
@@ -223,7 +232,6 @@ async function runKafkaStreams(stack: BenchStack, p: Prepared, say: (m: string) 
   const dir = mkdtempSync(join(tmpdir(), 'bench-kafka-streams-'));
   const jobFile = join(dir, 'job.json');
   const ingest = CONFIG_DEFAULTS.ingest;
-  const aggregate = CONFIG_DEFAULTS.aggregate;
   writeFileSync(
     jobFile,
     JSON.stringify({
@@ -236,7 +244,7 @@ async function runKafkaStreams(stack: BenchStack, p: Prepared, say: (m: string) 
       stateDir: join(dir, 'state'),
       schemasDir: resolve(import.meta.dirname, '../schemas'),
       experiments: p.experiments,
-      limits: { maxFutureSkewMs: ingest.maxFutureSkewMs, maxEventAgeMs: ingest.maxEventAgeMs, maxIdLength: ingest.maxIdLength, maxAbsMetricValue: ingest.maxAbsMetricValue, maxPayloadBytes: ingest.maxPayloadBytes, earlyMetricGraceMs: aggregate.earlyMetricGraceMs, earlyMetricsKept: aggregate.earlyMetricsKept },
+      limits: { maxFutureSkewMs: ingest.maxFutureSkewMs, maxEventAgeMs: ingest.maxEventAgeMs, maxIdLength: ingest.maxIdLength, maxAbsMetricValue: ingest.maxAbsMetricValue, maxPayloadBytes: ingest.maxPayloadBytes, ...KAFKA_STREAMS_EARLY_METRICS },
     }),
   );
   // The latest totals record of each task (read committed, as a downstream reader would).

@@ -5,6 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Kafka, logLevel } from 'kafkajs';
 import { DEMO_EXPERIMENTS_DIR } from '../services/cli/demo/runDemo.ts';
 import { openClickHouse } from '../services/common/clickhouse.ts';
+import { CONFIG_DEFAULTS } from '../services/common/config.ts';
 import { readDefinitionFile } from '../services/common/experimentDefinition.ts';
 import { committedTotal, groupLag } from '../services/common/groupProgress.ts';
 import { createLogger } from '../services/common/logger.ts';
@@ -35,6 +36,17 @@ export interface PipelineBenchResult {
   seconds: { toAggregates: number; toClickHouse: number };
   peakRssMiB: { ingest: number; aggregate: number; sink: number; total: number };
   clickhouseRows: { events: number; aggregateDeltas: number };
+  /**
+   * The event-time buffer: the most metric events the aggregator held at once (sampled from
+   * aggregate_held_metric_events), the events it found late, and the lateness it ran with.
+   * All of this traffic falls within one lateness, so every metric event is held: the worst case.
+   */
+  lateness: { latenessMs: number; peakHeldMetricEvents: number; lateEvents: number };
+}
+
+/** A counter or gauge of a Prometheus text exposition, summed over its series. */
+function scrape(text: string, name: string): number {
+  return text.split('\n').filter((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `)).reduce((n, l) => n + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
 }
 
 
@@ -60,7 +72,17 @@ export async function runPipelineBench(stack: BenchStack, targetEvents: number, 
   const env = { ...baseEnv, ...access.env, LOG_LEVEL: 'warn', CHDB_PATH: chdb, PSEUDONYM_KEY: 'bench-pseudonym-key-0123456789' };
   say('ingest, aggregate and sink (child processes)');
   const started = Date.now();
-  const services = { ingest: spawnBenchService('services/ingest/main.ts', env), aggregate: spawnBenchService('services/aggregate/main.ts', env), sink: spawnBenchService('services/sink/main.ts', env) };
+  // The aggregator logs at info (one line at start, with its /metrics address) so its buffer can be sampled.
+  const services = { ingest: spawnBenchService('services/ingest/main.ts', env), aggregate: spawnBenchService('services/aggregate/main.ts', { ...env, LOG_LEVEL: 'info', METRICS_PORT: '0' }), sink: spawnBenchService('services/sink/main.ts', env) };
+  let peakHeld = 0;
+  let lateEvents = 0;
+  const sampleBuffer = async () => {
+    const url = /"metrics":"(http:[^"]+)"/.exec(services.aggregate.log())?.[1];
+    if (!url) return;
+    const text = await (await fetch(url)).text().catch(() => '');
+    peakHeld = Math.max(peakHeld, scrape(text, 'aggregate_held_metric_events'));
+    lateEvents = Math.max(lateEvents, scrape(text, 'aggregate_late_events_total'));
+  };
   const peak = { ingest: 0, aggregate: 0, sink: 0 };
   const samplePeaks = () => {
     for (const [name, s] of Object.entries(services) as [keyof typeof peak, (typeof services)['ingest']][]) peak[name] = Math.max(peak[name], s.peakRssKiB());
@@ -71,6 +93,7 @@ export async function runPipelineBench(stack: BenchStack, targetEvents: number, 
   while (toClickHouse === 0) {
     await sleep(250);
     samplePeaks();
+    await sampleBuffer();
     if (Date.now() - started > 900_000) throw new Error('the pipeline did not catch up within 15 minutes');
     if (toAggregates === 0) {
       const ingested = await committedTotal(kafka, consumerGroup(prefix, 'ingest'), [topics.exposuresRaw, topics.metricsRaw]);
@@ -88,6 +111,8 @@ export async function runPipelineBench(stack: BenchStack, targetEvents: number, 
     }
   }
   say(`ClickHouse caught up after ${((toClickHouse - started) / 1000).toFixed(1)} s`);
+  await sampleBuffer();
+  say(`event-time buffer: at most ${peakHeld} metric events held, ${lateEvents} events late`);
   for (const s of Object.values(services)) await s.stop();
 
   const ch = await openClickHouse({ username: 'default', password: '', database: 'expstream', dataDir: chdb });
@@ -108,5 +133,6 @@ export async function runPipelineBench(stack: BenchStack, targetEvents: number, 
     seconds: { toAggregates: Number(secondsToAggregates.toFixed(2)), toClickHouse: Number(secondsToClickHouse.toFixed(2)) },
     peakRssMiB: { ingest: mib(peak.ingest), aggregate: mib(peak.aggregate), sink: mib(peak.sink), total: mib(peak.ingest + peak.aggregate + peak.sink) },
     clickhouseRows: { events: storedEvents, aggregateDeltas: Number(row!.deltas) },
+    lateness: { latenessMs: CONFIG_DEFAULTS.aggregate.latenessMs, peakHeldMetricEvents: peakHeld, lateEvents },
   };
 }

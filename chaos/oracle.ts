@@ -7,20 +7,20 @@ import type { ExperimentDefinition } from '../services/common/experimentDefiniti
 /**
  * An independent recomputation of what exp.aggregates must sum to, straight from the valid
  * events the drill put on the raw topics (decoded from the raw bytes, not from anything the
- * pipeline wrote), by the statistics rules of DESIGN.md: per user and experiment, the first
- * exposure (by event time) to a defined variant fixes the variant; a later exposure to
- * another variant makes the user a conflict; a metric event counts if the experiment uses
- * the metric and its event time is in [exposure, exposure + attribution window]; the user's
- * value is the sum (sum metric) or 1 if any (conversion); per variant Σx, Σx², conversions
- * and the number of counted events.
+ * pipeline wrote), by the statistics rules of DESIGN.md: per user and experiment, the earliest
+ * exposure by event time to a defined variant fixes the variant (at the same time, the
+ * smaller variant id); an exposure to another variant makes the user a conflict; a metric
+ * event counts if the experiment uses the metric and its event time is in [exposure,
+ * exposure + attribution window); the user's value is the sum (sum metric) or 1 if any
+ * (conversion); per variant Σx, Σx², conversions and the number of counted events.
  *
- * This ignores arrival order on purpose. It equals the aggregator's result only while the
- * aggregator's early-metric buffer covers every metric event that overtakes its exposure:
- * at most `EARLY_KEEP` such events per user within `EARLY_GRACE_MS` of event time. The
- * drill's traffic stays inside that envelope; `outsideEnvelope` lists users that do not.
+ * This ignores arrival order on purpose. It equals the aggregator's result while no event
+ * reaches the aggregator behind its partition's watermark (stream time − aggregate.latenessMs):
+ * a user's events spanning less than `ENVELOPE_MS` of event time cannot be, whatever the
+ * interleaving of the raw topics within a few minutes. The drill's traffic stays inside that
+ * envelope; `outsideEnvelope` lists users that do not.
  */
-export const EARLY_KEEP = 8;
-export const EARLY_GRACE_MS = 120_000;
+export const ENVELOPE_MS = 120_000;
 
 export interface MetricTotals {
   sum: number;
@@ -67,17 +67,17 @@ export function oracleTotals(definitions: readonly ExperimentDefinition[], event
   for (const [userId, { exposures, metrics }] of byUser) {
     const used = metrics.filter((m) => experimentMetrics.has(m.metric));
     const times = [...exposures, ...used].map((e) => e.eventTime);
-    if (used.length > EARLY_KEEP || (times.length > 0 && Math.max(...times) - Math.min(...times) > EARLY_GRACE_MS)) outsideEnvelope.push(userId);
+    if (times.length > 0 && Math.max(...times) - Math.min(...times) > ENVELOPE_MS) outsideEnvelope.push(userId);
     for (const d of definitions) {
       const variants = new Set(d.variants.map((v) => v.id));
-      const mine = exposures.filter((x) => x.experimentId === d.id && variants.has(x.variantId)).sort((a, b) => a.eventTime - b.eventTime);
+      const mine = exposures.filter((x) => x.experimentId === d.id && variants.has(x.variantId)).sort((a, b) => a.eventTime - b.eventTime || (a.variantId < b.variantId ? -1 : a.variantId > b.variantId ? 1 : 0));
       const first = mine[0];
       if (!first) continue;
       add(totals.users, `${d.id}/${first.variantId}`, 1);
       if (mine.some((x) => x.variantId !== first.variantId)) add(totals.conflicts, `${d.id}/${first.variantId}`, 1);
       const windowEnd = first.eventTime + d.attributionWindowHours * 3_600_000;
       for (const m of [...d.primaryMetrics, ...d.guardrailMetrics]) {
-        const counted = metrics.filter((e) => e.metric === m.name && e.eventTime >= first.eventTime && e.eventTime <= windowEnd);
+        const counted = metrics.filter((e) => e.metric === m.name && e.eventTime >= first.eventTime && e.eventTime < windowEnd);
         const x = m.type === 'conversion' ? (counted.length > 0 ? 1 : 0) : counted.reduce((s, e) => s + e.value, 0);
         addMetric(totals, `${d.id}/${first.variantId}/${m.name}`, { sum: x, sumSquares: x * x, conversions: m.type === 'conversion' ? x : 0, events: counted.length });
       }

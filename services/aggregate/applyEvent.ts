@@ -2,19 +2,24 @@ import { CONFIG_DEFAULTS } from '../common/config.ts';
 import { type ExposureEvent } from '../common/contracts/exposures.ts';
 import { type MetricEvent } from '../common/contracts/metrics.ts';
 import { unreachable, type PipelineEvent } from '../common/contracts/pipelineEvent.ts';
-import { metricsReading, type MetricDefinition, type PublishedDefinition } from '../common/experimentDefinition.ts';
+import { attributionWindowMs, metricsReading, type MetricDefinition, type PublishedDefinition } from '../common/experimentDefinition.ts';
 import { countsAfterConclusion, enrollment, type LifecycleView } from '../common/experimentLifecycle.ts';
 import { allFinite } from '../common/numberBounds.ts';
-import type { DeltaAccumulator, MetricChange } from './deltaAccumulator.ts';
-import { denominatorKey, totalKey, type Assignment, type UserState } from './userState.ts';
+import { DeltaAccumulator, type MetricChange } from './deltaAccumulator.ts';
+import { denominatorKey, experimentKeyPrefix, totalKey, type Assignment, type HeldMetric, type UserState } from './userState.ts';
 
 /**
- * The statistics rules (DESIGN.md "Statistics"), one event at a time, in the order the
- * user's events arrive on their partition:
- * - the first exposure to an experiment fixes the user's variant; an exposure to another
- *   variant later marks the user as conflicted, once, and changes nothing else;
- * - a metric event counts for an experiment only if the user was exposed to it at or
- *   before the event's time and no longer than the attribution window before;
+ * The statistics rules (DESIGN.md "Statistics"), defined by event time, never by arrival:
+ * - a user's variant is that of their earliest exposure by event time; exposures with the
+ *   same event time are ordered by variant id (the smaller wins, in byte order: ids are
+ *   ASCII). A user exposed to two variants is counted in that one and flagged (conflicted),
+ *   once. An exposure earlier than the one that fixed the variant, arriving later, moves the
+ *   user: their whole contribution (the user, the conflict flag, every metric's x, x², y, y²,
+ *   xy, conversions, events and minute buckets) is retracted from the old assignment and
+ *   recomputed under the new one, from the held metric events. The deltas are additive, so
+ *   this is exact; capped totals are not linear, hence the whole contribution, not a part;
+ * - a metric event counts for an experiment iff its event time is in [exposedAt, exposedAt +
+ *   attribution window): start included, end excluded (attributionWindowMs);
  * - the unit is the user: for a sum metric the user's value x moves to x+v, so the
  *   variant's Σx grows by v and Σx² by (x+v)² − x²; for a conversion metric x goes from 0
  *   to 1 on the user's first event and stays there. A capped sum metric's user value is
@@ -23,11 +28,13 @@ import { denominatorKey, totalKey, type Assignment, type UserState } from './use
  *   denominator total y; an event of either moves Σx, Σx², Σy, Σy² and Σxy by the change of
  *   the user's x, x², y, y² and xy. One metric event can feed several metrics of an
  *   experiment (a sum metric and a ratio's numerator, say); each is counted on its own.
- * - early metrics: exposures and metrics come from two raw topics that ingest interleaves,
- *   so a metric can overtake the exposure it follows in event time. The user's last `keep`
- *   metric events (of metrics some experiment uses) are kept while their event time is within
- *   `graceMs` of the newest event time seen for the user; a first exposure then counts the
- *   kept ones that fall in its attribution window, as if they had arrived after it.
+ * - disorder: the caller (aggregateService) takes an event only if its event time is not
+ *   behind the partition's watermark (stream time − lateness) and passes that watermark in.
+ *   The user's metric events (of metrics some experiment uses) are held until the watermark
+ *   passes them. Every event that can still change a user's numbers is then held: a taken
+ *   exposure is at or after the watermark, so the metric events of its window, and those of
+ *   any assignment it displaces (all at or after that later exposure), are too. So the result
+ *   equals the event-time rules applied to the taken events, whatever their arrival order.
  * - the lifecycle (when `lifecycle` is given; services/common/experimentLifecycle.ts): an
  *   exposure enrolls only if the experiment enrolled at its event time (running or halted; a
  *   draft enrolls no one; a concluded one only before concludedAt), and no metric event at or
@@ -42,45 +49,102 @@ import { denominatorKey, totalKey, type Assignment, type UserState } from './use
  *   an event refused here would show up there as a difference.
  * Returns what happened, for counters.
  */
-export type Outcome = 'exposed' | 'duplicate_exposure' | 'conflict' | 'unknown_experiment' | 'unknown_variant' | 'not_enrolling' | 'metric_counted' | 'metric_counted_early' | 'metric_unattributed' | 'value_overflow';
+export type Outcome =
+  | 'held_overflow'
+  | 'exposed'
+  | 'moved'
+  | 'duplicate_exposure'
+  | 'conflict'
+  | 'unknown_experiment'
+  | 'unknown_variant'
+  | 'not_enrolling'
+  | 'metric_counted'
+  | 'metric_counted_early'
+  | 'metric_recounted'
+  | 'metric_unattributed'
+  | 'value_overflow';
 
 /** An experiment's lifecycle state as the aggregator knows it (from exp.state). */
 export type LifecycleLookup = (experimentId: string) => LifecycleView | undefined;
 
-export interface EarlyMetricPolicy {
-  graceMs: number;
-  keep: number;
-  /** Whether any experiment uses the metric (others are never kept). */
+export interface EventTimePolicy {
+  /** How far behind the partition's stream time (event time, ms) an event is still taken (config aggregate.latenessMs). */
+  latenessMs: number;
+  /** Whether any experiment uses the metric (others are never held). */
   isExperimentMetric(metric: string): boolean;
 }
 
 /** What config `aggregate` sets (defaults: CONFIG_DEFAULTS.aggregate). */
-export function earlyMetricPolicy(aggregate: { earlyMetricGraceMs: number; earlyMetricsKept: number } = CONFIG_DEFAULTS.aggregate, isExperimentMetric: (metric: string) => boolean = () => true): EarlyMetricPolicy {
-  return { graceMs: aggregate.earlyMetricGraceMs, keep: aggregate.earlyMetricsKept, isExperimentMetric };
+export function eventTimePolicy(aggregate: { latenessMs: number } = CONFIG_DEFAULTS.aggregate, isExperimentMetric: (metric: string) => boolean = () => true): EventTimePolicy {
+  return { latenessMs: aggregate.latenessMs, isExperimentMetric };
 }
 
-export function applyEvent(state: UserState, event: PipelineEvent, definitions: (experimentId: string) => PublishedDefinition | undefined, delta: DeltaAccumulator, early: EarlyMetricPolicy = earlyMetricPolicy(), lifecycle?: LifecycleLookup): Outcome[] {
-  if (event.eventTime > state.newest) {
-    state.newest = event.eventTime;
-    const oldest = state.newest - early.graceMs;
-    // Kept in arrival order, so any of them may have aged out.
-    if (state.early.some((m) => m[2] < oldest)) state.early = state.early.filter((m) => m[2] >= oldest);
-  }
+/**
+ * Applies one taken event to its user. `watermark`: the partition's stream time minus the
+ * lateness, the event included (the caller has checked the event is not behind it); held
+ * metric events behind it are let go.
+ */
+export function applyEvent(state: UserState, event: PipelineEvent, definitions: (experimentId: string) => PublishedDefinition | undefined, delta: DeltaAccumulator, policy: EventTimePolicy = eventTimePolicy(), lifecycle?: LifecycleLookup, watermark = Number.NEGATIVE_INFINITY): Outcome[] {
+  state.newest = Math.max(state.newest, event.eventTime);
+  releaseHeld(state, watermark);
   switch (event.kind) {
     case 'exposure':
       return applyExposure(state, event, definitions, delta, lifecycle);
     case 'metric': {
       const outcomes = applyMetric(state, event, definitions, delta, lifecycle);
-      // A non-finite value is never kept: it could not be counted, and JSON (the changelog) would turn it into null.
-      if (early.keep > 0 && Number.isFinite(event.value) && event.eventTime >= state.newest - early.graceMs && early.isExperimentMetric(event.metric)) {
-        state.early.push([event.metric, event.value, event.eventTime]);
-        if (state.early.length > early.keep) state.early.shift();
-      }
+      // A non-finite value is never held: it could not be counted, and JSON (the changelog) would turn it into null.
+      if (Number.isFinite(event.value) && policy.isExperimentMetric(event.metric) && holdMetric(state, [event.metric, event.value, event.eventTime])) outcomes.push('held_overflow');
       return outcomes;
     }
     default:
       return unreachable(event);
   }
+}
+
+/**
+ * Holds a metric event, keeping the held ones in event-time order (equal times in arrival
+ * order): events arrive nearly in order, so this is an append or close to one, letting go is
+ * a cut at the front and replaying needs no sort, even for a heavy user.
+ */
+function holdMetric(state: UserState, held: HeldMetric): boolean {
+  const list = state.held;
+  if (list.length === 0 || list[list.length - 1]![2] <= held[2]) list.push(held);
+  else {
+    // After every event at or before its time: binary search for the first later one.
+    let [low, high] = [0, list.length - 1];
+    while (low < high) {
+      const mid = (low + high) >>> 1;
+      if (list[mid]![2] <= held[2]) low = mid + 1;
+      else high = mid;
+    }
+    list.splice(low, 0, held);
+  }
+  if (list.length <= MAX_HELD_PER_USER) return false;
+  list.shift();
+  return true;
+}
+
+/**
+ * A bound for hostile input, not a rule of the statistics: one user (a bot) sending more metric
+ * events than this within the lateness would make their changelog record larger than a Kafka
+ * record may be (~32 bytes each, under the broker's 1 MiB) and stop the partition. Beyond it the
+ * user's earliest held event is let go early (`held_overflow`, counted and logged by the service):
+ * it stays counted where it was, but an exposure arriving later, or a move, can no longer
+ * re-attribute it, so that user's numbers may then differ from reanalysis.
+ */
+export const MAX_HELD_PER_USER = 20_000;
+
+/** Lets go of held metric events behind the watermark (no taken exposure can reach them any more); returns how many. */
+export function releaseHeld(state: UserState, watermark: number): number {
+  let behind = 0;
+  while (behind < state.held.length && state.held[behind]![2] < watermark) behind++;
+  if (behind > 0) state.held = state.held.slice(behind);
+  return behind;
+}
+
+/** Whether an exposure comes before the assignment's (event time, then variant id): the earliest-exposure rule. */
+export function exposureIsEarlier(eventTime: number, variantId: string, assignment: Assignment): boolean {
+  return eventTime < assignment.exposedAt || (eventTime === assignment.exposedAt && variantId < assignment.variant);
 }
 
 function applyExposure(state: UserState, event: ExposureEvent, definitions: (id: string) => PublishedDefinition | undefined, delta: DeltaAccumulator, lifecycle: LifecycleLookup | undefined): Outcome[] {
@@ -92,18 +156,48 @@ function applyExposure(state: UserState, event: ExposureEvent, definitions: (id:
   if (!existing) {
     const assignment = (state.assignments[event.experimentId] = { variant: event.variantId, exposedAt: event.eventTime, conflicted: false });
     delta.exposure(event.experimentId, published.version, event.variantId, event.eventTime);
-    const outcomes: Outcome[] = ['exposed'];
-    for (const [metric, value, eventTime] of state.early) {
-      const counted = countMetric(state, event.experimentId, assignment, published, { metric, value, eventTime }, delta, lifecycle);
-      if (counted === 'counted') outcomes.push('metric_counted_early');
-      else if (counted === 'value_overflow') outcomes.push('value_overflow');
-    }
-    return outcomes;
+    return ['exposed', ...countHeld(state, event.experimentId, assignment, published, delta, lifecycle, 'metric_counted_early')];
   }
-  if (existing.variant === event.variantId || existing.conflicted) return [existing.variant === event.variantId ? 'duplicate_exposure' : 'conflict'];
+  if (exposureIsEarlier(event.eventTime, event.variantId, existing)) {
+    retract(state, event.experimentId, existing, published, delta, lifecycle);
+    const assignment = (state.assignments[event.experimentId] = { variant: event.variantId, exposedAt: event.eventTime, conflicted: existing.conflicted || existing.variant !== event.variantId });
+    delta.exposure(event.experimentId, published.version, assignment.variant, assignment.exposedAt);
+    if (assignment.conflicted) delta.conflict(event.experimentId, published.version, assignment.variant);
+    return ['moved', ...countHeld(state, event.experimentId, assignment, published, delta, lifecycle, 'metric_recounted')];
+  }
+  if (existing.variant === event.variantId) return ['duplicate_exposure'];
+  if (existing.conflicted) return ['conflict'];
   existing.conflicted = true;
   delta.conflict(event.experimentId, published.version, existing.variant);
   return ['conflict'];
+}
+
+/** Counts the held metric events that fall in a (new) assignment's window, in event-time order. */
+function countHeld(state: UserState, experimentId: string, assignment: Assignment, published: PublishedDefinition, delta: DeltaAccumulator, lifecycle: LifecycleLookup | undefined, counted: 'metric_counted_early' | 'metric_recounted'): Outcome[] {
+  const outcomes: Outcome[] = [];
+  for (const [metric, value, eventTime] of state.held) {
+    const result = countMetric(state, experimentId, assignment, published, { metric, value, eventTime }, delta, lifecycle);
+    if (result === 'counted') outcomes.push(counted);
+    else if (result === 'value_overflow') outcomes.push('value_overflow');
+  }
+  return outcomes;
+}
+
+/**
+ * Takes a user's whole contribution to an experiment away from their assignment: every metric
+ * event of the assignment's window is held (see the rules above), so replaying them into an
+ * empty contribution rebuilds exactly what was added, which is then subtracted; the user's
+ * totals for the experiment start again from zero.
+ */
+function retract(state: UserState, experimentId: string, assignment: Assignment, published: PublishedDefinition, delta: DeltaAccumulator, lifecycle: LifecycleLookup | undefined): void {
+  const prefix = experimentKeyPrefix(experimentId);
+  const totals = Object.fromEntries(Object.entries(state.totals).filter(([key]) => !key.startsWith(prefix)));
+  const contribution = new DeltaAccumulator();
+  contribution.exposure(experimentId, published.version, assignment.variant, assignment.exposedAt);
+  if (assignment.conflicted) contribution.conflict(experimentId, published.version, assignment.variant);
+  countHeld({ ...state, totals: { ...totals } }, experimentId, assignment, published, contribution, lifecycle, 'metric_recounted');
+  delta.subtract(contribution);
+  state.totals = totals;
 }
 
 function applyMetric(state: UserState, event: MetricEvent, definitions: (id: string) => PublishedDefinition | undefined, delta: DeltaAccumulator, lifecycle: LifecycleLookup | undefined): Outcome[] {
@@ -122,8 +216,7 @@ function countMetric(state: UserState, experimentId: string, assignment: Assignm
   const metrics = metricsReading(published.definition, event.metric);
   if (metrics.length === 0) return 'unattributed';
   if (lifecycle && !countsAfterConclusion(lifecycle(experimentId), event.eventTime)) return 'unattributed';
-  const windowMs = published.definition.attributionWindowHours * 3_600_000;
-  if (event.eventTime < assignment.exposedAt || event.eventTime > assignment.exposedAt + windowMs) return 'unattributed';
+  if (event.eventTime < assignment.exposedAt || event.eventTime >= assignment.exposedAt + attributionWindowMs(published.definition)) return 'unattributed';
   let outcome: 'counted' | 'value_overflow' = 'counted';
   for (const metric of metrics) {
     const update = metric.type === 'ratio' ? ratioUpdate(state, experimentId, metric, event) : userValueUpdate(state, experimentId, metric, event.value);

@@ -32,13 +32,38 @@ interface ExperimentBuilder {
 export class DeltaAccumulator {
   private readonly experiments = new Map<string, ExperimentBuilder>();
 
-  exposure(experimentId: string, version: number, variantId: string, eventTime: number): void {
-    this.variant(experimentId, version, variantId).exposedUsers += 1;
-    this.bucket(experimentId, version, variantId, null, eventTime).count += 1;
+  /** A user assigned to the variant by an exposure at `eventTime` (sign -1: the assignment withdrawn, when the user moves). */
+  exposure(experimentId: string, version: number, variantId: string, eventTime: number, sign: 1 | -1 = 1): void {
+    this.variant(experimentId, version, variantId).exposedUsers += sign;
+    this.bucket(experimentId, version, variantId, null, eventTime).count += sign;
   }
 
-  conflict(experimentId: string, version: number, variantId: string): void {
-    this.variant(experimentId, version, variantId).conflicts += 1;
+  conflict(experimentId: string, version: number, variantId: string, sign: 1 | -1 = 1): void {
+    this.variant(experimentId, version, variantId).conflicts += sign;
+  }
+
+  /**
+   * Takes away everything `other` holds: a moving user's whole contribution, recomputed into
+   * `other`, is retracted this way (every field is additive, so this is exact up to rounding).
+   */
+  subtract(other: DeltaAccumulator): void {
+    for (const [experimentId, e] of other.experiments) {
+      for (const [variantId, v] of e.variants) {
+        const mine = this.variant(experimentId, e.definitionVersion, variantId);
+        mine.exposedUsers -= v.exposedUsers;
+        mine.conflicts -= v.conflicts;
+        for (const [metric, d] of v.metrics) {
+          let delta = mine.metrics.get(metric);
+          if (!delta) mine.metrics.set(metric, (delta = { metric, ...emptyStatistics() }));
+          for (const f of STATISTIC_FIELDS) delta[f] -= d[f];
+        }
+      }
+      for (const b of e.buckets.values()) {
+        const mine = this.bucket(experimentId, e.definitionVersion, b.variantId, b.metric, b.minute);
+        mine.count -= b.count;
+        mine.sum -= b.sum;
+      }
+    }
   }
 
   /**

@@ -12,7 +12,7 @@ await runServiceProcess('aggregate', (ctx) =>
     groupId: consumerGroup(ctx.config.kafka.topicPrefix, 'aggregate'),
     sessionTimeoutMs: ctx.config.kafka.sessionTimeoutMs,
     stallMs: ctx.config.health.stallMs,
-    earlyMetrics: ctx.config.aggregate,
+    eventTime: ctx.config.aggregate,
     keyring: keyringFor('the aggregator', ctx.config),
     metrics: ctx.metrics,
     logger: ctx.logger,

@@ -2,12 +2,12 @@ import type { StoreCodec } from '../common/changeloggedStore.ts';
 
 /**
  * What the aggregator remembers per user, and how it is written to the changelog.
- * Per experiment: the variant the first exposure fixed, when, and whether another variant
- * was seen later. Per (experiment, metric): the user's running value x (total, or 0/1). A
- * capped metric's total is kept uncapped (the cap applies where it enters the sums, so the
- * user's capped value before and after each event is known); a ratio metric keeps its
- * numerator total x under the metric's key and its denominator total y under
- * `denominatorKey`.
+ * Per experiment: the user's assignment, from their earliest exposure by event time so far
+ * (ties: the smaller variant id), and whether another variant was seen too. Per (experiment,
+ * metric): the user's running value x (total, or 0/1). A capped metric's total is kept
+ * uncapped (the cap applies where it enters the sums, so the user's capped value before and
+ * after each event is known); a ratio metric keeps its numerator total x under the metric's
+ * key and its denominator total y under `denominatorKey`.
  */
 export interface Assignment {
   variant: string;
@@ -15,21 +15,25 @@ export interface Assignment {
   conflicted: boolean;
 }
 
-/** A metric event kept in case the exposure it belongs after arrives later: [metric, value, eventTime]. */
-export type EarlyMetric = [string, number, number];
+/** A metric event held while it may still be re-attributed: [metric, value, eventTime]. */
+export type HeldMetric = [string, number, number];
 
 export interface UserState {
   assignments: Record<string, Assignment>;
   /** Keyed by `${experimentId}\u0000${metric}` (and a ratio's denominator by `denominatorKey`). */
   totals: Record<string, number>;
-  /** The user's recent metric events, oldest arrival first (see applyEvent). */
-  early: EarlyMetric[];
-  /** The newest event time seen for the user (the clock that ages `early`). */
+  /**
+   * The user's metric events (of metrics some experiment uses) whose event time is not yet
+   * behind the partition's watermark, in event-time order: an exposure that arrives later, or an
+   * earlier exposure that moves the user, re-attributes exactly these (see applyEvent).
+   */
+  held: HeldMetric[];
+  /** The newest event time taken for the user: the partition's stream time is the largest of them (restored with the state). */
   newest: number;
 }
 
 export function emptyUserState(): UserState {
-  return { assignments: {}, totals: {}, early: [], newest: 0 };
+  return { assignments: {}, totals: {}, held: [], newest: 0 };
 }
 
 export function totalKey(experimentId: string, metric: string): string {
@@ -41,22 +45,29 @@ export function denominatorKey(experimentId: string, metric: string): string {
   return `${experimentId}\u0000${metric}\u0000y`;
 }
 
+/** Every total key of an experiment starts with this (experiment ids have no NUL). */
+export function experimentKeyPrefix(experimentId: string): string {
+  return `${experimentId}\u0000`;
+}
+
 /**
- * Compact JSON: [ {exp: [variant, exposedAt, conflicted 0/1]}, {key: x}, early, newest ].
- * Records written before early metrics existed have only the first two and still decode.
+ * Compact JSON: [ {exp: [variant, exposedAt, conflicted 0/1]}, {key: x}, held, newest ].
+ * Records written before held metrics existed have only the first two and still decode; the
+ * third was the early-metric list of step 11, the same triples.
  */
 export function encodeUserState(state: UserState): Buffer {
   const assignments: Record<string, [string, number, 0 | 1]> = {};
   for (const [e, a] of Object.entries(state.assignments)) assignments[e] = [a.variant, a.exposedAt, a.conflicted ? 1 : 0];
-  return Buffer.from(JSON.stringify([assignments, state.totals, state.early, state.newest]));
+  return Buffer.from(JSON.stringify([assignments, state.totals, state.held, state.newest]));
 }
 
 export function decodeUserState(buffer: Buffer): UserState {
-  const [assignments, totals, early, newest] = JSON.parse(buffer.toString('utf8')) as [Record<string, [string, number, 0 | 1]>, Record<string, number>, EarlyMetric[]?, number?];
+  const [assignments, totals, held, newest] = JSON.parse(buffer.toString('utf8')) as [Record<string, [string, number, 0 | 1]>, Record<string, number>, HeldMetric[]?, number?];
   const state = emptyUserState();
   for (const [e, [variant, exposedAt, conflicted]] of Object.entries(assignments)) state.assignments[e] = { variant, exposedAt, conflicted: conflicted === 1 };
   state.totals = totals;
-  state.early = early ?? [];
+  // Step 11 kept its early metrics in arrival order; held ones are in event-time order.
+  state.held = (held ?? []).sort((a, b) => a[2] - b[2]);
   state.newest = newest ?? 0;
   return state;
 }

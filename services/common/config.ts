@@ -127,13 +127,14 @@ const ConfigSchema = z.strictObject({
   aggregate: z
     .strictObject({
       /**
-       * A metric event that reaches the aggregator before the exposure it follows (the two
-       * come from different raw topics) is kept this long, in the user's event time, so the
-       * exposure can still count it.
+       * How far (in event time) an event may arrive behind its partition's stream time (the
+       * newest event time the aggregator has taken on that partition of exp.events) and still
+       * be taken exactly: the aggregator holds each user's metric events this long so that an
+       * exposure arriving after them (the two raw topics are read independently and either can
+       * run minutes behind) still counts them, and an earlier exposure still moves the user.
+       * An event later than this is not taken; it is counted and reported as late.
        */
-      earlyMetricGraceMs: z.coerce.number().int().min(0).max(24 * 3_600_000).default(120_000),
-      /** At most this many such metric events per user (0 turns keeping them off). */
-      earlyMetricsKept: z.coerce.number().int().min(0).max(1_000).default(8),
+      latenessMs: z.coerce.number().int().min(0).max(24 * 3_600_000).default(600_000),
     })
     .prefault({}),
   control: z
@@ -208,6 +209,14 @@ const ConfigSchema = z.strictObject({
         .default(1e12),
       /** Dead-letter exposures of undefined experiments or variants (UNKNOWN_EXPERIMENT, UNKNOWN_VARIANT). */
       checkExperiments: z.preprocess((v) => (v === 'true' ? true : v === 'false' ? false : v), z.boolean()).default(true),
+      /**
+       * Event-time alignment of the raw inputs (services/ingest/eventTimeAlignment.ts): a raw
+       * partition's records more than this far (event time) ahead of the earliest waiting head
+       * of the others are held back...
+       */
+      alignSlackMs: z.coerce.number().int().min(0).max(3_600_000).default(120_000),
+      /** ... for at most this long (wall clock); 0 turns the alignment off. */
+      alignMaxWaitMs: z.coerce.number().int().min(0).max(60_000).default(2_000),
     })
     .prefault({}),
 });
@@ -247,8 +256,7 @@ export const ENV_KEYS = {
   GUARD_PRINCIPAL: 'guard.principal',
   GUARD_KEY_FILE: 'guard.keyFile',
   GUARD_PUNCTUATE_MS: 'guard.punctuateMs',
-  AGGREGATE_EARLY_GRACE_MS: 'aggregate.earlyMetricGraceMs',
-  AGGREGATE_EARLY_KEPT: 'aggregate.earlyMetricsKept',
+  AGGREGATE_LATENESS_MS: 'aggregate.latenessMs',
   KEYRING_FILE: 'control.keyringFile',
   CONTROL_PRINCIPAL: 'control.principal',
   CONTROL_KEY_FILE: 'control.keyFile',
@@ -274,6 +282,8 @@ export const ENV_KEYS = {
   INGEST_MAX_ID_LENGTH: 'ingest.maxIdLength',
   INGEST_MAX_ABS_VALUE: 'ingest.maxAbsMetricValue',
   INGEST_CHECK_EXPERIMENTS: 'ingest.checkExperiments',
+  INGEST_ALIGN_SLACK_MS: 'ingest.alignSlackMs',
+  INGEST_ALIGN_MAX_WAIT_MS: 'ingest.alignMaxWaitMs',
 } as const;
 
 /** The variable naming a config file (JSON with the keys above). */

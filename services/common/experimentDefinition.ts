@@ -166,6 +166,15 @@ export function metricEventNames(m: MetricDefinition): string[] {
 }
 
 /** The definition's metrics that read metric event `eventMetric` (by name, or as a ratio's numerator or denominator). */
+/**
+ * The attribution window in whole milliseconds: a metric event counts for a user exposed at t
+ * if its event time is in [t, t + window), the end excluded. The aggregator and batch
+ * reanalysis both take it from here, so the two paths share one edge.
+ */
+export function attributionWindowMs(d: ExperimentDefinition): number {
+  return Math.round(d.attributionWindowHours * 3_600_000);
+}
+
 export function metricsReading(d: ExperimentDefinition, eventMetric: string): MetricDefinition[] {
   return allMetrics(d).filter((m) => metricEventNames(m).includes(eventMetric));
 }

@@ -44,6 +44,12 @@ export interface OutputRecord {
   message: Message;
 }
 
+/** What `process` returns when it took only the first `consumed` records of the batch. */
+export interface PartlyConsumed {
+  outputs: OutputRecord[];
+  consumed: number;
+}
+
 export interface BatchCommitted {
   topic: string;
   partition: number;
@@ -98,10 +104,19 @@ export interface TransactionalLoopOptions {
    * with the partition's producer (already fencing any previous owner), after `stores` are restored.
    */
   prepare?(topic: string, partition: number, producer: Producer): Promise<void>;
+  /** Told the input partitions the group gave this instance, each time it joins (before their first batch). */
+  onAssigned?(partitions: { topic: string; partition: number }[]): void;
   /** Called when a partition is taken away, after `stores` dropped it. */
   revoked?(topic: string, partition: number): void;
-  /** Turns a batch into outputs; throwing aborts the batch, which is then fetched again. */
-  process(records: InputRecord[]): Promise<OutputRecord[]>;
+  /**
+   * Turns a batch into outputs; throwing aborts the batch, which is then fetched again. It may
+   * take only the first `consumed` records (ingest holds back an input that runs ahead in
+   * event time): the offset committed is then that of the first record left, the rest is
+   * fetched again, and a partition of which nothing was taken is paused for `holdBackMs`.
+   */
+  process(records: InputRecord[]): Promise<OutputRecord[] | PartlyConsumed>;
+  /** How long a partition whose batch was left entirely (consumed 0) is paused before it is fetched again; default 100 ms. */
+  holdBackMs?: number;
   /** Work on wall-clock time for each owned partition, committed like a batch (see above). */
   punctuate?: Punctuation;
   onCommitted?(event: BatchCommitted): void;
@@ -243,6 +258,7 @@ async function startIncarnation(options: TransactionalLoopOptions, context: Inca
     // In the partition's lane: a punctuation under way finishes before its state goes.
     for (const key of new Set([...prepared, ...producers.keys()])) if (!assigned.has(key)) void lanes.run(key, async () => (assigned.has(key) ? undefined : release(key)));
     logger.info({ assigned: [...assigned] }, 'partitions assigned');
+    options.onAssigned?.([...assigned].map(partitionOf));
   });
 
   const punctuation = options.punctuate;
@@ -299,19 +315,29 @@ async function startIncarnation(options: TransactionalLoopOptions, context: Inca
     if (adminConnected) await admin.disconnect().catch(() => {});
   };
 
-  /** One transaction's worth of a fetched batch (run in the partition's lane): its outputs once committed; undefined once the incarnation is done. */
-  const processChunk = async (batch: { topic: string; partition: number }, messages: KafkaMessage[], next: bigint): Promise<OutputRecord[] | undefined> => {
+  /**
+   * One transaction's worth of a fetched batch (run in the partition's lane): its outputs once
+   * committed and how many of `messages` are done; undefined once the incarnation is done.
+   */
+  const processChunk = async (batch: { topic: string; partition: number }, messages: KafkaMessage[], next: bigint): Promise<PartlyConsumed | undefined> => {
     try {
       const producer = await preparedProducer(batch.topic, batch.partition);
       const from = resumeAt.get(keyOf(batch.topic, batch.partition)) ?? 0n;
       const fresh = BigInt(messages[0]!.offset) < from ? messages.filter((m) => BigInt(m.offset) >= from) : messages;
       if (fresh.length === 0) {
         logger.info({ topic: batch.topic, partition: batch.partition, from: messages[0]!.offset, to: messages[messages.length - 1]!.offset, committed: from.toString() }, 'skipping records the previous owner already committed');
-        return [];
+        return { outputs: [], consumed: messages.length };
       }
-      const outputs = await options.process(fresh.map((message) => ({ topic: batch.topic, partition: batch.partition, message })));
-      await commit(producer, batch.partition, outputs, { topic: batch.topic, offset: next });
-      return outputs;
+      const result = await options.process(fresh.map((message) => ({ topic: batch.topic, partition: batch.partition, message })));
+      const { outputs, consumed } = Array.isArray(result) ? { outputs: result, consumed: fresh.length } : result;
+      const skipped = messages.length - fresh.length;
+      if (consumed >= fresh.length) {
+        await commit(producer, batch.partition, outputs, { topic: batch.topic, offset: next });
+        return { outputs, consumed: messages.length };
+      }
+      // Taken in part: commit up to the first record left; nothing taken, nothing to commit.
+      if (consumed > 0 || outputs.length > 0) await commit(producer, batch.partition, outputs, { topic: batch.topic, offset: BigInt(fresh[consumed]!.offset) });
+      return { outputs, consumed: skipped + consumed };
     } catch (err) {
       // State may hold part of this batch and the producer may be fenced or stuck: this
       // incarnation is done; the next one restores state and reads the batch again.
@@ -337,8 +363,29 @@ async function startIncarnation(options: TransactionalLoopOptions, context: Inca
           const complete = start + maxBatch >= batch.messages.length;
           // The whole fetch done: commit past the markers and aborted records that end it too.
           const next = complete ? BigInt(batch.lastOffset()) + 1n : BigInt(messages[messages.length - 1]!.offset) + 1n;
-          const outputs = await lanes.run(key, () => (context.ended() ? Promise.resolve(undefined) : processChunk(batch, messages, next)));
-          if (!outputs) return;
+          const done = await lanes.run(key, () => (context.ended() ? Promise.resolve(undefined) : processChunk(batch, messages, next)));
+          if (!done) return;
+          const { outputs, consumed } = done;
+          if (consumed < messages.length) {
+            // Held back: the records left are fetched again from the first of them. A partition
+            // of which nothing was taken waits a moment, so that it does not spin.
+            if (consumed > 0) {
+              resolveOffset(messages[consumed - 1]!.offset);
+              context.progress.advanced({ topic: batch.topic, partition: batch.partition }, BigInt(messages[consumed]!.offset), BigInt(batch.highWatermark));
+            } else {
+              const resume = payload.pause();
+              const timer = setTimeout(() => {
+                try {
+                  resume();
+                } catch {
+                  // The incarnation ended meanwhile; the next one fetches the partition afresh.
+                }
+              }, options.holdBackMs ?? 100);
+              timer.unref();
+            }
+            await heartbeat();
+            return;
+          }
           // Moves the consumer's position on; the committed offset already moved with the transaction.
           resolveOffset(messages[messages.length - 1]!.offset);
           context.progress.advanced({ topic: batch.topic, partition: batch.partition }, next, BigInt(batch.highWatermark));

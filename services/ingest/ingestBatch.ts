@@ -25,7 +25,7 @@ export interface IngestObserver {
   deadLettered(record: InputRecord, rejection: Rejection): void;
 }
 
-export async function ingestBatch(records: InputRecord[], decoder: RecordDecoder, target: IngestTarget, limits: ValidationLimits, observer: IngestObserver, experiments?: ExperimentLookup, now = Date.now()): Promise<OutputRecord[]> {
+export async function ingestBatch(records: InputRecord[], decoder: Pick<RecordDecoder, 'decode'>, target: IngestTarget, limits: ValidationLimits, observer: IngestObserver, experiments?: ExperimentLookup, now = Date.now()): Promise<OutputRecord[]> {
   const outputs: OutputRecord[] = [];
   for (const record of records) {
     const decoded = await decoder.decode(record.topic, record.message.value);

@@ -20,7 +20,9 @@ import { startTransactionalLoop, type RunningLoop } from '../common/transactiona
 import { ingestBatch, type IngestTarget } from './ingestBatch.ts';
 import { DlqRateMonitor, type DlqSpike } from './dlqRateMonitor.ts';
 import { createIngestMetrics } from './ingestMetrics.ts';
-import { RecordDecoder } from './recordDecoder.ts';
+import { EventTimeAlignment, type AlignmentOptions } from './eventTimeAlignment.ts';
+import { RecordDecoder, type Decoded } from './recordDecoder.ts';
+import { CONFIG_DEFAULTS } from '../common/config.ts';
 import type { ExperimentLookup, ValidationLimits } from './validateEvent.ts';
 
 /**
@@ -41,6 +43,8 @@ export interface IngestOptions {
   sessionTimeoutMs?: number;
   /** See config `health.stallMs`. */
   stallMs?: number;
+  /** Event-time alignment of the raw inputs (config ingest.alignSlackMs / alignMaxWaitMs; maxWaitMs 0: off). Default: CONFIG_DEFAULTS.ingest. */
+  alignment?: AlignmentOptions;
   metrics: Registry;
   logger: Logger;
 }
@@ -72,6 +76,8 @@ export async function startIngest(options: IngestOptions): Promise<RunningLoop> 
   const metrics = createIngestMetrics(options.metrics);
   const dlqLog = new LogRateLimiter(log);
   const { groupId } = options;
+  const alignmentOptions = options.alignment ?? { slackMs: CONFIG_DEFAULTS.ingest.alignSlackMs, maxWaitMs: CONFIG_DEFAULTS.ingest.alignMaxWaitMs };
+  const alignment = alignmentOptions.maxWaitMs > 0 ? new EventTimeAlignment(alignmentOptions) : undefined;
 
   const loop = await startTransactionalLoop({
     kafka: options.kafka,
@@ -80,11 +86,31 @@ export async function startIngest(options: IngestOptions): Promise<RunningLoop> 
     transactionalIdPrefix: groupId,
     ...(options.sessionTimeoutMs ? { sessionTimeoutMs: options.sessionTimeoutMs } : {}),
     ...(options.stallMs ? { stallMs: options.stallMs } : {}),
-    onLag: ({ topic, partition }, lag) => (lag === undefined ? metrics.lag.remove({ topic, partition: String(partition) }) : metrics.lag.set({ topic, partition: String(partition) }, lag)),
+    onLag: ({ topic, partition }, lag) => {
+      alignment?.noteLag(`${topic}:${partition}`, lag);
+      if (lag === undefined) metrics.lag.remove({ topic, partition: String(partition) });
+      else metrics.lag.set({ topic, partition: String(partition) }, lag);
+    },
     logger: log,
-    process: async (records) => {
+    onAssigned: (partitions) => alignment?.assigned(partitions.map((p) => `${p.topic}:${p.partition}`)),
+    process: async (all) => {
+      // Decoded once: for the alignment's event times, and again (from this memo) by ingestBatch.
+      const decodedOnce = new Map<Buffer | null, Decoded>();
+      const memo = { decode: async (topic: string, value: Buffer | null) => decodedOnce.get(value) ?? decoder.decode(topic, value) };
+      let records = all;
+      if (alignment) {
+        const decoded = await Promise.all(all.map(async (r) => {
+          const d = await decoder.decode(r.topic, r.message.value);
+          if (r.message.value) decodedOnce.set(r.message.value, d);
+          return d.ok ? d.event.eventTime : undefined;
+        }));
+        const taken = alignment.take(`${all[0]!.topic}:${all[0]!.partition}`, decoded, Date.now());
+        if (taken < all.length) metrics.heldBack.inc({ topic: all[0]!.topic }, all.length - taken);
+        if (taken === 0) return { outputs: [], consumed: 0 };
+        records = all.slice(0, taken);
+      }
       let deadLetters = 0;
-      const outputs = await ingestBatch(records, decoder, target, options.limits, {
+      const outputs = await ingestBatch(records, memo, target, options.limits, {
         accepted: (r) => metrics.records.inc({ topic: r.topic, outcome: 'valid' }),
         deadLettered: (r, rejection) => {
           deadLetters++;
@@ -98,7 +124,7 @@ export async function startIngest(options: IngestOptions): Promise<RunningLoop> 
         log.warn(spike, 'ingest.dlq_rate_spike');
         outputs.push({ topic: topics.anomalies, message: { key: null, value: anomalyOut.encode(dlqSpikeAnomaly(spike)) } });
       }
-      return outputs;
+      return alignment ? { outputs, consumed: records.length } : outputs;
     },
     onCommitted: (e) => {
       metrics.batchSeconds.observe(e.durationMs / 1000);

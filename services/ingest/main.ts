@@ -14,6 +14,7 @@ await runServiceProcess('ingest', (ctx) =>
     limits: validationLimits(ctx.config.ingest),
     maxPayloadBytes: ctx.config.ingest.maxPayloadBytes,
     checkExperiments: ctx.config.ingest.checkExperiments,
+    alignment: { slackMs: ctx.config.ingest.alignSlackMs, maxWaitMs: ctx.config.ingest.alignMaxWaitMs },
     ...(ctx.config.ingest.checkExperiments ? { keyring: keyringFor('ingest (checking experiments)', ctx.config) } : {}),
     sessionTimeoutMs: ctx.config.kafka.sessionTimeoutMs,
     stallMs: ctx.config.health.stallMs,

@@ -3,7 +3,7 @@ import { aggregates } from '../common/contracts/aggregates.ts';
 import { anomalies } from '../common/contracts/anomalies.ts';
 import { auditRecords } from '../common/contracts/audit.ts';
 import { controlCommands } from '../common/contracts/controlCommands.ts';
-import { deadLetters } from '../common/contracts/deadLetters.ts';
+import { deadLetters, lateEvents } from '../common/contracts/deadLetters.ts';
 import { validatedEvents } from '../common/contracts/events.ts';
 import { unreachable } from '../common/contracts/pipelineEvent.ts';
 import type { Unreadable } from '../common/contracts/unreadablePolicy.ts';
@@ -69,6 +69,16 @@ export const deadLetterRows: RowMapper = (r, out) => {
   push(out, 'dead_letters', {
     reason: d.reason, message: d.message, source_topic: d.sourceTopic, source_partition: d.sourcePartition, source_offset: d.sourceOffset, schema_id: d.schemaId,
     payload_bytes: d.payload?.length ?? 0, payload_head: d.payload ? d.payload.subarray(0, 32).toString('hex') : '', source_time: d.sourceTimestamp, dead_letter_time: d.deadLetterTime, ...coordinates(r),
+  });
+};
+
+/** A late mark: which exp.events record (joinable with exposures/metric_events on kafka_*) the aggregator did not take, and why. */
+export const lateEventRows: RowMapper = (r, out) => {
+  const decoded = lateEvents.decode(r.value);
+  if (!decoded.ok) return decoded;
+  const d = decoded.value;
+  push(out, 'late_events', {
+    event_topic: d.sourceTopic, event_partition: d.sourcePartition, event_offset: d.sourceOffset, event_time: d.sourceTimestamp, reason: d.reason, message: d.message, detected_at: d.deadLetterTime, ...coordinates(r),
   });
 };
 

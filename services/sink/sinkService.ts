@@ -16,7 +16,7 @@ import type { TopicNames } from '../common/topics.ts';
 import { ExactlyOnceWriter } from './exactlyOnceWriter.ts';
 import { definitionRows, statusRows } from './lifecycleRows.ts';
 import { addInOffsetOrder, nonFiniteRowError, REFUSED_ROWS_TABLE, refusedRowDeadLetter, withdrawNonFiniteRows } from './nonFiniteRows.ts';
-import { aggregateRows, anomalyRows, auditRows, controlRows, deadLetterRows, eventRows, type KafkaRecordRef, type RowMapper, type TableRows } from './rowMappers.ts';
+import { aggregateRows, anomalyRows, auditRows, controlRows, deadLetterRows, eventRows, lateEventRows, type KafkaRecordRef, type RowMapper, type TableRows } from './rowMappers.ts';
 
 /**
  * The sink: pipeline topics into ClickHouse tables. Batches come from the broker by size and
@@ -49,10 +49,11 @@ export async function startSink(options: SinkOptions): Promise<{ stop(): Promise
   const { topics } = options;
   const log = options.logger.child({ module: 'sink' });
   await applyMigrations(options.clickhouse.client, options.migrationsDir, log);
-  await ensureTopics(options.kafka, topics, ['events', 'dlq', 'aggregates', 'anomalies', 'control', 'audit', 'definitions', 'state']);
+  await ensureTopics(options.kafka, topics, ['events', 'dlq', 'late', 'aggregates', 'anomalies', 'control', 'audit', 'definitions', 'state']);
   const byRole: [InternalTopic, RowMapper][] = [
     ['events', eventRows(options.pseudonymKey)],
     ['dlq', deadLetterRows],
+    ['late', lateEventRows],
     ['aggregates', aggregateRows],
     ['anomalies', anomalyRows],
     ['control', controlRows],

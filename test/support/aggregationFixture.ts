@@ -4,20 +4,28 @@ import { parseDefinition, type ExperimentDefinition, type PublishedDefinition } 
 import type { ExperimentDelta } from '../../services/aggregate/deltaAccumulator.ts';
 import { randomInt, seededRandom } from './random.ts';
 import type { MetricStatistics } from '../../services/stats/metricStatistics.ts';
-import type { PipelineEvent } from '../../services/common/contracts/pipelineEvent.ts';
+import type { Exposure, Metric, PipelineEvent } from '../../services/common/contracts/pipelineEvent.ts';
 
 /**
  * A reproducible data set for the aggregator and an independent, straightforward
- * computation of what it should produce (the oracle): per user, take the events in order,
- * find the first exposure per experiment, and compute each metric's user value from the
- * attributed events afterwards, plus the early ones (arrived before the exposure, still kept
- * then: among the user's last `keep` kept metric events, within `graceMs` of the newest event
- * time), then sum over users. No incremental updates, no deltas. A capped metric's user value
- * is min(total, cap) of the final total; a ratio metric's x and y are the user's totals of its
- * numerator and denominator events.
+ * computation of what it should produce (the oracle), by the event-time definition of the
+ * truth: per user and experiment, the earliest exposure to a defined variant by event time
+ * (ties: the smaller variant id) fixes the variant; each metric's user value comes from the
+ * user's metric events with an event time in [exposure, exposure + window), whatever order
+ * they came in; then sums over users. No incremental updates, no deltas, no arrival order. A
+ * capped metric's user value is min(total, cap) of the final total; a ratio metric's x and y
+ * are the user's totals of its numerator and denominator events.
+ *
+ * The events follow a clock over six hours of event time (or `spanMs`), each within ±DISORDER_MS / 2 of it,
+ * so none arrives more than DISORDER_MS behind the newest before it: under the aggregator's
+ * default lateness, none is late, and the oracle needs no notion of arrival. Inside that
+ * bound they are out of order on purpose: metric events ahead of their exposure, exposures
+ * whose earlier twin (same or another variant) comes after them, and metric events exactly on
+ * the edges of a window.
  */
-export const EARLY = { graceMs: 120_000, keep: 8 };
+export const DISORDER_MS = 240_000;
 export const BASE_TIME = Date.UTC(2026, 10, 20);
+const SPAN_MS = 6 * 3_600_000;
 
 export function fixtureDefinitions(): PublishedDefinition[] {
   const defs: ExperimentDefinition[] = [
@@ -28,42 +36,68 @@ export function fixtureDefinitions(): PublishedDefinition[] {
   return defs.map((definition, i) => ({ experimentId: definition.id, version: i + 1, appliedAt: BASE_TIME, definition }));
 }
 
-export function generateEvents(seed: number, users: number, total: number): PipelineEvent[] {
+export function generateEvents(seed: number, users: number, total: number, disorderMs = DISORDER_MS, spanMs = SPAN_MS): PipelineEvent[] {
   const random = seededRandom(seed);
   const defs = fixtureDefinitions();
   const events: PipelineEvent[] = [];
-  const exposedAt = new Map<string, number>();
+  const exposuresOf = new Map<string, number[]>();
   const metrics = ['purchase', 'revenue', 'clicks', 'latency', 'not-in-any-experiment'];
+  const half = Math.floor(disorderMs / 2);
+  const valueOf = (metric: string) => (metric === 'purchase' ? 1 : Math.round(random() * 10_000) / 100 - (metric === 'latency' ? 0 : 5));
   for (let i = 0; i < total; i++) {
+    const clock = BASE_TIME + Math.floor((i * spanMs) / total);
+    const [low, high] = [clock - half, clock + half];
+    const around = () => low + randomInt(random, high - low + 1);
     const userId = `user-${randomInt(random, users)}`;
-    const roll = random();
-    if (roll < 0.3) {
+    if (random() < 0.3) {
       const def = random() < 0.03 ? undefined : defs[randomInt(random, defs.length)]!.definition;
       const experimentId = def?.id ?? 'exp-unknown';
       const variants = def?.variants.map((v) => v.id) ?? ['x'];
       // Mostly a stable variant per user; sometimes another one (a conflict) or an unknown one.
       const stable = variants[Number(userId.slice(5)) % variants.length]!;
-      const variantId = random() < 0.02 ? variants[randomInt(random, variants.length)]! : random() < 0.01 ? 'not-a-variant' : stable;
-      const eventTime = BASE_TIME + randomInt(random, 3_600_000 * 6);
-      exposedAt.set(userId, Math.min(exposedAt.get(userId) ?? Infinity, eventTime));
-      // Sometimes the user's next metric event overtakes this exposure (it arrives first,
-      // though it happened a little later): an early metric.
-      if (random() < 0.1 && i + 1 < total) {
+      const pick = () => (random() < 0.02 ? variants[randomInt(random, variants.length)]! : random() < 0.01 ? 'not-a-variant' : stable);
+      const eventTime = around();
+      exposuresOf.set(userId, [...(exposuresOf.get(userId) ?? []), eventTime]);
+      const roll = random();
+      if (roll < 0.1 && i + 1 < total) {
+        // A metric event that happened a little after this exposure arrives before it.
         const metric = metrics[randomInt(random, metrics.length - 1)]!;
-        events.push({ kind: 'metric' as const, eventId: `m${i}`, userId, metric, value: metric === 'purchase' ? 1 : Math.round(random() * 10_000) / 100, eventTime: eventTime + randomInt(random, 90_000) });
+        events.push({ kind: 'metric' as const, eventId: `m${i}`, userId, metric, value: valueOf(metric), eventTime: Math.min(high, eventTime + randomInt(random, 90_000)) });
         i++;
       }
-      events.push({ kind: 'exposure' as const, eventId: `x${i}`, experimentId, variantId, userId, eventTime, context: null });
+      events.push({ kind: 'exposure' as const, eventId: `x${i}`, experimentId, variantId: pick(), userId, eventTime, context: null });
+      if (roll > 0.9 && i + 1 < total) {
+        // An earlier exposure of the same user arrives after it (another variant half the time,
+        // or the same one at the same time: the tie rule): it moves the user.
+        i++;
+        const earlier = random() < 0.1 ? eventTime : Math.max(low, eventTime - 1 - randomInt(random, half));
+        const variantId = random() < 0.5 ? variants[randomInt(random, variants.length)]! : stable;
+        exposuresOf.get(userId)!.push(earlier);
+        events.push({ kind: 'exposure' as const, eventId: `x${i}`, experimentId, variantId, userId, eventTime: earlier, context: null });
+      }
     } else {
-      const base = exposedAt.get(userId) ?? BASE_TIME;
-      // Mostly within an hour after exposure; some before it, some days later (out of window).
-      const offset = random() < 0.05 ? -randomInt(random, 3_600_000) : random() < 0.1 ? randomInt(random, 3 * 86_400_000) : randomInt(random, 3_600_000);
       const metric = metrics[randomInt(random, metrics.length)]!;
-      const value = metric === 'purchase' ? 1 : Math.round(random() * 10_000) / 100 - (metric === 'latency' ? 0 : 5);
-      events.push({ kind: 'metric' as const, eventId: `m${i}`, userId, metric, value, eventTime: base + offset });
+      let eventTime = around();
+      // Sometimes exactly on an edge of a window of one of the user's exposures (the 1-hour
+      // window of exp-search: its end, excluded, and the last millisecond before it; or the
+      // exposure itself, included), when that edge is within the disorder bound.
+      const edges = (exposuresOf.get(userId) ?? []).flatMap((t) => [t, t - 1, t + 3_600_000, t + 3_600_000 - 1]).filter((t) => t >= low && t <= high);
+      if (edges.length > 0 && random() < 0.5) eventTime = edges[randomInt(random, edges.length)]!;
+      events.push({ kind: 'metric' as const, eventId: `m${i}`, userId, metric, value: valueOf(metric), eventTime });
     }
   }
   return events;
+}
+
+/** How far each event arrives behind the newest event time before it (the most is what a lateness must cover). */
+export function largestDisorder(events: PipelineEvent[]): number {
+  let newest = Number.NEGATIVE_INFINITY;
+  let largest = 0;
+  for (const e of events) {
+    largest = Math.max(largest, newest - e.eventTime);
+    newest = Math.max(newest, e.eventTime);
+  }
+  return largest;
 }
 
 /** Totals keyed `experiment/variant` and `experiment/variant/metric`. */
@@ -85,27 +119,28 @@ function eventsRead(m: { name: string; type: string; numerator?: string; denomin
 
 export function oracle(definitions: PublishedDefinition[], events: PipelineEvent[]): Totals {
   const totals: Totals = { users: new Map(), conflicts: new Map(), metrics: new Map() };
-  const experimentMetrics = new Set(definitions.flatMap(({ definition }) => [...definition.primaryMetrics, ...definition.guardrailMetrics].flatMap(eventsRead)));
   const byUser = new Map<string, PipelineEvent[]>();
-  for (const e of events) byUser.set(e.userId, [...(byUser.get(e.userId) ?? []), e]);
+  for (const e of events) {
+    const list = byUser.get(e.userId);
+    if (list) list.push(e);
+    else byUser.set(e.userId, [e]);
+  }
   for (const userEvents of byUser.values()) {
-    const keptAt = keptBeforeEach(userEvents, experimentMetrics);
     for (const { definition } of definitions) {
       const variants = new Set(definition.variants.map((v) => v.id));
-      const exposures = userEvents.map((e, index) => ({ e, index })).filter(({ e }) => 'experimentId' in e && e.experimentId === definition.id && variants.has(e.variantId));
-      const first = exposures[0];
-      if (!first) continue;
-      const variant = (first.e as ExposureEvent).variantId;
-      const exposedAt = first.e.eventTime;
+      const exposures = userEvents.filter((e): e is Exposure => e.kind === 'exposure' && e.experimentId === definition.id && variants.has(e.variantId));
+      if (exposures.length === 0) continue;
+      // The earliest by event time; at the same time, the smallest variant id.
+      const first = exposures.reduce((a, b) => (b.eventTime < a.eventTime || (b.eventTime === a.eventTime && b.variantId < a.variantId) ? b : a));
+      const variant = first.variantId;
+      const exposedAt = first.eventTime;
       add(totals.users, `${definition.id}/${variant}`, 1);
-      if (exposures.some(({ e }) => (e as ExposureEvent).variantId !== variant)) add(totals.conflicts, `${definition.id}/${variant}`, 1);
+      if (exposures.some((e) => e.variantId !== variant)) add(totals.conflicts, `${definition.id}/${variant}`, 1);
       const metricDefs = [...definition.primaryMetrics, ...definition.guardrailMetrics];
-      const inWindow = (e: MetricEvent) => e.eventTime >= exposedAt && e.eventTime <= exposedAt + definition.attributionWindowHours * 3_600_000;
+      const windowEnd = exposedAt + definition.attributionWindowHours * 3_600_000;
       for (const m of metricDefs) {
         const names = eventsRead(m);
-        const early = keptAt[first.index]!.filter((e) => names.includes(e.metric) && inWindow(e));
-        const after = userEvents.filter((e, index) => index > first.index && 'metric' in e && names.includes(e.metric) && inWindow(e)) as MetricEvent[];
-        const attributed = [...early, ...after];
+        const attributed = userEvents.filter((e): e is Metric => e.kind === 'metric' && names.includes(e.metric) && e.eventTime >= exposedAt && e.eventTime < windowEnd);
         const total = (metric: string) => attributed.filter((e) => e.metric === metric).reduce((s, e) => s + e.value, 0);
         let x = 0;
         let y = 0;
@@ -126,19 +161,6 @@ export function oracle(definitions: PublishedDefinition[], events: PipelineEvent
     }
   }
   return totals;
-}
-
-/** For each of a user's events, the metric events kept as early metrics when it is handled. */
-function keptBeforeEach(userEvents: PipelineEvent[], experimentMetrics: Set<string>): MetricEvent[][] {
-  let newest = 0;
-  let kept: MetricEvent[] = [];
-  return userEvents.map((e) => {
-    newest = Math.max(newest, e.eventTime);
-    kept = kept.filter((k) => k.eventTime >= newest - EARLY.graceMs);
-    const snapshot = kept;
-    if ('metric' in e && experimentMetrics.has(e.metric) && e.eventTime >= newest - EARLY.graceMs) kept = [...kept, e].slice(-EARLY.keep);
-    return snapshot;
-  });
 }
 
 export function sumDeltas(deltas: ExperimentDelta[]): Totals {

@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { applyEvent } from '../../services/aggregate/applyEvent.ts';
 import { DeltaAccumulator, type ExperimentDelta } from '../../services/aggregate/deltaAccumulator.ts';
-import { emptyUserState, type UserState } from '../../services/aggregate/userState.ts';
+import { replayPartition } from '../support/partitionReplay.ts';
 import { isExposure, type PipelineEvent } from '../../services/common/contracts/pipelineEvent.ts';
 import { seededRandom } from '../../services/common/random.ts';
 import { accountRawRecords, type IngestOutput, type RawEntry, type SentSummary } from '../../chaos/accounting.ts';
@@ -34,7 +33,6 @@ describe('chaos drill: the oracle', () => {
     const expected = oracleTotals(DEFINITIONS, events);
     expect(expected.outsideEnvelope).toEqual([]);
     const published = new Map(DEFINITIONS.map((definition) => [definition.id, { experimentId: definition.id, version: 1, appliedAt: 0, definition }]));
-    const experimentMetrics = new Set(DEFINITIONS.flatMap((d) => [...d.primaryMetrics, ...d.guardrailMetrics].map((m) => m.name)));
     for (const seed of [1, 2, 3]) {
       // The two raw topics reach the aggregator in any interleaving, one lagging by up to 2,000 records.
       const random = seededRandom(seed);
@@ -48,19 +46,10 @@ describe('chaos drill: the oracle', () => {
         const takeMetric = x >= exposures.length || (m < metrics.length && (seed % 2 === 0 ? m < x + lag : x >= m + lag || random() < 0.5));
         arrival.push(takeMetric ? metrics[m++]! : exposures[x++]!);
       }
-      const states = new Map<string, UserState>();
-      const deltas: ExperimentDelta[] = [];
-      let early = 0;
-      for (let start = 0; start < arrival.length; start += 500) {
-        const batch = new DeltaAccumulator();
-        for (const e of arrival.slice(start, start + 500)) {
-          const state = states.get(e.userId) ?? emptyUserState();
-          states.set(e.userId, state);
-          const outcomes = applyEvent(state, e, (id) => published.get(id), batch, { graceMs: 120_000, keep: 8, isExperimentMetric: (name) => experimentMetrics.has(name) });
-          early += outcomes.filter((o) => o === 'metric_counted_early').length;
-        }
-        deltas.push(...batch.deltas());
-      }
+      const replay = replayPartition(arrival, [...published.values()], { seed, maxBatch: 500 });
+      const deltas = replay.deltas;
+      const early = replay.outcomes.get('metric_counted_early') ?? 0;
+      expect(replay.outcomes.get('late') ?? 0).toBe(0);
       expect(compareTotals(expected.totals, sumDeltas(deltas))).toEqual([]);
       if (seed === 2) expect(early).toBeGreaterThan(1_000); // metrics ran ahead of their exposures
     }

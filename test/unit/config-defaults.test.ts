@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { CONFIG_DEFAULTS, loadConfig } from '../../services/common/config.ts';
 import { DEFAULT_FRESHNESS } from '../../services/control/verifyCommand.ts';
 import { DEFAULT_VALIDATION_LIMITS } from '../../services/ingest/validateEvent.ts';
-import { earlyMetricPolicy } from '../../services/aggregate/applyEvent.ts';
+import { eventTimePolicy } from '../../services/aggregate/applyEvent.ts';
 
 describe('CONFIG_DEFAULTS', () => {
   it('is what an empty configuration loads to, frozen', () => {
@@ -19,7 +19,8 @@ describe('CONFIG_DEFAULTS', () => {
   it('is where the services\' fallbacks come from', () => {
     expect(DEFAULT_VALIDATION_LIMITS).toEqual({ maxFutureSkewMs: CONFIG_DEFAULTS.ingest.maxFutureSkewMs, maxEventAgeMs: CONFIG_DEFAULTS.ingest.maxEventAgeMs, maxIdLength: CONFIG_DEFAULTS.ingest.maxIdLength, maxAbsMetricValue: CONFIG_DEFAULTS.ingest.maxAbsMetricValue });
     expect(DEFAULT_FRESHNESS).toEqual({ maxAgeMs: CONFIG_DEFAULTS.control.maxCommandAgeMs, maxSkewMs: CONFIG_DEFAULTS.control.maxClockSkewMs });
-    const early = earlyMetricPolicy();
-    expect([early.graceMs, early.keep]).toEqual([CONFIG_DEFAULTS.aggregate.earlyMetricGraceMs, CONFIG_DEFAULTS.aggregate.earlyMetricsKept]);
+    expect(eventTimePolicy().latenessMs).toBe(CONFIG_DEFAULTS.aggregate.latenessMs);
+    // Minutes, not seconds: either raw topic may run minutes behind the other.
+    expect(CONFIG_DEFAULTS.aggregate.latenessMs).toBeGreaterThanOrEqual(5 * 60_000);
   });
 });

@@ -1,21 +1,21 @@
 import type { ClickHouseClient } from '@clickhouse/client';
-import { allMetrics, eventMetrics, type ExperimentDefinition, type MetricDefinition } from '../../common/experimentDefinition.ts';
+import { allMetrics, attributionWindowMs, eventMetrics, type ExperimentDefinition, type MetricDefinition } from '../../common/experimentDefinition.ts';
 import { emptyStatistics, type MetricStatistics, type VariantMetrics } from '../../stats/metricStatistics.ts';
 
 /**
  * One experiment's user-level statistics recomputed in ClickHouse SQL from the raw tables,
- * by the aggregator's rules, and the same statistics as streamed (the sum of its deltas).
+ * by the event-time definition of the truth (DESIGN.md "Statistics"), and the same statistics
+ * as streamed (the sum of its deltas).
  *
- * Stream order is recoverable: a user's events share one exp.events partition (keyed by
- * user), so kafka_offset orders them as the aggregator saw them. The first exposure (lowest
- * offset) of a defined variant fixes the variant; a metric event counts if its event time lies
- * in [exposed_at, exposed_at + window] and it came after that exposure, or came before it but
- * was still kept as an early metric: its event time is at most `graceMs` before the newest
- * event time of the user's events up to the exposure (see services/aggregate/applyEvent.ts).
- * The aggregator also caps the early metrics kept per user (`keep`); this recomputation does
- * not, so a user with more metric events than that within the grace before an exposure shows
- * up as a difference. A concluded experiment counts nothing with an event time at or after
- * its conclusion (`concludedAt`), exposures or metric events, here as in the aggregator.
+ * Nothing here knows Kafka offsets or arrival order: a user's variant is the one of their
+ * earliest exposure to a defined variant by event time, ties broken by the smaller variant id
+ * (argMin over (event_time, variant_id)); the user is a conflict if exposed to more than one
+ * defined variant. A metric event counts if its event time lies in [exposed_at, exposed_at +
+ * window), the end excluded (attributionWindowMs, shared with the aggregator). A concluded
+ * experiment counts nothing with an event time at or after its conclusion (`concludedAt`),
+ * exposures or metric events. Every event in the raw tables takes part, including those the
+ * aggregator marked late (behind its partition's watermark, not taken): the difference from
+ * the stream is then exactly what the stream could not take in time.
  *
  * Each user's attributed metric events are first totalled per event metric, then mapped onto
  * the definition's metrics (`metricSources`): a sum metric takes its events' total, capped
@@ -72,15 +72,18 @@ function metricSources(m: MetricDefinition): MetricSource[] {
   }
 }
 
-export async function recomputeFromRawTables(client: ClickHouseClient, definition: ExperimentDefinition, early: { graceMs: number; keep: number }, concludedAt: number | null = null): Promise<ExperimentStatistics> {
+/** Leaves out the events exp.events.late marks (the stream's view of what it could take in time), not part of the truth. */
+const NOT_MARKED_LATE = `({withoutLate:UInt8} = 0 OR (kafka_topic, kafka_partition, kafka_offset) NOT IN (SELECT event_topic, event_partition, event_offset FROM late_events))`;
+
+export async function recomputeFromRawTables(client: ClickHouseClient, definition: ExperimentDefinition, concludedAt: number | null = null, options: { withoutLate?: boolean } = {}): Promise<ExperimentStatistics> {
   const stats = empty(definition);
   const sources = allMetrics(definition).flatMap(metricSources);
   const params = {
     concludedAt: concludedAt ?? -1,
-    graceMs: early.keep > 0 ? early.graceMs : -1,
+    withoutLate: options.withoutLate ? 1 : 0,
     experiment: definition.id,
     variants: definition.variants.map((v) => v.id),
-    windowMs: Math.round(definition.attributionWindowHours * 3_600_000),
+    windowMs: attributionWindowMs(definition),
     eventMetrics: [...eventMetrics(definition)],
     sourceMetric: sources.map((x) => x.metric),
     sourceEvent: sources.map((x) => x.eventMetric),
@@ -88,27 +91,17 @@ export async function recomputeFromRawTables(client: ClickHouseClient, definitio
     sourceCap: sources.map((x) => x.cap),
     sourceHasCap: sources.map((x) => x.hasCap),
   };
+  // The earliest exposure by (event time, variant id) fixes the variant.
   const assigned = `
-    SELECT user_key, kafka_partition,
-           argMin(variant_id, kafka_offset) AS variant,
-           min(kafka_offset) AS exposure_offset,
-           argMin(event_time, kafka_offset) AS exposed_at,
+    SELECT user_key,
+           argMin(variant_id, (event_time, variant_id)) AS variant,
+           min(event_time) AS exposed_at,
            uniqExact(variant_id) > 1 AS conflicted
     FROM exposures
     WHERE experiment_id = {experiment:String} AND has({variants:Array(String)}, variant_id)
       AND ({concludedAt:Int64} < 0 OR toUnixTimestamp64Milli(event_time) < {concludedAt:Int64})
-    GROUP BY user_key, kafka_partition`;
-  // The newest event time of each assigned user's events up to and including the exposure.
-  const newestAtExposure = `
-    SELECT a.user_key AS user_key, a.kafka_partition AS kafka_partition, max(toUnixTimestamp64Milli(e.event_time)) AS newest_ms
-    FROM (${assigned}) AS a
-    INNER JOIN (
-      SELECT user_key, kafka_partition, kafka_offset, event_time FROM exposures
-      UNION ALL
-      SELECT user_key, kafka_partition, kafka_offset, event_time FROM metric_events
-    ) AS e ON e.user_key = a.user_key AND e.kafka_partition = a.kafka_partition
-    WHERE e.kafka_offset <= a.exposure_offset
-    GROUP BY a.user_key, a.kafka_partition`;
+      AND ${NOT_MARKED_LATE}
+    GROUP BY user_key`;
   const users = await (await client.query({
     query: `SELECT variant, count() AS users, countIf(conflicted) AS conflicts FROM (${assigned}) GROUP BY variant`,
     query_params: params,
@@ -116,17 +109,14 @@ export async function recomputeFromRawTables(client: ClickHouseClient, definitio
   })).json<{ variant: string; users: string; conflicts: string }>();
   for (const row of users) Object.assign(stats[row.variant]!, { users: Number(row.users), conflicts: Number(row.conflicts) });
 
-  // Each user's attributed events, totalled per event metric.
+  // Each user's attributed events, totalled per event metric: event time in [exposed_at, exposed_at + window).
   const userEventTotals = `
     SELECT a.user_key AS user_key, a.variant AS variant, m.metric AS event_metric, sum(m.value) AS total, count() AS events
     FROM (${assigned}) AS a
-    INNER JOIN (${newestAtExposure}) AS n ON n.user_key = a.user_key AND n.kafka_partition = a.kafka_partition
-    INNER JOIN metric_events AS m ON m.user_key = a.user_key AND m.kafka_partition = a.kafka_partition
+    INNER JOIN (SELECT user_key, metric, value, event_time FROM metric_events WHERE ${NOT_MARKED_LATE}) AS m ON m.user_key = a.user_key
     WHERE has({eventMetrics:Array(String)}, m.metric)
-      AND (m.kafka_offset > a.exposure_offset
-           OR ({graceMs:Int64} >= 0 AND toUnixTimestamp64Milli(m.event_time) >= n.newest_ms - {graceMs:Int64}))
       AND m.event_time >= a.exposed_at
-      AND toUnixTimestamp64Milli(m.event_time) <= toUnixTimestamp64Milli(a.exposed_at) + {windowMs:Int64}
+      AND toUnixTimestamp64Milli(m.event_time) < toUnixTimestamp64Milli(a.exposed_at) + {windowMs:Int64}
       AND ({concludedAt:Int64} < 0 OR toUnixTimestamp64Milli(m.event_time) < {concludedAt:Int64})
     GROUP BY a.user_key, a.variant, m.metric`;
   const sourceTable = `
@@ -152,6 +142,16 @@ export async function recomputeFromRawTables(client: ClickHouseClient, definitio
   })).json<{ variant: string; metric: string } & StatisticsRow>();
   for (const row of metrics) stats[row.variant]!.metrics[row.metric] = statisticsOfRow(row);
   return stats;
+}
+
+/** How many of the experiment's exposures and of its metrics' events the aggregator marked late (not taken). */
+export async function lateEventCount(client: ClickHouseClient, definition: ExperimentDefinition): Promise<number> {
+  const [row] = await (await client.query({
+    query: `SELECT countIf(kind = 'exposure' AND experiment_id = {experiment:String}) + countIf(kind = 'metric' AND has({eventMetrics:Array(String)}, metric)) AS n FROM late_event_rows`,
+    query_params: { experiment: definition.id, eventMetrics: [...eventMetrics(definition)] },
+    format: 'JSONEachRow',
+  })).json<{ n: string }>();
+  return Number(row?.n ?? 0);
 }
 
 export async function streamedStatistics(client: ClickHouseClient, definition: ExperimentDefinition): Promise<ExperimentStatistics> {

@@ -26,6 +26,8 @@ export const UNREADABLE_POLICY: Readonly<Record<InternalTopic, UnreadablePolicy>
   aggregates: 'skip',
   anomalies: 'skip',
   dlq: 'skip',
+  // A lost mark leaves a late event unmarked; reanalysis still includes the event itself.
+  late: 'skip',
   // Every command gets a decision on the chain, a malformed one too.
   control: 'dead-letter',
   // Compacted tables keep the key's previous value; a genuine record replaces it later.
