@@ -4,7 +4,7 @@ import { DefinitionsTable } from '../common/definitionsTable.ts';
 import { eventMetrics } from '../common/experimentDefinition.ts';
 import { ChangeloggedStore, checkChangelogPartitions } from '../common/changeloggedStore.ts';
 import { aggregates } from '../common/contracts/aggregates.ts';
-import { anomalies, type Anomaly } from '../common/contracts/anomalies.ts';
+import { anomalies, pipelineWarning, type Anomaly } from '../common/contracts/anomalies.ts';
 import { lateEvents, type DeadLetter } from '../common/contracts/deadLetters.ts';
 import { validatedEvents } from '../common/contracts/events.ts';
 import { unreachable, type PipelineEvent } from '../common/contracts/pipelineEvent.ts';
@@ -165,18 +165,8 @@ export async function startAggregate(options: AggregateOptions): Promise<Running
 
 /** A pipeline-wide data-quality signal (experimentId "*"), never a halt: the late share of the aggregator's input jumped. */
 function lateSpikeAnomaly(spike: RateSpike, partition: number): Anomaly {
-  return {
-    anomalyId: `*:LATE_EVENT_SPIKE:${spike.minute}:${partition}`,
-    experimentId: '*',
-    type: 'LATE_EVENT_SPIKE',
-    severity: 'warning',
-    variantId: null,
-    metric: null,
-    definitionVersion: 0,
-    detectedAt: Date.now(),
-    halted: false,
-    evidence: JSON.stringify({ partition, minute: spike.minute, lateEvents: spike.flagged, events: spike.records, share: spike.share, trailingShare: spike.trailingShare }),
-  };
+  const evidence = { partition, minute: spike.minute, lateEvents: spike.flagged, events: spike.records, share: spike.share, trailingShare: spike.trailingShare };
+  return pipelineWarning(`*:LATE_EVENT_SPIKE:${spike.minute}:${partition}`, 'LATE_EVENT_SPIKE', evidence);
 }
 
 /** The mark of an event not taken (see lateEvents): its coordinates on exp.events, its event time and the watermark it was behind. */

@@ -2,7 +2,7 @@ import type { Kafka } from 'kafkajs';
 import type { Registry } from 'prom-client';
 import { DefinitionsTable } from '../common/definitionsTable.ts';
 import { PipelineError } from '../common/errors.ts';
-import { anomalies, type Anomaly } from '../common/contracts/anomalies.ts';
+import { anomalies, pipelineWarning, type Anomaly } from '../common/contracts/anomalies.ts';
 import { deadLetters } from '../common/contracts/deadLetters.ts';
 import { validatedEvents } from '../common/contracts/events.ts';
 import { exposuresRaw } from '../common/contracts/exposures.ts';
@@ -144,16 +144,5 @@ export async function startIngest(options: IngestOptions): Promise<RunningLoop> 
 
 /** A pipeline-wide data-quality signal (no experiment: experimentId "*"), never a halt. */
 function dlqSpikeAnomaly(spike: DlqSpike): Anomaly {
-  return {
-    anomalyId: `*:DLQ_RATE_SPIKE:${spike.minute}`,
-    experimentId: '*',
-    type: 'DLQ_RATE_SPIKE',
-    severity: 'warning',
-    variantId: null,
-    metric: null,
-    definitionVersion: 0,
-    detectedAt: Date.now(),
-    halted: false,
-    evidence: JSON.stringify(spike),
-  };
+  return pipelineWarning(`*:DLQ_RATE_SPIKE:${spike.minute}`, 'DLQ_RATE_SPIKE', spike);
 }

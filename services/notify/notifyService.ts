@@ -1,15 +1,13 @@
 import type { Consumer, Kafka } from 'kafkajs';
-import type { Registry } from 'prom-client';
 import { anomalies } from '../common/contracts/anomalies.ts';
 import { auditRecords } from '../common/contracts/audit.ts';
 import { UnreadableRecords } from '../common/contracts/unreadablePolicy.ts';
 import type { HealthReport } from '../common/health.ts';
-import type { Logger } from '../common/logger.ts';
 import { ensureTopics } from '../common/topicAdmin.ts';
 import type { TopicNames } from '../common/topics.ts';
 import { fromAnomaly, fromAudit, type Notification } from './notification.ts';
-import { MAX_PENDING_DELIVERIES, WebhookDelivery } from './webhookDelivery.ts';
-import { wants, type Webhook } from './webhookConfig.ts';
+import { MAX_PENDING_DELIVERIES, WebhookDelivery, type DeliveryOptions } from './webhookDelivery.ts';
+import { wants } from './webhookConfig.ts';
 
 /**
  * The notifier: its own process and consumer group on exp.audit (accepted halts, resumes and
@@ -20,19 +18,11 @@ import { wants, type Webhook } from './webhookConfig.ts';
  * still being retried (receivers deduplicate on the x-expstream-delivery id); a receiver that
  * stays down holds that commit back, never the reading.
  */
-export interface NotifyOptions {
+export interface NotifyOptions extends DeliveryOptions {
   kafka: Kafka;
   topics: TopicNames;
   groupId: string;
-  webhooks: readonly Webhook[];
-  deliveryLog: string;
-  maxAttempts: number;
-  retryBaseMs: number;
-  retryMaxMs: number;
-  timeoutMs: number;
   startFrom: 'latest' | 'earliest';
-  metrics: Registry;
-  logger: Logger;
   /** How often offsets are committed. */
   commitIntervalMs?: number;
 }

@@ -16,3 +16,8 @@ export interface Anomaly {
 }
 
 export const anomalies = defineContract<Anomaly>({ topic: 'anomalies', schema: 'anomaly', key: (a) => a.experimentId });
+
+/** A pipeline-wide data-quality warning (experimentId "*", no variant, metric or definition), never a halt. */
+export function pipelineWarning(anomalyId: string, type: string, evidence: unknown): Anomaly {
+  return { anomalyId, experimentId: '*', type, severity: 'warning', variantId: null, metric: null, definitionVersion: 0, detectedAt: Date.now(), halted: false, evidence: JSON.stringify(evidence) };
+}
