@@ -104,20 +104,42 @@ async function refresh() {
   timer = setTimeout(refresh, POLL_MS);
 }
 
+// The list's rows are kept (keyed by experiment) and updated in place on every poll: a row
+// replaced every second would lose a click landing during the swap, and the focus and hover
+// on it (a browser test found it: its click reached a row the poll had just detached).
+const experimentRows = new Map();
 function renderExperiments(experiments) {
   if (!selected && experiments.length > 0) selected = experiments[0].experimentId;
-  fill('experiments', experiments.map((e) => {
-    const tr = row([el('td', e.experimentId), el('td', e.status ?? '–', { 'data-testid': `state:${e.experimentId}` }), num(e.users)], { 'data-experiment': e.experimentId });
-    if (e.experimentId === selected) tr.className = 'selected';
-    tr.addEventListener('click', () => {
-      selected = e.experimentId;
-      location.hash = encodeURIComponent(selected);
-      for (const c of charts.values()) c.destroy();
-      charts.clear();
-      void refresh();
-    });
+  if (experiments.length === 0) {
+    experimentRows.clear();
+    return fill('experiments', []);
+  }
+  const rows = experiments.map((e) => {
+    let tr = experimentRows.get(e.experimentId);
+    if (!tr) {
+      tr = row([el('td', e.experimentId), el('td', '', { 'data-testid': `state:${e.experimentId}` }), num(null)], { 'data-experiment': e.experimentId });
+      tr.addEventListener('click', () => select(e.experimentId));
+    }
+    setText(tr.cells[1], e.status ?? '–');
+    setText(tr.cells[2], fmt(e.users));
+    const className = e.experimentId === selected ? 'selected' : '';
+    if (tr.className !== className) tr.className = className;
     return tr;
-  }));
+  });
+  experimentRows.clear();
+  for (const [i, e] of experiments.entries()) experimentRows.set(e.experimentId, rows[i]);
+  const body = $('experiments').tBodies[0];
+  if (rows.length !== body.rows.length || rows.some((tr, i) => body.rows[i] !== tr)) body.replaceChildren(...rows);
+}
+function setText(node, text) {
+  if (node.textContent !== text) node.textContent = text;
+}
+function select(experimentId) {
+  selected = experimentId;
+  location.hash = encodeURIComponent(selected);
+  for (const c of charts.values()) c.destroy();
+  charts.clear();
+  void refresh();
 }
 
 async function renderExperiment(id) {
