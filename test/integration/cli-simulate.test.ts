@@ -63,17 +63,15 @@ describe('expctl simulate', () => {
     expect(lastJsonLine(result.stdout)).toMatchObject({ runs: 30, halted: 30, haltRate: 1 });
   });
 
+  // Every flag's bounds and messages are unit-tested (test/unit/simulate-flags.test.ts); here, one
+  // refusal of each kind shows the process exits 2 with the message before simulating. Each case
+  // is a process start (node + tsx, seconds on a busy machine), so the cases are few and the
+  // test's time limit is set from them, not the default.
   it('refuses bad flags with exit status 2 and a line naming the flag, before simulating anything', async () => {
     const cases: [string[], RegExp][] = [
       [['--runs', '0'], /--runs must be an integer from 1 to 10,000, got '0'/],
-      [['--users', '1e12'], /--users must be an integer/],
-      [['--look-every', '5000'], /--look-every must not exceed --users \(4000\)/],
       [['--weights', '0.5,0.6'], /--weights must sum to 1, they sum to 1.1/],
-      [['--weights', '1'], /--weights needs one weight per variant/],
       [['--effect', 'nope=5'], /--effect 'nope' is not a metric of the definition \(purchase, page_load_ms\)/],
-      [['--effect', 'page_load_ms=fast'], /--effect page_load_ms: 'fast' is not a change/],
-      [['--baseline', 'purchase=rate=2'], /--baseline purchase rate must be from 0 to 1, got 2/],
-      [['--seed', 'x'], /--seed must be an integer/],
     ];
     for (const [args, message] of cases) {
       const result = await simulate(...args);
@@ -87,5 +85,5 @@ describe('expctl simulate', () => {
     const bad = await runExpctl(['simulate', join(dir, 'bad.yaml')], { timeoutMs: 60_000 });
     expect(bad.status).toBe(2);
     expect(bad.stderr).toMatch(/invalid experiment definition/);
-  });
+  }, 4 * 60_000);
 });
