@@ -26,7 +26,11 @@ export default defineConfig({
           globalSetup: ['test/support/globalSetup.ts'],
           // Marks and tracks every process a test starts; stops them after each test, passed or failed.
           setupFiles: ['test/support/processHygiene.ts'],
-          testTimeout: 60_000,
+          // A bound on a hang, not on speed: real-stack tests start brokers' clients, services and
+          // CLI processes one after another and take 25-60 s alone on 2 cores; a busy machine (two
+          // CI runs at once) pushed two of them past a 60 s limit with nothing wrong. Each wait
+          // inside a test has its own limit and says what it waited for.
+          testTimeout: 180_000,
           hookTimeout: 180_000,
         },
       },

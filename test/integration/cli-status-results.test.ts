@@ -87,5 +87,7 @@ describe('expctl produce --wait, status and results', () => {
     expect(refused.status).toBe(2);
     expect(refused.stderr).toContain('401');
     expect(refused.stderr).not.toContain('not-a-token');
-  });
+    // Three services and eight expctl processes one after another: 24-57 s alone, more on a busy
+    // machine; the limit covers the waits inside (up to 90 s each), not the default 60 s.
+  }, 5 * 60_000);
 });
