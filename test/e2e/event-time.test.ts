@@ -74,7 +74,7 @@ async function runHeldBack(pipeline: Pipeline, events: PipelineEvent[], lagMs: n
   }
   await producer.close();
   await waitUntilCaughtUp(kafka, consumerGroup(pipeline.prefix, 'aggregate'), [topics.events]);
-  await waitUntilCaughtUp(kafka, consumerGroup(pipeline.prefix, 'sink'), [topics.events, topics.aggregates]);
+  await waitUntilCaughtUp(kafka, consumerGroup(pipeline.prefix, 'sink'), [topics.events, topics.dlq, topics.late, topics.aggregates]);
   const metricsUrl = (await aggregate!.waitForLog(/"metrics":"(http:[^"]+)"/))[1]!;
   const metrics = await (await fetch(`${metricsUrl}`)).text();
   for (const s of [ingest, aggregate, sink]) s!.process.kill('SIGTERM');
@@ -190,7 +190,7 @@ describe('event time: the stream equals batch reanalysis with one raw input minu
     await Promise.all([ingest, aggregate, sink].map((s) => s!.started));
     await waitUntilCaughtUp(kafka, consumerGroup(pipeline.prefix, 'ingest'), [topics.exposuresRaw, topics.metricsRaw], { timeoutMs: 180_000 });
     await waitUntilCaughtUp(kafka, consumerGroup(pipeline.prefix, 'aggregate'), [topics.events]);
-    await waitUntilCaughtUp(kafka, consumerGroup(pipeline.prefix, 'sink'), [topics.events, topics.aggregates]);
+    await waitUntilCaughtUp(kafka, consumerGroup(pipeline.prefix, 'sink'), [topics.events, topics.dlq, topics.late, topics.aggregates]);
     const scrape = async (service: typeof ingest) => (await fetch((await service!.waitForLog(/"metrics":"(http:[^"]+)"/))[1]!)).text();
     const [ingestMetrics, aggregateMetrics] = [await scrape(ingest), await scrape(aggregate)];
     for (const s of [ingest, aggregate, sink]) s!.process.kill('SIGTERM');

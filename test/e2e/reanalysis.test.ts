@@ -41,7 +41,7 @@ describe('batch reanalysis agrees with the stream', () => {
     await producer.close();
     await waitUntilCaughtUp(kafka, consumerGroup(pipeline.prefix, 'ingest'), [topics.exposuresRaw, topics.metricsRaw]);
     await waitUntilCaughtUp(kafka, consumerGroup(pipeline.prefix, 'aggregate'), [topics.events]);
-    await waitUntilCaughtUp(kafka, consumerGroup(pipeline.prefix, 'sink'), [topics.events, topics.aggregates]);
+    await waitUntilCaughtUp(kafka, consumerGroup(pipeline.prefix, 'sink'), [topics.events, topics.dlq, topics.late, topics.aggregates]);
     for (const s of services) s.process.kill('SIGTERM');
     await Promise.all(services.map((s) => s.exited));
 
