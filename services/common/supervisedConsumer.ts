@@ -31,6 +31,12 @@ export interface IncarnationContext {
   /** Resolves once no tracked work is running. */
   settled(): Promise<void>;
   progress: ConsumerProgress;
+  /**
+   * Asks the broker for the partitions' ends and committed offsets now rather than at the next
+   * periodic round: a new assignment's lags are then known within a round trip (ingest's
+   * event-time alignment holds an input back while another's lag is unknown).
+   */
+  checkLag(): void;
 }
 
 export interface SupervisedConsumerOptions {
@@ -86,6 +92,8 @@ export async function startSupervisedConsumer(options: SupervisedConsumerOptions
           while (inFlight.size > 0) await Promise.allSettled([...inFlight]);
         },
         progress,
+        // The monitor starts before the first incarnation (below), so its first assignment can ask for a round.
+        checkLag: () => void monitor.check(),
       };
       const incarnation = await options.startIncarnation(context);
       return {
@@ -97,7 +105,6 @@ export async function startSupervisedConsumer(options: SupervisedConsumerOptions
     },
     onState: (s) => log.info({ state: s.state, restarts: s.restarts, lastError: s.lastError }, `${options.name}.${s.state}`),
   });
-  await supervisor.start();
   const monitor = startLagMonitor({
     kafka: options.kafka,
     groupId: options.groupId,
@@ -117,6 +124,12 @@ export async function startSupervisedConsumer(options: SupervisedConsumerOptions
       }
     },
   });
+  try {
+    await supervisor.start();
+  } catch (err) {
+    await monitor.stop();
+    throw err;
+  }
 
   const health = (now = Date.now()): HealthReport => {
     const problems: string[] = [];
@@ -150,6 +163,7 @@ export function incarnationConsumer(kafka: Kafka, config: ConsumerConfig, contex
   consumer.on(consumer.events.CRASH, ({ payload }) => context.fail(payload.error));
   consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
     context.progress.assign(Object.entries(payload.memberAssignment).flatMap(([topic, partitions]) => partitions.map((partition) => ({ topic, partition }))));
+    context.checkLag();
   });
   // A batch that held only transaction markers or aborted records never reaches eachBatch,
   // but it moves the consumer past them: the lag must see that.

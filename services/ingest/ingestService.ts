@@ -99,11 +99,13 @@ export async function startIngest(options: IngestOptions): Promise<RunningLoop> 
       const memo = { decode: async (topic: string, value: Buffer | null) => decodedOnce.get(value) ?? decoder.decode(topic, value) };
       let records = all;
       if (alignment) {
-        const decoded = await Promise.all(all.map(async (r) => {
+        // One after another: after the first, a record's writer schema is cached and decoding is synchronous work.
+        const decoded: (number | undefined)[] = [];
+        for (const r of all) {
           const d = await decoder.decode(r.topic, r.message.value);
           if (r.message.value) decodedOnce.set(r.message.value, d);
-          return d.ok ? d.event.eventTime : undefined;
-        }));
+          decoded.push(d.ok ? d.event.eventTime : undefined);
+        }
         const taken = alignment.take(`${all[0]!.topic}:${all[0]!.partition}`, decoded, Date.now());
         if (taken < all.length) metrics.heldBack.inc({ topic: all[0]!.topic }, all.length - taken);
         if (taken === 0) return { outputs: [], consumed: 0 };

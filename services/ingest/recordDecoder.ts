@@ -26,6 +26,11 @@ const UNKNOWN_ID_RECHECK_MS = 10_000;
 
 export class RecordDecoder {
   private readonly writers = new Map<number, WriterSchema>();
+  /**
+   * Lookups under way, by id: records decoded concurrently (a batch's first records after a
+   * start, or a new schema's) share one registry round trip instead of each asking.
+   */
+  private readonly lookups = new Map<number, Promise<WriterSchema | undefined>>();
   private readonly unknownIds = new Map<number, number>();
   private readonly resolvers = new Map<string, avro.Resolver | Error>();
 
@@ -62,6 +67,15 @@ export class RecordDecoder {
     if (known) return known;
     const unknownSince = this.unknownIds.get(id);
     if (unknownSince !== undefined && Date.now() - unknownSince < UNKNOWN_ID_RECHECK_MS) return undefined;
+    let lookup = this.lookups.get(id);
+    if (!lookup) {
+      lookup = this.lookUp(id).finally(() => this.lookups.delete(id));
+      this.lookups.set(id, lookup);
+    }
+    return lookup;
+  }
+
+  private async lookUp(id: number): Promise<WriterSchema | undefined> {
     const [text, subjects] = await Promise.all([this.registry.schemaById(id), this.registry.subjectsOfId(id)]);
     if (text === undefined) {
       this.unknownIds.set(id, Date.now());
