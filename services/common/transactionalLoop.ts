@@ -187,8 +187,13 @@ async function startIncarnation(options: TransactionalLoopOptions, context: Inca
     return producer;
   };
   const stores = options.stores ?? [];
-  // Where each partition's committed work ends, read once this incarnation's producer has
-  // fenced the previous owner (see preparedProducer).
+  // Where each partition's committed work ends: read once this incarnation's producer has
+  // fenced the previous owner (see preparedProducer), then moved on by each commit of its own.
+  // Records below it are never processed again, whatever offset kafkajs fetches from: after a
+  // rebalance it re-reads the committed offsets of the partitions this consumer keeps too, and
+  // that read does not wait for a transaction that has committed but whose markers are still
+  // being written (no requireStable), so it can return the offset before this instance's last
+  // batch, whose effect the kept state already holds.
   const resumeAt = new Map<string, bigint>();
   const admin = kafka.admin();
   let adminConnected: Promise<void> | undefined;
@@ -325,18 +330,24 @@ async function startIncarnation(options: TransactionalLoopOptions, context: Inca
       const from = resumeAt.get(keyOf(batch.topic, batch.partition)) ?? 0n;
       const fresh = BigInt(messages[0]!.offset) < from ? messages.filter((m) => BigInt(m.offset) >= from) : messages;
       if (fresh.length === 0) {
-        logger.info({ topic: batch.topic, partition: batch.partition, from: messages[0]!.offset, to: messages[messages.length - 1]!.offset, committed: from.toString() }, 'skipping records the previous owner already committed');
+        logger.info({ topic: batch.topic, partition: batch.partition, from: messages[0]!.offset, to: messages[messages.length - 1]!.offset, committed: from.toString() }, 'skipping records already committed (by a previous owner, or by this instance before a rebalance re-read an older committed offset)');
         return { outputs: [], consumed: messages.length };
       }
       const result = await options.process(fresh.map((message) => ({ topic: batch.topic, partition: batch.partition, message })));
       const { outputs, consumed } = Array.isArray(result) ? { outputs: result, consumed: fresh.length } : result;
       const skipped = messages.length - fresh.length;
+      const key = keyOf(batch.topic, batch.partition);
       if (consumed >= fresh.length) {
         await commit(producer, batch.partition, outputs, { topic: batch.topic, offset: next });
+        resumeAt.set(key, next);
         return { outputs, consumed: messages.length };
       }
       // Taken in part: commit up to the first record left; nothing taken, nothing to commit.
-      if (consumed > 0 || outputs.length > 0) await commit(producer, batch.partition, outputs, { topic: batch.topic, offset: BigInt(fresh[consumed]!.offset) });
+      if (consumed > 0 || outputs.length > 0) {
+        const firstLeft = BigInt(fresh[consumed]!.offset);
+        await commit(producer, batch.partition, outputs, { topic: batch.topic, offset: firstLeft });
+        resumeAt.set(key, firstLeft);
+      }
       return { outputs, consumed: skipped + consumed };
     } catch (err) {
       // State may hold part of this batch and the producer may be fenced or stuck: this
