@@ -12,11 +12,13 @@ function recordBytes(message: Message): number {
 }
 
 /**
- * Records per produce request. kafkajs groups a request's messages by partition in time
- * quadratic in their number (it copies the partition's array for each message), so large
- * requests cost more CPU than the round trips that smaller ones add.
+ * Records per produce request. This was 1,000 while kafkajs grouped a request's messages by
+ * partition in time quadratic in their number; patches/kafkajs+2.2.4.patch makes that linear
+ * (test/unit/kafkajs-patches.test.ts checks it is applied), so a transaction's outputs now go
+ * in as few requests as the byte bound allows: each request is a round trip the transaction
+ * waits for (one in flight per transactional producer).
  */
-const MAX_REQUEST_RECORDS = 1_000;
+const MAX_REQUEST_RECORDS = 10_000;
 
 /** Consecutive runs of outputs under `maxBytes` and `maxRecords` each (a larger single record goes alone). */
 export function chunksUnder(outputs: OutputRecord[], maxBytes: number, maxRecords = MAX_REQUEST_RECORDS): OutputRecord[][] {
