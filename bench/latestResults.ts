@@ -29,7 +29,7 @@ export interface ScaleOutSection {
   events: number;
   partitions: number;
   /** Per number of aggregate instances (1, 2, 3), in one group on the same copy of exp.events. */
-  aggregate: { instances: number; eventsPerSec: number; eventsPerSecIncludingStartup: number; startupSeconds: number; settledSeconds: number; assignments: number; peakRssMiB: number[]; loadAverageAtStart: number[] }[];
+  aggregate: { instances: number; eventsPerSec: number; eventsPerSecIncludingStartup: number; startupSeconds: number; settledSeconds: number; assignments: number; reprocessedRecords: number; peakRssMiB: number[]; loadAverageAtStart: number[] }[];
   totalsIdentical: boolean;
   /** Events a fully busy core handles per second (1 / process CPU seconds per event, start-up excluded). */
   eventsPerBusyCore: { ingest: number; aggregate: number };
@@ -43,7 +43,7 @@ export function scaleOutSection(scaleOut: { at: string; result: ScaleOutResult }
     measuredAt: scaleOut.at,
     events: s.events,
     partitions: s.partitions,
-    aggregate: s.aggregate.map(({ instances, eventsPerSec, eventsPerSecIncludingStartup, startupSeconds, settledSeconds, assignments, peakRssMiB, loadAverageAtStart }) => ({ instances, eventsPerSec, eventsPerSecIncludingStartup, startupSeconds, settledSeconds, assignments, peakRssMiB, loadAverageAtStart })),
+    aggregate: s.aggregate.map(({ instances, eventsPerSec, eventsPerSecIncludingStartup, startupSeconds, settledSeconds, assignments, reprocessedRecords, peakRssMiB, loadAverageAtStart }) => ({ instances, eventsPerSec, eventsPerSecIncludingStartup, startupSeconds, settledSeconds, assignments, reprocessedRecords, peakRssMiB, loadAverageAtStart })),
     totalsIdentical: s.totals.identical,
     eventsPerBusyCore: { ingest: s.ingest.eventsPerBusyCore, aggregate: s.aggregate[0]?.eventsPerBusyCore ?? 0 },
     estimate: s.estimate,

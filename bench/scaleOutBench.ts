@@ -1,5 +1,5 @@
-import { existsSync, readdirSync, statSync } from 'node:fs';
-import { loadavg } from 'node:os';
+import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Kafka, logLevel, type Message } from 'kafkajs';
@@ -17,6 +17,7 @@ import { processCpuSeconds, spawnBenchService, type BenchService } from './bench
 import type { BenchStack } from './benchStack.ts';
 import { DEFAULT_ASSUMPTIONS, estimateCluster, eventsPerBusyCore, type ClusterSize, type EstimateAssumptions, type MeasuredCosts } from './clusterEstimate.ts';
 import { produceDemoEvents } from './demoEvents.ts';
+import { reprocessedRecords } from './sourceRanges.ts';
 import { compareTotals, totalsOfDeltas, type VariantTotals } from './variantTotals.ts';
 
 /**
@@ -51,6 +52,8 @@ export interface ScaleOutRun {
   settledSeconds: number;
   /** "partitions assigned" across the processes: one per process is the join alone, more are rebalances. */
   assignments: number;
+  /** Input records whose batches' ranges on exp.aggregates overlap: processed twice (0 in an exactly-once run). */
+  reprocessedRecords: number;
   peakRssMiB: number[];
   cpuSeconds: number[];
   cpuSecondsPerEvent: number;
@@ -125,14 +128,18 @@ export async function runScaleOutBench(stack: BenchStack, targetEvents: number, 
   say(`copying exp.events to the ${copies.length} runs' prefixes`);
   const validated = await readTopic(kafka, ingested.topics.events, { timeoutMs: 600_000 });
   // Ingest's producer stamps each record as it writes it: first to last is ingest's working time.
-  const stamps = validated.map(({ message }) => Number(message.timestamp));
-  const ingestSeconds = (Math.max(...stamps) - Math.min(...stamps)) / 1000;
+  const stamps = span(validated.map(({ message }) => Number(message.timestamp)));
+  const ingestSeconds = (stamps.max - stamps.min) / 1000;
   await copyRecords(kafka, validated, copies.map((c) => c.topics.events));
+  for (const c of copies) {
+    const copied = await recordsOn(kafka, c.topics.events);
+    if (copied !== validated.length) throw new Error(`${c.topics.events} holds ${copied} records, ${validated.length} were copied to it`);
+  }
   const ingest = {
     instances: 1 as const,
     eventsPerSec: Math.round(events / ingestSeconds),
     eventsPerSecIncludingStartup: Math.round(events / ingestRun.seconds),
-    startupSeconds: Number(((Math.min(...stamps) - ingestSpawned) / 1000).toFixed(2)),
+    startupSeconds: Number(((stamps.min - ingestSpawned) / 1000).toFixed(2)),
     peakRssMiB: ingestRun.peakRssMiB[0]!,
     cpuSecondsPerEvent: ingestRun.cpuSecondsPerEvent,
     eventsPerBusyCore: Math.round(eventsPerBusyCore(ingestRun.cpuSecondsPerEvent)),
@@ -144,6 +151,7 @@ export async function runScaleOutBench(stack: BenchStack, targetEvents: number, 
   const totals: VariantTotals[] = [];
   let brokerAggregate = 0;
   let brokerAtStart = 0;
+  const disagreements: string[] = [];
   for (const [i, n] of SCALE_OUT_INSTANCES.entries()) {
     const p = copies[i]!;
     say(`aggregate: ${n} process${n > 1 ? 'es' : ''} in one group on ${SCALE_OUT_PARTITIONS} partitions`);
@@ -161,7 +169,7 @@ export async function runScaleOutBench(stack: BenchStack, targetEvents: number, 
     totals.push(totalsOfDeltas(deltas));
     const assignedAt = r.logs.flatMap(assignmentTimes);
     const first = Math.min(...assignedAt);
-    const last = Math.max(...deltas.map((d) => d.emittedAt));
+    const last = span(deltas.map((d) => d.emittedAt)).max;
     const run: ScaleOutRun = {
       instances: n,
       eventsPerSec: Math.round(validated.length / ((last - first) / 1000)),
@@ -170,6 +178,7 @@ export async function runScaleOutBench(stack: BenchStack, targetEvents: number, 
       startupSeconds: Number(((first - spawned) / 1000).toFixed(2)),
       settledSeconds: Number(((Math.max(...assignedAt) - spawned) / 1000).toFixed(2)),
       assignments: assignedAt.length,
+      reprocessedRecords: reprocessedRecords(deltas).records,
       peakRssMiB: r.peakRssMiB,
       cpuSeconds: r.cpuSeconds,
       cpuSecondsPerEvent: r.cpuSecondsPerEvent,
@@ -178,9 +187,19 @@ export async function runScaleOutBench(stack: BenchStack, targetEvents: number, 
     };
     runs.push(run);
     const problems = compareTotals(totals[0]!, totals.at(-1)!, ['1 instance', `${n} instances`]);
-    if (problems.length > 0) throw new Error(`the aggregator with ${n} instances disagrees with 1 instance on ${problems.length} per-variant total(s):\n${problems.slice(0, 30).join('\n')}`);
-    say(`aggregate × ${n}: ${run.eventsPerSec.toLocaleString('en-US')} events/s (${run.eventsPerSecIncludingStartup.toLocaleString('en-US')}/s from process start; first assignment after ${run.startupSeconds} s, last after ${run.settledSeconds} s, ${run.assignments} assignments), peak RSS ${run.peakRssMiB.join(' + ')} MiB, ${run.eventsPerBusyCore.toLocaleString('en-US')} events per busy core-second; totals identical to 1 instance`);
+    if (problems.length > 0) {
+      // The other runs still go: their figures are printed, and a difference that recurs says more.
+      const logs = r.logs.map((log, i) => {
+        const file = join(tmpdir(), `bench-scaleout-${stamp}-x${n}-${i}.log`);
+        writeFileSync(file, log);
+        return file;
+      });
+      disagreements.push(`the aggregator with ${n} instances disagrees with 1 instance on ${problems.length} per-variant total(s); ${run.reprocessedRecords} input records were processed twice (${JSON.stringify(reprocessedRecords(deltas).byPartition)} by partition; their logs: ${logs.join(', ')}):\n${problems.slice(0, 30).join('\n')}`);
+      say(disagreements.at(-1)!);
+    }
+    say(`aggregate × ${n}: ${run.eventsPerSec.toLocaleString('en-US')} events/s (${run.eventsPerSecIncludingStartup.toLocaleString('en-US')}/s from process start; first assignment after ${run.startupSeconds} s, last after ${run.settledSeconds} s, ${run.assignments} assignments, ${run.reprocessedRecords} records processed twice), peak RSS ${run.peakRssMiB.join(' + ')} MiB, ${run.eventsPerBusyCore.toLocaleString('en-US')} events per busy core-second; totals ${problems.length ? 'DIFFER from' : 'identical to'} 1 instance`);
   }
+  if (disagreements.length > 0) throw new Error(disagreements.join('\n'));
   const counted = [...totals[0]!].filter(([key]) => key.split(' / ').length === 2).reduce((n, [, t]) => n + t.users, 0);
   if (counted !== users) throw new Error(`the aggregator counts ${counted} users, ${users} were produced`);
 
@@ -197,6 +216,17 @@ export async function runScaleOutBench(stack: BenchStack, targetEvents: number, 
     estimate: measured ? { measured, assumptions: DEFAULT_ASSUMPTIONS, clusters: ESTIMATE_RATES.map((rate) => estimateCluster(rate, measured)) } : null,
     note: 'broker, bench and every instance share the machine\'s cores: more instances cannot be faster here; the runs show the cost of scaling out (start-up, rebalances, memory per process), not a speed-up',
   };
+}
+
+/** Least and greatest of many numbers (spreading a million into Math.min overflows the stack). */
+function span(xs: number[]): { min: number; max: number } {
+  let min = Infinity;
+  let max = -Infinity;
+  for (const x of xs) {
+    if (x < min) min = x;
+    if (x > max) max = x;
+  }
+  return { min, max };
 }
 
 function pipeline(prefix: string): Pipeline {
@@ -295,6 +325,17 @@ async function copyRecords(kafka: Kafka, records: { partition: number; message: 
     }
   } finally {
     await producer.disconnect();
+  }
+}
+
+/** Records on a topic written without transactions: the sum of its partitions' end offsets. */
+async function recordsOn(kafka: Kafka, topic: string): Promise<number> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    return (await admin.fetchTopicOffsets(topic)).reduce((n, p) => n + Number(p.high) - Number(p.low), 0);
+  } finally {
+    await admin.disconnect();
   }
 }
 
