@@ -244,6 +244,15 @@ async function startIncarnation(options: TransactionalLoopOptions, context: Inca
       }
       if (offsets) await transaction.sendOffsets({ consumerGroupId: options.groupId, topics: [{ topic: offsets.topic, partitions: [{ partition, offset: offsets.offset.toString() }] }] });
       await transaction.commit();
+      // kafkajs fetches the committed offset of every assigned partition again after each
+      // rebalance, a partition this consumer keeps included, without waiting for a pending
+      // transactional offset commit: a batch committing while the group rebalances can be
+      // fetched again. Its effect is in this partition's state already, so records below what
+      // this consumer has committed are skipped like those of a previous owner.
+      if (offsets) {
+        const key = keyOf(offsets.topic, partition);
+        if (prepared.has(key) && (resumeAt.get(key) ?? 0n) < offsets.offset) resumeAt.set(key, offsets.offset);
+      }
     } catch (err) {
       await transaction.abort().catch((abortErr: unknown) => logger.warn({ err: abortErr }, 'abort after a failed transaction also failed'));
       throw err;
@@ -325,7 +334,7 @@ async function startIncarnation(options: TransactionalLoopOptions, context: Inca
       const from = resumeAt.get(keyOf(batch.topic, batch.partition)) ?? 0n;
       const fresh = BigInt(messages[0]!.offset) < from ? messages.filter((m) => BigInt(m.offset) >= from) : messages;
       if (fresh.length === 0) {
-        logger.info({ topic: batch.topic, partition: batch.partition, from: messages[0]!.offset, to: messages[messages.length - 1]!.offset, committed: from.toString() }, 'skipping records the previous owner already committed');
+        logger.info({ topic: batch.topic, partition: batch.partition, from: messages[0]!.offset, to: messages[messages.length - 1]!.offset, committed: from.toString() }, 'skipping records already committed (by a previous owner, or by this one before a rebalance)');
         return { outputs: [], consumed: messages.length };
       }
       const result = await options.process(fresh.map((message) => ({ topic: batch.topic, partition: batch.partition, message })));
