@@ -14,6 +14,24 @@ export interface BenchService {
   stop(): Promise<void>;
   /** Peak resident set so far (VmHWM), in KiB. */
   peakRssKiB(): number;
+  /** CPU time the process has used so far (user + system, all its threads), in seconds; 0 once it has exited. */
+  cpuSeconds(): number;
+}
+
+/** Linux's clock ticks per second for /proc/<pid>/stat (USER_HZ: 100 on every mainstream architecture). */
+const CLOCK_TICKS_PER_SECOND = 100;
+
+/** CPU time a process has used (utime + stime of /proc/<pid>/stat), in seconds; 0 when it is gone. */
+export function processCpuSeconds(pid: number | undefined): number {
+  if (pid === undefined) return 0;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may hold spaces) in parentheses: state is field 3, utime 14, stime 15.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND;
+  } catch {
+    return 0;
+  }
 }
 
 export function spawnBenchService(mainModule: string, env: Record<string, string>): BenchService {
@@ -30,6 +48,7 @@ export function spawnBenchService(mainModule: string, env: Record<string, string
   return {
     child,
     log: () => output,
+    cpuSeconds: () => processCpuSeconds(child.pid),
     peakRssKiB: () => Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))?.[1] ?? 0),
     stop: async () => {
       child.kill('SIGTERM');

@@ -9,6 +9,8 @@ export interface BenchStack {
   kafkaBrokers: string[];
   schemaRegistryUrl: string;
   kafkaVersion: string;
+  /** The local broker's process and log directory (absent with KAFKA_BROKERS): for its CPU time and bytes on disk. */
+  broker?: { pid: number; logDir: string };
   close(): Promise<void>;
 }
 
@@ -30,6 +32,7 @@ export async function startBenchStack(say: (message: string) => void): Promise<B
     kafkaBrokers,
     schemaRegistryUrl: envRegistry ?? registry!.url,
     kafkaVersion: broker?.version ?? 'external',
+    ...(broker ? { broker: { pid: broker.pid, logDir: resolve(dir, 'kafka', 'logs') } } : {}),
     close: async () => {
       await registry?.close();
       await broker?.stop();

@@ -7,8 +7,9 @@ import { runHaltLatencyBench } from './haltLatencyBench.ts';
 import { runIngestBench } from './ingestBench.ts';
 import { runKafkaStreamsComparison } from './kafkaStreamsBench.ts';
 import { buildKafkaStreamsJob, kafkaStreamsVersions } from './kafkaStreamsJob.ts';
-import { latestResults } from './latestResults.ts';
+import { latestResults, withScaleOut, type LatestResults } from './latestResults.ts';
 import { runPipelineBench } from './pipelineBench.ts';
+import { runScaleOutBench, type ScaleOutResult } from './scaleOutBench.ts';
 import { benchSummary, updateReadmeTable } from './summary.ts';
 import { runSinkFormatBench } from './sinkFormatBench.ts';
 
@@ -18,8 +19,10 @@ import { runSinkFormatBench } from './sinkFormatBench.ts';
  * BENCH_EVENTS sets the number of raw events (default 1,000,000), BENCH_USERS the aggregate
  * size (default 1,000,000 users), BENCH_HALT_RUNS the halt-latency runs (default 30),
  * BENCH_RUNS the runs of the comparison with Kafka Streams (default 1; alternating which goes
- * first); BENCH_ONLY=pipeline|ingest|aggregate|halt|sink|kafka-streams runs one of them. The
- * comparison also writes bench/results/latest.json; a full run also writes
+ * first); BENCH_ONLY=pipeline|ingest|aggregate|halt|sink|scaleout|kafka-streams runs one of
+ * them. The comparison also writes bench/results/latest.json (with the scale-out figures of
+ * this run or the last recorded one); BENCH_ONLY=scaleout replaces only the scaleOut section of
+ * an existing latest.json. A full run also writes
  * bench/results/<date>.json and <date>.md, and the README's table.
  */
 const say = (m: string) => process.stderr.write(`[bench] ${m}\n`);
@@ -42,8 +45,8 @@ if (!Number.isSafeInteger(comparisonRuns) || comparisonRuns < 1 || comparisonRun
   say(`BENCH_RUNS must be an integer from 1 to 9, got ${process.env.BENCH_RUNS}`);
   process.exit(2);
 }
-if (only !== undefined && !['pipeline', 'ingest', 'aggregate', 'halt', 'sink', 'kafka-streams'].includes(only)) {
-  say(`BENCH_ONLY must be pipeline, ingest, aggregate, halt, sink or kafka-streams, got ${only}`);
+if (only !== undefined && !['pipeline', 'ingest', 'aggregate', 'halt', 'sink', 'scaleout', 'kafka-streams'].includes(only)) {
+  say(`BENCH_ONLY must be pipeline, ingest, aggregate, halt, sink, scaleout or kafka-streams, got ${only}`);
   process.exit(2);
 }
 // Built before the stack starts: a build error should not cost a broker start.
@@ -78,10 +81,19 @@ try {
   if (!only || only === 'aggregate') record('aggregate', machine, await runAggregateBench(stack, users, say));
   if (!only || only === 'halt') record('halt-latency', machine, await runHaltLatencyBench(stack, haltRuns, say));
   if (!only || only === 'sink') record('sink', machine, await runSinkFormatBench(200_000, 5_000, say));
+  if (!only || only === 'scaleout') {
+    record('scaleout', machine, await runScaleOutBench(stack, events, say));
+    const latestFile = resolve(resultsDir, 'latest.json');
+    if (only && existsSync(latestFile)) {
+      writeFileSync(latestFile, JSON.stringify(withScaleOut(JSON.parse(readFileSync(latestFile, 'utf8')) as LatestResults, { at: new Date().toISOString(), result: run.scaleout as ScaleOutResult }), null, 2) + '\n');
+      say('wrote the scaleOut section of bench/results/latest.json');
+    }
+  }
   if (!only || only === 'kafka-streams') {
     const comparison = await runKafkaStreamsComparison(stack, events, comparisonRuns, say);
     record('kafka-streams', machine, comparison);
-    const latest = latestResults(machine, { ...kafkaStreamsVersions(), kafkaBroker: stack.kafkaVersion, node: process.version }, comparison, run.aggregate ? { at: new Date().toISOString(), result: run.aggregate as AggregateBenchResult } : readRecorded<AggregateBenchResult>('aggregate'));
+    const now = new Date().toISOString();
+    const latest = latestResults(machine, { ...kafkaStreamsVersions(), kafkaBroker: stack.kafkaVersion, node: process.version }, comparison, run.aggregate ? { at: now, result: run.aggregate as AggregateBenchResult } : readRecorded<AggregateBenchResult>('aggregate'), run.scaleout ? { at: now, result: run.scaleout as ScaleOutResult } : readRecorded<ScaleOutResult>('scaleout'));
     writeFileSync(resolve(resultsDir, 'latest.json'), JSON.stringify(latest, null, 2) + '\n');
     say(`wrote bench/results/latest.json: pipeline ${latest.pipeline.eventsPerSec.toLocaleString('en-US')} events/s, Kafka Streams ${latest.kafkaStreams.eventsPerSec.toLocaleString('en-US')} events/s, ratio ${latest.pipeline.ratioToKafkaStreams}`);
   }

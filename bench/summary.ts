@@ -4,6 +4,7 @@ import type { HaltLatencyResult } from './haltLatencyBench.ts';
 import type { IngestBenchResult } from './ingestBench.ts';
 import type { ComparisonResult } from './kafkaStreamsBench.ts';
 import type { PipelineBenchResult } from './pipelineBench.ts';
+import type { ScaleOutResult } from './scaleOutBench.ts';
 
 /** The markdown summary of a full bench run, and the README's copy of it (between markers). */
 export interface BenchRun {
@@ -12,6 +13,7 @@ export interface BenchRun {
   aggregate: AggregateBenchResult;
   'halt-latency': HaltLatencyResult;
   'kafka-streams'?: ComparisonResult;
+  scaleout?: ScaleOutResult;
 }
 
 const START = '<!-- bench:start -->';
@@ -33,6 +35,7 @@ export function benchSummary(machine: { cpus: number; cpuModel: string; memoryGi
   ];
   const k = run['kafka-streams'];
   if (k) rows.push(...comparisonRows(k));
+  if (run.scaleout) rows.push(...scaleOutRows(run.scaleout));
   return [
     `Measured ${new Date().toISOString().slice(0, 10)} on ${machine.cpus} × ${machine.cpuModel}, ${machine.memoryGiB} GiB, Node ${machine.node}, Kafka ${machine.kafka}; broker, services and load generator share the machine.`,
     '',
@@ -54,6 +57,21 @@ export function comparisonRows(k: ComparisonResult): [string, string][] {
     ['peak RSS: pipeline (ingest + aggregate) / Kafka Streams JVM', `${k.pipeline.peakRssMiB.ingest} + ${k.pipeline.peakRssMiB.aggregate} = ${k.pipeline.peakRssMiB.total} MiB / ${k.kafkaStreams.peakRssMiB} MiB`],
     ['final per-variant totals, pipeline vs Kafka Streams', `equal (${k.totals.cells} cells; ${k.totals.sumTolerance})`],
   ];
+}
+
+/** The scale-out bench's rows of the table (also used by hand for a BENCH_ONLY=scaleout run). */
+export function scaleOutRows(s: ScaleOutResult): [string, string][] {
+  const n = (x: number) => x.toLocaleString('en-US');
+  const rows: [string, string][] = s.aggregate.map((r, i) => [
+    i === 0 ? `aggregate × ${r.instances} in one group, exp.events → exp.aggregates (${s.partitions} partitions, ${n(s.events)} events; all on this machine: the cost of scaling out, not a speed-up)` : `aggregate × ${r.instances}, the same events`,
+    `${n(r.eventsPerSec)} events/s (${n(r.eventsPerSecIncludingStartup)}/s from process start; group settled after ${r.settledSeconds} s, ${r.assignments} assignment${r.assignments === 1 ? '' : 's'}), peak RSS ${r.peakRssMiB.join(' + ')} MiB`,
+  ]);
+  rows.push([`final per-variant totals, 1 vs ${s.aggregate.map((r) => r.instances).slice(1).join(' and ')} aggregate instances`, `identical (${s.totals.cells} cells, ${n(s.totals.users)} users; ${s.aggregate.reduce((t, r) => t + r.reprocessedRecords, 0)} records processed twice)`]);
+  rows.push(['events per busy core-second (1 / process CPU seconds per event): ingest / aggregate', `${n(s.ingest.eventsPerBusyCore)} / ${n(s.aggregate[0]?.eventsPerBusyCore ?? 0)}`]);
+  for (const c of s.estimate?.clusters ?? []) {
+    rows.push([`paper estimate for ${n(c.eventsPerSec)} events/s (README "Scaling out")`, `${n(c.ingestInstances)} ingest + ${n(c.aggregateInstances)} aggregate instances (${n(c.serviceCores)} cores), ${n(c.partitions.raw)} / ${n(c.partitions.events)} partitions (raw / exp.events), ${n(c.brokers)} brokers`]);
+  }
+  return rows;
 }
 
 export function updateReadmeTable(readmePath: string, markdown: string): void {
