@@ -104,7 +104,7 @@ export function decodeCompact(buffer: Buffer, scratch: Scratch): number {
   o += 2;
   for (let k = 0; k < ids.length; k++) {
     const length = buffer.readUInt16LE(o);
-    ids[k] = internedIds.idOf(buffer.toString('utf8', o + 2, o + 2 + length));
+    ids[k] = internedIds.idOfBytes(buffer, o + 2, o + 2 + length);
     o += 2 + length;
   }
   const assignments = buffer.readUInt16LE(o);

@@ -1,5 +1,6 @@
 import type { PartitionTable } from '../common/changeloggedStore.ts';
 import { compactEarliestHeld, compactHeldCount, compactLength, compactNewest, readCompact, releaseCompactHeld, writeCompact } from './compactUser.ts';
+import { hashBytes } from './internedIds.ts';
 import { decodeCompact, encodeCompact, Scratch } from './userStateCodec.ts';
 import type { UserState } from './userState.ts';
 
@@ -189,9 +190,7 @@ export class UserTable implements PartitionTable<UserState> {
   }
 
   private hashKey(length: number): number {
-    let hash = 0x811c9dc5;
-    for (let i = 0; i < length; i++) hash = Math.imul(hash ^ this.keyBytes[i]!, 0x01000193);
-    return hash | 0;
+    return hashBytes(this.keyBytes, 0, length);
   }
 
   private keyEquals(number: number, length: number): boolean {
