@@ -27,10 +27,10 @@ export class PartitionWatermark {
   /**
    * Users with held metric events, by the minute of their earliest held event. A user is filed
    * again when that minute changes, so it may be found under older minutes too (harmless: the
-   * sweep then finds nothing to let go); a number is 8 bytes here, where a set of user ids cost
-   * about five times that per user.
+   * sweep then finds nothing to let go); a number is 4 bytes here, where a set of user ids cost
+   * about ten times that per user.
    */
-  private readonly byMinute = new Map<number, number[]>();
+  private readonly byMinute = new Map<number, UserNumbers>();
   /** Metric events held on the partition (a gauge: the cost of the lateness). */
   held = 0;
 
@@ -88,7 +88,8 @@ export class PartitionWatermark {
       // An event of this minute may still be at or after the watermark until the minute is wholly behind it.
       if (minute + MINUTE > watermark) continue;
       this.byMinute.delete(minute);
-      for (const number of numbers) {
+      for (let i = 0; i < numbers.length; i++) {
+        const number = numbers.data[i]!;
         const { released: letGo, earliestHeld } = users.releaseHeld(number, watermark);
         released += letGo;
         // Its earliest held event now is at or after the watermark: a later minute, not this sweep's.
@@ -102,9 +103,24 @@ export class PartitionWatermark {
   /** Files a user under the minute of its earliest held event. */
   private file(number: number, earliestHeld: number): void {
     const key = minuteOf(earliestHeld);
-    const numbers = this.byMinute.get(key);
-    if (numbers) numbers.push(number);
-    else this.byMinute.set(key, [number]);
+    let numbers = this.byMinute.get(key);
+    if (!numbers) this.byMinute.set(key, (numbers = new UserNumbers()));
+    numbers.push(number);
+  }
+}
+
+/** A growable list of user numbers. */
+class UserNumbers {
+  data = new Int32Array(4);
+  length = 0;
+
+  push(number: number): void {
+    if (this.length === this.data.length) {
+      const grown = new Int32Array(2 * this.data.length);
+      grown.set(this.data);
+      this.data = grown;
+    }
+    this.data[this.length++] = number;
   }
 }
 
