@@ -9,7 +9,7 @@ import type { UserState } from './userState.ts';
  * million maps, objects and strings, and the heap's headroom over them (what made the
  * aggregator ~1 GiB per million users). Each user is a record in chunks of doubles:
  *
- *   length (doubles, negative once let go), user number * 2^16 + key byte length,
+ *   length (doubles) * 2^16 + key byte length (negative once let go),
  *   the key's UTF-8 bytes (padded to whole doubles), the state (compactUser.ts)
  *
  * found through an open-addressing hash table of user numbers (typed arrays too). A user's
@@ -22,7 +22,7 @@ import type { UserState } from './userState.ts';
  */
 const CHUNK = 2 ** 17;
 const KEY_SHIFT = 2 ** 16;
-const HEADER = 2;
+const HEADER = 1;
 const EMPTY = 0;
 const DELETED = -1;
 
@@ -153,8 +153,8 @@ export class UserTable implements PartitionTable<UserState> {
     const shorter = releaseCompactHeld(chunk, at + offset, length - offset, watermark) + offset;
     if (shorter < length) {
       // The freed tail becomes a dead record of its own.
-      chunk[at] = shorter;
-      chunk[at + shorter] = -(length - shorter);
+      chunk[at] = shorter * KEY_SHIFT + (chunk[at]! % KEY_SHIFT);
+      chunk[at + shorter] = -(length - shorter) * KEY_SHIFT;
       this.live[this.chunkOf(number)]! -= length - shorter;
     }
     return { released: (length - shorter) / 3, earliestHeld: compactEarliestHeld(chunk, at + offset, shorter - offset) };
@@ -164,7 +164,7 @@ export class UserTable implements PartitionTable<UserState> {
     const handle = this.handles[number]!;
     const chunk = this.chunks[Math.floor(handle / CHUNK)]!;
     const at = handle % CHUNK;
-    return [chunk, at, chunk[at]!];
+    return [chunk, at, Math.floor(chunk[at]! / KEY_SHIFT)];
   }
 
   private chunkOf(number: number): number {
@@ -173,11 +173,11 @@ export class UserTable implements PartitionTable<UserState> {
 
   /** Doubles from a record's start to its state: the header and the key. */
   private stateOffset(chunk: Float64Array, at: number): number {
-    return HEADER + Math.ceil((chunk[at + 1]! % KEY_SHIFT) / 8);
+    return HEADER + Math.ceil((chunk[at]! % KEY_SHIFT) / 8);
   }
 
   private keyOf(chunk: Float64Array, at: number): string {
-    const length = chunk[at + 1]! % KEY_SHIFT;
+    const length = chunk[at]! % KEY_SHIFT;
     return Buffer.from(chunk.buffer, chunk.byteOffset + (at + HEADER) * 8, length).toString('utf8');
   }
 
@@ -197,7 +197,7 @@ export class UserTable implements PartitionTable<UserState> {
     const handle = this.handles[number]!;
     const index = Math.floor(handle / CHUNK);
     const at = handle % CHUNK;
-    if (this.chunks[index]![at + 1]! % KEY_SHIFT !== length) return false;
+    if (this.chunks[index]![at]! % KEY_SHIFT !== length) return false;
     const bytes = this.chunkBytes[index]!;
     const from = (at + HEADER) * 8;
     for (let i = 0; i < length; i++) if (bytes[from + i] !== this.keyBytes[i]) return false;
@@ -255,8 +255,7 @@ export class UserTable implements PartitionTable<UserState> {
       this.stored++;
     }
     const [chunk, at] = this.allocate(number, length);
-    chunk[at] = length;
-    chunk[at + 1] = number * KEY_SHIFT + keyLength;
+    chunk[at] = length * KEY_SHIFT + keyLength;
     const bytes = this.chunkBytes[Math.floor(this.handles[number]! / CHUNK)]!;
     for (let i = 0, to = (at + HEADER) * 8; i < keyLength; i++) bytes[to + i] = this.keyBytes[i]!;
     chunk.set(state.subarray(0, stateLength), at + length - stateLength);
@@ -327,25 +326,38 @@ export class UserTable implements PartitionTable<UserState> {
   private free(number: number): void {
     const index = this.chunkOf(number);
     const [chunk, at, length] = this.record(number);
-    chunk[at] = -length;
+    chunk[at] = -length * KEY_SHIFT;
     this.live[index]! -= length;
     if (index !== this.current && this.live[index]! * 2 < chunk.length) this.evacuate(index);
   }
 
   private evacuate(index: number): void {
     const chunk = this.chunks[index]!;
-    this.chunks[index] = undefined;
-    this.chunkBytes[index] = undefined;
+    const bytes = this.chunkBytes[index]!;
     this.live[index] = 0;
     for (let at = 0; at < chunk.length; ) {
-      const length = chunk[at]!;
-      if (length === 0) break; // the unused end of the chunk
-      if (length > 0) {
-        const number = Math.floor(chunk[at + 1]! / KEY_SHIFT);
+      const header = chunk[at]!;
+      if (header === 0) break; // the unused end of the chunk
+      const length = Math.floor(Math.abs(header) / KEY_SHIFT);
+      if (header > 0) {
+        const number = this.numberAt(bytes, at, header % KEY_SHIFT, index * CHUNK + at);
         const [target, to] = this.allocate(number, length);
         target.set(chunk.subarray(at, at + length), to);
       }
-      at += Math.abs(length);
+      at += length;
+    }
+    this.chunks[index] = undefined;
+    this.chunkBytes[index] = undefined;
+  }
+
+  /** The number of the user whose record is at `handle` (its key's bytes in `bytes` at the record), found through the hash table. */
+  private numberAt(bytes: Uint8Array, at: number, keyLength: number, handle: number): number {
+    const from = (at + HEADER) * 8;
+    const mask = this.slots.length - 1;
+    for (let i = hashBytes(bytes, from, from + keyLength) & mask; ; i = (i + 1) & mask) {
+      const slot = this.slots[i]!;
+      if (slot === EMPTY) throw new Error('a user record the hash table does not know');
+      if (slot > 0 && this.handles[slot - 1] === handle) return slot - 1;
     }
   }
 }
