@@ -83,6 +83,8 @@ export function encodeCompact(data: Float64Array, at: number, length: number): B
 /** A growable run of doubles that a decoded record is written to. */
 export class Scratch {
   data = new Float64Array(256);
+  /** The interned ids of the record's strings (those of the record before, until overwritten: records in a row mostly share them). */
+  ids = new Int32Array(64).fill(-1);
 
   room(length: number): Float64Array {
     if (this.data.length < length) this.data = new Float64Array(Math.max(length, 2 * this.data.length));
@@ -100,11 +102,14 @@ export function decodeCompact(buffer: Buffer, scratch: Scratch): number {
   let o = 1;
   const newest = buffer.readDoubleLE(o);
   o += 8;
-  const ids: number[] = new Array<number>(buffer.readUInt16LE(o));
+  const strings = buffer.readUInt16LE(o);
+  if (scratch.ids.length < strings) scratch.ids = new Int32Array(strings).fill(-1);
+  const ids = scratch.ids;
   o += 2;
-  for (let k = 0; k < ids.length; k++) {
-    const length = buffer.readUInt16LE(o);
-    ids[k] = internedIds.idOfBytes(buffer, o + 2, o + 2 + length);
+  for (let k = 0; k < strings; k++) {
+    const length = buffer[o]! | (buffer[o + 1]! << 8);
+    const before = ids[k]!;
+    if (before < 0 || !sameBytes(internedIds.bytesOf(before), buffer, o + 2, length)) ids[k] = internedIds.idOfBytes(buffer, o + 2, o + 2 + length);
     o += 2 + length;
   }
   const assignments = buffer.readUInt16LE(o);
@@ -118,15 +123,15 @@ export function decodeCompact(buffer: Buffer, scratch: Scratch): number {
   data[1] = assignments * COUNT_SHIFT + totals;
   let i = 2;
   for (let k = 0, p = o + 2; k < assignments; k++, p += 13) {
-    data[i++] = (ids[buffer.readUInt16LE(p)]! * ID_SHIFT + ids[buffer.readUInt16LE(p + 2)]!) * 2 + buffer[p + 4]!;
+    data[i++] = (ids[stringRef(buffer, p, strings)]! * ID_SHIFT + ids[stringRef(buffer, p + 2, strings)]!) * 2 + buffer[p + 4]!;
     data[i++] = buffer.readDoubleLE(p + 5);
   }
   for (let k = 0, p = totalsAt + 2; k < totals; k++, p += 10) {
-    data[i++] = ids[buffer.readUInt16LE(p)]!;
+    data[i++] = ids[stringRef(buffer, p, strings)]!;
     data[i++] = buffer.readDoubleLE(p + 2);
   }
   for (let k = 0, p = heldAt + 4; k < held; k++, p += 18) {
-    data[i++] = ids[buffer.readUInt16LE(p)]!;
+    data[i++] = ids[stringRef(buffer, p, strings)]!;
     data[i++] = buffer.readDoubleLE(p + 2);
     data[i++] = buffer.readDoubleLE(p + 10);
   }
@@ -145,4 +150,17 @@ export function decodeUserState(buffer: Buffer): UserState {
   const scratch = new Scratch();
   const length = decodeCompact(buffer, scratch);
   return readCompact(scratch.data, 0, length);
+}
+
+function sameBytes(bytes: Buffer, buffer: Buffer, start: number, length: number): boolean {
+  if (bytes.length !== length) return false;
+  for (let i = 0; i < length; i++) if (bytes[i] !== buffer[start + i]) return false;
+  return true;
+}
+
+/** A reference to one of the record's strings. */
+function stringRef(buffer: Buffer, at: number, strings: number): number {
+  const ref = buffer.readUInt16LE(at);
+  if (ref >= strings) throw new Error(`user state record refers to string ${ref} of ${strings}`);
+  return ref;
 }

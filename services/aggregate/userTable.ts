@@ -246,7 +246,7 @@ export class UserTable implements PartitionTable<UserState> {
     if (!isNew) {
       const [chunk, at, old] = this.record(number);
       if (old === length) {
-        chunk.set(state.subarray(0, stateLength), at + length - stateLength);
+        copyDoubles(state, 0, chunk, at + length - stateLength, stateLength);
         return;
       }
       this.free(number);
@@ -258,7 +258,7 @@ export class UserTable implements PartitionTable<UserState> {
     chunk[at] = length * KEY_SHIFT + keyLength;
     const bytes = this.chunkBytes[Math.floor(this.handles[number]! / CHUNK)]!;
     for (let i = 0, to = (at + HEADER) * 8; i < keyLength; i++) bytes[to + i] = this.keyBytes[i]!;
-    chunk.set(state.subarray(0, stateLength), at + length - stateLength);
+    copyDoubles(state, 0, chunk, at + length - stateLength, stateLength);
   }
 
   private insertSlot(number: number, keyLength: number): void {
@@ -360,4 +360,9 @@ export class UserTable implements PartitionTable<UserState> {
       if (slot > 0 && this.handles[slot - 1] === handle) return slot - 1;
     }
   }
+}
+
+/** Copies doubles between typed arrays (a loop: a subarray per copy would be an object per user). */
+function copyDoubles(from: Float64Array, start: number, to: Float64Array, at: number, length: number): void {
+  for (let i = 0; i < length; i++) to[at + i] = from[start + i]!;
 }
