@@ -222,6 +222,7 @@ async function startIncarnation(options: TransactionalLoopOptions, context: Inca
   // partition. Each partition is still fenced and read to its end by its own producer.
   const restoring = new Map<string, { done: Promise<void> }>();
   const restoreStores = (topic: string, partition: number): Promise<void> => {
+    if (stores.length === 0) return Promise.resolve();
     const key = keyOf(topic, partition);
     const pending = restoring.get(key);
     if (pending) return pending.done;
