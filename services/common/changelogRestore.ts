@@ -37,6 +37,9 @@ export async function restorePartitions(options: RestoreOptions): Promise<void> 
   const started = Date.now();
   const tokens = new Map(await Promise.all([...producers].map(async ([partition, producer]) => [partition, await commitMarker(changelogTopic, partition, producer)] as const)));
   const restoring = [...tokens.keys()];
+  // Where the time goes (in the log line): markers committed, then the first record read (the consumer joined and fetched).
+  const markersMs = Date.now() - started;
+  let firstRecordMs: number | undefined;
   const pending = new Set(restoring);
   // A crash of this reader fails the restore at once (the caller's incarnation is replaced)
   // rather than leaving it to wait out its timeout.
@@ -57,6 +60,7 @@ export async function restorePartitions(options: RestoreOptions): Promise<void> 
         partitionsConsumedConcurrently: Math.max(1, pending.size),
         eachBatch: async ({ batch, pause }) => {
           const partition = batch.partition;
+          firstRecordMs ??= Date.now() - started;
           // A partition not being restored (or already done) is not read any further.
           if (!pending.has(partition)) {
             pause();
@@ -69,7 +73,7 @@ export async function restorePartitions(options: RestoreOptions): Promise<void> 
               if (marker.toString() !== token) continue;
               pending.delete(partition);
               pause();
-              options.logger.info({ topic: changelogTopic, partition, keys: options.size(partition), ms: Date.now() - started, restoredTogether: restoring }, options.logEvent);
+              options.logger.info({ topic: changelogTopic, partition, keys: options.size(partition), ms: Date.now() - started, markersMs, firstRecordMs, restoredTogether: restoring }, options.logEvent);
               if (pending.size === 0) {
                 clearTimeout(timer);
                 resolve();
