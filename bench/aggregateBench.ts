@@ -119,7 +119,8 @@ async function aggregateRun(stack: BenchStack, users: number, say: (m: string) =
     // From the first partition's start to the last one's end: partitions restored one after
     // another add up, partitions restored together (one read of the changelog) overlap.
     restoreSeconds = Number(((Math.max(...lines.map((l) => l.time)) - Math.min(...lines.map((l) => l.time - l.ms))) / 1000).toFixed(2));
-    say(`restore: ${restoredUsers} users in ${restoreSeconds} s (${lines.length} partitions, ${lines.some((l) => l.ms > 0 && 'restoredTogether' in l) ? 'read together' : 'one after another'})`);
+    const phases = lines.map((l) => l as { markersMs?: number; firstRecordMs?: number; ms: number }).map((l) => `markers ${l.markersMs ?? '?'} ms, first record ${l.firstRecordMs ?? '?'} ms, done ${l.ms} ms`);
+    say(`restore: ${restoredUsers} users in ${restoreSeconds} s (${lines.length} partitions, ${lines.some((l) => 'restoredTogether' in l) ? 'read together' : 'one after another'}: ${phases.join('; ')})`);
   }
   return { events, eventsPerSec, steadyEventsPerSec, peakRssMiB, restoreSeconds, restoredUsers };
 }
