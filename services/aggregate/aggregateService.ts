@@ -23,7 +23,8 @@ import { createAggregateMetrics } from './aggregateMetrics.ts';
 import { applyEvent, eventTimePolicy, MAX_HELD_PER_USER } from './applyEvent.ts';
 import { DeltaAccumulator } from './deltaAccumulator.ts';
 import { PartitionWatermark } from './partitionWatermark.ts';
-import { userStateCodec, type UserState } from './userState.ts';
+import type { UserState } from './userState.ts';
+import { UserTable } from './userTable.ts';
 
 /**
  * The aggregator: exp.events in; per-user state kept in memory per input partition and
@@ -64,10 +65,10 @@ export async function startAggregate(options: AggregateOptions): Promise<Running
   await Promise.all([definitions.start(), statuses.start()]);
   const lifecycle = (experimentId: string) => statuses.get(experimentId);
   const metrics = createAggregateMetrics(options.metrics);
-  const users = new ChangeloggedStore({
+  const users = new ChangeloggedStore<UserState, UserTable>({
     kafka,
     changelogTopic: topics.aggregateChangelog,
-    codec: userStateCodec,
+    table: () => new UserTable(),
     logger: log,
     logEvent: 'aggregate.state_restored',
     onRestored: (partition, ms) => {
@@ -94,7 +95,7 @@ export async function startAggregate(options: AggregateOptions): Promise<Running
     const policy = policyOf((m) => experimentMetrics.has(m));
     let late = 0;
     let clock = clocks.get(partition);
-    if (!clock) clocks.set(partition, (clock = PartitionWatermark.fromState(policy.latenessMs, state)));
+    if (!clock) clocks.set(partition, (clock = PartitionWatermark.fromState(policy.latenessMs, state.table)));
     for (const record of records) {
       const decoded = validatedEvents.decode(record.message.value);
       if (!decoded.ok) {
@@ -131,7 +132,9 @@ export async function startAggregate(options: AggregateOptions): Promise<Running
       outputs.push({ topic: deltasOut.topic, message: deltasOut.message({ ...d, ...source }) });
       metrics.deltas.inc();
     }
-    clock.sweep(state);
+    // The users the batch touched go back into the table in compact form, then the sweep.
+    state.table.flush();
+    clock.sweep(state.table);
     metrics.users.set({ partition: String(partition) }, state.size);
     metrics.heldEvents.set({ partition: String(partition) }, clock.held);
     metrics.watermarkLag.set({ partition: String(partition) }, Number.isFinite(clock.watermark) ? Math.max(0, Date.now() - clock.watermark) / 1000 : 0);

@@ -127,7 +127,7 @@ function holdMetric(state: UserState, held: HeldMetric): boolean {
 /**
  * A bound for hostile input, not a rule of the statistics: one user (a bot) sending more metric
  * events than this within the lateness would make their changelog record larger than a Kafka
- * record may be (~32 bytes each, under the broker's 1 MiB) and stop the partition. Beyond it the
+ * record may be (~18 bytes each in changelog format 2, ~32 in format 1; the broker takes 1 MiB) and stop the partition. Beyond it the
  * user's earliest held event is let go early (`held_overflow`, counted and logged by the service):
  * it stays counted where it was, but an exposure arriving later, or a move, can no longer
  * re-attribute it, so that user's numbers may then differ from reanalysis.

@@ -1,5 +1,3 @@
-import type { StoreCodec } from '../common/changeloggedStore.ts';
-
 /**
  * What the aggregator remembers per user, and how it is written to the changelog.
  * Per experiment: the user's assignment, from their earliest exposure by event time so far
@@ -51,17 +49,19 @@ export function experimentKeyPrefix(experimentId: string): string {
 }
 
 /**
- * Compact JSON: [ {exp: [variant, exposedAt, conflicted 0/1]}, {key: x}, held, newest ].
+ * Changelog format 1 (written until step 13; userStateCodec.ts writes format 2 and reads both):
+ * compact JSON, [ {exp: [variant, exposedAt, conflicted 0/1]}, {key: x}, held, newest ].
  * Records written before held metrics existed have only the first two and still decode; the
- * third was the early-metric list of step 11, the same triples.
+ * third was the early-metric list of step 11, the same triples. The encoder stays so that tests
+ * can write the records earlier versions wrote.
  */
-export function encodeUserState(state: UserState): Buffer {
+export function encodeJsonUserState(state: UserState): Buffer {
   const assignments: Record<string, [string, number, 0 | 1]> = {};
   for (const [e, a] of Object.entries(state.assignments)) assignments[e] = [a.variant, a.exposedAt, a.conflicted ? 1 : 0];
   return Buffer.from(JSON.stringify([assignments, state.totals, state.held, state.newest]));
 }
 
-export function decodeUserState(buffer: Buffer): UserState {
+export function decodeJsonUserState(buffer: Buffer): UserState {
   const [assignments, totals, held, newest] = JSON.parse(buffer.toString('utf8')) as [Record<string, [string, number, 0 | 1]>, Record<string, number>, HeldMetric[]?, number?];
   const state = emptyUserState();
   for (const [e, [variant, exposedAt, conflicted]] of Object.entries(assignments)) state.assignments[e] = { variant, exposedAt, conflicted: conflicted === 1 };
@@ -71,5 +71,3 @@ export function decodeUserState(buffer: Buffer): UserState {
   state.newest = newest ?? 0;
   return state;
 }
-
-export const userStateCodec: StoreCodec<UserState> = { encode: encodeUserState, decode: decodeUserState };

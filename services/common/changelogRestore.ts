@@ -3,64 +3,86 @@ import type { Kafka, Producer } from 'kafkajs';
 import type { Logger } from './logger.ts';
 
 /**
- * Rebuilds one input partition's state (key -> value) from its changelog partition.
+ * Rebuilds input partitions' state from their changelog partitions, several in one read of the
+ * changelog.
  *
- * Where does the changelog end? Reading "to the high watermark" does not work with
- * transactions: commit markers take offsets that a consumer never sees. So the new owner
- * first commits a marker record of its own (a random token in a header) through the
- * partition's transactional producer (which has already fenced the previous owner and
- * aborted whatever it left open) and then reads until its token comes back: everything
- * before it is decided, and nothing after it is someone else's.
+ * Where does a changelog partition end? Reading "to the high watermark" does not work with
+ * transactions: commit markers take offsets that a consumer never sees. So for each partition
+ * the new owner first commits a marker record of its own (a random token in a header) through
+ * the partition's transactional producer (which has already fenced the previous owner and
+ * aborted whatever it left open) and then reads until its token comes back: everything before
+ * it is decided, and nothing after it is someone else's. Every partition has its own producer,
+ * marker and token; one consumer reads them all, and each partition is done at its own token.
  */
 export const RESTORE_HEADER = 'expstream-restore-token';
 const MARKER_KEY = '\u0000restore-marker';
 
-export async function restorePartitionState<T>(options: { kafka: Kafka; changelogTopic: string; partition: number; producer: Producer; logger: Logger; decode: (value: Buffer) => T; logEvent: string; timeoutMs?: number }): Promise<Map<string, T>> {
-  const { kafka, changelogTopic, partition } = options;
-  const started = Date.now();
-  const token = randomUUID();
-  const transaction = await options.producer.transaction();
-  try {
-    await transaction.send({ topic: changelogTopic, messages: [{ key: MARKER_KEY, value: null, partition, headers: { [RESTORE_HEADER]: token } }] });
-    await transaction.commit();
-  } catch (err) {
-    await transaction.abort().catch(() => {});
-    throw err;
-  }
+export interface RestoreOptions {
+  kafka: Kafka;
+  changelogTopic: string;
+  /** The partitions to restore, each with its transactional producer (already fencing any previous owner). */
+  producers: Map<number, Producer>;
+  logger: Logger;
+  logEvent: string;
+  /** One changelog record of a partition being restored, in offset order (value null: a tombstone). */
+  load(partition: number, key: Buffer, value: Buffer | null): void;
+  /** How many keys a partition holds (for the log line once it is restored). */
+  size(partition: number): number;
+  timeoutMs?: number;
+}
 
-  const state = new Map<string, T>();
+/** Reads every given partition's changelog to its marker; resolves once all are restored. */
+export async function restorePartitions(options: RestoreOptions): Promise<void> {
+  const { kafka, changelogTopic, producers } = options;
+  const started = Date.now();
+  const tokens = new Map(await Promise.all([...producers].map(async ([partition, producer]) => [partition, await commitMarker(changelogTopic, partition, producer)] as const)));
+  const restoring = [...tokens.keys()];
+  // Where the time goes (in the log line): markers committed, then the first record read (the consumer joined and fetched).
+  const markersMs = Date.now() - started;
+  let firstRecordMs: number | undefined;
+  const pending = new Set(restoring);
   // A crash of this reader fails the restore at once (the caller's incarnation is replaced)
   // rather than leaving it to wait out its timeout.
-  const consumer = kafka.consumer({ groupId: `restore-${randomUUID()}`, readUncommitted: false, maxWaitTimeInMs: 100, maxBytesPerPartition: 8 * 1024 * 1024, retry: { restartOnFailure: async () => false } });
+  const consumer = kafka.consumer({ groupId: `restore-${randomUUID()}`, readUncommitted: false, maxWaitTimeInMs: 100, maxBytesPerPartition: 8 * 1024 * 1024, maxBytes: 32 * 1024 * 1024, retry: { restartOnFailure: async () => false } });
   let crashed: (err: unknown) => void = () => {};
   consumer.on(consumer.events.CRASH, ({ payload }) => crashed(payload.error));
   try {
     await consumer.connect();
     await consumer.subscribe({ topic: changelogTopic, fromBeginning: true });
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`restoring ${changelogTopic}[${partition}] took over ${options.timeoutMs ?? 120_000} ms`)), options.timeoutMs ?? 120_000);
+      const timeoutMs = options.timeoutMs ?? 120_000;
+      const timer = setTimeout(() => reject(new Error(`restoring ${changelogTopic} partitions ${[...pending].join(', ')} took over ${timeoutMs} ms`)), timeoutMs);
       crashed = (err) => {
         clearTimeout(timer);
         reject(err);
       };
       consumer.run({
-        partitionsConsumedConcurrently: 3,
-        eachBatch: async ({ batch }) => {
-          if (batch.partition !== partition) return;
+        partitionsConsumedConcurrently: Math.max(1, pending.size),
+        eachBatch: async ({ batch, pause }) => {
+          const partition = batch.partition;
+          firstRecordMs ??= Date.now() - started;
+          // A partition not being restored (or already done) is not read any further.
+          if (!pending.has(partition)) {
+            pause();
+            return;
+          }
+          const token = tokens.get(partition);
           for (const message of batch.messages) {
             const marker = message.headers?.[RESTORE_HEADER];
             if (marker !== undefined) {
-              if (marker.toString() === token) {
+              if (marker.toString() !== token) continue;
+              pending.delete(partition);
+              pause();
+              options.logger.info({ topic: changelogTopic, partition, keys: options.size(partition), ms: Date.now() - started, markersMs, firstRecordMs, restoredTogether: restoring }, options.logEvent);
+              if (pending.size === 0) {
                 clearTimeout(timer);
                 resolve();
-                return;
               }
-              continue;
+              return;
             }
             if (!message.key) continue;
             // A tombstone removes the key (state that is no longer needed, e.g. expired nonces).
-            if (message.value) state.set(message.key.toString('utf8'), options.decode(message.value));
-            else state.delete(message.key.toString('utf8'));
+            options.load(partition, message.key, message.value);
           }
         },
       }).catch(crashed);
@@ -68,6 +90,18 @@ export async function restorePartitionState<T>(options: { kafka: Kafka; changelo
   } finally {
     await consumer.disconnect().catch(() => {});
   }
-  options.logger.info({ topic: changelogTopic, partition, keys: state.size, ms: Date.now() - started }, options.logEvent);
-  return state;
+}
+
+/** Commits the partition's restore marker through its producer; returns the marker's token. */
+async function commitMarker(changelogTopic: string, partition: number, producer: Producer): Promise<string> {
+  const token = randomUUID();
+  const transaction = await producer.transaction();
+  try {
+    await transaction.send({ topic: changelogTopic, messages: [{ key: MARKER_KEY, value: null, partition, headers: { [RESTORE_HEADER]: token } }] });
+    await transaction.commit();
+  } catch (err) {
+    await transaction.abort().catch(() => {});
+    throw err;
+  }
+  return token;
 }

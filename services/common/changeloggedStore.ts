@@ -1,5 +1,5 @@
 import type { Kafka, Producer } from 'kafkajs';
-import { restorePartitionState } from './changelogRestore.ts';
+import { restorePartitions } from './changelogRestore.ts';
 import { PipelineError } from './errors.ts';
 import type { Logger } from './logger.ts';
 import type { OutputRecord } from './transactionalLoop.ts';
@@ -18,16 +18,70 @@ import type { OutputRecord } from './transactionalLoop.ts';
  *
  * Values are encoded when the changelog is taken, not when they are set: a value changed in
  * place after `set()` in the same batch is written as it is at commit.
+ *
+ * Where a partition's values live is its table: by default a Map of decoded values (a
+ * service brings the codec); a service with much state brings its own compact table (the
+ * aggregator's users, services/aggregate/userTable.ts), which decodes and encodes itself.
  */
 export interface StoreCodec<V> {
   encode(value: V): Buffer;
   decode(buffer: Buffer): V;
 }
 
-export interface ChangeloggedStoreOptions<V> {
+/** One partition's values in memory. */
+export interface PartitionTable<V> {
+  get(key: string): V | undefined;
+  set(key: string, value: V): void;
+  delete(key: string): void;
+  readonly size: number;
+  entries(): IterableIterator<[string, V]>;
+  /** A changelog record read at restore (value null: a tombstone). */
+  load(key: Buffer, value: Buffer | null): void;
+  /** The key's changelog value as it is now; null if the key is absent (a tombstone). */
+  encoded(key: string): Buffer | null;
+}
+
+/** The default table: a Map of decoded values. */
+export class MapTable<V> implements PartitionTable<V> {
+  constructor(
+    private readonly codec: StoreCodec<V>,
+    readonly values: Map<string, V> = new Map(),
+  ) {}
+
+  get(key: string): V | undefined {
+    return this.values.get(key);
+  }
+
+  set(key: string, value: V): void {
+    this.values.set(key, value);
+  }
+
+  delete(key: string): void {
+    this.values.delete(key);
+  }
+
+  get size(): number {
+    return this.values.size;
+  }
+
+  entries(): IterableIterator<[string, V]> {
+    return this.values.entries();
+  }
+
+  load(key: Buffer, value: Buffer | null): void {
+    if (value) this.values.set(key.toString('utf8'), this.codec.decode(value));
+    else this.values.delete(key.toString('utf8'));
+  }
+
+  encoded(key: string): Buffer | null {
+    const value = this.values.get(key);
+    return value === undefined ? null : this.codec.encode(value);
+  }
+}
+
+export type ChangeloggedStoreOptions<V, T extends PartitionTable<V> = PartitionTable<V>> = {
   kafka: Kafka;
   changelogTopic: string;
-  codec: StoreCodec<V>;
   logger: Logger;
   /** Logged once a partition is restored, with its key count and duration. */
   logEvent: string;
@@ -35,7 +89,7 @@ export interface ChangeloggedStoreOptions<V> {
   onRestored?(partition: number, ms: number, keys: number): void;
   /** Told when a partition's state is dropped. */
   onDropped?(partition: number): void;
-}
+} & ({ codec: StoreCodec<V>; table?: undefined } | { table: () => T; codec?: undefined });
 
 /** One owned partition's state: reads, and writes that are changelogged at commit. */
 export interface PartitionStore<V> {
@@ -48,39 +102,40 @@ export interface PartitionStore<V> {
   entries(): IterableIterator<[string, V]>;
 }
 
-class OwnedPartition<V> implements PartitionStore<V> {
-  /** Keys written since the last commit, in the order first written (true: set, false: deleted). */
-  readonly dirty = new Map<string, boolean>();
+export class OwnedPartition<V, T extends PartitionTable<V> = PartitionTable<V>> implements PartitionStore<V> {
+  /** Keys written since the last commit, in the order first written. */
+  readonly dirty = new Set<string>();
 
-  constructor(readonly values: Map<string, V>) {}
+  /** `table`: what is read and written; changes made on it directly are not changelogged. */
+  constructor(readonly table: T) {}
 
   get(key: string): V | undefined {
-    return this.values.get(key);
+    return this.table.get(key);
   }
 
   set(key: string, value: V): void {
-    this.values.set(key, value);
-    this.dirty.set(key, true);
+    this.table.set(key, value);
+    this.dirty.add(key);
   }
 
   delete(key: string): void {
-    this.values.delete(key);
-    this.dirty.set(key, false);
+    this.table.delete(key);
+    this.dirty.add(key);
   }
 
   get size(): number {
-    return this.values.size;
+    return this.table.size;
   }
 
   entries(): IterableIterator<[string, V]> {
-    return this.values.entries();
+    return this.table.entries();
   }
 }
 
-export class ChangeloggedStore<V> {
-  private readonly partitions = new Map<number, OwnedPartition<V>>();
+export class ChangeloggedStore<V, T extends PartitionTable<V> = PartitionTable<V>> {
+  private readonly partitions = new Map<number, OwnedPartition<V, T>>();
 
-  constructor(private readonly options: ChangeloggedStoreOptions<V>) {}
+  constructor(private readonly options: ChangeloggedStoreOptions<V, T>) {}
 
   get changelogTopic(): string {
     return this.options.changelogTopic;
@@ -91,7 +146,7 @@ export class ChangeloggedStore<V> {
   }
 
   /** The state of an owned partition; a partition that is not owned (not restored, or dropped) throws. */
-  partition(partition: number): PartitionStore<V> {
+  partition(partition: number): OwnedPartition<V, T> {
     return this.owned(partition);
   }
 
@@ -100,16 +155,43 @@ export class ChangeloggedStore<V> {
    * transactional producer, which has already fenced any previous owner (changelogRestore.ts).
    */
   async restore(partition: number, producer: Producer): Promise<void> {
+    await this.restoreAll(new Map([[partition, producer]]));
+  }
+
+  /** Rebuilds several partitions in one read of the changelog, each to its own end through its own producer. */
+  async restoreAll(producers: Map<number, Producer>): Promise<void> {
     const started = Date.now();
-    const { kafka, changelogTopic, logger, logEvent, codec } = this.options;
-    const values = await restorePartitionState({ kafka, changelogTopic, partition, producer, logger, decode: (buffer) => codec.decode(buffer), logEvent });
-    this.assign(partition, values);
-    this.options.onRestored?.(partition, Date.now() - started, values.size);
+    const { kafka, changelogTopic, logger, logEvent } = this.options;
+    const tables = new Map([...producers.keys()].map((partition) => [partition, this.newTable()]));
+    const finished = new Map<number, number>();
+    await restorePartitions({
+      kafka,
+      changelogTopic,
+      producers,
+      logger,
+      logEvent,
+      load: (partition, key, value) => tables.get(partition)!.load(key, value),
+      size: (partition) => (finished.set(partition, Date.now()), tables.get(partition)!.size),
+    });
+    for (const [partition, table] of tables) {
+      this.assign(partition, table);
+      this.options.onRestored?.(partition, (finished.get(partition) ?? Date.now()) - started, table.size);
+    }
   }
 
   /** Takes ownership of a partition with the given state (what restore does once it has read the changelog). */
-  assign(partition: number, values: Map<string, V> = new Map()): void {
-    this.partitions.set(partition, new OwnedPartition(values));
+  assign(partition: number, values: Map<string, V> | T = new Map()): void {
+    this.partitions.set(partition, new OwnedPartition(values instanceof Map ? this.tableOf(values) : values));
+  }
+
+  private newTable(): T {
+    return this.options.table ? this.options.table() : this.tableOf(new Map());
+  }
+
+  private tableOf(values: Map<string, V>): T {
+    if (!this.options.codec) throw new Error(`${this.options.changelogTopic}: a store with its own table is given its state as a table`);
+    // Without a table of its own, T is PartitionTable<V> (the options' type allows nothing else).
+    return new MapTable(this.options.codec, values) as unknown as T;
   }
 
   /** Forgets a partition's state, written or not; a partition not owned is ignored. */
@@ -124,15 +206,12 @@ export class ChangeloggedStore<V> {
   takeChangelog(partition: number): OutputRecord[] {
     const state = this.owned(partition);
     const outputs: OutputRecord[] = [];
-    for (const [key, present] of state.dirty) {
-      const value = present ? state.values.get(key) : undefined;
-      outputs.push({ topic: this.options.changelogTopic, message: { key, value: value === undefined ? null : this.options.codec.encode(value), partition } });
-    }
+    for (const key of state.dirty) outputs.push({ topic: this.options.changelogTopic, message: { key, value: state.table.encoded(key), partition } });
     state.dirty.clear();
     return outputs;
   }
 
-  private owned(partition: number): OwnedPartition<V> {
+  private owned(partition: number): OwnedPartition<V, T> {
     const state = this.partitions.get(partition);
     if (!state) throw new PipelineError('STORE_PARTITION_NOT_OWNED', `${this.options.changelogTopic}: partition ${partition} is not owned here (not restored, or dropped)`, { context: { topic: this.options.changelogTopic, partition } });
     return state;

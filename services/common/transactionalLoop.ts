@@ -67,6 +67,8 @@ export interface BatchCommitted {
  */
 export interface PartitionedStore {
   restore(partition: number, producer: Producer): Promise<void>;
+  /** Restores several partitions in one read of the changelog, each through its own producer; without it, `restore` is called for each. */
+  restoreAll?(producers: Map<number, Producer>): Promise<void>;
   takeChangelog(partition: number): OutputRecord[];
   drop(partition: number): void;
 }
@@ -210,6 +212,7 @@ async function startIncarnation(options: TransactionalLoopOptions, context: Inca
   let assigned = new Set<string>();
   const release = (key: string) => {
     resumeAt.delete(key);
+    restoring.delete(key);
     const { topic, partition } = partitionOf(key);
     // Dropped even if its restore did not finish: whatever it holds is not known to be committed.
     for (const store of stores) store.drop(partition);
@@ -219,12 +222,36 @@ async function startIncarnation(options: TransactionalLoopOptions, context: Inca
     return producer?.disconnect().catch(() => {});
   };
 
+  // The first partition prepared restores, with its own, the stores of every other assigned
+  // partition of its topic not yet prepared: one read of each changelog instead of one per
+  // partition. Each partition is still fenced and read to its end by its own producer.
+  const restoring = new Map<string, { done: Promise<void> }>();
+  const restoreStores = (topic: string, partition: number): Promise<void> => {
+    if (stores.length === 0) return Promise.resolve();
+    const key = keyOf(topic, partition);
+    const pending = restoring.get(key);
+    if (pending) return pending.done;
+    const keys = [key, ...[...assigned].filter((k) => k !== key && partitionOf(k).topic === topic && !prepared.has(k) && !restoring.has(k))];
+    const together = { done: Promise.resolve() };
+    for (const k of keys) restoring.set(k, together);
+    together.done = (async () => {
+      const producersOf = new Map(await Promise.all(keys.map(async (k) => [partitionOf(k).partition, await producerFor(topic, partitionOf(k).partition)] as const)));
+      for (const store of stores) {
+        if (store.restoreAll) await store.restoreAll(producersOf);
+        else for (const [p, producer] of producersOf) await store.restore(p, producer);
+      }
+      // A partition taken away meanwhile (released) keeps no state here.
+      for (const k of keys) if (restoring.get(k) !== together) for (const store of stores) store.drop(partitionOf(k).partition);
+    })();
+    return together.done;
+  };
+
   /** The partition's producer, its stores restored and `prepare` called the first time. */
   const preparedProducer = async (topic: string, partition: number): Promise<Producer> => {
     const key = keyOf(topic, partition);
     const producer = await producerFor(topic, partition);
     if (!prepared.has(key)) {
-      for (const store of stores) await store.restore(partition, producer);
+      await restoreStores(topic, partition);
       await options.prepare?.(topic, partition, producer);
       // The consumer read its starting offset when the partition was assigned, which can be
       // before the previous owner's last transaction (offsets included) completed: kafkajs'
@@ -234,6 +261,7 @@ async function startIncarnation(options: TransactionalLoopOptions, context: Inca
       // (their effect is in the restored state).
       resumeAt.set(key, await committedOffset(topic, partition));
       prepared.add(key);
+      restoring.delete(key);
     }
     return producer;
   };

@@ -1,32 +1,13 @@
 import { applyEvent, eventTimePolicy, type Outcome } from '../../services/aggregate/applyEvent.ts';
 import { DeltaAccumulator, type ExperimentDelta } from '../../services/aggregate/deltaAccumulator.ts';
 import { PartitionWatermark } from '../../services/aggregate/partitionWatermark.ts';
-import { decodeUserState, encodeUserState, type UserState } from '../../services/aggregate/userState.ts';
-import type { PartitionStore } from '../../services/common/changeloggedStore.ts';
+import type { UserState } from '../../services/aggregate/userState.ts';
+import { UserTable } from '../../services/aggregate/userTable.ts';
+import { OwnedPartition } from '../../services/common/changeloggedStore.ts';
 import { CONFIG_DEFAULTS } from '../../services/common/config.ts';
 import type { PipelineEvent } from '../../services/common/contracts/pipelineEvent.ts';
 import type { PublishedDefinition } from '../../services/common/experimentDefinition.ts';
 import { randomInt, seededRandom } from './random.ts';
-
-/** An in-memory partition store (the changelogged store without Kafka), for pure tests. */
-export class MemoryPartition<V> implements PartitionStore<V> {
-  readonly values = new Map<string, V>();
-  get(key: string): V | undefined {
-    return this.values.get(key);
-  }
-  set(key: string, value: V): void {
-    this.values.set(key, value);
-  }
-  delete(key: string): void {
-    this.values.delete(key);
-  }
-  get size(): number {
-    return this.values.size;
-  }
-  entries(): IterableIterator<[string, V]> {
-    return this.values.entries();
-  }
-}
 
 export interface ReplayResult {
   deltas: ExperimentDelta[];
@@ -47,7 +28,7 @@ export function replayPartition(events: PipelineEvent[], definitions: PublishedD
   const latenessMs = options.latenessMs ?? CONFIG_DEFAULTS.aggregate.latenessMs;
   const policy = eventTimePolicy({ latenessMs }, (m) => metrics.has(m));
   const random = seededRandom(options.seed ?? 11);
-  let store = new MemoryPartition<UserState>();
+  let store = new OwnedPartition<UserState, UserTable>(new UserTable());
   let clock = new PartitionWatermark(latenessMs);
   const result: ReplayResult = { deltas: [], outcomes: new Map(), peakHeld: 0 };
   const count = (o: Outcome | 'late') => result.outcomes.set(o, (result.outcomes.get(o) ?? 0) + 1);
@@ -60,15 +41,17 @@ export function replayPartition(events: PipelineEvent[], definitions: PublishedD
       if (outcomes === 'late') count('late');
       else outcomes.forEach(count);
     }
-    clock.sweep(store);
+    store.table.flush();
+    clock.sweep(store.table);
     result.peakHeld = Math.max(result.peakHeld, clock.held);
     result.deltas.push(...delta.deltas());
     start += size;
     if (options.restoreEvery && ++batches % options.restoreEvery === 0) {
-      const restored = new MemoryPartition<UserState>();
-      for (const [key, user] of store.entries()) restored.set(key, decodeUserState(encodeUserState(user)));
-      store = restored;
-      clock = PartitionWatermark.fromState(latenessMs, store);
+      // Through the changelog records the table writes (format 2), into a fresh table, as a restore reads them.
+      const restored = new UserTable();
+      for (const [key] of store.entries()) restored.load(Buffer.from(key), store.table.encoded(key));
+      store = new OwnedPartition(restored);
+      clock = PartitionWatermark.fromState(latenessMs, store.table);
     }
   }
   return result;

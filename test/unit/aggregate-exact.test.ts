@@ -3,7 +3,8 @@ import { applyEvent, eventTimePolicy, MAX_HELD_PER_USER } from '../../services/a
 import { DeltaAccumulator, type ExperimentDelta } from '../../services/aggregate/deltaAccumulator.ts';
 import { CONFIG_DEFAULTS } from '../../services/common/config.ts';
 import { nonFinitePaths } from '../../services/common/numberBounds.ts';
-import { decodeUserState, emptyUserState, encodeUserState, type UserState } from '../../services/aggregate/userState.ts';
+import { emptyUserState, type UserState } from '../../services/aggregate/userState.ts';
+import { decodeUserState, encodeUserState } from '../../services/aggregate/userStateCodec.ts';
 import { compareTotals, DISORDER_MS, fixtureDefinitions, generateEvents, largestDisorder, oracle, sumDeltas } from '../support/aggregationFixture.ts';
 import { replayPartition } from '../support/partitionReplay.ts';
 

@@ -1,0 +1,166 @@
+import { compactLength, readCompact, writeCompact } from './compactUser.ts';
+import { internedIds } from './internedIds.ts';
+import { decodeJsonUserState, type UserState } from './userState.ts';
+
+/**
+ * The aggregator's changelog record of one user. Two formats, told apart by the first byte:
+ *
+ * - format 1, JSON (first byte `[`), written until step 13 and still read: see
+ *   decodeJsonUserState (its older forms included);
+ * - format 2, binary (first byte 2), written since: the record's strings once, then numbers
+ *   that refer to them, little-endian:
+ *
+ *     u8 2, f64 newest,
+ *     u16 S, S × (u16 byte length, UTF-8 bytes)                        the strings
+ *     u16 A, A × (u16 experiment, u16 variant, u8 conflicted, f64 exposedAt)
+ *     u16 T, T × (u16 total key, f64 total)
+ *     u32 H, H × (u16 metric, f64 value, f64 eventTime)                held, in event-time order
+ *
+ * Decoding goes straight to the compact form (compactUser.ts), without a UserState.
+ */
+export const FORMAT_BINARY = 2;
+const JSON_START = 0x5b;
+const COUNT_SHIFT = 2 ** 24;
+const ID_SHIFT = 2 ** 21;
+
+/** Encodes the compact record at `at` (of `length` doubles). */
+export function encodeCompact(data: Float64Array, at: number, length: number): Buffer {
+  const counts = data[at + 1]!;
+  const assignments = Math.floor(counts / COUNT_SHIFT);
+  const totals = counts % COUNT_SHIFT;
+  const totalsAt = at + 2 + 2 * assignments;
+  const heldAt = totalsAt + 2 * totals;
+  const held = (at + length - heldAt) / 3;
+  // The record's own string table: each interned id it uses, once.
+  const ids: number[] = [];
+  const indexOf = (id: number) => {
+    let index = ids.indexOf(id);
+    if (index < 0) index = ids.push(id) - 1;
+    return index;
+  };
+  const assignmentRefs: number[] = [];
+  for (let i = at + 2; i < totalsAt; i += 2) {
+    const packed = data[i]!;
+    const pair = (packed - (packed % 2)) / 2;
+    assignmentRefs.push(indexOf(Math.floor(pair / ID_SHIFT)), indexOf(pair % ID_SHIFT));
+  }
+  const totalRefs: number[] = [];
+  for (let i = totalsAt; i < heldAt; i += 2) totalRefs.push(indexOf(data[i]!));
+  const heldRefs: number[] = [];
+  for (let i = heldAt; i < at + length; i += 3) heldRefs.push(indexOf(data[i]!));
+  if (ids.length > 0xffff || assignments > 0xffff || totals > 0xffff) throw new Error('user state too large for its changelog record');
+  const strings = ids.map((id) => internedIds.bytesOf(id));
+  const size = 1 + 8 + 2 + strings.reduce((n, s) => n + 2 + s.length, 0) + 2 + 13 * assignments + 2 + 10 * totals + 4 + 18 * held;
+  const out = Buffer.allocUnsafe(size);
+  let o = out.writeUInt8(FORMAT_BINARY, 0);
+  o = out.writeDoubleLE(data[at]!, o);
+  o = out.writeUInt16LE(strings.length, o);
+  for (const s of strings) {
+    o = out.writeUInt16LE(s.length, o);
+    o += s.copy(out, o);
+  }
+  o = out.writeUInt16LE(assignments, o);
+  for (let k = 0, i = at + 2; k < assignments; k++, i += 2) {
+    o = out.writeUInt16LE(assignmentRefs[2 * k]!, o);
+    o = out.writeUInt16LE(assignmentRefs[2 * k + 1]!, o);
+    o = out.writeUInt8(data[i]! % 2, o);
+    o = out.writeDoubleLE(data[i + 1]!, o);
+  }
+  o = out.writeUInt16LE(totals, o);
+  for (let k = 0, i = totalsAt; k < totals; k++, i += 2) {
+    o = out.writeUInt16LE(totalRefs[k]!, o);
+    o = out.writeDoubleLE(data[i + 1]!, o);
+  }
+  o = out.writeUInt32LE(held, o);
+  for (let k = 0, i = heldAt; k < held; k++, i += 3) {
+    o = out.writeUInt16LE(heldRefs[k]!, o);
+    o = out.writeDoubleLE(data[i + 1]!, o);
+    o = out.writeDoubleLE(data[i + 2]!, o);
+  }
+  return out;
+}
+
+/** A growable run of doubles that a decoded record is written to. */
+export class Scratch {
+  data = new Float64Array(256);
+  /** The interned ids of the record's strings (those of the record before, until overwritten: records in a row mostly share them). */
+  ids = new Int32Array(64).fill(-1);
+
+  room(length: number): Float64Array {
+    if (this.data.length < length) this.data = new Float64Array(Math.max(length, 2 * this.data.length));
+    return this.data;
+  }
+}
+
+/** Decodes a record of either format into `scratch` (from 0); returns its compact length. */
+export function decodeCompact(buffer: Buffer, scratch: Scratch): number {
+  if (buffer[0] === JSON_START) {
+    const state = decodeJsonUserState(buffer);
+    return writeCompact(state, scratch.room(compactLength(state)), 0);
+  }
+  if (buffer[0] !== FORMAT_BINARY) throw new Error(`unknown user state format ${buffer[0]}`);
+  let o = 1;
+  const newest = buffer.readDoubleLE(o);
+  o += 8;
+  const strings = buffer.readUInt16LE(o);
+  if (scratch.ids.length < strings) scratch.ids = new Int32Array(strings).fill(-1);
+  const ids = scratch.ids;
+  o += 2;
+  for (let k = 0; k < strings; k++) {
+    const length = buffer[o]! | (buffer[o + 1]! << 8);
+    const before = ids[k]!;
+    if (before < 0 || !sameBytes(internedIds.bytesOf(before), buffer, o + 2, length)) ids[k] = internedIds.idOfBytes(buffer, o + 2, o + 2 + length);
+    o += 2 + length;
+  }
+  const assignments = buffer.readUInt16LE(o);
+  const totalsAt = o + 2 + 13 * assignments;
+  const totals = buffer.readUInt16LE(totalsAt);
+  const heldAt = totalsAt + 2 + 10 * totals;
+  const held = buffer.readUInt32LE(heldAt);
+  const length = 2 + 2 * assignments + 2 * totals + 3 * held;
+  const data = scratch.room(length);
+  data[0] = newest;
+  data[1] = assignments * COUNT_SHIFT + totals;
+  let i = 2;
+  for (let k = 0, p = o + 2; k < assignments; k++, p += 13) {
+    data[i++] = (ids[stringRef(buffer, p, strings)]! * ID_SHIFT + ids[stringRef(buffer, p + 2, strings)]!) * 2 + buffer[p + 4]!;
+    data[i++] = buffer.readDoubleLE(p + 5);
+  }
+  for (let k = 0, p = totalsAt + 2; k < totals; k++, p += 10) {
+    data[i++] = ids[stringRef(buffer, p, strings)]!;
+    data[i++] = buffer.readDoubleLE(p + 2);
+  }
+  for (let k = 0, p = heldAt + 4; k < held; k++, p += 18) {
+    data[i++] = ids[stringRef(buffer, p, strings)]!;
+    data[i++] = buffer.readDoubleLE(p + 2);
+    data[i++] = buffer.readDoubleLE(p + 10);
+  }
+  if (heldAt + 4 + 18 * held !== buffer.length) throw new Error(`user state record of ${buffer.length} bytes does not end where its counts say`);
+  return length;
+}
+
+/** A UserState as its changelog record (format 2). */
+export function encodeUserState(state: UserState): Buffer {
+  const data = new Float64Array(compactLength(state));
+  return encodeCompact(data, 0, writeCompact(state, data, 0));
+}
+
+/** A changelog record of either format as a UserState. */
+export function decodeUserState(buffer: Buffer): UserState {
+  const scratch = new Scratch();
+  const length = decodeCompact(buffer, scratch);
+  return readCompact(scratch.data, 0, length);
+}
+
+function sameBytes(bytes: Buffer, buffer: Buffer, start: number, length: number): boolean {
+  if (bytes.length !== length) return false;
+  for (let i = 0; i < length; i++) if (bytes[i] !== buffer[start + i]) return false;
+  return true;
+}
+
+/** A reference to one of the record's strings. */
+function stringRef(buffer: Buffer, at: number, strings: number): number {
+  const ref = buffer.readUInt16LE(at);
+  if (ref >= strings) throw new Error(`user state record refers to string ${ref} of ${strings}`);
+  return ref;
+}

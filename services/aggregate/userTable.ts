@@ -1,0 +1,368 @@
+import type { PartitionTable } from '../common/changeloggedStore.ts';
+import { compactEarliestHeld, compactHeldCount, compactLength, compactNewest, readCompact, releaseCompactHeld, writeCompact } from './compactUser.ts';
+import { hashBytes } from './internedIds.ts';
+import { decodeCompact, encodeCompact, Scratch } from './userStateCodec.ts';
+import type { UserState } from './userState.ts';
+
+/**
+ * One partition's users, outside the JavaScript heap: a million users would otherwise be a
+ * million maps, objects and strings, and the heap's headroom over them (what made the
+ * aggregator ~1 GiB per million users). Each user is a record in chunks of doubles:
+ *
+ *   length (doubles) * 2^16 + key byte length (negative once let go),
+ *   the key's UTF-8 bytes (padded to whole doubles), the state (compactUser.ts)
+ *
+ * found through an open-addressing hash table of user numbers (typed arrays too). A user's
+ * number is stable while it is stored (the partition's watermark indexes users by it); its
+ * record moves when it changes size, and chunks left mostly empty are copied out and freed.
+ *
+ * A batch works on UserState: `get` expands a stored user once per batch, `set` keeps the
+ * object, and `flush` writes every user the batch touched back in compact form (before the
+ * changelog is taken; `encoded` flushes too).
+ */
+const CHUNK = 2 ** 17;
+const KEY_SHIFT = 2 ** 16;
+const HEADER = 1;
+const EMPTY = 0;
+const DELETED = -1;
+
+export class UserTable implements PartitionTable<UserState> {
+  private chunks: (Float64Array | undefined)[] = [];
+  /** The same chunks as bytes (keys are compared and copied there). */
+  private chunkBytes: (Uint8Array | undefined)[] = [];
+  /** Doubles of live records per chunk. */
+  private live: number[] = [];
+  private current = -1;
+  private bump = 0;
+  /** User number -> handle (chunk * CHUNK + offset) of its record; -1 while free. */
+  private handles = new Int32Array(1024).fill(-1);
+  private freeNumbers: number[] = [];
+  private nextNumber = 0;
+  /** Open addressing: user number + 1 (0 empty, -1 deleted) and the key's hash. */
+  private slots = new Int32Array(1024);
+  private hashes = new Int32Array(1024);
+  private used = 0;
+  private stored = 0;
+  /** Users this batch read or wrote, as objects until `flush`. */
+  private readonly working = new Map<string, UserState>();
+  /** Keys first set this batch (not stored yet), with the number reserved for them. */
+  private readonly fresh = new Map<string, number>();
+  private readonly scratch = new Scratch();
+  private keyBytes = new Uint8Array(256);
+  private readonly encoder = new TextEncoder();
+
+  get size(): number {
+    return this.stored + this.fresh.size;
+  }
+
+  get(key: string): UserState | undefined {
+    let state = this.working.get(key);
+    if (state) return state;
+    const number = this.find(this.encodeKey(key));
+    if (number < 0) return undefined;
+    const [chunk, at, length] = this.record(number);
+    state = readCompact(chunk, at + this.stateOffset(chunk, at), length - this.stateOffset(chunk, at));
+    this.working.set(key, state);
+    return state;
+  }
+
+  set(key: string, value: UserState): void {
+    if (!this.working.has(key) && !this.fresh.has(key) && this.find(this.encodeKey(key)) < 0) this.fresh.set(key, this.reserveNumber());
+    this.working.set(key, value);
+  }
+
+  delete(key: string): void {
+    this.working.delete(key);
+    const reserved = this.fresh.get(key);
+    if (reserved !== undefined) {
+      this.fresh.delete(key);
+      this.freeNumbers.push(reserved);
+      return;
+    }
+    this.remove(this.encodeKey(key));
+  }
+
+  /** The user's stable number (stored, or set this batch); -1 if unknown. */
+  numberOf(key: string): number {
+    return this.fresh.get(key) ?? this.find(this.encodeKey(key));
+  }
+
+  /** Writes every user the batch touched back into the table. */
+  flush(): void {
+    for (const [key, state] of this.working) {
+      const keyLength = this.encodeKey(key);
+      const reserved = this.fresh.get(key);
+      const number = reserved ?? this.find(keyLength);
+      const length = compactLength(state);
+      const data = this.scratch.room(length);
+      writeCompact(state, data, 0);
+      this.write(number, keyLength, data, length, reserved !== undefined);
+    }
+    this.working.clear();
+    this.fresh.clear();
+  }
+
+  *entries(): IterableIterator<[string, UserState]> {
+    this.flush();
+    for (let number = 0; number < this.nextNumber; number++) {
+      if (this.handles[number]! < 0) continue;
+      const [chunk, at] = this.record(number);
+      yield [this.keyOf(chunk, at), this.get(this.keyOf(chunk, at))!];
+    }
+    this.working.clear();
+  }
+
+  load(key: Buffer, value: Buffer | null): void {
+    if (key.length > this.keyBytes.length) this.keyBytes = new Uint8Array(2 * key.length);
+    this.keyBytes.set(key);
+    if (!value) {
+      this.remove(key.length);
+      return;
+    }
+    const length = decodeCompact(value, this.scratch);
+    const existing = this.find(key.length);
+    this.write(existing < 0 ? this.reserveNumber() : existing, key.length, this.scratch.data, length, existing < 0);
+  }
+
+  encoded(key: string): Buffer | null {
+    if (this.working.size > 0) this.flush();
+    const number = this.find(this.encodeKey(key));
+    if (number < 0) return null;
+    const [chunk, at, length] = this.record(number);
+    const offset = this.stateOffset(chunk, at);
+    return encodeCompact(chunk, at + offset, length - offset);
+  }
+
+  /** Every stored user's number, newest event time, held event count and earliest held event time. */
+  forEachUser(visit: (number: number, newest: number, held: number, earliestHeld: number | undefined) => void): void {
+    this.flush();
+    for (let number = 0; number < this.nextNumber; number++) {
+      if (this.handles[number]! < 0) continue;
+      const [chunk, at, length] = this.record(number);
+      const offset = this.stateOffset(chunk, at);
+      visit(number, compactNewest(chunk, at + offset), compactHeldCount(chunk, at + offset, length - offset), compactEarliestHeld(chunk, at + offset, length - offset));
+    }
+  }
+
+  /** Lets go of a user's held events behind the watermark, in place; not changelogged (see PartitionWatermark). */
+  releaseHeld(number: number, watermark: number): { released: number; earliestHeld: number | undefined } {
+    if (this.working.size > 0) this.flush();
+    if (number < 0 || number >= this.nextNumber || this.handles[number]! < 0) return { released: 0, earliestHeld: undefined };
+    const [chunk, at, length] = this.record(number);
+    const offset = this.stateOffset(chunk, at);
+    const shorter = releaseCompactHeld(chunk, at + offset, length - offset, watermark) + offset;
+    if (shorter < length) {
+      // The freed tail becomes a dead record of its own.
+      chunk[at] = shorter * KEY_SHIFT + (chunk[at]! % KEY_SHIFT);
+      chunk[at + shorter] = -(length - shorter) * KEY_SHIFT;
+      this.live[this.chunkOf(number)]! -= length - shorter;
+    }
+    return { released: (length - shorter) / 3, earliestHeld: compactEarliestHeld(chunk, at + offset, shorter - offset) };
+  }
+
+  private record(number: number): [Float64Array, number, number] {
+    const handle = this.handles[number]!;
+    const chunk = this.chunks[Math.floor(handle / CHUNK)]!;
+    const at = handle % CHUNK;
+    return [chunk, at, Math.floor(chunk[at]! / KEY_SHIFT)];
+  }
+
+  private chunkOf(number: number): number {
+    return Math.floor(this.handles[number]! / CHUNK);
+  }
+
+  /** Doubles from a record's start to its state: the header and the key. */
+  private stateOffset(chunk: Float64Array, at: number): number {
+    return HEADER + Math.ceil((chunk[at]! % KEY_SHIFT) / 8);
+  }
+
+  private keyOf(chunk: Float64Array, at: number): string {
+    const length = chunk[at]! % KEY_SHIFT;
+    return Buffer.from(chunk.buffer, chunk.byteOffset + (at + HEADER) * 8, length).toString('utf8');
+  }
+
+  /** The key's UTF-8 bytes into keyBytes; returns their length. */
+  private encodeKey(key: string): number {
+    if (key.length * 3 > this.keyBytes.length) this.keyBytes = new Uint8Array(key.length * 3);
+    const length = this.encoder.encodeInto(key, this.keyBytes).written;
+    if (length >= KEY_SHIFT) throw new Error(`a user id of ${length} bytes is longer than the user table keeps`);
+    return length;
+  }
+
+  private hashKey(length: number): number {
+    return hashBytes(this.keyBytes, 0, length);
+  }
+
+  private keyEquals(number: number, length: number): boolean {
+    const handle = this.handles[number]!;
+    const index = Math.floor(handle / CHUNK);
+    const at = handle % CHUNK;
+    if (this.chunks[index]![at]! % KEY_SHIFT !== length) return false;
+    const bytes = this.chunkBytes[index]!;
+    const from = (at + HEADER) * 8;
+    for (let i = 0; i < length; i++) if (bytes[from + i] !== this.keyBytes[i]) return false;
+    return true;
+  }
+
+  /** The user number of the key in keyBytes, or -1. */
+  private find(length: number): number {
+    const slot = this.slotOf(length, this.hashKey(length));
+    return slot < 0 ? -1 : this.slots[slot]! - 1;
+  }
+
+  private slotOf(length: number, hash: number): number {
+    const mask = this.slots.length - 1;
+    for (let i = hash & mask; ; i = (i + 1) & mask) {
+      const slot = this.slots[i]!;
+      if (slot === EMPTY) return -1;
+      if (slot > 0 && this.hashes[i] === hash && this.keyEquals(slot - 1, length)) return i;
+    }
+  }
+
+  private remove(length: number): void {
+    const slot = this.slotOf(length, this.hashKey(length));
+    if (slot < 0) return;
+    const number = this.slots[slot]! - 1;
+    this.slots[slot] = DELETED;
+    this.free(number);
+    this.handles[number] = -1;
+    this.freeNumbers.push(number);
+    this.stored--;
+  }
+
+  private reserveNumber(): number {
+    const number = this.freeNumbers.pop() ?? this.nextNumber++;
+    if (number >= this.handles.length) {
+      const grown = new Int32Array(2 * this.handles.length).fill(-1);
+      grown.set(this.handles);
+      this.handles = grown;
+    }
+    return number;
+  }
+
+  /** Stores a user's state (the key in keyBytes): in place if its size is unchanged, else in a new record. */
+  private write(number: number, keyLength: number, state: Float64Array, stateLength: number, isNew: boolean): void {
+    const length = HEADER + Math.ceil(keyLength / 8) + stateLength;
+    if (!isNew) {
+      const [chunk, at, old] = this.record(number);
+      if (old === length) {
+        copyDoubles(state, 0, chunk, at + length - stateLength, stateLength);
+        return;
+      }
+      this.free(number);
+    } else {
+      this.insertSlot(number, keyLength);
+      this.stored++;
+    }
+    const [chunk, at] = this.allocate(number, length);
+    chunk[at] = length * KEY_SHIFT + keyLength;
+    const bytes = this.chunkBytes[Math.floor(this.handles[number]! / CHUNK)]!;
+    for (let i = 0, to = (at + HEADER) * 8; i < keyLength; i++) bytes[to + i] = this.keyBytes[i]!;
+    copyDoubles(state, 0, chunk, at + length - stateLength, stateLength);
+  }
+
+  private insertSlot(number: number, keyLength: number): void {
+    if ((this.used + 1) * 4 > this.slots.length * 3) this.rehash();
+    const hash = this.hashKey(keyLength);
+    const mask = this.slots.length - 1;
+    let i = hash & mask;
+    while (this.slots[i]! > 0) i = (i + 1) & mask;
+    if (this.slots[i] === EMPTY) this.used++;
+    this.slots[i] = number + 1;
+    this.hashes[i] = hash;
+  }
+
+  /** Grows the hash table when it is three quarters used (deleted slots included), or clears the deleted ones. */
+  private rehash(): void {
+    const capacity = this.stored * 2 >= this.slots.length ? this.slots.length * 2 : this.slots.length;
+    const [slots, hashes] = [this.slots, this.hashes];
+    this.slots = new Int32Array(capacity);
+    this.hashes = new Int32Array(capacity);
+    this.used = 0;
+    const mask = capacity - 1;
+    for (let s = 0; s < slots.length; s++) {
+      if (slots[s]! <= 0) continue;
+      let i = hashes[s]! & mask;
+      while (this.slots[i] !== EMPTY) i = (i + 1) & mask;
+      this.slots[i] = slots[s]!;
+      this.hashes[i] = hashes[s]!;
+      this.used++;
+    }
+  }
+
+  /** Room for a record of `length` doubles: at the end of the current chunk, in a new one, or (larger than a chunk) in one of its own. */
+  private allocate(number: number, length: number): [Float64Array, number] {
+    if (length > CHUNK) {
+      const index = this.newChunk(length);
+      this.live[index] = length;
+      this.handles[number] = index * CHUNK;
+      return [this.chunks[index]!, 0];
+    }
+    let chunk = this.chunks[this.current];
+    if (!chunk || this.bump + length > chunk.length) {
+      this.current = this.newChunk(CHUNK);
+      chunk = this.chunks[this.current]!;
+      this.bump = 0;
+    }
+    const at = this.bump;
+    this.bump += length;
+    this.live[this.current]! += length;
+    this.handles[number] = this.current * CHUNK + at;
+    return [chunk, at];
+  }
+
+  private newChunk(length: number): number {
+    const free = this.chunks.indexOf(undefined);
+    const index = free < 0 ? this.chunks.length : free;
+    if (index * CHUNK >= 2 ** 31) throw new Error('user table larger than its handles can address');
+    const chunk = new Float64Array(length);
+    this.chunks[index] = chunk;
+    this.chunkBytes[index] = new Uint8Array(chunk.buffer);
+    this.live[index] = 0;
+    return index;
+  }
+
+  /** Lets a record go; a chunk left less than half live is copied out and freed. */
+  private free(number: number): void {
+    const index = this.chunkOf(number);
+    const [chunk, at, length] = this.record(number);
+    chunk[at] = -length * KEY_SHIFT;
+    this.live[index]! -= length;
+    if (index !== this.current && this.live[index]! * 2 < chunk.length) this.evacuate(index);
+  }
+
+  private evacuate(index: number): void {
+    const chunk = this.chunks[index]!;
+    const bytes = this.chunkBytes[index]!;
+    this.live[index] = 0;
+    for (let at = 0; at < chunk.length; ) {
+      const header = chunk[at]!;
+      if (header === 0) break; // the unused end of the chunk
+      const length = Math.floor(Math.abs(header) / KEY_SHIFT);
+      if (header > 0) {
+        const number = this.numberAt(bytes, at, header % KEY_SHIFT, index * CHUNK + at);
+        const [target, to] = this.allocate(number, length);
+        target.set(chunk.subarray(at, at + length), to);
+      }
+      at += length;
+    }
+    this.chunks[index] = undefined;
+    this.chunkBytes[index] = undefined;
+  }
+
+  /** The number of the user whose record is at `handle` (its key's bytes in `bytes` at the record), found through the hash table. */
+  private numberAt(bytes: Uint8Array, at: number, keyLength: number, handle: number): number {
+    const from = (at + HEADER) * 8;
+    const mask = this.slots.length - 1;
+    for (let i = hashBytes(bytes, from, from + keyLength) & mask; ; i = (i + 1) & mask) {
+      const slot = this.slots[i]!;
+      if (slot === EMPTY) throw new Error('a user record the hash table does not know');
+      if (slot > 0 && this.handles[slot - 1] === handle) return slot - 1;
+    }
+  }
+}
+
+/** Copies doubles between typed arrays (a loop: a subarray per copy would be an object per user). */
+function copyDoubles(from: Float64Array, start: number, to: Float64Array, at: number, length: number): void {
+  for (let i = 0; i < length; i++) to[at + i] = from[start + i]!;
+}

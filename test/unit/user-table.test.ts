@@ -1,0 +1,116 @@
+import { describe, expect, it } from 'vitest';
+import { releaseHeld } from '../../services/aggregate/applyEvent.ts';
+import { decodeUserState, encodeUserState, FORMAT_BINARY } from '../../services/aggregate/userStateCodec.ts';
+import { encodeJsonUserState, type UserState } from '../../services/aggregate/userState.ts';
+import { UserTable } from '../../services/aggregate/userTable.ts';
+import { randomInt, seededRandom } from '../support/random.ts';
+
+const t0 = Date.UTC(2026, 10, 27);
+
+/** A user with what the rules can leave: several experiments, conflicts, ratio denominators, held events in event-time order. */
+function randomUser(random: () => number, held = randomInt(random, 6)): UserState {
+  const state: UserState = { assignments: {}, totals: {}, held: [], newest: t0 + randomInt(random, 1_000_000) };
+  for (let e = 0; e < randomInt(random, 4); e++) {
+    const experiment = `exp-${randomInt(random, 5)}`;
+    state.assignments[experiment] = { variant: ['control', 'treatment', 'v-ü'][randomInt(random, 3)]!, exposedAt: t0 + randomInt(random, 100_000), conflicted: random() < 0.3 };
+    state.totals[`${experiment}\u0000revenue`] = (random() - 0.3) * 1e6;
+    if (random() < 0.5) state.totals[`${experiment}\u0000errors_per_request\u0000y`] = randomInt(random, 50);
+  }
+  let time = t0;
+  for (let h = 0; h < held; h++) state.held.push([['revenue', 'errors', 'requests'][randomInt(random, 3)]!, random() < 0.2 ? 0 : (random() - 0.5) * 1e3, (time += randomInt(random, 5_000))]);
+  return state;
+}
+
+describe('the aggregator changelog record', () => {
+  it('round-trips every field exactly in format 2 (binary, first byte 2)', () => {
+    const random = seededRandom(5);
+    for (let i = 0; i < 2_000; i++) {
+      const state = randomUser(random);
+      const encoded = encodeUserState(state);
+      expect(encoded[0]).toBe(FORMAT_BINARY);
+      expect(decodeUserState(encoded)).toEqual(state);
+    }
+    // Extremes the rules allow: the largest finite totals, negative and fractional values.
+    const extreme: UserState = { assignments: { e: { variant: 'v', exposedAt: 0, conflicted: true } }, totals: { 'e\u0000m': 1e154, 'e\u0000m\u0000y': -Number.MIN_VALUE }, held: [['m', -1e12, -5]], newest: Number.MAX_SAFE_INTEGER };
+    expect(decodeUserState(encodeUserState(extreme))).toEqual(extreme);
+  });
+
+  it('still reads format 1 (JSON) records, the current form and the older ones, to the same state', () => {
+    const random = seededRandom(6);
+    for (let i = 0; i < 500; i++) {
+      const state = randomUser(random);
+      expect(decodeUserState(encodeJsonUserState(state))).toEqual(state);
+    }
+    const beforeHeld = Buffer.from(JSON.stringify([{ 'exp-checkout': ['control', t0, 1] }, { 'exp-checkout\u0000revenue': 5 }]));
+    expect(decodeUserState(beforeHeld)).toEqual({ assignments: { 'exp-checkout': { variant: 'control', exposedAt: t0, conflicted: true } }, totals: { 'exp-checkout\u0000revenue': 5 }, held: [], newest: 0 });
+    // Step 11 kept early metrics in arrival order: read back in event-time order.
+    const step11 = Buffer.from(JSON.stringify([{}, {}, [['revenue', 2, t0 + 5], ['revenue', 3, t0]], t0 + 5]));
+    expect(decodeUserState(step11)).toEqual({ assignments: {}, totals: {}, held: [['revenue', 3, t0], ['revenue', 2, t0 + 5]], newest: t0 + 5 });
+  });
+
+  it('refuses a record of an unknown format or a truncated one', () => {
+    expect(() => decodeUserState(Buffer.from([7, 1, 2]))).toThrow(/unknown user state format 7/);
+    const encoded = encodeUserState(randomUser(seededRandom(1), 3));
+    expect(() => decodeUserState(encoded.subarray(0, encoded.length - 1))).toThrow();
+  });
+});
+
+describe('UserTable', () => {
+  it('holds what a Map of UserState would, through batches, size changes, deletes, flushes and restores', () => {
+    const random = seededRandom(7);
+    const reference = new Map<string, UserState>();
+    let table = new UserTable();
+    const keys = Array.from({ length: 30_000 }, (_, i) => (i % 7 === 0 ? `usér-${i}-✓` : `user-${i}`));
+    for (let batch = 0; batch < 40; batch++) {
+      for (let n = 0; n < 3_000; n++) {
+        const key = keys[randomInt(random, keys.length)]!;
+        if (random() < 0.03) {
+          table.delete(key);
+          reference.delete(key);
+          continue;
+        }
+        const state = randomUser(random);
+        table.set(key, state);
+        reference.set(key, structuredClone(state));
+      }
+      expect(table.size).toBe(reference.size);
+      table.flush();
+      if (batch % 10 === 9) {
+        // As a restore: every key's changelog record into a fresh table.
+        const restored = new UserTable();
+        for (const key of reference.keys()) restored.load(Buffer.from(key), table.encoded(key));
+        for (const key of keys.slice(0, 100)) if (!reference.has(key)) restored.load(Buffer.from(key), null);
+        table = restored;
+      }
+    }
+    expect(table.size).toBe(reference.size);
+    for (const key of keys) expect(table.get(key), key).toEqual(reference.get(key));
+    expect(new Map(table.entries())).toEqual(reference);
+    for (const key of keys) expect(table.encoded(key) === null).toBe(!reference.has(key));
+  });
+
+  it('keeps a user whose record is larger than a chunk, and lets go of held events in place as releaseHeld does', () => {
+    const random = seededRandom(8);
+    const table = new UserTable();
+    const heavy = randomUser(random, 50_000);
+    table.set('heavy', heavy);
+    const others = Array.from({ length: 2_000 }, () => randomUser(random, 20));
+    others.forEach((state, i) => table.set(`u${i}`, state));
+    table.flush();
+    const reference = structuredClone(heavy);
+    const watermark = reference.held[30_000]![2];
+    const released = releaseHeld(reference, watermark);
+    expect(table.releaseHeld(table.numberOf('heavy'), watermark)).toEqual({ released, earliestHeld: reference.held[0]![2] });
+    expect(table.get('heavy')).toEqual(reference);
+    others.forEach((state, i) => expect(table.get(`u${i}`)).toEqual(state));
+    // Numbers are stable while stored; an unknown user has none.
+    expect(table.numberOf('heavy')).toBe(0);
+    expect(table.numberOf('nobody')).toBe(-1);
+    let visited = 0;
+    table.forEachUser((number, newest, held) => {
+      visited++;
+      if (number === 0) expect([newest, held]).toEqual([reference.newest, reference.held.length]);
+    });
+    expect(visited).toBe(2_001);
+  });
+});
