@@ -28,13 +28,19 @@ export interface StoreCodec<V> {
   decode(buffer: Buffer): V;
 }
 
-/** One partition's values in memory. */
-export interface PartitionTable<V> {
+/** One owned partition's state: reads, and writes that are changelogged at commit. */
+export interface PartitionStore<V> {
   get(key: string): V | undefined;
+  /** Stores the value; its key is written to the changelog at commit. */
   set(key: string, value: V): void;
+  /** Removes the key; a tombstone is written to the changelog at commit. */
   delete(key: string): void;
   readonly size: number;
   entries(): IterableIterator<[string, V]>;
+}
+
+/** One partition's values in memory: what a service reads and writes, and what restore and commit need. */
+export interface PartitionTable<V> extends PartitionStore<V> {
   /** A changelog record read at restore (value null: a tombstone). */
   load(key: Buffer, value: Buffer | null): void;
   /** The key's changelog value as it is now; null if the key is absent (a tombstone). */
@@ -90,17 +96,6 @@ export type ChangeloggedStoreOptions<V, T extends PartitionTable<V> = PartitionT
   /** Told when a partition's state is dropped. */
   onDropped?(partition: number): void;
 } & ({ codec: StoreCodec<V>; table?: undefined } | { table: () => T; codec?: undefined });
-
-/** One owned partition's state: reads, and writes that are changelogged at commit. */
-export interface PartitionStore<V> {
-  get(key: string): V | undefined;
-  /** Stores the value; its key is written to the changelog at commit. */
-  set(key: string, value: V): void;
-  /** Removes the key; a tombstone is written to the changelog at commit. */
-  delete(key: string): void;
-  readonly size: number;
-  entries(): IterableIterator<[string, V]>;
-}
 
 export class OwnedPartition<V, T extends PartitionTable<V> = PartitionTable<V>> implements PartitionStore<V> {
   /** Keys written since the last commit, in the order first written. */
