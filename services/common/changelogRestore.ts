@@ -26,8 +26,8 @@ export interface RestoreOptions {
   logEvent: string;
   /** One changelog record of a partition being restored, in offset order (value null: a tombstone). */
   load(partition: number, key: Buffer, value: Buffer | null): void;
-  /** How many keys a partition holds (for the log line once it is restored). */
-  size(partition: number): number;
+  /** Told once a partition is read to its marker; returns how many keys it holds (for the log line). */
+  restored(partition: number): number;
   timeoutMs?: number;
 }
 
@@ -73,7 +73,7 @@ export async function restorePartitions(options: RestoreOptions): Promise<void> 
               if (marker.toString() !== token) continue;
               pending.delete(partition);
               pause();
-              options.logger.info({ topic: changelogTopic, partition, keys: options.size(partition), ms: Date.now() - started, markersMs, firstRecordMs, restoredTogether: restoring }, options.logEvent);
+              options.logger.info({ topic: changelogTopic, partition, keys: options.restored(partition), ms: Date.now() - started, markersMs, firstRecordMs, restoredTogether: restoring }, options.logEvent);
               if (pending.size === 0) {
                 clearTimeout(timer);
                 resolve();

@@ -146,14 +146,9 @@ export class ChangeloggedStore<V, T extends PartitionTable<V> = PartitionTable<V
   }
 
   /**
-   * Rebuilds the partition from its changelog, read to its end through the partition's
-   * transactional producer, which has already fenced any previous owner (changelogRestore.ts).
+   * Rebuilds the given partitions in one read of the changelog, each to its own end through its
+   * own transactional producer, which has already fenced any previous owner (changelogRestore.ts).
    */
-  async restore(partition: number, producer: Producer): Promise<void> {
-    await this.restoreAll(new Map([[partition, producer]]));
-  }
-
-  /** Rebuilds several partitions in one read of the changelog, each to its own end through its own producer. */
   async restoreAll(producers: Map<number, Producer>): Promise<void> {
     const started = Date.now();
     const { kafka, changelogTopic, logger, logEvent } = this.options;
@@ -166,7 +161,10 @@ export class ChangeloggedStore<V, T extends PartitionTable<V> = PartitionTable<V
       logger,
       logEvent,
       load: (partition, key, value) => tables.get(partition)!.load(key, value),
-      size: (partition) => (finished.set(partition, Date.now()), tables.get(partition)!.size),
+      restored: (partition) => {
+        finished.set(partition, Date.now());
+        return tables.get(partition)!.size;
+      },
     });
     for (const [partition, table] of tables) {
       this.assign(partition, table);

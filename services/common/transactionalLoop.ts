@@ -66,9 +66,8 @@ export interface BatchCommitted {
  * transaction, dropped when the partition goes or the incarnation ends.
  */
 export interface PartitionedStore {
-  restore(partition: number, producer: Producer): Promise<void>;
-  /** Restores several partitions in one read of the changelog, each through its own producer; without it, `restore` is called for each. */
-  restoreAll?(producers: Map<number, Producer>): Promise<void>;
+  /** Restores the given partitions in one read of the changelog, each through its own producer (already fencing any previous owner). */
+  restoreAll(producers: Map<number, Producer>): Promise<void>;
   takeChangelog(partition: number): OutputRecord[];
   drop(partition: number): void;
 }
@@ -236,10 +235,7 @@ async function startIncarnation(options: TransactionalLoopOptions, context: Inca
     for (const k of keys) restoring.set(k, together);
     together.done = (async () => {
       const producersOf = new Map(await Promise.all(keys.map(async (k) => [partitionOf(k).partition, await producerFor(topic, partitionOf(k).partition)] as const)));
-      for (const store of stores) {
-        if (store.restoreAll) await store.restoreAll(producersOf);
-        else for (const [p, producer] of producersOf) await store.restore(p, producer);
-      }
+      for (const store of stores) await store.restoreAll(producersOf);
       // A partition taken away meanwhile (released) keeps no state here.
       for (const k of keys) if (restoring.get(k) !== together) for (const store of stores) store.drop(partitionOf(k).partition);
     })();
@@ -355,7 +351,8 @@ async function startIncarnation(options: TransactionalLoopOptions, context: Inca
   const processChunk = async (batch: { topic: string; partition: number }, messages: KafkaMessage[], next: bigint): Promise<PartlyConsumed | undefined> => {
     try {
       const producer = await preparedProducer(batch.topic, batch.partition);
-      const from = resumeAt.get(keyOf(batch.topic, batch.partition)) ?? 0n;
+      const key = keyOf(batch.topic, batch.partition);
+      const from = resumeAt.get(key) ?? 0n;
       const fresh = BigInt(messages[0]!.offset) < from ? messages.filter((m) => BigInt(m.offset) >= from) : messages;
       if (fresh.length === 0) {
         logger.info({ topic: batch.topic, partition: batch.partition, from: messages[0]!.offset, to: messages[messages.length - 1]!.offset, committed: from.toString() }, 'skipping records already committed (by a previous owner, or by this instance before a rebalance re-read an older committed offset)');
@@ -364,7 +361,6 @@ async function startIncarnation(options: TransactionalLoopOptions, context: Inca
       const result = await options.process(fresh.map((message) => ({ topic: batch.topic, partition: batch.partition, message })));
       const { outputs, consumed } = Array.isArray(result) ? { outputs: result, consumed: fresh.length } : result;
       const skipped = messages.length - fresh.length;
-      const key = keyOf(batch.topic, batch.partition);
       if (consumed >= fresh.length) {
         await commit(producer, batch.partition, outputs, { topic: batch.topic, offset: next });
         resumeAt.set(key, next);
