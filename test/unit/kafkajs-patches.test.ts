@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 
 /**
  * kafkajs is patched at install time (patch-package, `patches/`): its produce path grouped a
@@ -25,5 +25,392 @@ describe('kafkajs patches', () => {
       expect(list.map((m) => m.n)).toEqual(messages.filter((m) => m.partition === Number(partition)).map((m) => m.n));
     }
     expect(groupMessagesPerPartition({ topic: 't', partitionMetadata: [], messages, partitioner: () => 0 })).toEqual({});
+  });
+});
+
+/**
+ * The uncompressed produce path is patched too (produce/v3/request.js partitionsEncoder and the
+ * new recordBatch/v0/fastEncode.js): it encodes a partition's whole record batch into one Buffer
+ * instead of one Encoder per record and several copies. Its bytes must equal, byte for byte, what
+ * kafkajs' own Record + RecordBatch encoders (unchanged by the patch) produce for the same
+ * messages; the reference below is the original partitionsEncoder, line for line.
+ */
+type Message = { key?: unknown; value?: unknown; headers?: unknown; timestamp?: unknown };
+type EncoderT = { buffer: Buffer; size(): number; writeInt32(v: unknown): EncoderT; writeInt16(v: unknown): EncoderT; writeString(v: unknown): EncoderT; writeEncoder(v: EncoderT): EncoderT; writeArray(v: EncoderT[]): EncoderT };
+type Partition = { partition: number; firstSequence?: number; messages: Message[] };
+type RequestArgs = { acks: number; timeout: number; transactionalId?: string | null; producerId?: unknown; producerEpoch?: number; compression?: number; topicData: { topic: string; partitions: Partition[] }[] };
+
+const kafkajs = (file: string): unknown => require(`kafkajs/src/${file}`);
+const Encoder = kafkajs('protocol/encoder.js') as new () => EncoderT;
+const Decoder = kafkajs('protocol/decoder.js') as new (buffer: Buffer) => unknown;
+const Long = kafkajs('utils/long.js') as { fromValue(v: unknown): { toString(): string } };
+const Record = kafkajs('protocol/recordBatch/record/v0/index.js') as (r: Record<string, unknown>) => EncoderT;
+const { RecordBatch } = kafkajs('protocol/recordBatch/v0/index.js') as { RecordBatch: (b: Record<string, unknown>) => Promise<EncoderT> };
+const decodeRecordBatch = kafkajs('protocol/recordBatch/v0/decoder.js') as (decoder: unknown) => Promise<{ firstTimestamp: string; maxTimestamp: string; producerId: string; producerEpoch: number; firstSequence: number; inTransaction: boolean; lastOffsetDelta: number; records: { key: Buffer | null; value: Buffer | null; headers: Record<string, Buffer | Buffer[]>; timestamp: string; offset: string }[] }>;
+const crc32C = kafkajs('protocol/recordBatch/crc32C/index.js') as (b: Buffer) => number;
+const crc32CSliceBy8 = kafkajs('protocol/recordBatch/crc32C/sliceBy8.js') as (b: Buffer, start?: number, end?: number) => number;
+const { fastEncodePartition } = kafkajs('protocol/recordBatch/v0/fastEncode.js') as { fastEncodePartition: (a: Record<string, unknown>) => EncoderT | null };
+const produceRequest = kafkajs('protocol/requests/produce/v3/request.js') as (a: RequestArgs) => { encode(): Promise<EncoderT> };
+const murmur2 = kafkajs('producer/partitioners/default/murmur2.js') as (key: unknown) => number;
+const GZIP = 1;
+
+/** The original produce/v3 partitionsEncoder, on kafkajs' unchanged Record and RecordBatch */
+async function referencePartition(compression: number, dateNow: number, a: Partition & { transactionalId?: string | null; producerId?: unknown; producerEpoch?: number }): Promise<EncoderT> {
+  const { partition, messages, transactionalId, firstSequence, producerId, producerEpoch } = a;
+  const messageTimestamps = messages.map((m) => m.timestamp).filter((timestamp) => timestamp != null).sort();
+  const timestamps = messageTimestamps.length === 0 ? [dateNow] : messageTimestamps;
+  const firstTimestamp = timestamps[0] as number;
+  const maxTimestamp = timestamps[timestamps.length - 1];
+  const records = messages.map((message, i) => Record({ ...message, offsetDelta: i, timestampDelta: ((message.timestamp as number) || dateNow) - firstTimestamp }));
+  const recordBatch = await RecordBatch({ compression, records, firstTimestamp, maxTimestamp, producerId, producerEpoch, firstSequence, transactional: !!transactionalId, lastOffsetDelta: records.length - 1 });
+  return new Encoder().writeInt32(partition).writeInt32(recordBatch.size()).writeEncoder(recordBatch);
+}
+
+/** The original produce/v3 request's encode, with the reference partitionsEncoder */
+async function referenceRequest(dateNow: number, { acks, timeout, transactionalId = null, producerId = (Long as unknown as { fromInt(n: number): unknown }).fromInt(-1), producerEpoch = 0, compression = 0, topicData }: RequestArgs): Promise<Buffer> {
+  const topics: EncoderT[] = [];
+  for (const { topic, partitions } of topicData) {
+    const encoded: EncoderT[] = [];
+    for (const p of partitions) encoded.push(await referencePartition(compression, dateNow, { ...p, transactionalId, producerId, producerEpoch }));
+    topics.push(new Encoder().writeString(topic).writeArray(encoded));
+  }
+  return new Encoder().writeString(transactionalId).writeInt16(acks).writeInt32(timeout).writeArray(topics).buffer;
+}
+
+async function outcome(run: () => Promise<Buffer>): Promise<{ bytes: Buffer } | { error: string }> {
+  try {
+    return { bytes: await run() };
+  } catch (e) {
+    return { error: `${(e as Error).name}: ${(e as Error).message}` };
+  }
+}
+
+function firstDifference(a: Buffer, b: Buffer): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return i;
+  return a.length === b.length ? -1 : n;
+}
+
+const NOW = 1_700_000_123_456;
+
+/** The patched request's bytes and the original's, for the same arguments and clock */
+async function bothRequests(args: RequestArgs): Promise<{ fast: Buffer; reference: Buffer }> {
+  const now = vi.spyOn(Date, 'now').mockReturnValue(NOW);
+  try {
+    const fast = (await produceRequest(args).encode()).buffer;
+    const reference = await referenceRequest(NOW, args);
+    return { fast, reference };
+  } finally {
+    now.mockRestore();
+  }
+}
+
+function fastPartition(p: Partition, options: { transactionalId?: string | null; producerId?: unknown; producerEpoch?: number } = {}): Buffer {
+  const encoded = fastEncodePartition({ ...p, dateNow: NOW, transactional: !!options.transactionalId, producerId: options.producerId, producerEpoch: options.producerEpoch });
+  if (encoded === null) throw new Error('the fast encoder declined these messages');
+  return encoded.buffer;
+}
+
+async function expectSameAsOriginal(p: Partition, options: { transactionalId?: string | null; producerId?: unknown; producerEpoch?: number } = {}): Promise<Buffer> {
+  const fast = fastPartition(p, options);
+  const reference = (await referencePartition(0, NOW, { ...p, ...options })).buffer;
+  expect(firstDifference(fast, reference)).toBe(-1);
+  // and through the patched request, as the producer calls it
+  const args: RequestArgs = { acks: -1, timeout: 30_000, compression: 0, topicData: [{ topic: 'events', partitions: [p] }], ...options };
+  const { fast: fastRequest, reference: referenceRequestBytes } = await bothRequests(args);
+  expect(firstDifference(fastRequest, referenceRequestBytes)).toBe(-1);
+  return fast;
+}
+
+/** Decodes a partition's record set (after partition and size) with kafkajs' own decoder */
+async function decodePartition(encoded: Buffer) {
+  expect(encoded.readInt32BE(4)).toBe(encoded.length - 8);
+  return decodeRecordBatch(new Decoder(encoded.subarray(8)));
+}
+
+const asBuffer = (v: unknown): Buffer | null => (v == null ? null : Buffer.isBuffer(v) ? v : Buffer.from(String(v)));
+
+/** What kafkajs' decoder gives back for a message's headers: repeated keys as arrays, one value alone */
+function decodedHeaders(headers: unknown): Record<string, Buffer | Buffer[]> {
+  const out: Record<string, Buffer | Buffer[]> = {};
+  for (const [key, value] of Object.entries((headers ?? {}) as Record<string, unknown>)) {
+    const values = (Array.isArray(value) ? value : [value]).map((v) => asBuffer(v) as Buffer);
+    if (values.length === 1) out[key] = values[0] as Buffer;
+    else if (values.length > 1) out[key] = values;
+  }
+  return out;
+}
+
+async function expectRoundTrip(encoded: Buffer, messages: Message[]) {
+  const batch = await decodePartition(encoded);
+  expect(batch.lastOffsetDelta).toBe(messages.length - 1);
+  const decoded = batch.records.map(({ offset, key, value, headers, timestamp }) => ({ offset, key, value, headers, timestamp }));
+  const expected = messages.map((m, i) => ({
+    offset: String(i),
+    key: asBuffer(m.key),
+    value: asBuffer(m.value),
+    headers: decodedHeaders(m.headers),
+    timestamp: String(Number((m.timestamp as number) || NOW)),
+  }));
+  expect(decoded).toEqual(expected);
+  return batch;
+}
+
+/** A small deterministic generator (mulberry32) */
+function rng(seed: number) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const TEXT = ['', 'a', 'user-42', 'é', 'Grüße', '日本語のテキスト', '😀 emoji', 'ж'.repeat(70), '\u0000nul'];
+
+function randomMessages(count: number, seed: number, timestamps: 'none' | 'numbers' | 'strings' | 'mixed'): Message[] {
+  const r = rng(seed);
+  const pick = <T>(list: readonly T[]): T => list[Math.floor(r() * list.length)] as T;
+  const bytes = (n: number) => Buffer.from(Array.from({ length: n }, () => Math.floor(r() * 256)));
+  const payload = (): unknown => {
+    const kind = Math.floor(r() * 7);
+    if (kind === 0) return null;
+    if (kind === 1) return undefined;
+    if (kind === 2) return Buffer.alloc(0);
+    if (kind === 3) return bytes(Math.floor(r() * 200));
+    if (kind === 4) return pick(TEXT);
+    if (kind === 5) return JSON.stringify({ user: Math.floor(r() * 1e6), variant: pick(TEXT), n: r() });
+    return bytes(Math.floor(r() * 20));
+  };
+  return Array.from({ length: count }, (_, i) => {
+    const m: Message = { key: payload(), value: payload() };
+    if (m.value === undefined) m.value = null;
+    const headerKind = Math.floor(r() * 5);
+    if (headerKind === 1) m.headers = { 'trace-id': pick(TEXT) };
+    if (headerKind === 2) m.headers = { a: bytes(5), 'b-é': pick(TEXT), c: [pick(TEXT), bytes(3), Buffer.alloc(0)] };
+    if (headerKind === 3) m.headers = { only: [], single: ['x'], '': '' };
+    if (headerKind === 4) m.headers = {};
+    const ts = NOW - 5_000 + Math.floor(r() * 10_000);
+    if (timestamps === 'numbers' && r() < 0.9) m.timestamp = ts;
+    if (timestamps === 'strings' && r() < 0.9) m.timestamp = String(ts);
+    if (timestamps === 'mixed') m.timestamp = [ts, String(ts), undefined, null][i % 4];
+    return m;
+  });
+}
+
+describe('kafkajs patches: one-Buffer record batches for uncompressed produce requests', () => {
+  it('is installed in the produce request', () => {
+    expect(readFileSync(require.resolve('kafkajs/src/protocol/requests/produce/v3/request.js'), 'utf8')).toContain('expstream patch');
+    expect(readFileSync(require.resolve('kafkajs/src/protocol/recordBatch/v0/fastEncode.js'), 'utf8')).toContain('expstream patch');
+  });
+
+  it('computes CRC32-C as kafkajs does', () => {
+    expect(crc32CSliceBy8(Buffer.from('123456789'))).toBe(0xe3069283); // the CRC-32C check value
+    const r = rng(7);
+    for (let n = 0; n < 2_000; n++) {
+      const buffer = Buffer.from(Array.from({ length: Math.floor(r() * 300) }, () => Math.floor(r() * 256)));
+      const start = Math.floor(r() * (buffer.length + 1));
+      const end = start + Math.floor(r() * (buffer.length - start + 1));
+      expect(crc32CSliceBy8(buffer, start, end)).toBe(crc32C(buffer.subarray(start, end)));
+    }
+  });
+
+  it('encodes null, Buffer and string keys and values, empty buffers, UTF-8 and headers as the original', async () => {
+    const messages: Message[] = [
+      { key: null, value: null },
+      { key: undefined, value: 'v' },
+      { key: 'k', value: Buffer.alloc(0) },
+      { key: Buffer.alloc(0), value: '' },
+      { key: Buffer.from([0, 1, 255]), value: Buffer.from('buffer value') },
+      { key: 'Grüße 日本 😀', value: 'ж'.repeat(100) },
+      { key: 'h', value: 'v', headers: { s: 'string', b: Buffer.from([9, 8, 7]), utf: 'é😀', 'ключ': 'v' } },
+      { key: 'h', value: 'v', headers: { many: ['a', Buffer.from('b'), ''], one: ['x'], none: [], e: '' } },
+      { key: 'h', value: null, headers: {} },
+    ];
+    const encoded = await expectSameAsOriginal({ partition: 3, messages });
+    await expectRoundTrip(encoded, messages);
+    const random = randomMessages(500, 1, 'none');
+    await expectRoundTrip(await expectSameAsOriginal({ partition: 0, messages: random }), random);
+  });
+
+  it('takes first and max timestamps as the original sort does: strings and numbers, out of order, missing', async () => {
+    for (const kind of ['numbers', 'strings', 'mixed', 'none'] as const) {
+      const messages = randomMessages(300, 11, kind);
+      const batch = await expectRoundTrip(await expectSameAsOriginal({ partition: 1, messages }), messages);
+      if (kind !== 'none') {
+        const times = messages.map((m) => m.timestamp).filter((t) => t != null).map(Number);
+        expect(batch.firstTimestamp).toBe(String(Math.min(...times)));
+        expect(batch.maxTimestamp).toBe(String(Math.max(...times)));
+      } else {
+        expect([batch.firstTimestamp, batch.maxTimestamp]).toEqual([String(NOW), String(NOW)]);
+      }
+    }
+    // The default sort compares strings: 999 sorts after 1000, 0 and '' keep their odd effects
+    const odd: Message[][] = [
+      [{ value: 'a', timestamp: 1000 }, { value: 'b', timestamp: 999 }, { value: 'c', timestamp: 20_000 }],
+      [{ value: 'a', timestamp: '1700000000500' }, { value: 'b', timestamp: 1_699_999_999_999 }, { value: 'c', timestamp: '1700000000500' }],
+      [{ value: 'a', timestamp: NOW + 10 }, { value: 'b', timestamp: 0 }, { value: 'c' }, { value: 'd', timestamp: 99_999_999_999_999 }],
+      [{ value: 'a', timestamp: String(NOW) }, { value: 'b', timestamp: NOW - 3 }, { value: 'c', timestamp: String(NOW + 7) }],
+      [{ value: 'a', timestamp: NOW - 2 ** 40 }, { value: 'b', timestamp: NOW + 2 ** 40 }],
+    ];
+    for (const messages of odd) await expectSameAsOriginal({ partition: 2, messages });
+  });
+
+  it('writes 3-byte varints for values over 16 KiB', async () => {
+    const r = rng(5);
+    const big = Buffer.from(Array.from({ length: 40_000 }, () => Math.floor(r() * 256)));
+    const messages: Message[] = [
+      { key: 'big', value: big },
+      { key: 'big string', value: 'é'.repeat(9_000) },
+      { key: big.subarray(0, 20_000), value: null, headers: { h: big.subarray(0, 17_000), k: ['x'.repeat(16_500)] } },
+      { key: 'small', value: 'v' },
+    ];
+    await expectRoundTrip(await expectSameAsOriginal({ partition: 0, messages }), messages);
+  });
+
+  it('encodes 1 record and 10,000 records', async () => {
+    const one: Message[] = [{ key: 'only', value: 'one', timestamp: String(NOW - 1) }];
+    await expectRoundTrip(await expectSameAsOriginal({ partition: 0, messages: one }), one);
+    const many = randomMessages(10_000, 3, 'numbers');
+    await expectRoundTrip(await expectSameAsOriginal({ partition: 9, messages: many }), many);
+    await expectSameAsOriginal({ partition: 0, messages: [] });
+  });
+
+  it('writes producer id, epoch, first sequence and the transactional flag as the original', async () => {
+    const messages = randomMessages(50, 17, 'strings');
+    const cases = [
+      {},
+      { transactionalId: 'tx-1', producerId: Long.fromValue('1234567890123'), producerEpoch: 7 },
+      { transactionalId: 'tx-2', producerId: Long.fromValue('-9223372036854775808'), producerEpoch: 32_767 },
+      { transactionalId: null, producerId: Long.fromValue(4_000_000_000), producerEpoch: 0 },
+      { producerId: 42, producerEpoch: 3 },
+    ];
+    for (const options of cases) {
+      for (const firstSequence of [undefined, 0, 1, 123_456, 2_147_483_647]) {
+        const encoded = await expectSameAsOriginal({ partition: 5, firstSequence, messages }, options);
+        const batch = await decodePartition(encoded);
+        expect(batch.inTransaction).toBe(!!(options as { transactionalId?: string }).transactionalId);
+        expect(batch.firstSequence).toBe(firstSequence ?? 0);
+        expect(batch.producerEpoch).toBe(options.producerEpoch ?? 0);
+        expect(batch.producerId).toBe(options.producerId === undefined ? '-1' : Long.fromValue(options.producerId).toString());
+      }
+    }
+  });
+
+  it('encodes several topics and partitions in one request as the original', async () => {
+    const args: RequestArgs = {
+      acks: 1,
+      timeout: 5_000,
+      transactionalId: 'tx',
+      producerId: Long.fromValue(77),
+      producerEpoch: 2,
+      topicData: [
+        { topic: 'a', partitions: [{ partition: 0, firstSequence: 10, messages: randomMessages(40, 21, 'numbers') }, { partition: 4, firstSequence: 3, messages: randomMessages(7, 22, 'none') }] },
+        { topic: 'b-é', partitions: [{ partition: 1, firstSequence: 0, messages: randomMessages(13, 23, 'mixed') }] },
+      ],
+    };
+    const { fast, reference } = await bothRequests(args);
+    expect(firstDifference(fast, reference)).toBe(-1);
+  });
+
+  it('leaves other types to the original encoders, with their bytes or errors', async () => {
+    const declined: Message[][] = [
+      [{ key: 'k', value: new Uint8Array([1, 2, 3]) }], // Buffer.byteLength and String() disagree
+      [{ key: 'k', value: 12 }], // Buffer.byteLength throws
+      [{ key: 'k', value: 'v', headers: { h: null } }],
+      [{ key: 'k', value: 'v', headers: { h: [undefined] } }],
+      [{ key: 'k', value: 'v', headers: null }],
+      [{ key: 'k', value: 'v', timestamp: BigInt(NOW) }, { key: 'k', value: 'w', timestamp: BigInt(NOW - 5) }],
+      [{ key: 'k', value: 'v', timestamp: NOW + 0.5 }, { key: 'k', value: 'w', timestamp: NOW }],
+      [{ key: 'k', value: 'v', timestamp: 'not a time' }],
+    ];
+    for (const messages of declined) {
+      expect(fastEncodePartition({ partition: 0, messages, dateNow: NOW, transactional: false })).toBeNull();
+      const args: RequestArgs = { acks: -1, timeout: 1_000, topicData: [{ topic: 't', partitions: [{ partition: 0, messages }] }] };
+      const now = vi.spyOn(Date, 'now').mockReturnValue(NOW);
+      try {
+        const fast = await outcome(async () => (await produceRequest(args).encode()).buffer);
+        const reference = await outcome(() => referenceRequest(NOW, args));
+        expect(fast).toEqual(reference);
+      } finally {
+        now.mockRestore();
+      }
+    }
+  });
+
+  it('keeps the compressed path as it was', async () => {
+    const args: RequestArgs = { acks: -1, timeout: 1_000, compression: GZIP, topicData: [{ topic: 't', partitions: [{ partition: 0, messages: randomMessages(100, 31, 'numbers') }] }] };
+    const { fast, reference } = await bothRequests(args);
+    expect(firstDifference(fast, reference)).toBe(-1);
+  });
+});
+
+/**
+ * The default partitioner's murmur2 is patched from kafkajs' BigInt-backed Long to 32-bit
+ * arithmetic. It must stay Kafka's (Java) murmur2: the vectors of Kafka's UtilsTest, and a
+ * BigInt transcription of the Java code on random keys.
+ */
+function murmur2Reference(key: unknown): number {
+  const data = Buffer.isBuffer(key) ? key : Buffer.from(String(key));
+  const int = (x: bigint) => BigInt.asIntN(32, x);
+  const ushr = (x: bigint, n: bigint) => BigInt.asUintN(32, x) >> n;
+  const m = 0x5bd1e995n;
+  const length = data.length;
+  let h = int(0x9747b28cn ^ BigInt(length));
+  for (let i = 0; i < Math.floor(length / 4); i++) {
+    const i4 = i * 4;
+    let k = int(BigInt(data[i4]!) + (BigInt(data[i4 + 1]!) << 8n) + (BigInt(data[i4 + 2]!) << 16n) + (BigInt(data[i4 + 3]!) << 24n));
+    k = int(k * m);
+    k = int(k ^ ushr(k, 24n));
+    k = int(k * m);
+    h = int(h * m);
+    h = int(h ^ k);
+  }
+  const tail = length & ~3;
+  const rest = length % 4;
+  if (rest >= 3) h = int(h ^ (BigInt(data[tail + 2]!) << 16n));
+  if (rest >= 2) h = int(h ^ (BigInt(data[tail + 1]!) << 8n));
+  if (rest >= 1) h = int((h ^ BigInt(data[tail]!)) * m);
+  h = int(h ^ ushr(h, 13n));
+  h = int(h * m);
+  h = int(h ^ ushr(h, 15n));
+  return Number(h);
+}
+
+describe('kafkajs patches: murmur2 in 32-bit arithmetic', () => {
+  it('is installed', () => {
+    expect(readFileSync(require.resolve('kafkajs/src/producer/partitioners/default/murmur2.js'), 'utf8')).toContain('expstream patch');
+  });
+
+  it("gives Kafka's UtilsTest vectors", () => {
+    const vectors: [unknown, number][] = [
+      ['21', -973932308],
+      ['foobar', -790332482],
+      ['a-little-bit-long-string', -985981536],
+      ['a-little-bit-longer-string', -1486304829],
+      ['lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8', -58897971],
+      [Buffer.from([0x61, 0x62, 0x63]), 479470107],
+    ];
+    for (const [key, hash] of vectors) {
+      expect(murmur2(key)).toBe(hash);
+      expect(murmur2Reference(key)).toBe(hash);
+    }
+  });
+
+  it('equals a BigInt transcription of the Java code on random keys', () => {
+    const r = rng(99);
+    const alphabet = 'aZ09 -_/éßж日本😀\u0000\u007f';
+    for (let n = 0; n < 5_000; n++) {
+      const length = Math.floor(r() * 80);
+      const kind = n % 4;
+      let key: unknown;
+      if (kind === 0) key = Buffer.from(Array.from({ length }, () => Math.floor(r() * 256)));
+      else if (kind === 1) key = Array.from({ length }, () => alphabet[Math.floor(r() * alphabet.length)]).join('');
+      else if (kind === 2) key = Math.floor(r() * 1e12);
+      else key = `user-${Math.floor(r() * 1e9)}-${'x'.repeat(length)}`;
+      expect(murmur2(key)).toBe(murmur2Reference(key));
+    }
   });
 });
