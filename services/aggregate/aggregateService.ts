@@ -20,7 +20,7 @@ import { ensureTopics } from '../common/topicAdmin.ts';
 import type { TopicNames } from '../common/topics.ts';
 import { startTransactionalLoop, type InputRecord, type OutputRecord, type RunningLoop } from '../common/transactionalLoop.ts';
 import { createAggregateMetrics } from './aggregateMetrics.ts';
-import { applyEvent, eventTimePolicy, MAX_HELD_PER_USER } from './applyEvent.ts';
+import { applyEvent, eventTimePolicy, MAX_HELD_PER_USER, type Outcome } from './applyEvent.ts';
 import { DeltaAccumulator } from './deltaAccumulator.ts';
 import { PartitionWatermark } from './partitionWatermark.ts';
 import type { UserState } from './userState.ts';
@@ -94,6 +94,8 @@ export async function startAggregate(options: AggregateOptions): Promise<Running
     const experimentMetrics = new Set(definitions.all().flatMap((d) => [...eventMetrics(d.definition)]));
     const policy = policyOf((m) => experimentMetrics.has(m));
     let late = 0;
+    // Added to the metric once per batch: a labelled increment per event showed in the profile.
+    const outcomeCounts = new Map<Outcome, number>();
     let clock = clocks.get(partition);
     if (!clock) clocks.set(partition, (clock = PartitionWatermark.fromState(policy.latenessMs, state.table)));
     for (const record of records) {
@@ -113,7 +115,7 @@ export async function startAggregate(options: AggregateOptions): Promise<Running
         lateLog.warn('late_event', { partition, offset: record.message.offset, eventId: event.eventId, kind: event.kind, eventTime: event.eventTime, behindWatermarkMs: clock.watermark - event.eventTime }, 'aggregate.late_event: event time behind the partition watermark (stream time - lateness); not taken');
         continue;
       }
-      for (const outcome of outcomes) metrics.events.inc({ outcome });
+      for (const outcome of outcomes) outcomeCounts.set(outcome, (outcomeCounts.get(outcome) ?? 0) + 1);
       if (outcomes.includes('value_overflow')) {
         // Not counted, so that no total or delta becomes non-finite (see applyEvent); the user id stays out of the log.
         overflowLog.warn('value_overflow', { partition, offset: record.message.offset, eventId: event.eventId, ...overflowFields(event, state.get(event.userId)!) }, 'aggregate.value_overflow: metric event not counted, its sums would not be finite');
@@ -122,6 +124,7 @@ export async function startAggregate(options: AggregateOptions): Promise<Running
         overflowLog.warn('held_overflow', { partition, offset: record.message.offset, eventId: event.eventId, held: MAX_HELD_PER_USER }, 'aggregate.held_overflow: a user holds more metric events within the lateness than the bound; the earliest was let go early and can no longer be re-attributed');
       }
     }
+    for (const [outcome, count] of outcomeCounts) metrics.events.inc({ outcome }, count);
     const spike = lateRate.observe(Date.now(), records.length, late);
     if (spike) {
       log.warn({ partition, ...spike }, 'aggregate.late_event_spike');

@@ -226,15 +226,16 @@ function countMetric(state: UserState, experimentId: string, assignment: Assignm
       outcome = 'value_overflow';
       continue;
     }
-    for (const [key, total] of update.totals) state.totals[key] = total;
+    state.totals[update.key] = update.total;
   }
   return outcome;
 }
 
-/** A metric event's change of the sums, and the user's totals after it (written only if the change is counted); undefined when a total would not stay finite. */
+/** A metric event's change of the sums, and the user's total it moves after it (written only if the change is counted); undefined when a total would not stay finite. */
 interface Update {
   change: MetricChange;
-  totals: [string, number][];
+  key: string;
+  total: number;
 }
 
 /** Sum and conversion metrics: the user's value x (capped at the metric's cap) moves. */
@@ -242,13 +243,14 @@ function userValueUpdate(state: UserState, experimentId: string, metric: Exclude
   const key = totalKey(experimentId, metric.name);
   const before = state.totals[key] ?? 0;
   const after = metric.type === 'conversion' ? 1 : before + value;
-  if (!allFinite(after, after * after)) return undefined;
+  if (!Number.isFinite(after) || !Number.isFinite(after * after)) return undefined;
   const cap = metric.type === 'sum' ? metric.cap?.upper : undefined;
   // The capped value before and after; without a cap the change of Σx is the event's value itself.
-  const [x0, x1] = cap === undefined ? [before, after] : [Math.min(before, cap), Math.min(after, cap)];
+  const x0 = cap === undefined ? before : Math.min(before, cap);
+  const x1 = cap === undefined ? after : Math.min(after, cap);
   const sum = metric.type === 'conversion' || cap !== undefined ? x1 - x0 : value;
-  const change = { ...NO_RATIO_CHANGE, sum, sumSquares: x1 * x1 - x0 * x0, conversions: metric.type === 'conversion' && before === 0 ? 1 : 0, value };
-  return { change, totals: [[key, after]] };
+  const change = { sum, sumSquares: x1 * x1 - x0 * x0, conversions: metric.type === 'conversion' && before === 0 ? 1 : 0, sumY: 0, sumSquaresY: 0, sumXY: 0, value };
+  return { change, key, total: after };
 }
 
 /** A ratio metric: the event moves the user's numerator total x or denominator total y. */
@@ -260,7 +262,6 @@ function ratioUpdate(state: UserState, experimentId: string, metric: Extract<Met
   const [x1, y1] = numerator ? [x0 + event.value, y0] : [x0, y0 + event.value];
   if (!allFinite(x1, y1, x1 * x1, y1 * y1, x1 * y1)) return undefined;
   const change = { sum: x1 - x0, sumSquares: x1 * x1 - x0 * x0, conversions: 0, sumY: y1 - y0, sumSquaresY: y1 * y1 - y0 * y0, sumXY: x1 * y1 - x0 * y0, value: numerator ? event.value : 0 };
-  return { change, totals: numerator ? [[xKey, x1]] : [[yKey, y1]] };
+  return numerator ? { change, key: xKey, total: x1 } : { change, key: yKey, total: y1 };
 }
 
-const NO_RATIO_CHANGE = { sumY: 0, sumSquaresY: 0, sumXY: 0 } as const;

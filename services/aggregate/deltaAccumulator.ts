@@ -1,6 +1,5 @@
 import type { ExperimentDelta, MetricDelta, MinuteBucket } from '../common/aggregateDelta.ts';
-import { allFinite } from '../common/numberBounds.ts';
-import { add, emptyStatistics, STATISTIC_FIELDS, type MetricStatistics } from '../stats/metricStatistics.ts';
+import { emptyStatistics, STATISTIC_FIELDS, type MetricStatistics } from '../stats/metricStatistics.ts';
 
 export type { ExperimentDelta };
 
@@ -72,15 +71,15 @@ export class DeltaAccumulator {
    * it was). An emitted delta therefore never holds a NaN or an infinity.
    */
   metric(experimentId: string, version: number, variantId: string, metric: string, change: MetricChange, eventTime: number): boolean {
-    const current = this.experiments.get(experimentId)?.variants.get(variantId)?.metrics.get(metric) ?? emptyStatistics();
-    const currentBucket = this.experiments.get(experimentId)?.buckets.get(bucketKey(minuteOf(eventTime), variantId, metric));
-    const statistics: MetricStatistics = { ...change, events: 1 };
-    if (!allFinite(change.value, (currentBucket?.sum ?? 0) + change.value, ...STATISTIC_FIELDS.flatMap((f) => [statistics[f], current[f] + statistics[f]]))) return false;
-    const metrics = this.variant(experimentId, version, variantId).metrics;
-    let delta = metrics.get(metric);
-    if (!delta) metrics.set(metric, (delta = { metric, ...emptyStatistics() }));
-    add(delta, statistics);
-    const bucket = this.bucket(experimentId, version, variantId, metric, eventTime);
+    // Looked up once and checked before anything is created: this runs for every metric event,
+    // so it allocates nothing but the first delta and bucket of a key.
+    const experiment = this.experiments.get(experimentId);
+    const key = bucketKey(minuteOf(eventTime), variantId, metric);
+    const current = experiment?.variants.get(variantId)?.metrics.get(metric);
+    if (!changeStaysFinite(change, current, experiment?.buckets.get(key)?.sum ?? 0)) return false;
+    if (current) addChange(current, change);
+    else this.variant(experimentId, version, variantId).metrics.set(metric, addChange({ metric, ...emptyStatistics() }, change));
+    const bucket = this.bucket(experimentId, version, variantId, metric, eventTime, key);
     bucket.count += 1;
     bucket.sum += change.value;
     return true;
@@ -113,15 +112,29 @@ export class DeltaAccumulator {
     return v;
   }
 
-  private bucket(experimentId: string, version: number, variantId: string, metric: string | null, eventTime: number): MinuteBucket {
-    const minute = minuteOf(eventTime);
+  private bucket(experimentId: string, version: number, variantId: string, metric: string | null, eventTime: number, key = bucketKey(minuteOf(eventTime), variantId, metric)): MinuteBucket {
     const buckets = this.experiment(experimentId, version).buckets;
-    const key = bucketKey(minute, variantId, metric);
     let b = buckets.get(key);
-    if (!b) buckets.set(key, (b = { minute, variantId, metric, count: 0, sum: 0 }));
+    if (!b) buckets.set(key, (b = { minute: minuteOf(eventTime), variantId, metric, count: 0, sum: 0 }));
     return b;
   }
 }
+
+/** The change, and every sum it would make (the delta's, one more event, and the minute bucket's), are finite. */
+function changeStaysFinite(change: MetricChange, current: MetricStatistics | undefined, bucketSum: number): boolean {
+  if (!Number.isFinite(change.value) || !Number.isFinite(bucketSum + change.value)) return false;
+  for (const f of CHANGED_FIELDS) if (!Number.isFinite(change[f]) || !Number.isFinite((current?.[f] ?? 0) + change[f])) return false;
+  return current === undefined || Number.isFinite(current.events + 1);
+}
+
+function addChange<T extends MetricStatistics>(into: T, change: MetricChange): T {
+  for (const f of CHANGED_FIELDS) into[f] += change[f];
+  into.events += 1;
+  return into;
+}
+
+/** Every statistic a metric event changes by its value; `events` it changes by one. */
+const CHANGED_FIELDS = STATISTIC_FIELDS.filter((f): f is Exclude<(typeof STATISTIC_FIELDS)[number], 'events'> => f !== 'events');
 
 function minuteOf(eventTime: number): number {
   return Math.floor(eventTime / MINUTE) * MINUTE;

@@ -35,12 +35,35 @@ export function emptyUserState(): UserState {
 }
 
 export function totalKey(experimentId: string, metric: string): string {
-  return `${experimentId}\u0000${metric}`;
+  return cachedKey(totalKeys, experimentId, metric, '');
 }
 
 /** Where a ratio metric's denominator total y is kept (metric names have no NUL, so it cannot meet a totalKey). */
 export function denominatorKey(experimentId: string, metric: string): string {
-  return `${experimentId}\u0000${metric}\u0000y`;
+  return cachedKey(denominatorKeys, experimentId, metric, '\u0000y');
+}
+
+/**
+ * The same string object for the same key: these are looked up in every user's totals for
+ * every metric event, and a string built afresh is hashed afresh at each lookup, where the
+ * experiment id and metric name found here (property keys, definition fields) carry their hash.
+ * Bounded, as the keys come from the experiments' definitions (a few per metric); cleared if it
+ * ever grows past that, for a run that sees many short-lived experiments.
+ */
+type KeyCache = Map<string, Map<string, string>>;
+const totalKeys: KeyCache = new Map();
+const denominatorKeys: KeyCache = new Map();
+const MAX_CACHED_EXPERIMENTS = 1_000;
+
+function cachedKey(cache: KeyCache, experimentId: string, metric: string, suffix: string): string {
+  let ofExperiment = cache.get(experimentId);
+  if (!ofExperiment) {
+    if (cache.size >= MAX_CACHED_EXPERIMENTS) cache.clear();
+    cache.set(experimentId, (ofExperiment = new Map()));
+  }
+  let key = ofExperiment.get(metric);
+  if (key === undefined) ofExperiment.set(metric, (key = `${experimentId}\u0000${metric}${suffix}`));
+  return key;
 }
 
 /** Every total key of an experiment starts with this (experiment ids have no NUL). */

@@ -175,9 +175,23 @@ export function attributionWindowMs(d: ExperimentDefinition): number {
   return Math.round(d.attributionWindowHours * 3_600_000);
 }
 
-export function metricsReading(d: ExperimentDefinition, eventMetric: string): MetricDefinition[] {
-  return allMetrics(d).filter((m) => metricEventNames(m).includes(eventMetric));
+export function metricsReading(d: ExperimentDefinition, eventMetric: string): readonly MetricDefinition[] {
+  // Asked for every metric event the aggregator counts: worked out once per definition (which
+  // is never changed once parsed; a new version is a new object) and event name.
+  let byEvent = readingCache.get(d);
+  if (!byEvent) readingCache.set(d, (byEvent = new Map()));
+  let reading = byEvent.get(eventMetric);
+  if (!reading) {
+    reading = allMetrics(d).filter((m) => metricEventNames(m).includes(eventMetric));
+    // Bounded by the definition's metric names; a name it does not read is not remembered.
+    if (reading.length === 0) return NONE;
+    byEvent.set(eventMetric, reading);
+  }
+  return reading;
 }
+
+const readingCache = new WeakMap<ExperimentDefinition, Map<string, readonly MetricDefinition[]>>();
+const NONE: readonly MetricDefinition[] = Object.freeze([]);
 
 /** The metric events (names) a definition reads. */
 export function eventMetrics(d: ExperimentDefinition): Set<string> {

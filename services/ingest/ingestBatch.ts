@@ -25,10 +25,10 @@ export interface IngestObserver {
   deadLettered(record: InputRecord, rejection: Rejection): void;
 }
 
-export async function ingestBatch(records: InputRecord[], decoder: Pick<RecordDecoder, 'decode'>, target: IngestTarget, limits: ValidationLimits, observer: IngestObserver, experiments?: ExperimentLookup, now = Date.now()): Promise<OutputRecord[]> {
+export async function ingestBatch(records: InputRecord[], decoder: Pick<RecordDecoder, 'decode' | 'decodeKnown'>, target: IngestTarget, limits: ValidationLimits, observer: IngestObserver, experiments?: ExperimentLookup, now = Date.now()): Promise<OutputRecord[]> {
   const outputs: OutputRecord[] = [];
   for (const record of records) {
-    const decoded = await decoder.decode(record.topic, record.message.value);
+    const decoded = decoder.decodeKnown(record.topic, record.message.value) ?? (await decoder.decode(record.topic, record.message.value));
     const rejection = decoded.ok ? validate(decoded.event, now, limits, experiments) : decoded.rejection;
     if (decoded.ok && !rejection) {
       const validated: ValidatedEvent = {

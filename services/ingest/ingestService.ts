@@ -96,13 +96,16 @@ export async function startIngest(options: IngestOptions): Promise<RunningLoop> 
     process: async (all) => {
       // Decoded once: for the alignment's event times, and again (from this memo) by ingestBatch.
       const decodedOnce = new Map<Buffer | null, Decoded>();
-      const memo = { decode: async (topic: string, value: Buffer | null) => decodedOnce.get(value) ?? decoder.decode(topic, value) };
+      const memo = {
+        decodeKnown: (topic: string, value: Buffer | null) => decodedOnce.get(value) ?? decoder.decodeKnown(topic, value),
+        decode: async (topic: string, value: Buffer | null) => decodedOnce.get(value) ?? decoder.decode(topic, value),
+      };
       let records = all;
       if (alignment) {
-        // One after another: after the first, a record's writer schema is cached and decoding is synchronous work.
+        // One after another: after the first, a record's writer schema is known and decoding is synchronous.
         const decoded: (number | undefined)[] = [];
         for (const r of all) {
-          const d = await decoder.decode(r.topic, r.message.value);
+          const d = decoder.decodeKnown(r.topic, r.message.value) ?? (await decoder.decode(r.topic, r.message.value));
           if (r.message.value) decodedOnce.set(r.message.value, d);
           decoded.push(d.ok ? d.event.eventTime : undefined);
         }
@@ -112,8 +115,10 @@ export async function startIngest(options: IngestOptions): Promise<RunningLoop> 
         records = all.slice(0, taken);
       }
       let deadLetters = 0;
+      // Counted here and added to the metric once per batch: a labelled increment per record showed in the profile.
+      let accepted = 0;
       const outputs = await ingestBatch(records, memo, target, options.limits, {
-        accepted: (r) => metrics.records.inc({ topic: r.topic, outcome: 'valid' }),
+        accepted: () => accepted++,
         deadLettered: (r, rejection) => {
           deadLetters++;
           metrics.records.inc({ topic: r.topic, outcome: 'dlq' });
@@ -121,6 +126,7 @@ export async function startIngest(options: IngestOptions): Promise<RunningLoop> 
           dlqLog.warn(rejection.reason, { topic: r.topic, partition: r.partition, offset: r.message.offset, reason: rejection.reason, detail: rejection.message }, 'record dead-lettered');
         },
       }, experiments);
+      if (accepted > 0) metrics.records.inc({ topic: records[0]!.topic, outcome: 'valid' }, accepted);
       const spike = dlqRate.observe(Date.now(), records.length, deadLetters);
       if (spike) {
         log.warn(spike, 'ingest.dlq_rate_spike');

@@ -32,7 +32,9 @@ export class RecordDecoder {
    */
   private readonly lookups = new Map<number, Promise<WriterSchema | undefined>>();
   private readonly unknownIds = new Map<number, number>();
-  private readonly resolvers = new Map<string, avro.Resolver | Error>();
+  /** By topic, then schema id: built once, as every record of a raw topic is read through one. */
+  private readonly resolvers = new Map<string, Map<number, avro.Resolver | Error>>();
+  private readonly subjects = new Map<string, string>();
 
   constructor(
     private readonly registry: SchemaRegistryClient,
@@ -42,16 +44,32 @@ export class RecordDecoder {
   ) {}
 
   async decode(topic: string, payload: Buffer | null): Promise<Decoded> {
+    const known = this.decodeKnown(topic, payload);
+    if (known) return known;
+    // decodeKnown answers for every record but one framed with a schema id not yet looked up.
+    const { schemaId } = splitFrame(payload) as Extract<ReturnType<typeof splitFrame>, { ok: true }>;
+    const writer = await this.writerSchema(schemaId);
+    if (!writer) return reject('UNKNOWN_SCHEMA_ID', `schema id ${schemaId} is not registered`, schemaId);
+    return this.decodeKnown(topic, payload)!;
+  }
+
+  /**
+   * The same answer as `decode`, without waiting, when the record's writer schema is already
+   * known (all but the first records of each schema id); undefined when it must be looked up.
+   * Most records go this way, and not awaiting each one keeps a batch off the microtask queue.
+   */
+  decodeKnown(topic: string, payload: Buffer | null): Decoded | undefined {
     if (payload && payload.length > this.maxPayloadBytes) {
       return reject('PAYLOAD_TOO_LARGE', `${payload.length} bytes; the limit is ${this.maxPayloadBytes}`, null);
     }
     const framed = splitFrame(payload);
     if (!framed.ok) return reject(framed.problem, framed.detail, null);
     const { schemaId, body } = framed;
-    const writer = await this.writerSchema(schemaId);
-    if (!writer) return reject('UNKNOWN_SCHEMA_ID', `schema id ${schemaId} is not registered`, schemaId);
-    if (!writer.subjects.has(valueSubject(topic))) {
-      return reject('SCHEMA_NOT_FOR_TOPIC', `schema id ${schemaId} is registered under ${[...writer.subjects].join(', ') || 'no live subject'}, not ${valueSubject(topic)}`, schemaId);
+    const writer = this.writers.get(schemaId);
+    if (!writer) return undefined;
+    const subject = this.subjectOf(topic);
+    if (!writer.subjects.has(subject)) {
+      return reject('SCHEMA_NOT_FOR_TOPIC', `schema id ${schemaId} is registered under ${[...writer.subjects].join(', ') || 'no live subject'}, not ${subject}`, schemaId);
     }
     const role = this.roles.get(topic);
     if (!role) throw new Error(`no raw contract for topic ${topic}`);
@@ -87,16 +105,23 @@ export class RecordDecoder {
     return writer;
   }
 
+  private subjectOf(topic: string): string {
+    let subject = this.subjects.get(topic);
+    if (subject === undefined) this.subjects.set(topic, (subject = valueSubject(topic)));
+    return subject;
+  }
+
   private resolver(topic: string, id: number, role: RawTopicRole, writer: avro.Type): avro.Resolver | Error {
-    const key = `${topic}\u0000${id}`;
-    let resolver = this.resolvers.get(key);
+    let ofTopic = this.resolvers.get(topic);
+    if (!ofTopic) this.resolvers.set(topic, (ofTopic = new Map()));
+    let resolver = ofTopic.get(id);
     if (!resolver) {
       try {
         resolver = rawResolver(role, writer);
       } catch (err) {
         resolver = err as Error;
       }
-      this.resolvers.set(key, resolver);
+      ofTopic.set(id, resolver);
     }
     return resolver;
   }

@@ -72,3 +72,22 @@ describe('every topic contract agrees with its schemas/*.avsc', () => {
     expect(samples.map((s) => s.contract.key(s.value))).toEqual(['u', 'u', 'u', 'u', 'k', 'x', 'x', 'x', '1', 'x', 'x']);
   });
 });
+
+describe('framed encoding (wireFormat.encodeFramed)', () => {
+  it.each(samples.map((s) => [s.contract.type().name!, s] as const))('%s: writes the Confluent header and exactly the Avro body', (_name, { contract, value }) => {
+    expect(contract.encode(value, 0x01020304)).toEqual(frame(0x01020304, contract.type().toBuffer(contract.toAvro?.(value) ?? value)));
+  });
+
+  it('encodes values larger than its scratch buffer, and small ones after them, each to its own exact buffer', () => {
+    const sizes = [10, 70_000, 3_000_000, 100, 200_000, 5];
+    const letters = sizes.map((n, i) => ({ reason: 'TOO_SHORT', message: 'x'.repeat(n), sourceTopic: 't', sourcePartition: i, sourceOffset: i, schemaId: null, key: null, payload: Buffer.alloc(n, i), sourceTimestamp: 1, deadLetterTime: 2 }) satisfies DeadLetter);
+    const encoded = letters.map((l) => deadLetters.encode(l, 9));
+    // Buffer.equals: a deep toEqual of megabytes takes minutes.
+    encoded.forEach((bytes, i) => {
+      expect(bytes.length).toBe(5 + deadLetters.type().toBuffer(letters[i]).length);
+      expect(bytes.equals(frame(9, deadLetters.type().toBuffer(letters[i])))).toBe(true);
+      const decoded = deadLetters.decode(bytes);
+      expect(decoded.ok && decoded.value.payload?.equals(letters[i]!.payload)).toBe(true);
+    });
+  });
+});

@@ -3,7 +3,7 @@ import { eventSchemas, schemaText, type EventSchemas } from '../eventSchemas.ts'
 import { decodeEvolved, SCHEMA_HISTORY, type EvolvedSchema } from '../schemaHistory.ts';
 import type { SchemaRegistryClient } from '../schemaRegistryClient.ts';
 import { valueSubject, type TopicNames, type TopicRole } from '../topics.ts';
-import { frame, unframe } from '../wireFormat.ts';
+import { encodeFramed, unframe } from '../wireFormat.ts';
 
 /**
  * What every topic contract is made of: the Avro schema of schemas/*.avsc it writes, the
@@ -63,7 +63,7 @@ export function defineContract<T>(spec: ContractSpec<T>): TopicContract<T> {
     return spec.fromAvro ? spec.fromAvro(raw) : (raw as T);
   };
   const encodeBody = (value: T): Buffer => type().toBuffer(spec.toAvro ? spec.toAvro(value) : value);
-  const encode = (value: T, schemaId: number) => frame(schemaId, encodeBody(value));
+  const encode = (value: T, schemaId: number) => encodeFramed(schemaId, type(), spec.toAvro ? spec.toAvro(value) : value);
   return {
     ...spec,
     type,

@@ -1,7 +1,7 @@
 import { defineContract } from './codec.ts';
 import type { ExposureEvent } from './exposures.ts';
 import type { MetricEvent } from './metrics.ts';
-import { exposure, metric, unreachable, withoutKind, type PipelineEvent } from './pipelineEvent.ts';
+import { tagDecoded, unreachable, type PipelineEvent } from './pipelineEvent.ts';
 
 /** A validated event on exp.events (schemas/ValidatedEvent.avsc) with its lineage, keyed by user id. */
 export interface ValidatedEvent {
@@ -34,13 +34,17 @@ export const validatedEvents = defineContract<ValidatedEvent>({
   topic: 'events',
   schema: 'validated',
   key: (v) => v.event.userId,
-  toAvro: (v) => ({ ...v, event: { [branchOf(v.event)]: withoutKind(v.event) } }),
+  // The Avro writer reads a record's schema fields only, so the event goes as it is, tag and all
+  // (no copy per event: this is ingest's hot path).
+  toAvro: (v) => ({ event: { [branchOf(v.event)]: v.event }, sourceTopic: v.sourceTopic, sourcePartition: v.sourcePartition, sourceOffset: v.sourceOffset, schemaId: v.schemaId, ingestTime: v.ingestTime }),
   fromAvro: (raw) => {
-    const record = raw as Omit<ValidatedEvent, 'event'> & { event: WrappedEvent };
-    const wrapped = record.event;
-    const event = wrapped[EXPOSURE_NAME] ? exposure(wrapped[EXPOSURE_NAME]) : wrapped[METRIC_NAME] ? metric(wrapped[METRIC_NAME]) : undefined;
+    // A record just decoded: unwrapped and tagged in place.
+    const record = raw as { event: WrappedEvent | PipelineEvent };
+    const wrapped = record.event as WrappedEvent;
+    const event = wrapped[EXPOSURE_NAME] ? tagDecoded(wrapped[EXPOSURE_NAME], 'exposure') : wrapped[METRIC_NAME] ? tagDecoded(wrapped[METRIC_NAME], 'metric') : undefined;
     if (!event) throw new Error('ValidatedEvent holds neither an exposure nor a metric event');
-    return { ...record, event };
+    record.event = event;
+    return record as ValidatedEvent;
   },
 });
 

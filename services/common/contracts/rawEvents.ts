@@ -3,7 +3,7 @@ import { frame, unframe, type Unframed } from '../wireFormat.ts';
 import type { Decoded } from './codec.ts';
 import { exposuresRaw } from './exposures.ts';
 import { metricsRaw } from './metrics.ts';
-import { exposure, metric, unreachable, type PipelineEvent } from './pipelineEvent.ts';
+import { tagDecoded, unreachable, type PipelineEvent } from './pipelineEvent.ts';
 
 /**
  * The one place records written by producers are read: by the writer schema the framing
@@ -46,12 +46,13 @@ export function readRawBody(role: RawTopicRole, body: Buffer, resolver: avro.Res
   return { ok: true, event: tagged(role, decoded.value) };
 }
 
+/** `value` is a record just decoded (tagged in place). */
 function tagged(role: RawTopicRole, value: unknown): PipelineEvent {
   switch (role) {
     case 'exposuresRaw':
-      return exposure(value as Parameters<typeof exposure>[0]);
+      return tagDecoded(value as object, 'exposure');
     case 'metricsRaw':
-      return metric(value as Parameters<typeof metric>[0]);
+      return tagDecoded(value as object, 'metric');
     default:
       return unreachable(role);
   }
