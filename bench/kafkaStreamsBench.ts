@@ -64,6 +64,19 @@ export interface ComparisonResult {
     ratioToKafkaStreams: number;
     ratioRuns: number[];
   };
+  /**
+   * The same pipeline with the ClickHouse sink running beside it (a run of its own, on the same
+   * number of events): raw topics → exp.aggregates as above, and raw topics → ClickHouse rows.
+   */
+  pipelineWithSink: {
+    eventsPerSec: number;
+    eventsPerSecRuns: number[];
+    toClickHouseEventsPerSec: number;
+    toClickHouseEventsPerSecRuns: number[];
+    peakRssMiB: { ingest: number; aggregate: number; sink: number; total: number };
+    ratioToKafkaStreams: number;
+    ratioRuns: number[];
+  };
   kafkaStreams: {
     eventsPerSec: number;
     eventsPerSecRuns: number[];
@@ -98,7 +111,8 @@ interface Prepared {
 }
 
 export async function runKafkaStreamsComparison(stack: BenchStack, targetEvents: number, runs: number, say: (m: string) => void): Promise<ComparisonResult> {
-  const pipelineRuns: (EngineRun & { ingestRssMiB: number; aggregateRssMiB: number })[] = [];
+  const pipelineRuns: PipelineRun[] = [];
+  const withSinkRuns: PipelineRun[] = [];
   const streamsRuns: (EngineRun & { rejected: Record<string, number> })[] = [];
   const order: string[] = [];
   let produced = { events: 0, users: 0 };
@@ -120,6 +134,11 @@ export async function runKafkaStreamsComparison(stack: BenchStack, targetEvents:
         totals['kafka-streams'] = k.totals;
       }
     }
+    // The sink's run needs topics of its own (the pipeline's groups have committed on these).
+    const withSink = await runPipeline(await prepare(stack, targetEvents, say), say, { withSink: true });
+    withSinkRuns.push(withSink.run);
+    const sinkProblems = compareTotals(totals.pipeline!, withSink.totals, ['pipeline', 'pipeline with the sink']);
+    if (sinkProblems.length > 0) throw new Error(`the pipeline's two runs disagree on ${sinkProblems.length} per-variant total(s):\n${sinkProblems.slice(0, 30).join('\n')}`);
     const problems = compareTotals(totals.pipeline!, totals['kafka-streams']!, ['pipeline', 'kafka-streams']);
     if (problems.length > 0) throw new Error(`the pipeline and Kafka Streams disagree on ${problems.length} per-variant total(s):\n${problems.slice(0, 30).join('\n')}`);
     const users = [...totals.pipeline!].filter(([key]) => key.split(' / ').length === 2).reduce((n, [, t]) => n + t.users, 0);
@@ -141,6 +160,15 @@ export async function runKafkaStreamsComparison(stack: BenchStack, targetEvents:
       peakRssMiB: { ingest: Math.max(...pipelineRuns.map((r) => r.ingestRssMiB)), aggregate: Math.max(...pipelineRuns.map((r) => r.aggregateRssMiB)), total: Math.max(...pipelineRuns.map((r) => r.peakRssMiB)) },
       ratioToKafkaStreams: Number((pipelinePerSec / streamsPerSec).toFixed(3)),
       ratioRuns: pipelineRuns.map((r, i) => Number((r.eventsPerSec / streamsRuns[i]!.eventsPerSec).toFixed(3))),
+    },
+    pipelineWithSink: {
+      eventsPerSec: Math.round(median(withSinkRuns.map((r) => r.eventsPerSec))),
+      eventsPerSecRuns: withSinkRuns.map((r) => r.eventsPerSec),
+      toClickHouseEventsPerSec: Math.round(median(withSinkRuns.map((r) => r.toClickHouseEventsPerSec!))),
+      toClickHouseEventsPerSecRuns: withSinkRuns.map((r) => r.toClickHouseEventsPerSec!),
+      peakRssMiB: { ingest: Math.max(...withSinkRuns.map((r) => r.ingestRssMiB)), aggregate: Math.max(...withSinkRuns.map((r) => r.aggregateRssMiB)), sink: Math.max(...withSinkRuns.map((r) => r.sinkRssMiB ?? 0)), total: Math.max(...withSinkRuns.map((r) => r.peakRssMiB)) },
+      ratioToKafkaStreams: Number((median(withSinkRuns.map((r) => r.eventsPerSec)) / streamsPerSec).toFixed(3)),
+      ratioRuns: withSinkRuns.map((r, i) => Number((r.eventsPerSec / streamsRuns[i]!.eventsPerSec).toFixed(3))),
     },
     kafkaStreams: {
       eventsPerSec: Math.round(streamsPerSec),
@@ -174,15 +202,20 @@ async function prepare(stack: BenchStack, targetEvents: number, say: (m: string)
   return { prefix, topics, kafka, events, users, baseEnv, access, experiments };
 }
 
-async function runPipeline(p: Prepared, say: (m: string) => void): Promise<{ run: EngineRun & { ingestRssMiB: number; aggregateRssMiB: number }; totals: VariantTotals }> {
-  say('pipeline: ingest and aggregate (child processes)');
-  const env = { ...p.baseEnv, ...p.access.env, LOG_LEVEL: 'warn' };
+type PipelineRun = EngineRun & { ingestRssMiB: number; aggregateRssMiB: number; sinkRssMiB?: number; toClickHouseEventsPerSec?: number };
+
+async function runPipeline(p: Prepared, say: (m: string) => void, options: { withSink?: boolean } = {}): Promise<{ run: PipelineRun; totals: VariantTotals }> {
+  const label = options.withSink ? 'pipeline with the sink' : 'pipeline';
+  say(`${label}: ingest and aggregate${options.withSink ? ' and the ClickHouse sink' : ''} (child processes)`);
+  const chdb = options.withSink ? mkdtempSync(join(tmpdir(), 'bench-ks-chdb-')) : undefined;
+  const env = { ...p.baseEnv, ...p.access.env, LOG_LEVEL: 'warn', ...(chdb ? { CHDB_PATH: chdb, PSEUDONYM_KEY: 'bench-pseudonym-key-0123456789' } : {}) };
   const spawned = Date.now();
-  const services = { ingest: spawnBenchService('services/ingest/main.ts', env), aggregate: spawnBenchService('services/aggregate/main.ts', env) };
-  const peak = { ingest: 0, aggregate: 0 };
+  const services = { ingest: spawnBenchService('services/ingest/main.ts', env), aggregate: spawnBenchService('services/aggregate/main.ts', env), ...(chdb ? { sink: spawnBenchService('services/sink/main.ts', env) } : {}) };
+  const peak = { ingest: 0, aggregate: 0, sink: 0 };
   let done = 0;
+  let stored = 0;
   try {
-    while (done === 0) {
+    while (done === 0 || (chdb && stored === 0)) {
       await sleep(POLL_MS);
       for (const [name, s] of Object.entries(services) as [keyof typeof peak, (typeof services)['ingest']][]) {
         if (s.child.exitCode !== null) throw new Error(`${name} exited with ${s.child.exitCode}:\n${s.log().slice(-3_000)}`);
@@ -190,10 +223,13 @@ async function runPipeline(p: Prepared, say: (m: string) => void): Promise<{ run
       }
       if (Date.now() - spawned > RUN_TIMEOUT_MS) throw new Error('the pipeline did not finish within 20 minutes');
       // Each of exp.events' 3 partitions may end with one transaction marker the group never passes.
-      if ((await committedTotal(p.kafka, consumerGroup(p.prefix, 'ingest'), [p.topics.exposuresRaw, p.topics.metricsRaw])) >= p.events && (await groupLag(p.kafka, consumerGroup(p.prefix, 'aggregate'), [p.topics.events])) <= 3) done = Date.now();
+      if (done === 0 && (await committedTotal(p.kafka, consumerGroup(p.prefix, 'ingest'), [p.topics.exposuresRaw, p.topics.metricsRaw])) >= p.events && (await groupLag(p.kafka, consumerGroup(p.prefix, 'aggregate'), [p.topics.events])) <= 3) done = Date.now();
+      // The sink has stored everything once its group is past every record (each partition may end with one marker).
+      if (chdb && done !== 0 && (await groupLag(p.kafka, consumerGroup(p.prefix, 'sink'), [p.topics.events, p.topics.aggregates])) <= 6) stored = Date.now();
     }
   } finally {
     for (const s of Object.values(services)) await s.stop();
+    if (chdb) rmSync(chdb, { recursive: true, force: true });
   }
   const deltas = (await readTopic(p.kafka, p.topics.aggregates, { timeoutMs: 300_000 })).map(({ message }) => {
     const decoded = aggregates.decode(message.value);
@@ -208,9 +244,11 @@ async function runPipeline(p: Prepared, say: (m: string) => void): Promise<{ run
     }),
   );
   const last = Math.max(...deltas.map((d) => d.emittedAt));
-  const run = engineRun(p.events, first, last, spawned, done, peak.ingest + peak.aggregate);
-  say(`pipeline: ${run.eventsPerSec.toLocaleString('en-US')} events/s (${run.eventsPerSecIncludingStartup.toLocaleString('en-US')}/s from process start), peak RSS ${mib(peak.ingest)} + ${mib(peak.aggregate)} MiB`);
-  return { run: { ...run, ingestRssMiB: mib(peak.ingest), aggregateRssMiB: mib(peak.aggregate) }, totals: totalsOfDeltas(deltas) };
+  const run = engineRun(p.events, first, last, spawned, done, peak.ingest + peak.aggregate + peak.sink);
+  // To ClickHouse: from the first event ingested to the poll that saw the sink past the last record.
+  const toClickHouseEventsPerSec = chdb ? Math.round(p.events / ((stored - first) / 1000)) : undefined;
+  say(`${label}: ${run.eventsPerSec.toLocaleString('en-US')} events/s to exp.aggregates${toClickHouseEventsPerSec ? `, ${toClickHouseEventsPerSec.toLocaleString('en-US')} events/s to ClickHouse rows` : ''} (${run.eventsPerSecIncludingStartup.toLocaleString('en-US')}/s from process start), peak RSS ${mib(peak.ingest)} + ${mib(peak.aggregate)}${chdb ? ` + ${mib(peak.sink)}` : ''} MiB`);
+  return { run: { ...run, ingestRssMiB: mib(peak.ingest), aggregateRssMiB: mib(peak.aggregate), ...(chdb ? { sinkRssMiB: mib(peak.sink), toClickHouseEventsPerSec } : {}) }, totals: totalsOfDeltas(deltas) };
 }
 
 interface TaskTotals {

@@ -17,6 +17,7 @@ export interface LatestResults {
   users: number;
   runs: number;
   pipeline: ComparisonResult['pipeline'];
+  pipelineWithSink: ComparisonResult['pipelineWithSink'];
   kafkaStreams: ComparisonResult['kafkaStreams'];
   totalsAgree: ComparisonResult['totals'];
   aggregate: { rssMiBPerMillionUsers: number; restoreSecondsPerMillionUsers: number; users: number; measuredAt: string } | null;
@@ -66,6 +67,7 @@ export function latestResults(machine: object, versions: LatestResults['versions
     users: comparison.users,
     runs: comparison.runs,
     pipeline: comparison.pipeline,
+    pipelineWithSink: comparison.pipelineWithSink,
     kafkaStreams: comparison.kafkaStreams,
     totalsAgree: comparison.totals,
     aggregate: a && a.restoredUsers > 0

@@ -95,7 +95,7 @@ try {
     const now = new Date().toISOString();
     const latest = latestResults(machine, { ...kafkaStreamsVersions(), kafkaBroker: stack.kafkaVersion, node: process.version }, comparison, run.aggregate ? { at: now, result: run.aggregate as AggregateBenchResult } : readRecorded<AggregateBenchResult>('aggregate'), run.scaleout ? { at: now, result: run.scaleout as ScaleOutResult } : readRecorded<ScaleOutResult>('scaleout'));
     writeFileSync(resolve(resultsDir, 'latest.json'), JSON.stringify(latest, null, 2) + '\n');
-    say(`wrote bench/results/latest.json: pipeline ${latest.pipeline.eventsPerSec.toLocaleString('en-US')} events/s, Kafka Streams ${latest.kafkaStreams.eventsPerSec.toLocaleString('en-US')} events/s, ratio ${latest.pipeline.ratioToKafkaStreams}`);
+    say(`wrote bench/results/latest.json: pipeline ${latest.pipeline.eventsPerSec.toLocaleString('en-US')} events/s, Kafka Streams ${latest.kafkaStreams.eventsPerSec.toLocaleString('en-US')} events/s, ratio ${latest.pipeline.ratioToKafkaStreams}; with the sink running ${latest.pipelineWithSink.eventsPerSec.toLocaleString('en-US')} events/s, ratio ${latest.pipelineWithSink.ratioToKafkaStreams}`);
   }
   if (!only) {
     const date = new Date().toISOString().slice(0, 10);

@@ -54,6 +54,8 @@ export function comparisonRows(k: ComparisonResult): [string, string][] {
     [`pipeline (ingest + aggregate), raw topics → per-variant sums (${n(k.events)} events, ${n(k.users)} users, ${k.runs} run${k.runs > 1 ? 's' : ''})`, `${n(k.pipeline.eventsPerSec)} events/s${spread(k.pipeline.eventsPerSecRuns)}`],
     [`Kafka Streams, the same job on the same events (${k.kafkaStreams.processingGuarantee}, ${k.kafkaStreams.store.split(" ")[0]}, ${k.kafkaStreams.heap})`, `${n(k.kafkaStreams.eventsPerSec)} events/s${spread(k.kafkaStreams.eventsPerSecRuns)}`],
     ['pipeline / Kafka Streams', `${k.pipeline.ratioToKafkaStreams}${k.runs > 1 ? ` (of the medians; runs: ${k.pipeline.ratioRuns.join(', ')})` : ''}`],
+    [`pipeline with the ClickHouse sink running (a run of its own): raw topics → per-variant sums / → ClickHouse rows`, `${n(k.pipelineWithSink.eventsPerSec)} events/s${spread(k.pipelineWithSink.eventsPerSecRuns)} / ${n(k.pipelineWithSink.toClickHouseEventsPerSec)} events/s${spread(k.pipelineWithSink.toClickHouseEventsPerSecRuns)}`],
+    ['pipeline with the sink / Kafka Streams', `${k.pipelineWithSink.ratioToKafkaStreams}${k.runs > 1 ? ` (of the medians; runs: ${k.pipelineWithSink.ratioRuns.join(', ')})` : ''}`],
     ['peak RSS: pipeline (ingest + aggregate) / Kafka Streams JVM', `${k.pipeline.peakRssMiB.ingest} + ${k.pipeline.peakRssMiB.aggregate} = ${k.pipeline.peakRssMiB.total} MiB / ${k.kafkaStreams.peakRssMiB} MiB`],
     ['final per-variant totals, pipeline vs Kafka Streams', `equal (${k.totals.cells} cells; ${k.totals.sumTolerance})`],
   ];

@@ -7,8 +7,12 @@ export const DEFAULT_MAX_REQUEST_BYTES = 800 * 1024;
 const RECORD_OVERHEAD_BYTES = 64;
 
 function recordBytes(message: Message): number {
-  const size = (v: Message['key'] | Message['value']) => (v == null ? 0 : typeof v === 'string' ? Buffer.byteLength(v) : v.length);
-  return size(message.key) + size(message.value) + RECORD_OVERHEAD_BYTES;
+  return bytesOf(message.key) + bytesOf(message.value) + RECORD_OVERHEAD_BYTES;
+}
+
+// Module level: a closure made per record cost more than the sizing itself (the profile showed it).
+function bytesOf(v: Message['key'] | Message['value']): number {
+  return v == null ? 0 : typeof v === 'string' ? Buffer.byteLength(v) : v.length;
 }
 
 /**

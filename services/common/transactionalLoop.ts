@@ -121,6 +121,8 @@ export interface TransactionalLoopOptions {
   /** Work on wall-clock time for each owned partition, committed like a batch (see above). */
   punctuate?: Punctuation;
   onCommitted?(event: BatchCommitted): void;
+  /** How many partitions' batches are processed at once (each in its own transaction); default DEFAULT_PARTITIONS_CONCURRENTLY. */
+  partitionsConcurrently?: number;
   /** Largest number of records handled in one transaction. */
   maxBatchRecords?: number;
   /** Outputs are sent in requests below this size (the broker refuses batches over message.max.bytes, 1 MiB by default). */
@@ -132,6 +134,8 @@ export interface TransactionalLoopOptions {
   /** Told each owned partition's lag after every batch and every lag check; undefined when it is given up. */
   onLag?: LagListener;
 }
+
+export const DEFAULT_PARTITIONS_CONCURRENTLY = 3;
 
 export interface RunningLoop extends HealthSource {
   /** Finishes the batch in hand, commits it, leaves the group. */
@@ -167,6 +171,8 @@ async function startIncarnation(options: TransactionalLoopOptions, context: Inca
   const keyOf = (topic: string, partition: number) => `${topic}:${partition}`;
   const partitionOf = (key: string) => ({ topic: key.slice(0, key.lastIndexOf(':')), partition: Number(key.slice(key.lastIndexOf(':') + 1)) });
 
+  // Connected once: partitions are processed concurrently, and a second caller must not get the producer before it is connected.
+  const connecting = new Map<string, Promise<void>>();
   const producerFor = async (topic: string, partition: number): Promise<Producer> => {
     const key = keyOf(topic, partition);
     let producer = producers.get(key);
@@ -183,8 +189,9 @@ async function startIncarnation(options: TransactionalLoopOptions, context: Inca
         retry: { initialRetryTime: 10, maxRetryTime: 2_000, retries: Number.MAX_SAFE_INTEGER },
       });
       producers.set(key, producer);
-      await producer.connect();
+      connecting.set(key, producer.connect());
     }
+    await connecting.get(key);
     return producer;
   };
   const stores = options.stores ?? [];
@@ -218,6 +225,7 @@ async function startIncarnation(options: TransactionalLoopOptions, context: Inca
     if (prepared.delete(key)) options.revoked?.(topic, partition);
     const producer = producers.get(key);
     producers.delete(key);
+    connecting.delete(key);
     return producer?.disconnect().catch(() => {});
   };
 
@@ -388,6 +396,10 @@ async function startIncarnation(options: TransactionalLoopOptions, context: Inca
     await consumer.run({
       autoCommit: false,
       eachBatchAutoResolve: false,
+      // Each partition has its own producer and lane, so while one partition's transaction waits
+      // on the broker another's batch is processed (one at a time, the loop sat idle for a third
+      // of its run, waiting on transaction round trips).
+      partitionsConsumedConcurrently: options.partitionsConcurrently ?? DEFAULT_PARTITIONS_CONCURRENTLY,
       eachBatch: (payload) => context.track(async () => {
         const { batch, resolveOffset, heartbeat, isRunning, isStale } = payload;
         const key = keyOf(batch.topic, batch.partition);
