@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { gzipSync } from 'node:zlib';
 import { createRequire } from 'node:module';
 import { describe, expect, it, vi } from 'vitest';
 
@@ -411,6 +412,431 @@ describe('kafkajs patches: murmur2 in 32-bit arithmetic', () => {
       else if (kind === 2) key = Math.floor(r() * 1e12);
       else key = `user-${Math.floor(r() * 1e9)}-${'x'.repeat(length)}`;
       expect(murmur2(key)).toBe(murmur2Reference(key));
+    }
+  });
+});
+
+/**
+ * The fetch path is patched too: recordBatch/v0/decoder.js decodes a batch's records in place
+ * (the new recordBatch/v0/fastDecode.js) instead of a slice, a Decoder, BigInt Long arithmetic
+ * and an object spread per header for every record, and consumer/batch.js compares offsets as
+ * numbers when they are short decimal strings. The records must be the same objects the original
+ * gives, field for field, in the same order, with the same types, and the same errors for bytes
+ * the original rejects; the references below are kafkajs 2.2.4's v0/decoder.js,
+ * record/v0/decoder.js and Batch's offset filter, line for line, on kafkajs' unpatched Decoder,
+ * Long, codecs and header decoder.
+ */
+type LongT = { value: bigint; add(v: unknown): LongT; gte(v: unknown): boolean; toString(): string };
+type DecoderT = {
+  buffer: Buffer;
+  offset: number;
+  readInt8(): number;
+  readInt16(): number;
+  readInt32(): number;
+  readInt64(): bigint;
+  readVarInt(): number;
+  readVarLong(): LongT;
+  readVarIntBytes(): Buffer | null;
+  readArray<T>(reader: (d: DecoderT) => T): T[];
+  readVarIntArray<T>(reader: (d: DecoderT) => T): T[];
+  readAll(): Buffer;
+  canReadBytes(n: number): boolean;
+  slice(n: number): DecoderT;
+  forward(n: number): void;
+};
+type DecodedRecord = { offset: string; timestamp: string; key: Buffer | null; value: Buffer | null; headers: Record<string, unknown>; isControlRecord: boolean; batchContext: unknown };
+type DecodedBatch = Record<string, unknown> & { records: DecodedRecord[] };
+const DecoderClass = Decoder as unknown as new (buffer: Buffer) => DecoderT;
+const LongClass = Long as unknown as { fromValue(v: unknown): LongT };
+const { KafkaJSPartialMessageError } = kafkajs('errors.js') as { KafkaJSPartialMessageError: new (message: string) => Error };
+const { lookupCodecByAttributes } = kafkajs('protocol/message/compression/index.js') as { lookupCodecByAttributes(a: number): { decompress(b: Buffer): Promise<Buffer> } | undefined };
+const HeaderDecoder = kafkajs('protocol/recordBatch/header/v0/decoder.js') as (d: DecoderT) => { key: string; value: Buffer | null };
+const TimestampTypes = kafkajs('protocol/timestampTypes.js') as { LOG_APPEND_TIME: number; CREATE_TIME: number };
+const decodePatchedBatch = decodeRecordBatch as unknown as (d: DecoderT) => Promise<DecodedBatch>;
+const decodeMessages = kafkajs('protocol/requests/fetch/v4/decodeMessages.js') as (d: DecoderT) => Promise<DecodedRecord[]>;
+const Batch = kafkajs('consumer/batch.js') as new (topic: string, fetchedOffset: unknown, partitionData: { partition: number; highWatermark: string; messages: unknown[]; abortedTransactions?: unknown[] }) => { messagesWithinOffset: unknown[]; messages: unknown[] };
+
+/** kafkajs 2.2.4 record/v0/decoder.js */
+function referenceRecord(decoder: DecoderT, batchContext: Record<string, unknown> = {}) {
+  const { firstOffset, firstTimestamp, magicByte, isControlBatch = false, timestampType, maxTimestamp } = batchContext;
+  const attributes = decoder.readInt8();
+  const timestampDelta = decoder.readVarLong();
+  const timestamp = timestampType === TimestampTypes.LOG_APPEND_TIME && maxTimestamp ? maxTimestamp : LongClass.fromValue(firstTimestamp).add(timestampDelta).toString();
+  const offsetDelta = decoder.readVarInt();
+  const offset = LongClass.fromValue(firstOffset).add(offsetDelta).toString();
+  const key = decoder.readVarIntBytes();
+  const value = decoder.readVarIntBytes();
+  const headers = decoder.readVarIntArray(HeaderDecoder).reduce(
+    (obj: Record<string, unknown>, { key, value }) => ({
+      ...obj,
+      [key]: obj[key] === undefined ? value : Array.isArray(obj[key]) ? (obj[key] as unknown[]).concat([value]) : [obj[key], value],
+    }),
+    {},
+  );
+  return { magicByte, attributes, timestamp, offset, key, value, headers, isControlRecord: isControlBatch, batchContext };
+}
+
+/** kafkajs 2.2.4 recordBatch/v0/decoder.js */
+async function referenceBatch(fetchDecoder: DecoderT) {
+  const firstOffset = fetchDecoder.readInt64().toString();
+  const length = fetchDecoder.readInt32();
+  const decoder = fetchDecoder.slice(length);
+  fetchDecoder.forward(length);
+  const remainingBytes = Buffer.byteLength(decoder.buffer);
+  if (remainingBytes < length) {
+    throw new KafkaJSPartialMessageError(`Tried to decode a partial record batch: remainingBytes(${remainingBytes}) < recordBatchLength(${length})`);
+  }
+  const partitionLeaderEpoch = decoder.readInt32();
+  const magicByte = decoder.readInt8();
+  decoder.readInt32(); // crc
+  const attributes = decoder.readInt16();
+  const lastOffsetDelta = decoder.readInt32();
+  const firstTimestamp = decoder.readInt64().toString();
+  const maxTimestamp = decoder.readInt64().toString();
+  const producerId = decoder.readInt64().toString();
+  const producerEpoch = decoder.readInt16();
+  const firstSequence = decoder.readInt32();
+  const inTransaction = (attributes & 0x10) > 0;
+  const isControlBatch = (attributes & 0x20) > 0;
+  const timestampType = (attributes & 0x8) > 0 ? TimestampTypes.LOG_APPEND_TIME : TimestampTypes.CREATE_TIME;
+  const codec = lookupCodecByAttributes(attributes);
+  const recordContext = { firstOffset, firstTimestamp, partitionLeaderEpoch, inTransaction, isControlBatch, lastOffsetDelta, producerId, producerEpoch, firstSequence, maxTimestamp, timestampType };
+  const context = { ...recordContext, magicByte };
+  const decodeRecord = (d: DecoderT) => referenceRecord(new DecoderClass(d.readVarIntBytes() as Buffer), context);
+  let records: unknown[];
+  if (!codec) {
+    records = decoder.readArray(decodeRecord);
+  } else {
+    const count = decoder.readInt32();
+    if (count <= 0) {
+      records = [];
+    } else {
+      const decompressed = new DecoderClass(await codec.decompress(decoder.readAll()));
+      records = new Array(count);
+      for (let i = 0; i < count; i++) records[i] = decodeRecord(decompressed);
+    }
+  }
+  return { ...recordContext, records };
+}
+
+/** A value's full shape: own keys in order, types, Buffer bytes, prototypes, functions by name */
+function shape(v: unknown): unknown {
+  if (Buffer.isBuffer(v)) return ['Buffer', v.toString('hex')];
+  if (Array.isArray(v)) return ['Array', v.map(shape)];
+  if (typeof v === 'function') return ['function', v.name];
+  if (v !== null && typeof v === 'object') {
+    const proto = Object.getPrototypeOf(v) === Object.prototype ? 'Object' : String(Object.getPrototypeOf(v));
+    return [proto, Reflect.ownKeys(v).map((k) => [String(k), shape((v as Record<string | symbol, unknown>)[k])])];
+  }
+  return [typeof v, v === undefined ? 'undefined' : v];
+}
+
+async function settle<T>(run: () => Promise<T>): Promise<{ value: T } | { error: string }> {
+  try {
+    return { value: await run() };
+  } catch (e) {
+    return { error: `${(e as Error).name}: ${(e as Error).message}` };
+  }
+}
+
+/** Decodes the bytes with the patched decoder and the reference; expects the same shapes (or errors) and the same position after */
+async function expectSameDecoding(bytes: Buffer): Promise<DecodedBatch | null> {
+  const patchedDecoder = new DecoderClass(bytes);
+  const referenceDecoder = new DecoderClass(bytes);
+  const patched = await settle(() => decodePatchedBatch(patchedDecoder));
+  const reference = await settle(() => referenceBatch(referenceDecoder));
+  if ('error' in reference) {
+    expect(patched).toEqual(reference);
+    return null;
+  }
+  expect('value' in patched).toBe(true);
+  const value = (patched as { value: DecodedBatch }).value;
+  expect(shape(value)).toEqual(shape(reference.value));
+  expect(patchedDecoder.offset).toBe(referenceDecoder.offset);
+  // one batchContext object shared by the batch's records, as the original's
+  const contexts = new Set(value.records.map((r) => r.batchContext));
+  expect(contexts.size).toBeLessThanOrEqual(1);
+  return value;
+}
+
+/** A batch built by kafkajs' own (unpatched) Record and RecordBatch encoders */
+async function encodedBatch(
+  messages: Message[],
+  o: { firstOffset?: string; firstTimestamp?: string | number; maxTimestamp?: string | number; offsetStep?: number; timestampDelta?: (i: number) => number; compression?: number; attributes?: number },
+): Promise<Buffer> {
+  const step = o.offsetStep ?? 1;
+  const records = messages.map((m, i) =>
+    Record({ key: m.key, value: m.value, headers: m.headers ?? {}, offsetDelta: i * step, timestampDelta: o.timestampDelta ? o.timestampDelta(i) : 0 }),
+  );
+  const batch = await RecordBatch({
+    compression: o.compression ?? 0,
+    records,
+    firstOffset: LongClass.fromValue(o.firstOffset ?? '0'),
+    firstTimestamp: LongClass.fromValue(o.firstTimestamp ?? NOW),
+    maxTimestamp: LongClass.fromValue(o.maxTimestamp ?? NOW + 1_000),
+    lastOffsetDelta: Math.max(0, (records.length - 1) * step),
+  });
+  const bytes = Buffer.from(batch.buffer);
+  if (o.attributes !== undefined) bytes.writeInt16BE(bytes.readInt16BE(21) | o.attributes, 21); // the CRC is not checked on fetch
+  return bytes;
+}
+
+/** Zigzag varint/varlong bytes of any integer */
+function varint(v: number | bigint): number[] {
+  const n = BigInt(v);
+  let zz = n >= 0n ? n * 2n : -n * 2n - 1n;
+  const out: number[] = [];
+  while (zz >= 0x80n) {
+    out.push(Number(zz & 0x7fn) | 0x80);
+    zz >>= 7n;
+  }
+  out.push(Number(zz));
+  return out;
+}
+const bytesField = (b: Buffer | null | number): number[] => (b === null ? varint(-1) : typeof b === 'number' ? varint(b) : [...varint(b.length), ...b]);
+
+type RawRecord = {
+  attributes?: number;
+  timestampDelta?: number | bigint | number[];
+  offsetDelta?: number | number[];
+  key?: Buffer | null | number;
+  value?: Buffer | null | number;
+  headers?: [Buffer | null | number, Buffer | null | number][];
+  headerCount?: number;
+  trailing?: number[];
+  lengthAdjust?: number;
+  body?: number[];
+};
+
+/** A record's bytes (length prefix, then the fields) written by hand, wrong as asked */
+function rawRecord(r: RawRecord): Buffer {
+  const ts = r.timestampDelta ?? 0;
+  const od = r.offsetDelta ?? 0;
+  const headers = r.headers ?? [];
+  const body = r.body ?? [
+    (r.attributes ?? 0) & 0xff,
+    ...(Array.isArray(ts) ? ts : varint(ts)),
+    ...(Array.isArray(od) ? od : varint(od)),
+    ...bytesField(r.key === undefined ? null : r.key),
+    ...bytesField(r.value === undefined ? null : r.value),
+    ...varint(r.headerCount ?? headers.length),
+    ...headers.flatMap(([k, v]) => [...bytesField(k), ...bytesField(v)]),
+    ...(r.trailing ?? []),
+  ];
+  return Buffer.from([...varint(body.length + (r.lengthAdjust ?? 0)), ...body]);
+}
+
+/** A RecordBatch written by hand around records' bytes */
+function rawBatch(records: Buffer, o: { count: number; firstOffset?: bigint; firstTimestamp?: bigint; maxTimestamp?: bigint; attributes?: number; gzip?: boolean }): Buffer {
+  const head = Buffer.alloc(40);
+  head.writeInt16BE(o.attributes ?? 0, 0);
+  head.writeInt32BE(o.count - 1, 2);
+  head.writeBigInt64BE(o.firstTimestamp ?? BigInt(NOW), 6);
+  head.writeBigInt64BE(o.maxTimestamp ?? BigInt(NOW + 500), 14);
+  head.writeBigInt64BE(-1n, 22);
+  head.writeInt16BE(0, 30);
+  head.writeInt32BE(0, 32);
+  head.writeInt32BE(o.count, 36);
+  const body = Buffer.concat([head, o.gzip ? gzipSync(records) : records]);
+  const batch = Buffer.alloc(9);
+  batch.writeInt32BE(0, 0);
+  batch.writeInt8(2, 4);
+  batch.writeUInt32BE(crc32C(body), 5);
+  const prefix = Buffer.alloc(12);
+  prefix.writeBigInt64BE(o.firstOffset ?? 0n, 0);
+  prefix.writeInt32BE(batch.length + body.length, 8);
+  return Buffer.concat([prefix, batch, body]);
+}
+
+describe('kafkajs patches: record batches decoded in place on fetch', () => {
+  it('is installed in the record batch decoder and Batch', () => {
+    for (const file of ['protocol/recordBatch/v0/decoder.js', 'protocol/recordBatch/v0/fastDecode.js', 'consumer/batch.js']) {
+      expect(readFileSync(require.resolve(`kafkajs/src/${file}`), 'utf8')).toContain('expstream patch');
+    }
+  });
+
+  it('decodes offsets near 0, near and above 2^53 and near 2^63 as the original', async () => {
+    const messages = randomMessages(400, 41, 'none');
+    const firstOffsets = ['0', '1', '123456789', '9007199254740000', '9007199254740991', '9007199254740992', '9223372036854775000', '9223372036854775807', '-1', '-9223372036854775808'];
+    for (const firstOffset of firstOffsets) {
+      for (const offsetStep of [1, 3]) {
+        const batch = await expectSameDecoding(await encodedBatch(messages, { firstOffset, offsetStep }));
+        expect(batch?.records.length).toBe(400);
+      }
+    }
+    // the records on both sides of 2^53 in one batch
+    const crossing = await expectSameDecoding(await encodedBatch(messages, { firstOffset: '9007199254740000', offsetStep: 3 }));
+    expect(crossing?.records[330]?.offset).toBe('9007199254740990');
+    expect(crossing?.records[331]?.offset).toBe('9007199254740993');
+  });
+
+  it('decodes negative, large and huge timestamp deltas and first timestamps as the original', async () => {
+    const messages = randomMessages(300, 43, 'none');
+    const deltas: ((i: number) => number)[] = [
+      (i) => i * 17,
+      (i) => -i * 1_001,
+      (i) => (i % 2 ? -1 : 1) * 2 ** (i % 64),
+      (i) => [0, -1, 1, 2 ** 47 - 1, -(2 ** 47), 2 ** 48, -(2 ** 48) - 1, 2 ** 53, -(2 ** 60), 2 ** 62][i % 10] as number,
+    ];
+    for (const firstTimestamp of [NOW, 0, -1, '9007199254740000', '-9007199254740000', '9223372036854775000', '-9223372036854775000']) {
+      for (const timestampDelta of deltas) await expectSameDecoding(await encodedBatch(messages, { firstTimestamp, timestampDelta }));
+    }
+  });
+
+  it('decodes null and empty keys and values, UTF-8 and repeated header keys as the original', async () => {
+    const messages: Message[] = [
+      { key: null, value: null },
+      { key: Buffer.alloc(0), value: Buffer.alloc(0) },
+      { key: 'k', value: 'ж'.repeat(100), headers: { a: 'x', b: ['1', '2', '3'], c: [], '': '', 'é😀': Buffer.from([0, 255]) } },
+      { key: 'k', value: 'v', headers: { toString: 'inherited', constructor: ['c1', 'c2'], hasOwnProperty: 'h', valueOf: ['v'] } },
+      { key: 'k', value: 'v', headers: { 1: 'one', 0: 'zero', z: 'z', 10: ['x', 'y'] } },
+      ...randomMessages(1_000, 47, 'numbers'),
+    ];
+    const batch = await expectSameDecoding(await encodedBatch(messages, {}));
+    expect(batch?.records[2]?.headers.b).toEqual([Buffer.from('1'), Buffer.from('2'), Buffer.from('3')]);
+    expect(batch?.records[0]?.key).toBeNull();
+    expect(batch?.records[1]?.value).toEqual(Buffer.alloc(0));
+  });
+
+  it('decodes control batches, transactional batches and LOG_APPEND_TIME as the original', async () => {
+    const messages = randomMessages(200, 53, 'none');
+    for (const attributes of [0x8, 0x10, 0x20, 0x30, 0x38]) {
+      for (const maxTimestamp of [NOW + 5, 0, -1]) {
+        const batch = await expectSameDecoding(await encodedBatch(messages, { attributes, maxTimestamp, timestampDelta: (i) => i - 100 }));
+        if (attributes & 0x8) expect(batch?.records[7]?.timestamp).toBe(String(maxTimestamp));
+        expect(batch?.records[7]?.isControlRecord).toBe((attributes & 0x20) > 0);
+      }
+    }
+    // a real control record: key version 0, type 0 (abort) / 1 (commit)
+    const control = Buffer.concat([rawRecord({ key: Buffer.from([0, 0, 0, 0]), value: Buffer.from([0, 0, 0, 0, 0, 0]) }), rawRecord({ offsetDelta: 1, key: Buffer.from([0, 0, 0, 1]), value: Buffer.from([0, 0, 0, 0, 0, 0]) })]);
+    await expectSameDecoding(rawBatch(control, { count: 2, attributes: 0x30, firstOffset: 77n }));
+  });
+
+  it('decodes gzip-compressed batches as the original', async () => {
+    for (const firstOffset of ['0', '9007199254740900', '9223372036854775000']) {
+      const batch = await expectSameDecoding(await encodedBatch(randomMessages(500, 59, 'none'), { compression: GZIP, firstOffset, timestampDelta: (i) => i * 13 - 2_000 }));
+      expect(batch?.records.length).toBe(500);
+    }
+    await expectSameDecoding(await encodedBatch(randomMessages(100, 61, 'none'), { compression: GZIP, attributes: 0x28 }));
+    const raw = Buffer.concat(Array.from({ length: 50 }, (_, i) => rawRecord({ offsetDelta: i, timestampDelta: -i, key: i % 2 ? null : Buffer.from('k'), value: Buffer.alloc(i, 1), headers: [[Buffer.from('h'), Buffer.from('1')], [Buffer.from('h'), null]] })));
+    await expectSameDecoding(rawBatch(raw, { count: 50, attributes: 1, gzip: true }));
+    await expectSameDecoding(rawBatch(raw, { count: 0, attributes: 1, gzip: true }));
+    await expectSameDecoding(rawBatch(raw, { count: 60, attributes: 1, gzip: true })); // more records than bytes
+  });
+
+  it('follows each record length prefix and decodes odd or broken records as the original', async () => {
+    const odd: RawRecord[][] = [
+      [{ attributes: 0xff, key: Buffer.from('a') }, { attributes: 0x7f, offsetDelta: 1 }],
+      [{ trailing: [1, 2, 3, 4] }, { offsetDelta: 1, value: Buffer.from('after trailing bytes') }], // prefix longer than the fields
+      [{ value: Buffer.from('cut short'), lengthAdjust: -3 }, { offsetDelta: 1 }], // fields longer than the prefix
+      [{ headers: [[null, Buffer.from('null key')]] }],
+      [{ headers: [[Buffer.from('__proto__'), Buffer.from('p')], [Buffer.from('__proto__'), Buffer.from('q')], [Buffer.from('x'), null]] }],
+      [{ headers: [[Buffer.from([0xff, 0xfe]), Buffer.from('bad utf-8')]] }],
+      [{ headerCount: -1 }, { headerCount: -2 }],
+      [{ key: -2 }],
+      [{ value: -5 }],
+      [{ key: 1000 }],
+      [{ timestampDelta: 2n ** 62n }, { timestampDelta: -(2n ** 63n) }, { timestampDelta: 2n ** 48n }, { timestampDelta: -(2n ** 48n) - 1n }],
+      [{ timestampDelta: [0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01] }], // 11 bytes: the original's Invalid Long
+      [{ timestampDelta: [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f] }, { timestampDelta: [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01] }],
+      [{ offsetDelta: [0xff, 0xff, 0xff, 0xff, 0xff, 0x7f] }, { offsetDelta: -7 }, { offsetDelta: 2 ** 31 - 1 }],
+      [{ body: [] }],
+      [{ body: [0] }],
+      [{ body: [0, 0, 0] }],
+    ];
+    for (const list of odd) {
+      const records = Buffer.concat(list.map(rawRecord));
+      for (const firstOffset of [0n, 9_007_199_254_740_990n, 2n ** 62n]) {
+        await expectSameDecoding(rawBatch(records, { count: list.length, firstOffset }));
+        await expectSameDecoding(rawBatch(records, { count: list.length, firstOffset, attributes: 0x8 }));
+      }
+      await expectSameDecoding(rawBatch(records, { count: list.length + 1 }));
+    }
+    const negativeLength = Buffer.from([...varint(-1), ...rawRecord({})]);
+    await expectSameDecoding(rawBatch(negativeLength, { count: 1 }));
+    await expectSameDecoding(rawBatch(Buffer.from([...varint(-3), 1, 2, 3, 4, 5]), { count: 1 }));
+    // a record ending before its key: the original reads an empty key and value (past its slice), never the bytes after
+    await expectSameDecoding(rawBatch(Buffer.from([...rawRecord({ body: [0, 0, 0] }), 0x01, 0x01, 0x00]), { count: 1 }));
+    await expectSameDecoding(rawBatch(Buffer.from([...rawRecord({ body: [0, 0, 0, 2, 0x61] }), 0x01, 0x01, 0x00]), { count: 1 }));
+    await expectSameDecoding(rawBatch(Buffer.alloc(0), { count: -1 }));
+    await expectSameDecoding(rawBatch(Buffer.alloc(0), { count: 0 }));
+  });
+
+  it('takes the in-place path for common records, the original only for the odd ones', async () => {
+    // the in-place path reads the timestamp delta itself; the original calls Decoder#readVarLong once per record
+    const readVarLong = vi.spyOn((Decoder as unknown as { prototype: DecoderT }).prototype, 'readVarLong');
+    try {
+      const messages = randomMessages(300, 79, 'none');
+      const common = [
+        await encodedBatch(messages, { firstOffset: '123456789', timestampDelta: (i) => i * 5 - 700 }),
+        await encodedBatch(messages, { firstOffset: '0', attributes: 0x38 }),
+        await encodedBatch(messages, { firstOffset: '42', compression: GZIP }),
+      ];
+      for (const bytes of common) {
+        readVarLong.mockClear();
+        await decodePatchedBatch(new DecoderClass(bytes));
+        expect(readVarLong).toHaveBeenCalledTimes(0);
+      }
+      readVarLong.mockClear();
+      const crossing = await decodePatchedBatch(new DecoderClass(await encodedBatch(messages, { firstOffset: '9007199254740900' })));
+      expect(readVarLong).toHaveBeenCalledTimes(crossing.records.filter((r) => !Number.isSafeInteger(Number(r.offset))).length);
+    } finally {
+      readVarLong.mockRestore();
+    }
+    // Batch parses the fetched offset once, not every message's offset
+    const fromValue = vi.spyOn(Long as unknown as { fromValue(v: unknown): LongT }, 'fromValue');
+    try {
+      const messages = Array.from({ length: 1_000 }, (_, i) => ({ offset: String(5_000 + i), isControlRecord: false, batchContext: {} }));
+      expect(new Batch('t', '5500', { partition: 0, highWatermark: '7000', messages }).messagesWithinOffset.length).toBe(500);
+      expect(fromValue).toHaveBeenCalledTimes(1);
+    } finally {
+      fromValue.mockRestore();
+    }
+  });
+
+  it('decodes a fetch of several batches, with a partial last batch, as the original', async () => {
+    const batches = [
+      await encodedBatch(randomMessages(100, 67, 'none'), { firstOffset: '1000' }),
+      await encodedBatch(randomMessages(100, 71, 'none'), { firstOffset: '1100', compression: GZIP }),
+      await encodedBatch(randomMessages(100, 73, 'none'), { firstOffset: '1200', attributes: 0x8 }),
+    ];
+    const whole = Buffer.concat(batches);
+    for (const cut of [0, 1, 30, 500]) {
+      const bytes = whole.subarray(0, whole.length - cut);
+      const size = Buffer.alloc(4);
+      size.writeInt32BE(bytes.length);
+      const patched = await decodeMessages(new DecoderClass(Buffer.concat([size, bytes])));
+      const reference: unknown[] = [];
+      const decoder = new DecoderClass(bytes);
+      while (decoder.canReadBytes(49)) {
+        try {
+          reference.push(...(await referenceBatch(decoder)).records);
+        } catch (e) {
+          if ((e as Error).name === 'KafkaJSPartialMessageError') break;
+          throw e;
+        }
+      }
+      expect(shape(patched)).toEqual(shape(reference));
+      expect(patched.length).toBe(cut === 0 ? 300 : 200);
+    }
+  });
+
+  it('keeps the messages at or after the fetched offset, as the original Batch', async () => {
+    const offsets: unknown[] = ['0', '5', '9', '10', '11', '007', '010', '99999999999999', '999999999999999', '1000000000000000', '9007199254740991', '9007199254740993', '9223372036854775807', '-1', ' 12', '0x10', '+11', 12, 9, 10n, LongClass.fromValue('10'), LongClass.fromValue('9007199254740993')];
+    const messages = offsets.map((offset) => ({ offset, isControlRecord: false, batchContext: {} }));
+    const fetchedOffsets: unknown[] = ['0', '10', '11', '010', '9007199254740992', '9007199254740993', '9223372036854775807', '-5', 10, 11n, LongClass.fromValue('10'), '999999999999999', '1000000000000000'];
+    for (const fetchedOffset of fetchedOffsets) {
+      const batch = new Batch('t', fetchedOffset, { partition: 0, highWatermark: '100', messages });
+      const fetched = LongClass.fromValue(fetchedOffset);
+      const expected = messages.filter((m) => LongClass.fromValue(m.offset).gte(fetched));
+      expect(batch.messagesWithinOffset).toEqual(expected);
+      expect(batch.messagesWithinOffset.every((m, i) => m === expected[i])).toBe(true);
+    }
+    // offsets the original's Long rejects are rejected still
+    for (const offset of ['', '1.0', '1e3', 'abc']) {
+      const run = async () => new Batch('t', '0', { partition: 0, highWatermark: '1', messages: [{ offset, isControlRecord: false, batchContext: {} }] });
+      const reference = async () => LongClass.fromValue(offset).gte(LongClass.fromValue('0'));
+      expect(await settle(run).then((r) => ('error' in r ? r.error : 'ok'))).toBe(await settle(reference).then((r) => ('error' in r ? r.error : 'ok')));
     }
   });
 });
