@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
 import { createRequire } from 'node:module';
 import { describe, expect, it, vi } from 'vitest';
+import { seededRandom } from '../../services/common/random.ts';
 
 /**
  * kafkajs is patched at install time (patch-package, `patches/`): its produce path grouped a
@@ -157,22 +158,11 @@ async function expectRoundTrip(encoded: Buffer, messages: Message[]) {
   return batch;
 }
 
-/** A small deterministic generator (mulberry32) */
-function rng(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const TEXT = ['', 'a', 'user-42', 'é', 'Grüße', '日本語のテキスト', '😀 emoji', 'ж'.repeat(70), '\u0000nul'];
 
 function randomMessages(count: number, seed: number, timestamps: 'none' | 'numbers' | 'strings' | 'mixed'): Message[] {
-  const r = rng(seed);
+  const r = seededRandom(seed);
   const pick = <T>(list: readonly T[]): T => list[Math.floor(r() * list.length)] as T;
   const bytes = (n: number) => Buffer.from(Array.from({ length: n }, () => Math.floor(r() * 256)));
   const payload = (): unknown => {
@@ -209,7 +199,7 @@ describe('kafkajs patches: one-Buffer record batches for uncompressed produce re
 
   it('computes CRC32-C as kafkajs does', () => {
     expect(crc32CSliceBy8(Buffer.from('123456789'))).toBe(0xe3069283); // the CRC-32C check value
-    const r = rng(7);
+    const r = seededRandom(7);
     for (let n = 0; n < 2_000; n++) {
       const buffer = Buffer.from(Array.from({ length: Math.floor(r() * 300) }, () => Math.floor(r() * 256)));
       const start = Math.floor(r() * (buffer.length + 1));
@@ -260,7 +250,7 @@ describe('kafkajs patches: one-Buffer record batches for uncompressed produce re
   });
 
   it('writes 3-byte varints for values over 16 KiB', async () => {
-    const r = rng(5);
+    const r = seededRandom(5);
     const big = Buffer.from(Array.from({ length: 40_000 }, () => Math.floor(r() * 256)));
     const messages: Message[] = [
       { key: 'big', value: big },
@@ -401,7 +391,7 @@ describe('kafkajs patches: murmur2 in 32-bit arithmetic', () => {
   });
 
   it('equals a BigInt transcription of the Java code on random keys', () => {
-    const r = rng(99);
+    const r = seededRandom(99);
     const alphabet = 'aZ09 -_/éßж日本😀\u0000\u007f';
     for (let n = 0; n < 5_000; n++) {
       const length = Math.floor(r() * 80);
