@@ -123,6 +123,8 @@ export interface TransactionalLoopOptions {
   onCommitted?(event: BatchCommitted): void;
   /** How many partitions' batches are processed at once (each in its own transaction); default DEFAULT_PARTITIONS_CONCURRENTLY. */
   partitionsConcurrently?: number;
+  /** Most bytes one fetch brings (kafkajs' maxBytes); default DEFAULT_FETCH_MAX_BYTES. */
+  fetchMaxBytes?: number;
   /** Largest number of records handled in one transaction. */
   maxBatchRecords?: number;
   /** Outputs are sent in requests below this size (the broker refuses batches over message.max.bytes, 1 MiB by default). */
@@ -136,6 +138,13 @@ export interface TransactionalLoopOptions {
 }
 
 export const DEFAULT_PARTITIONS_CONCURRENTLY = 3;
+/**
+ * 2 MiB rather than kafkajs' 10: a fetch's records, and the response buffer they are views of,
+ * live until its batches have committed, and with three batches in flight ingest peaked at
+ * 526 MiB on a million raw events with 10 MiB fetches, 341 MiB with 2 MiB ones, at the same or
+ * better speed (1 MiB: 302 MiB, but a quarter slower). Measured with `BENCH_ONLY=ingest`.
+ */
+export const DEFAULT_FETCH_MAX_BYTES = 2 * 1024 * 1024;
 
 export interface RunningLoop extends HealthSource {
   /** Finishes the batch in hand, commits it, leaves the group. */
@@ -162,6 +171,7 @@ async function startIncarnation(options: TransactionalLoopOptions, context: Inca
     groupId: options.groupId,
     readUncommitted: false,
     maxWaitTimeInMs: 250,
+    maxBytes: options.fetchMaxBytes ?? DEFAULT_FETCH_MAX_BYTES,
     sessionTimeout,
     heartbeatInterval: Math.floor(sessionTimeout / 3),
     retry: { initialRetryTime: 100, maxRetryTime: 5_000, retries: 10 },
