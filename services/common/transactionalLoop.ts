@@ -121,10 +121,6 @@ export interface TransactionalLoopOptions {
   /** Work on wall-clock time for each owned partition, committed like a batch (see above). */
   punctuate?: Punctuation;
   onCommitted?(event: BatchCommitted): void;
-  /** How many partitions' batches are processed at once (each in its own transaction); default DEFAULT_PARTITIONS_CONCURRENTLY. */
-  partitionsConcurrently?: number;
-  /** Most bytes one fetch brings (kafkajs' maxBytes); default DEFAULT_FETCH_MAX_BYTES. */
-  fetchMaxBytes?: number;
   /** Largest number of records handled in one transaction. */
   maxBatchRecords?: number;
   /** Outputs are sent in requests below this size (the broker refuses batches over message.max.bytes, 1 MiB by default). */
@@ -144,14 +140,14 @@ export interface TransactionalLoopOptions {
  * 9 raw records twice around a broker kill (several transactions in flight when the broker dies),
  * and until that is explained exactly once comes first.
  */
-export const DEFAULT_PARTITIONS_CONCURRENTLY = 1;
+const PARTITIONS_CONCURRENTLY = 1;
 /**
  * 2 MiB rather than kafkajs' 10: a fetch's records, and the response buffer they are views of,
  * live until its batches have committed, and with three batches in flight ingest peaked at
  * 526 MiB on a million raw events with 10 MiB fetches, 341 MiB with 2 MiB ones, at the same or
  * better speed (1 MiB: 302 MiB, but a quarter slower). Measured with `BENCH_ONLY=ingest`.
  */
-export const DEFAULT_FETCH_MAX_BYTES = 2 * 1024 * 1024;
+const FETCH_MAX_BYTES = 2 * 1024 * 1024;
 
 export interface RunningLoop extends HealthSource {
   /** Finishes the batch in hand, commits it, leaves the group. */
@@ -178,7 +174,7 @@ async function startIncarnation(options: TransactionalLoopOptions, context: Inca
     groupId: options.groupId,
     readUncommitted: false,
     maxWaitTimeInMs: 250,
-    maxBytes: options.fetchMaxBytes ?? DEFAULT_FETCH_MAX_BYTES,
+    maxBytes: FETCH_MAX_BYTES,
     sessionTimeout,
     heartbeatInterval: Math.floor(sessionTimeout / 3),
     retry: { initialRetryTime: 100, maxRetryTime: 5_000, retries: 10 },
@@ -188,7 +184,7 @@ async function startIncarnation(options: TransactionalLoopOptions, context: Inca
   const keyOf = (topic: string, partition: number) => `${topic}:${partition}`;
   const partitionOf = (key: string) => ({ topic: key.slice(0, key.lastIndexOf(':')), partition: Number(key.slice(key.lastIndexOf(':') + 1)) });
 
-  // Connected once: partitions are processed concurrently, and a second caller must not get the producer before it is connected.
+  // Connected once: a joint restore, a batch and a punctuation may ask for the same producer at once, and none may get it before it is connected.
   const connecting = new Map<string, Promise<void>>();
   const producerFor = async (topic: string, partition: number): Promise<Producer> => {
     const key = keyOf(topic, partition);
@@ -413,8 +409,7 @@ async function startIncarnation(options: TransactionalLoopOptions, context: Inca
     await consumer.run({
       autoCommit: false,
       eachBatchAutoResolve: false,
-      // One partition's batch at a time unless asked otherwise (see DEFAULT_PARTITIONS_CONCURRENTLY).
-      partitionsConsumedConcurrently: options.partitionsConcurrently ?? DEFAULT_PARTITIONS_CONCURRENTLY,
+      partitionsConsumedConcurrently: PARTITIONS_CONCURRENTLY,
       eachBatch: (payload) => context.track(async () => {
         const { batch, resolveOffset, heartbeat, isRunning, isStale } = payload;
         const key = keyOf(batch.topic, batch.partition);

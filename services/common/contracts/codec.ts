@@ -62,8 +62,9 @@ export function defineContract<T>(spec: ContractSpec<T>): TopicContract<T> {
     const raw = evolved ? decodeEvolved(spec.schema as EvolvedSchema, body) : type().fromBuffer(body);
     return spec.fromAvro ? spec.fromAvro(raw) : (raw as T);
   };
-  const encodeBody = (value: T): Buffer => type().toBuffer(spec.toAvro ? spec.toAvro(value) : value);
-  const encode = (value: T, schemaId: number) => encodeFramed(schemaId, type(), spec.toAvro ? spec.toAvro(value) : value);
+  const avroOf = (value: T): unknown => (spec.toAvro ? spec.toAvro(value) : value);
+  const encodeBody = (value: T): Buffer => type().toBuffer(avroOf(value));
+  const encode = (value: T, schemaId: number) => encodeFramed(schemaId, type(), avroOf(value));
   return {
     ...spec,
     type,

@@ -12,14 +12,6 @@ export type Metric = MetricEvent & { kind: 'metric' };
 export type PipelineEvent = Exposure | Metric;
 export type EventKind = PipelineEvent['kind'];
 
-export function exposure(event: ExposureEvent): Exposure {
-  return { ...event, kind: 'exposure' };
-}
-
-export function metric(event: MetricEvent): Metric {
-  return { ...event, kind: 'metric' };
-}
-
 /**
  * The tag added to a record just decoded, which nothing else holds: no copy (every event the
  * pipeline reads passes here, so a copy per event showed in its profile).
@@ -37,10 +29,4 @@ export function isExposure(event: PipelineEvent): event is Exposure {
 /** The exhaustiveness check closing every `switch (event.kind)`. */
 export function unreachable(value: never): never {
   throw new Error(`unhandled event kind: ${JSON.stringify(value)}`);
-}
-
-/** The Avro record of an event, without the TypeScript-only tag. */
-export function withoutKind(event: PipelineEvent): ExposureEvent | MetricEvent {
-  const { kind: _kind, ...record } = event;
-  return record;
 }
