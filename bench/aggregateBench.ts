@@ -81,7 +81,7 @@ async function aggregateRun(stack: BenchStack, users: number, say: (m: string) =
   const events = users * 2;
   const env = { ...baseEnv, ...access.env };
   const group = consumerGroup(prefix, 'aggregate');
-  const service = spawnBenchService('services/aggregate/main.ts', env);
+  const service = spawnBenchService('aggregate', env);
   const spawned = Date.now();
   let first = 0;
   let committed = 0;
@@ -102,7 +102,7 @@ async function aggregateRun(stack: BenchStack, users: number, say: (m: string) =
   let restoredUsers = 0;
   if (measureRestore) {
     // A fresh process takes the partitions over; one new event per partition triggers each restore.
-    const restorer = spawnBenchService('services/aggregate/main.ts', env);
+    const restorer = spawnBenchService('aggregate', env);
     const again = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
     await again.connect();
     await again.send({ topic: topics.events, messages: [0, 1, 2].map((p) => ({ ...encode({ kind: 'metric' as const, eventId: `late${p}`, userId: `late-${p}`, metric: 'revenue', value: 1, eventTime: now }, 0), partition: p })) });

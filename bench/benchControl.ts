@@ -41,7 +41,7 @@ export function benchAccess(): BenchAccess {
  * need it).
  */
 export async function defineThroughControl(context: { kafka: Kafka; registry: SchemaRegistryClient; topics: TopicNames; logger: Logger }, env: Record<string, string>, access: BenchAccess, definitions: ExperimentDefinition[]): Promise<BenchService> {
-  const control = spawnBenchService('services/control/main.ts', { ...env, ...access.env, ADMIN_API_PORT: '0', LOG_LEVEL: 'info' });
+  const control = spawnBenchService('control', { ...env, ...access.env, ADMIN_API_PORT: '0', LOG_LEVEL: 'info' });
   const deadline = Date.now() + 60_000;
   while (!/"msg":"control started"/.test(control.log())) {
     if (Date.now() > deadline || control.child.exitCode !== null) throw new Error(`the control service did not start:\n${control.log().slice(-2_000)}`);

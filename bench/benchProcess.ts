@@ -1,12 +1,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { serviceBundlePath, type BundledService } from '../infra/build/serviceBundles.ts';
 
-/** A service under benchmark: its own process, as deployed; its log is kept for figures it reports. */
+/**
+ * A service under benchmark: its own process, as deployed (its bundle, built by run.ts when
+ * the bench starts: infra/build/serviceBundles.ts); its log is kept for figures it reports.
+ */
 const ROOT = resolve(import.meta.dirname, '..');
-const TSX = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
 
 export interface BenchService {
   child: ChildProcess;
@@ -34,8 +35,8 @@ export function processCpuSeconds(pid: number | undefined): number {
   }
 }
 
-export function spawnBenchService(mainModule: string, env: Record<string, string>): BenchService {
-  const child = spawn(process.execPath, [...(process.env.BENCH_CPU_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROFILE}`] : []), '--import', TSX, resolve(ROOT, mainModule)], {
+export function spawnBenchService(name: BundledService, env: Record<string, string>): BenchService {
+  const child = spawn(process.execPath, [...(process.env.BENCH_CPU_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROFILE}`] : []), serviceBundlePath(name)], {
     cwd: ROOT,
     env: { ...process.env, KAFKAJS_NO_PARTITIONER_WARNING: '1', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'ignore', 'pipe'],

@@ -46,7 +46,7 @@ export async function runHaltLatencyBench(stack: BenchStack, runs: number, say: 
   const controlService = await defineThroughControl({ kafka, registry, topics, logger }, env, access, experiments.map((id) =>
     parseDefinition({ id, name: id, hypothesis: 'h', owner: 'bench', variants: [{ id: 'control', weight: 0.5 }, { id: 'treatment', weight: 0.5 }], primaryMetrics: [{ name: 'orders', type: 'conversion' }], srmThreshold: THRESHOLD, minimumSampleSize: MIN_SAMPLE, plannedSampleSize: 10_000 }, id),
   ));
-  const services = [...['ingest', 'aggregate', 'guard'].map((s) => spawnBenchService(`services/${s}/main.ts`, env)), controlService];
+  const services = [...(['ingest', 'aggregate', 'guard'] as const).map((s) => spawnBenchService(s, env)), controlService];
 
   const haltedAt = new Map<string, number>();
   const control = kafka.consumer({ groupId: `bench-halt-reader-${Date.now()}`, readUncommitted: false, maxWaitTimeInMs: 50 });

@@ -69,7 +69,7 @@ export async function runIngestBench(stack: BenchStack, events: number, say: (m:
   say(`raw consume: ${Math.round(rawConsumePerSec)} events/s`);
 
   say('ingest service (child process)');
-  const service = spawnBenchService('services/ingest/main.ts', { ...baseEnv, ...access.env, LOG_LEVEL: 'warn' });
+  const service = spawnBenchService('ingest', { ...baseEnv, ...access.env, LOG_LEVEL: 'warn' });
   const spawned = Date.now();
   const group = consumerGroup(prefix, 'ingest');
   let firstProgress = 0;

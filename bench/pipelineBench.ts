@@ -73,7 +73,7 @@ export async function runPipelineBench(stack: BenchStack, targetEvents: number, 
   say('ingest, aggregate and sink (child processes)');
   const started = Date.now();
   // The aggregator logs at info (one line at start, with its /metrics address) so its buffer can be sampled.
-  const services = { ingest: spawnBenchService('services/ingest/main.ts', env), aggregate: spawnBenchService('services/aggregate/main.ts', { ...env, LOG_LEVEL: 'info', METRICS_PORT: '0' }), sink: spawnBenchService('services/sink/main.ts', env) };
+  const services = { ingest: spawnBenchService('ingest', env), aggregate: spawnBenchService('aggregate', { ...env, LOG_LEVEL: 'info', METRICS_PORT: '0' }), sink: spawnBenchService('sink', env) };
   let peakHeld = 0;
   let lateEvents = 0;
   const sampleBuffer = async () => {

@@ -122,7 +122,7 @@ export async function runScaleOutBench(stack: BenchStack, targetEvents: number, 
   say('ingest: one process, raw topics → exp.events');
   const ingestLoad = load();
   const ingestSpawned = Date.now();
-  const ingestPhase = await brokerWork(() => runUntilCommitted(kafka, [spawnBenchService('services/ingest/main.ts', { ...baseEnv(ingested.prefix), LOG_LEVEL: 'warn' })], consumerGroup(ingested.prefix, 'ingest'), [ingested.topics.exposuresRaw, ingested.topics.metricsRaw], events));
+  const ingestPhase = await brokerWork(() => runUntilCommitted(kafka, [spawnBenchService('ingest', { ...baseEnv(ingested.prefix), LOG_LEVEL: 'warn' })], consumerGroup(ingested.prefix, 'ingest'), [ingested.topics.exposuresRaw, ingested.topics.metricsRaw], events));
   const ingestRun = ingestPhase.value;
 
   say(`copying exp.events to the ${copies.length} runs' prefixes`);
@@ -158,7 +158,7 @@ export async function runScaleOutBench(stack: BenchStack, targetEvents: number, 
     const loadAtStart = load();
     brokerAtStart = brokerCpu();
     const spawned = Date.now();
-    const services = Array.from({ length: n }, () => spawnBenchService('services/aggregate/main.ts', { ...baseEnv(p.prefix), LOG_LEVEL: 'info' }));
+    const services = Array.from({ length: n }, () => spawnBenchService('aggregate', { ...baseEnv(p.prefix), LOG_LEVEL: 'info' }));
     const r = await runUntilCommitted(kafka, services, consumerGroup(p.prefix, 'aggregate'), [p.topics.events], validated.length, (s) => s.log());
     if (n === 1) brokerAggregate = Math.max(0, brokerCpu() - brokerAtStart - brokerIdleCores * ((Date.now() - spawned) / 1000));
     const deltas = (await readTopic(kafka, p.topics.aggregates, { timeoutMs: 300_000 })).map(({ message }) => {

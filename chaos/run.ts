@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Command } from 'commander';
+import { buildServiceBundles } from '../infra/build/serviceBundles.ts';
 import { applyDefinitions, loadSigner, moveExperiment, type CommandContext, type CommandOutcome, type CommandSigner } from '../services/cli/experiments/controlCommands.ts';
 import { createKafka } from '../services/common/kafka.ts';
 import { createLogger, type Logger } from '../services/common/logger.ts';
@@ -141,6 +142,9 @@ async function drill(): Promise<void> {
   const endpoints = () => currentStack.endpoints();
   const kafka = () => createKafka({ brokers: endpoints().brokers, clientId: 'chaos-drill', logger });
 
+  t = Date.now();
+  const bundles = await buildServiceBundles();
+  say(`bundles: ${bundles.length} services built from the sources in ${Date.now() - t} ms (dist/services)`);
   t = Date.now();
   for (const name of SERVICE_NAMES) services.set(name, new ServiceProcess(name, files.metricsPorts[name], files.env[name], files.logDir, (exit) => onUnexpectedExit(exit)));
   await Promise.all([...services.values()].map((s) => s.start()));

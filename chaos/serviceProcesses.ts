@@ -1,20 +1,18 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, existsSync, readFileSync, type WriteStream } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createRequire } from 'node:module';
 import { join, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { serviceBundlePath } from '../infra/build/serviceBundles.ts';
 import type { ServiceName } from './drillOptions.ts';
 import { isolatedEnv } from './stackControl.ts';
 
 /**
- * Each pipeline service as its own child process (`node --import tsx services/<name>/main.ts`),
- * as deployed. The drill only ever signals them: SIGSTOP/SIGCONT for a pause, SIGKILL and one
+ * Each pipeline service as its own child process (`node dist/services/<name>.mjs`, its bundle,
+ * built when the drill starts: infra/build/serviceBundles.ts), as deployed. The drill only ever signals them: SIGSTOP/SIGCONT for a pause, SIGKILL and one
  * deliberate restart for a kill, SIGTERM at the end. Any other exit is the service's own doing
  * and is recorded as a failure with the last lines of its log.
  */
 const ROOT = resolve(import.meta.dirname, '..');
-const TSX = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
 const LOG_TAIL_LINES = 40;
 
 export interface UnexpectedExit {
@@ -65,7 +63,7 @@ export class ServiceProcess {
     if (this.running) throw new Error(`${this.name} is already running (pid ${this.pid})`);
     this.starts++;
     this.expectingExit = false;
-    const child = spawn(process.execPath, ['--import', TSX, resolve(ROOT, `services/${this.name}/main.ts`)], {
+    const child = spawn(process.execPath, [serviceBundlePath(this.name)], {
       cwd: ROOT,
       env: isolatedEnv({ KAFKAJS_NO_PARTITIONER_WARNING: '1', LOG_LEVEL: 'info', METRICS_PORT: String(this.metricsPort), ...this.env }),
       stdio: ['ignore', 'ignore', 'pipe'],

@@ -3,7 +3,7 @@ import { consumerGroup } from '../common/topics.ts';
 import { keyringFor } from '../common/trust.ts';
 import { startAggregate } from './aggregateService.ts';
 
-/** The aggregator as its own process (`node --import tsx services/aggregate/main.ts`). */
+/** The aggregator as its own process (`node dist/services/aggregate.mjs`, built by `npm run build`; or `node --import tsx services/aggregate/main.ts`). */
 await runServiceProcess('aggregate', (ctx) =>
   startAggregate({
     kafka: ctx.kafka,

@@ -8,7 +8,7 @@ import { startAdminApi } from './adminApi.ts';
 import { startControl } from './controlService.ts';
 import { freshnessOf } from './verifyCommand.ts';
 
-/** The control service and its admin API as one process (`node --import tsx services/control/main.ts`). */
+/** The control service and its admin API as one process (`node dist/services/control.mjs`, built by `npm run build`; or `node --import tsx services/control/main.ts`). */
 await runServiceProcess('control', async (ctx) => {
   const { control } = ctx.config;
   const keyring = keyringFor('the control service', ctx.config);

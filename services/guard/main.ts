@@ -6,7 +6,7 @@ import { consumerGroup } from '../common/topics.ts';
 import { keyringFor } from '../common/trust.ts';
 import { startGuard } from './guardService.ts';
 
-/** The guard as its own process (`node --import tsx services/guard/main.ts`). */
+/** The guard as its own process (`node dist/services/guard.mjs`, built by `npm run build`; or `node --import tsx services/guard/main.ts`). */
 await runServiceProcess('guard', (ctx) => {
   const keyFile = ctx.config.guard.keyFile;
   if (!keyFile) throw new PipelineError('CONFIG_INVALID', 'guard.keyFile (GUARD_KEY_FILE) is required: the guard signs its HALT commands; make a key with `expctl keys generate`');

@@ -4,7 +4,7 @@ import { keyringFor } from '../common/trust.ts';
 import { startIngest } from './ingestService.ts';
 import { validationLimits } from './validateEvent.ts';
 
-/** The ingest service as its own process (`node --import tsx services/ingest/main.ts`). */
+/** The ingest service as its own process (`node dist/services/ingest.mjs`, built by `npm run build`; or `node --import tsx services/ingest/main.ts`). */
 await runServiceProcess('ingest', (ctx) =>
   startIngest({
     kafka: ctx.kafka,

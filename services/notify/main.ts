@@ -4,7 +4,7 @@ import { consumerGroup } from '../common/topics.ts';
 import { startNotifier } from './notifyService.ts';
 import { readWebhooksFile } from './webhookConfig.ts';
 
-/** The notifier as its own process (`node --import tsx services/notify/main.ts`). */
+/** The notifier as its own process (`node dist/services/notify.mjs`, built by `npm run build`; or `node --import tsx services/notify/main.ts`). */
 await runServiceProcess('notify', (ctx) => {
   const { notify } = ctx.config;
   if (!notify.webhooksFile) throw new PipelineError('CONFIG_INVALID', 'notify.webhooksFile (NOTIFY_WEBHOOKS_FILE) is required: the JSON file of webhooks to call (see the README, "Notifications")');

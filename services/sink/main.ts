@@ -6,7 +6,7 @@ import { consumerGroup } from '../common/topics.ts';
 import { keyringFor } from '../common/trust.ts';
 import { startSink } from './sinkService.ts';
 
-/** The sink as its own process (`node --import tsx services/sink/main.ts`). */
+/** The sink as its own process (`node dist/services/sink.mjs`, built by `npm run build`; or `node --import tsx services/sink/main.ts`). */
 const MIGRATIONS = resolve(import.meta.dirname, '../../infra/clickhouse/migrations');
 
 await runServiceProcess('sink', async (ctx) => {
