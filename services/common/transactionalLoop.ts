@@ -149,6 +149,24 @@ const PARTITIONS_CONCURRENTLY = 1;
  */
 const FETCH_MAX_BYTES = 2 * 1024 * 1024;
 
+/**
+ * Fences the previous owner of the producer's transactional id, and waits until the broker
+ * has finished (committed or aborted) that owner's last transaction: everything after this
+ * (a restore, the committed offset read) sees its outcome. kafkajs' connect() does not do it: it
+ * takes a producer id without the transactional id, which fences nobody; the transactional
+ * InitProducerId that does is only sent by the first transaction(). So one is begun here and
+ * ended at once: nothing was added to it, so no EndTxn goes out either.
+ *
+ * Before this, a stateless service (ingest, with no restore to begin a transaction first) read
+ * its committed offset before fencing: a previous owner's transaction committing meanwhile left
+ * that offset stale, and its records were processed twice (seen once in four chaos drills with
+ * three partitions in flight: 9 raw records written twice around a broker kill).
+ */
+export async function fencePreviousOwner(producer: Producer): Promise<void> {
+  const transaction = await producer.transaction();
+  await transaction.abort();
+}
+
 export interface RunningLoop extends HealthSource {
   /** Finishes the batch in hand, commits it, leaves the group. */
   stop(): Promise<void>;
@@ -184,13 +202,13 @@ async function startIncarnation(options: TransactionalLoopOptions, context: Inca
   const keyOf = (topic: string, partition: number) => `${topic}:${partition}`;
   const partitionOf = (key: string) => ({ topic: key.slice(0, key.lastIndexOf(':')), partition: Number(key.slice(key.lastIndexOf(':') + 1)) });
 
-  // Connected once: a joint restore, a batch and a punctuation may ask for the same producer at once, and none may get it before it is connected.
+  // Connected once: a joint restore, a batch and a punctuation may ask for the same producer at once, and none may get it before it is connected and fencing.
   const connecting = new Map<string, Promise<void>>();
   const producerFor = async (topic: string, partition: number): Promise<Producer> => {
     const key = keyOf(topic, partition);
     let producer = producers.get(key);
     if (!producer) {
-      producer = kafka.producer({
+      const created = kafka.producer({
         transactionalId: `${options.transactionalIdPrefix}-${topic}-${partition}`,
         idempotent: true,
         maxInFlightRequests: 1,
@@ -201,8 +219,10 @@ async function startIncarnation(options: TransactionalLoopOptions, context: Inca
         // stays away is the watchdog's to handle, which replaces the stuck incarnation.
         retry: { initialRetryTime: 10, maxRetryTime: 2_000, retries: Number.MAX_SAFE_INTEGER },
       });
-      producers.set(key, producer);
-      connecting.set(key, producer.connect());
+      producers.set(key, created);
+      // Connected, then fencing the partition's previous owner, before anyone uses it.
+      connecting.set(key, created.connect().then(() => fencePreviousOwner(created)));
+      producer = created;
     }
     await connecting.get(key);
     return producer;
@@ -273,9 +293,9 @@ async function startIncarnation(options: TransactionalLoopOptions, context: Inca
       // The consumer read its starting offset when the partition was assigned, which can be
       // before the previous owner's last transaction (offsets included) completed: kafkajs'
       // offset fetch does not wait for pending transactional commits (Kafka's requireStable).
-      // The producer above fenced that owner, which makes the broker finish its transaction
-      // first, so the committed offset read now is final, and records below it are done
-      // (their effect is in the restored state).
+      // The producer above fenced that owner as it connected (fencePreviousOwner), which makes
+      // the broker finish its transaction first, so the committed offset read now is final,
+      // and records below it are done (their effect is in the restored state).
       resumeAt.set(key, await committedOffset(topic, partition));
       prepared.add(key);
       restoring.delete(key);
