@@ -8,8 +8,13 @@ export class InternedIds {
   private readonly numbers = new Map<string, number>();
   private readonly strings: string[] = [];
   private readonly bytes: Buffer[] = [];
-  /** Ids by a hash of their UTF-8 bytes: a changelog record's strings are found without being decoded. */
-  private readonly byHash = new Map<number, number[]>();
+  /**
+   * Ids by a hash of their UTF-8 bytes, open addressing (slot: id + 1, 0 empty): a changelog
+   * record's strings are found without being decoded, and without an allocation (a restore looks
+   * up a million records' strings; a Map of arrays cost more than the rest of the decoding).
+   */
+  private slots = new Int32Array(64);
+  private hashes = new Int32Array(64);
 
   /** The number of a string, given one the first time it is seen. */
   idOf(value: string): number {
@@ -21,17 +26,19 @@ export class InternedIds {
       this.strings.push(value);
       const bytes = Buffer.from(value, 'utf8');
       this.bytes.push(bytes);
-      const hash = hashBytes(bytes, 0, bytes.length);
-      const same = this.byHash.get(hash);
-      if (same) same.push(id);
-      else this.byHash.set(hash, [id]);
+      if ((id + 1) * 2 > this.slots.length) this.grow();
+      this.insert(id, hashBytes(bytes, 0, bytes.length));
     }
     return id;
   }
 
   /** The number of the string whose UTF-8 bytes are buffer[start, end). */
   idOfBytes(buffer: Uint8Array, start: number, end: number): number {
-    for (const id of this.byHash.get(hashBytes(buffer, start, end)) ?? []) {
+    const hash = hashBytes(buffer, start, end);
+    const mask = this.slots.length - 1;
+    for (let s = hash & mask; this.slots[s] !== 0; s = (s + 1) & mask) {
+      if (this.hashes[s] !== hash) continue;
+      const id = this.slots[s]! - 1;
       const bytes = this.bytes[id]!;
       if (bytes.length !== end - start) continue;
       let i = 0;
@@ -46,6 +53,21 @@ export class InternedIds {
     const value = this.bytes[id];
     if (value === undefined) throw new Error(`unknown interned id ${id}`);
     return value;
+  }
+
+  /** At most half full: every probe ends at an empty slot soon. */
+  private grow(): void {
+    this.slots = new Int32Array(this.slots.length * 2);
+    this.hashes = new Int32Array(this.hashes.length * 2);
+    for (let id = 0; id < this.bytes.length - 1; id++) this.insert(id, hashBytes(this.bytes[id]!, 0, this.bytes[id]!.length));
+  }
+
+  private insert(id: number, hash: number): void {
+    const mask = this.slots.length - 1;
+    let s = hash & mask;
+    while (this.slots[s] !== 0) s = (s + 1) & mask;
+    this.slots[s] = id + 1;
+    this.hashes[s] = hash;
   }
 
   stringOf(id: number): string {

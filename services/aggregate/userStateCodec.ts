@@ -93,6 +93,19 @@ export class Scratch {
   }
 }
 
+/**
+ * A DataView over the ArrayBuffer a record lies in. Restored records are slices of one fetch
+ * response, so one view serves thousands of records; doubles are read through it where
+ * Buffer#readDoubleLE copied each one's bytes through a scratch array (a fifth of the restore's
+ * time went to decoding).
+ */
+let view: DataView<ArrayBufferLike> = new DataView(new ArrayBuffer(0));
+
+function viewOf(buffer: Buffer): DataView {
+  if (view.buffer !== buffer.buffer) view = new DataView(buffer.buffer);
+  return view;
+}
+
 /** Decodes a record of either format into `scratch` (from 0); returns its compact length. */
 export function decodeCompact(buffer: Buffer, scratch: Scratch): number {
   if (buffer[0] === JSON_START) {
@@ -100,24 +113,35 @@ export function decodeCompact(buffer: Buffer, scratch: Scratch): number {
     return writeCompact(state, scratch.room(compactLength(state)), 0);
   }
   if (buffer[0] !== FORMAT_BINARY) throw new Error(`unknown user state format ${buffer[0]}`);
-  let o = 1;
-  const newest = buffer.readDoubleLE(o);
-  o += 8;
-  const strings = buffer.readUInt16LE(o);
+  const end = buffer.length;
+  // Offsets below are the record's; `base` turns them into the view's.
+  const bytes = viewOf(buffer);
+  const base = buffer.byteOffset;
+  // The counts are checked against the record's length before anything past them is read: a
+  // truncated record throws here rather than reading the bytes of the record after it.
+  if (end < 13) throw truncated(end);
+  const newest = bytes.getFloat64(base + 1, true);
+  const strings = u16(buffer, 9);
   if (scratch.ids.length < strings) scratch.ids = new Int32Array(strings).fill(-1);
   const ids = scratch.ids;
-  o += 2;
+  let o = 11;
   for (let k = 0; k < strings; k++) {
-    const length = buffer[o]! | (buffer[o + 1]! << 8);
+    if (o + 2 > end) throw truncated(end);
+    const length = u16(buffer, o);
+    if (o + 2 + length > end) throw truncated(end);
     const before = ids[k]!;
     if (before < 0 || !sameBytes(internedIds.bytesOf(before), buffer, o + 2, length)) ids[k] = internedIds.idOfBytes(buffer, o + 2, o + 2 + length);
     o += 2 + length;
   }
-  const assignments = buffer.readUInt16LE(o);
+  if (o + 2 > end) throw truncated(end);
+  const assignments = u16(buffer, o);
   const totalsAt = o + 2 + 13 * assignments;
-  const totals = buffer.readUInt16LE(totalsAt);
+  if (totalsAt + 2 > end) throw truncated(end);
+  const totals = u16(buffer, totalsAt);
   const heldAt = totalsAt + 2 + 10 * totals;
+  if (heldAt + 4 > end) throw truncated(end);
   const held = buffer.readUInt32LE(heldAt);
+  if (heldAt + 4 + 18 * held !== end) throw new Error(`user state record of ${end} bytes does not end where its counts say`);
   const length = 2 + 2 * assignments + 2 * totals + 3 * held;
   const data = scratch.room(length);
   data[0] = newest;
@@ -125,18 +149,17 @@ export function decodeCompact(buffer: Buffer, scratch: Scratch): number {
   let i = 2;
   for (let k = 0, p = o + 2; k < assignments; k++, p += 13) {
     data[i++] = (ids[stringRef(buffer, p, strings)]! * ID_SHIFT + ids[stringRef(buffer, p + 2, strings)]!) * 2 + buffer[p + 4]!;
-    data[i++] = buffer.readDoubleLE(p + 5);
+    data[i++] = bytes.getFloat64(base + p + 5, true);
   }
   for (let k = 0, p = totalsAt + 2; k < totals; k++, p += 10) {
     data[i++] = ids[stringRef(buffer, p, strings)]!;
-    data[i++] = buffer.readDoubleLE(p + 2);
+    data[i++] = bytes.getFloat64(base + p + 2, true);
   }
   for (let k = 0, p = heldAt + 4; k < held; k++, p += 18) {
     data[i++] = ids[stringRef(buffer, p, strings)]!;
-    data[i++] = buffer.readDoubleLE(p + 2);
-    data[i++] = buffer.readDoubleLE(p + 10);
+    data[i++] = bytes.getFloat64(base + p + 2, true);
+    data[i++] = bytes.getFloat64(base + p + 10, true);
   }
-  if (heldAt + 4 + 18 * held !== buffer.length) throw new Error(`user state record of ${buffer.length} bytes does not end where its counts say`);
   return length;
 }
 
@@ -161,7 +184,16 @@ function sameBytes(bytes: Buffer, buffer: Buffer, start: number, length: number)
 
 /** A reference to one of the record's strings. */
 function stringRef(buffer: Buffer, at: number, strings: number): number {
-  const ref = buffer.readUInt16LE(at);
+  const ref = u16(buffer, at);
   if (ref >= strings) throw new Error(`user state record refers to string ${ref} of ${strings}`);
   return ref;
+}
+
+/** A little-endian u16 at `at`, which the caller has checked lies within the record. */
+function u16(buffer: Buffer, at: number): number {
+  return buffer[at]! | (buffer[at + 1]! << 8);
+}
+
+function truncated(length: number): Error {
+  return new Error(`user state record of ${length} bytes ends before its counts do`);
 }

@@ -25,6 +25,8 @@ const KEY_SHIFT = 2 ** 16;
 const HEADER = 1;
 const EMPTY = 0;
 const DELETED = -1;
+/** The most users `expect` makes room for (its guess can be far above the keys when they were rewritten often; beyond it the table grows as usual). */
+const MAX_EXPECTED = 2 ** 22;
 
 export class UserTable implements PartitionTable<UserState> {
   private chunks: (Float64Array | undefined)[] = [];
@@ -96,7 +98,7 @@ export class UserTable implements PartitionTable<UserState> {
       const length = compactLength(state);
       const data = this.scratch.room(length);
       writeCompact(state, data, 0);
-      this.write(number, keyLength, data, length, reserved !== undefined);
+      this.write(number, keyLength, data, length, reserved !== undefined ? this.hashKey(keyLength) : undefined);
     }
     this.working.clear();
     this.fresh.clear();
@@ -113,15 +115,38 @@ export class UserTable implements PartitionTable<UserState> {
   }
 
   load(key: Buffer, value: Buffer | null): void {
-    if (key.length > this.keyBytes.length) this.keyBytes = new Uint8Array(2 * key.length);
+    const keyLength = key.length;
+    if (keyLength > this.keyBytes.length) this.keyBytes = new Uint8Array(2 * keyLength);
     this.keyBytes.set(key);
     if (!value) {
-      this.remove(key.length);
+      this.remove(keyLength);
       return;
     }
     const length = decodeCompact(value, this.scratch);
-    const existing = this.find(key.length);
-    this.write(existing < 0 ? this.reserveNumber() : existing, key.length, this.scratch.data, length, existing < 0);
+    // The key is hashed once: looked up with it and, when new (most keys of a restore), inserted.
+    const hash = this.hashKey(keyLength);
+    const slot = this.slotOf(keyLength, hash);
+    if (slot < 0) this.write(this.reserveNumber(), keyLength, this.scratch.data, length, hash);
+    else this.write(this.slots[slot]! - 1, keyLength, this.scratch.data, length, undefined);
+  }
+
+  /**
+   * Makes room for about `records` users before a restore loads them (the changelog's record
+   * count, an upper bound on its keys), so the hash table and the number index are not grown
+   * and rehashed over and over while a million users are loaded.
+   */
+  expect(records: number): void {
+    const users = Math.min(records, MAX_EXPECTED) - this.stored;
+    if (users <= 0) return;
+    if (this.handles.length < this.nextNumber + users) {
+      const grown = new Int32Array(this.nextNumber + users).fill(-1);
+      grown.set(this.handles);
+      this.handles = grown;
+    }
+    // Below three quarters used (the threshold of insertSlot), a power of two.
+    let capacity = this.slots.length;
+    while ((this.used + users + 1) * 4 > capacity * 3) capacity *= 2;
+    if (capacity > this.slots.length) this.rehashInto(capacity);
   }
 
   encoded(key: string): Buffer | null {
@@ -240,10 +265,13 @@ export class UserTable implements PartitionTable<UserState> {
     return number;
   }
 
-  /** Stores a user's state (the key in keyBytes): in place if its size is unchanged, else in a new record. */
-  private write(number: number, keyLength: number, state: Float64Array, stateLength: number, isNew: boolean): void {
+  /**
+   * Stores a user's state (the key in keyBytes): in place if its size is unchanged, else in a new
+   * record. `newHash`: the key's hash when the user is new (it is inserted), undefined when stored.
+   */
+  private write(number: number, keyLength: number, state: Float64Array, stateLength: number, newHash: number | undefined): void {
     const length = HEADER + Math.ceil(keyLength / 8) + stateLength;
-    if (!isNew) {
+    if (newHash === undefined) {
       const [chunk, at, old] = this.record(number);
       if (old === length) {
         copyDoubles(state, 0, chunk, at + length - stateLength, stateLength);
@@ -251,19 +279,21 @@ export class UserTable implements PartitionTable<UserState> {
       }
       this.free(number);
     } else {
-      this.insertSlot(number, keyLength);
+      this.insertSlot(number, newHash);
       this.stored++;
     }
-    const [chunk, at] = this.allocate(number, length);
+    const handle = this.allocate(number, length);
+    const index = Math.floor(handle / CHUNK);
+    const at = handle % CHUNK;
+    const chunk = this.chunks[index]!;
     chunk[at] = length * KEY_SHIFT + keyLength;
-    const bytes = this.chunkBytes[Math.floor(this.handles[number]! / CHUNK)]!;
+    const bytes = this.chunkBytes[index]!;
     for (let i = 0, to = (at + HEADER) * 8; i < keyLength; i++) bytes[to + i] = this.keyBytes[i]!;
     copyDoubles(state, 0, chunk, at + length - stateLength, stateLength);
   }
 
-  private insertSlot(number: number, keyLength: number): void {
+  private insertSlot(number: number, hash: number): void {
     if ((this.used + 1) * 4 > this.slots.length * 3) this.rehash();
-    const hash = this.hashKey(keyLength);
     const mask = this.slots.length - 1;
     let i = hash & mask;
     while (this.slots[i]! > 0) i = (i + 1) & mask;
@@ -274,7 +304,10 @@ export class UserTable implements PartitionTable<UserState> {
 
   /** Grows the hash table when it is three quarters used (deleted slots included), or clears the deleted ones. */
   private rehash(): void {
-    const capacity = this.stored * 2 >= this.slots.length ? this.slots.length * 2 : this.slots.length;
+    this.rehashInto(this.stored * 2 >= this.slots.length ? this.slots.length * 2 : this.slots.length);
+  }
+
+  private rehashInto(capacity: number): void {
     const [slots, hashes] = [this.slots, this.hashes];
     this.slots = new Int32Array(capacity);
     this.hashes = new Int32Array(capacity);
@@ -290,13 +323,15 @@ export class UserTable implements PartitionTable<UserState> {
     }
   }
 
-  /** Room for a record of `length` doubles: at the end of the current chunk, in a new one, or (larger than a chunk) in one of its own. */
-  private allocate(number: number, length: number): [Float64Array, number] {
+  /**
+   * Room for a record of `length` doubles: at the end of the current chunk, in a new one, or
+   * (larger than a chunk) in one of its own. Returns the record's handle (also the user's).
+   */
+  private allocate(number: number, length: number): number {
     if (length > CHUNK) {
       const index = this.newChunk(length);
       this.live[index] = length;
-      this.handles[number] = index * CHUNK;
-      return [this.chunks[index]!, 0];
+      return (this.handles[number] = index * CHUNK);
     }
     let chunk = this.chunks[this.current];
     if (!chunk || this.bump + length > chunk.length) {
@@ -307,8 +342,7 @@ export class UserTable implements PartitionTable<UserState> {
     const at = this.bump;
     this.bump += length;
     this.live[this.current]! += length;
-    this.handles[number] = this.current * CHUNK + at;
-    return [chunk, at];
+    return (this.handles[number] = this.current * CHUNK + at);
   }
 
   private newChunk(length: number): number {
@@ -341,8 +375,8 @@ export class UserTable implements PartitionTable<UserState> {
       const length = Math.floor(Math.abs(header) / KEY_SHIFT);
       if (header > 0) {
         const number = this.numberAt(bytes, at, header % KEY_SHIFT, index * CHUNK + at);
-        const [target, to] = this.allocate(number, length);
-        target.set(chunk.subarray(at, at + length), to);
+        const handle = this.allocate(number, length);
+        this.chunks[Math.floor(handle / CHUNK)]!.set(chunk.subarray(at, at + length), handle % CHUNK);
       }
       at += length;
     }

@@ -43,6 +43,8 @@ export interface PartitionStore<V> {
 export interface PartitionTable<V> extends PartitionStore<V> {
   /** A changelog record read at restore (value null: a tombstone). */
   load(key: Buffer, value: Buffer | null): void;
+  /** Told before a restore's first record about how many records it will read at most (see RestoreTarget). */
+  expect?(records: number): void;
   /** The key's changelog value as it is now; null if the key is absent (a tombstone). */
   encoded(key: string): Buffer | null;
 }
@@ -160,7 +162,7 @@ export class ChangeloggedStore<V, T extends PartitionTable<V> = PartitionTable<V
       producers,
       logger,
       logEvent,
-      load: (partition, key, value) => tables.get(partition)!.load(key, value),
+      targets: tables,
       restored: (partition) => {
         finished.set(partition, Date.now());
         return tables.get(partition)!.size;

@@ -1,9 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { releaseHeld } from '../../services/aggregate/applyEvent.ts';
-import { decodeUserState, encodeUserState, FORMAT_BINARY } from '../../services/aggregate/userStateCodec.ts';
+import { InternedIds } from '../../services/aggregate/internedIds.ts';
+import { decodeCompact, decodeUserState, encodeUserState, FORMAT_BINARY, Scratch } from '../../services/aggregate/userStateCodec.ts';
 import { encodeJsonUserState, type UserState } from '../../services/aggregate/userState.ts';
 import { UserTable } from '../../services/aggregate/userTable.ts';
-import { randomInt, seededRandom } from '../support/random.ts';
+import { randomBytes, randomInt, seededRandom } from '../support/random.ts';
+import { referenceDecodeCompact } from '../support/referenceUserStateDecoder.ts';
 
 const t0 = Date.UTC(2026, 10, 27);
 
@@ -48,6 +50,63 @@ describe('the aggregator changelog record', () => {
     expect(decodeUserState(step11)).toEqual({ assignments: {}, totals: {}, held: [['revenue', 3, t0], ['revenue', 2, t0 + 5]], newest: t0 + 5 });
   });
 
+  it('decodes as the previous decoder did, records lying anywhere in a larger buffer (as in a fetch response) and in runs that share strings', () => {
+    const random = seededRandom(9);
+    const records = Array.from({ length: 3_000 }, () => encodeUserState(randomUser(random)));
+    // One buffer of all records at odd offsets, with random bytes between them: the decoder must
+    // read within its record's slice (byteOffset unaligned) and nothing after it.
+    const slices: Buffer[] = [];
+    const parts: Buffer[] = [];
+    let at = 0;
+    for (const record of records) {
+      const gap = randomBytes(random, 1 + randomInt(random, 7));
+      parts.push(gap, record);
+      slices.push(Buffer.alloc(0)); // filled below, once the buffer exists
+      at += gap.length + record.length;
+    }
+    const all = Buffer.concat(parts, at);
+    at = 0;
+    for (let r = 0; r < records.length; r++) {
+      at += parts[2 * r]!.length;
+      slices[r] = all.subarray(at, at + records[r]!.length);
+      at += records[r]!.length;
+    }
+    const [scratch, reference] = [new Scratch(), new Scratch()];
+    for (const slice of slices) {
+      const length = decodeCompact(slice, scratch);
+      expect(length).toBe(referenceDecodeCompact(slice, reference));
+      expect(scratch.data.subarray(0, length)).toEqual(reference.data.subarray(0, length));
+    }
+  });
+
+  it('refuses every truncation of a record, as the previous decoder did, without reading past the slice', () => {
+    const random = seededRandom(10);
+    for (let r = 0; r < 50; r++) {
+      const record = encodeUserState(randomUser(random, randomInt(random, 4)));
+      // The record followed by more bytes of itself: a truncated slice sits before readable bytes.
+      const padded = Buffer.concat([record, record]);
+      for (let end = 1; end < record.length; end++) {
+        expect(() => decodeCompact(padded.subarray(0, end), new Scratch())).toThrow();
+        expect(() => referenceDecodeCompact(padded.subarray(0, end), new Scratch())).toThrow();
+      }
+    }
+  });
+
+  it('finds interned ids by their bytes through its hash table, many ids and colliding slots included', () => {
+    const ids = new InternedIds();
+    const values = Array.from({ length: 5_000 }, (_, i) => (i % 3 === 0 ? `exp-${i}\u0000revenue` : `v-ü-${i}`));
+    values.forEach((value, i) => expect(ids.idOf(value)).toBe(i));
+    for (const [i, value] of values.entries()) {
+      const bytes = Buffer.concat([Buffer.from('xy'), Buffer.from(value, 'utf8'), Buffer.from('z')]);
+      expect(ids.idOfBytes(bytes, 2, bytes.length - 1)).toBe(i);
+    }
+    // An unknown string is given the next id, then found.
+    const fresh = Buffer.from('not-yet-seen');
+    expect(ids.idOfBytes(fresh, 0, fresh.length)).toBe(values.length);
+    expect(ids.stringOf(values.length)).toBe('not-yet-seen');
+    expect(ids.idOfBytes(fresh, 0, fresh.length)).toBe(values.length);
+  });
+
   it('refuses a record of an unknown format or a truncated one', () => {
     expect(() => decodeUserState(Buffer.from([7, 1, 2]))).toThrow(/unknown user state format 7/);
     const encoded = encodeUserState(randomUser(seededRandom(1), 3));
@@ -78,6 +137,8 @@ describe('UserTable', () => {
       if (batch % 10 === 9) {
         // As a restore: every key's changelog record into a fresh table.
         const restored = new UserTable();
+        // Presized as a restore does (from offsets: more records than keys) once of the two times.
+        if (batch === 9) restored.expect(3 * reference.size);
         for (const key of reference.keys()) restored.load(Buffer.from(key), table.encoded(key));
         for (const key of keys.slice(0, 100)) if (!reference.has(key)) restored.load(Buffer.from(key), null);
         table = restored;
