@@ -99,10 +99,15 @@ export class Scratch {
  * Buffer#readDoubleLE copied each one's bytes through a scratch array (a fifth of the restore's
  * time went to decoding).
  */
-let view: DataView<ArrayBufferLike> = new DataView(new ArrayBuffer(0));
+let viewed: ArrayBufferLike = new ArrayBuffer(0);
+let view: DataView<ArrayBufferLike> = new DataView(viewed);
 
-function viewOf(buffer: Buffer): DataView {
-  if (view.buffer !== buffer.buffer) view = new DataView(buffer.buffer);
+function viewOf(buffer: Buffer): DataView<ArrayBufferLike> {
+  const arrayBuffer = buffer.buffer;
+  if (arrayBuffer !== viewed) {
+    viewed = arrayBuffer;
+    view = new DataView(arrayBuffer);
+  }
   return view;
 }
 

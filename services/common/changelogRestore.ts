@@ -43,10 +43,19 @@ export interface RestoreOptions {
 export async function restorePartitions(options: RestoreOptions): Promise<void> {
   const { kafka, changelogTopic, producers } = options;
   const started = Date.now();
-  const tokens = new Map(await Promise.all([...producers].map(async ([partition, producer]) => [partition, await commitMarker(changelogTopic, partition, producer)] as const)));
-  const restoring = [...tokens.keys()];
+  // The markers are committed while the consumer joins its group (the join takes longer). Reading
+  // may start before they are: the previous owners are already fenced, so until the token comes
+  // back nothing but decided records can be read (read_committed holds the reader at an open
+  // marker transaction); a batch only waits for the tokens before it looks for them.
   // Where the time goes (in the log line): markers committed, then the first record read (the consumer joined and fetched).
-  const markersMs = Date.now() - started;
+  let markersMs: number | undefined;
+  const markers = Promise.all([...producers].map(async ([partition, producer]) => [partition, await commitMarker(changelogTopic, partition, producer)] as const)).then((entries) => {
+    markersMs = Date.now() - started;
+    return new Map(entries);
+  });
+  // Its failure is reported where it is awaited; this only keeps it from counting as unhandled meanwhile.
+  markers.catch(() => {});
+  const restoring = [...producers.keys()];
   let firstRecordMs: number | undefined;
   const pending = new Set(restoring);
   const expected = new Set<number>();
@@ -65,11 +74,13 @@ export async function restorePartitions(options: RestoreOptions): Promise<void> 
         clearTimeout(timer);
         reject(err);
       };
+      markers.catch(crashed);
       consumer.run({
         partitionsConsumedConcurrently: Math.max(1, pending.size),
         eachBatch: async ({ batch, pause }) => {
           const partition = batch.partition;
           firstRecordMs ??= Date.now() - started;
+          const tokens = await markers;
           // A partition not being restored (or already done) is not read any further.
           if (!pending.has(partition)) {
             pause();
@@ -109,6 +120,8 @@ export async function restorePartitions(options: RestoreOptions): Promise<void> 
     });
   } finally {
     await consumer.disconnect().catch(() => {});
+    // Nothing of this restore is left running when it fails (a marker transaction still open).
+    await markers.catch(() => {});
   }
 }
 
