@@ -41,6 +41,16 @@ export function createServiceContext(name: string, config: Config): ServiceConte
   };
 }
 
+/** How a service's process is tuned, set before anything else runs. */
+export interface ProcessTuning {
+  /**
+   * How far V8 lets the heap grow past what its last full collection kept, in percent (by
+   * default V8 chooses 10 to 300 with how busy the process is). Set at run time, so every way
+   * of starting the service gets it; V8 reads it at each collection.
+   */
+  heapGrowingPercent?: number;
+}
+
 /** What a started service gives its process: how to stop it, and how it is doing. */
 export interface RunningService {
   stop(): Promise<void>;
@@ -48,23 +58,12 @@ export interface RunningService {
 }
 
 /**
- * How far V8 lets the heap grow past what its last full collection kept, in percent (its own
- * choice varies from 10 to 300 with how busy the process is). A service's batches are garbage
- * that outlives a young-generation collection or two, so the old generation filled with it:
- * on the 1M-event comparison ingest peaked at 259 MiB resident and the aggregator at 324;
- * at 50 % they peak at 180 and 232 at the same speed within the run-to-run noise (33,069 events/s
- * against 33,841; 100 %: 195 + 241 MiB; bench/README.md, step 13). Set at run time, before
- * anything else, so that every way of starting a service gets it; V8 reads it at each collection.
- */
-const HEAP_GROWING_PERCENT = 50;
-
-/**
  * Runs a service as its own process: serves /metrics, /healthz (the service's own report)
  * and /readyz (the broker answers), stops gracefully on SIGTERM/SIGINT (the batch in hand is
  * committed first), and exits non-zero if it cannot start or stop.
  */
-export async function runServiceProcess(name: string, start: (context: ServiceContext) => Promise<RunningService>): Promise<void> {
-  setFlagsFromString(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`);
+export async function runServiceProcess(name: string, start: (context: ServiceContext) => Promise<RunningService>, tuning: ProcessTuning = {}): Promise<void> {
+  if (tuning.heapGrowingPercent !== undefined) setFlagsFromString(`--heap-growing-percent=${tuning.heapGrowingPercent}`);
   let context: ServiceContext;
   try {
     context = createServiceContext(name, loadConfig());
