@@ -1,5 +1,5 @@
 import type { Kafka, Producer } from 'kafkajs';
-import { restorePartitions } from './changelogRestore.ts';
+import { restorePartitions, type RestoreTarget } from './changelogRestore.ts';
 import { PipelineError } from './errors.ts';
 import type { Logger } from './logger.ts';
 import type { OutputRecord } from './transactionalLoop.ts';
@@ -39,12 +39,8 @@ export interface PartitionStore<V> {
   entries(): IterableIterator<[string, V]>;
 }
 
-/** One partition's values in memory: what a service reads and writes, and what restore and commit need. */
-export interface PartitionTable<V> extends PartitionStore<V> {
-  /** A changelog record read at restore (value null: a tombstone). */
-  load(key: Buffer, value: Buffer | null): void;
-  /** Told before a restore's first record about how many records it will read at most (see RestoreTarget). */
-  expect?(records: number): void;
+/** One partition's values in memory: what a service reads and writes, what a restore loads (RestoreTarget) and what commit needs. */
+export interface PartitionTable<V> extends PartitionStore<V>, RestoreTarget {
   /** The key's changelog value as it is now; null if the key is absent (a tombstone). */
   encoded(key: string): Buffer | null;
 }
