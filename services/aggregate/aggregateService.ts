@@ -148,6 +148,7 @@ export async function startAggregate(options: AggregateOptions): Promise<Running
     kafka,
     groupId: options.groupId,
     topics: [topics.events],
+    outputTopics: [deltasOut.topic, lateOut.topic, anomalyOut.topic],
     transactionalIdPrefix: options.groupId,
     logger: log,
     ...(options.sessionTimeoutMs ? { sessionTimeoutMs: options.sessionTimeoutMs } : {}),

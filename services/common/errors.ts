@@ -23,6 +23,7 @@ export const ERROR_CODES = {
   STORE_PARTITION_NOT_OWNED: 'retriable=false: a changelogged store was used for a partition this instance does not own (not restored, or dropped)',
   QUERY_REFUSED: 'retriable=false: an analyst query is not one read-only statement over the pipeline\'s database',
   INGEST_UNDECIDED: 'retriable=true: ingest did not decide every event `expctl produce --wait` sent within the wait',
+  UNDECLARED_OUTPUT_TOPIC: 'retriable=false: a transactional loop was asked to write to a topic it did not declare in outputTopics (services/common/fencing.ts)',
   UNREADABLE_RECORD: 'retriable=false: a record on an internal topic does not decode; its topic\'s policy dead-letters it or stops the consumer (services/common/contracts/unreadablePolicy.ts)',
 } as const;
 

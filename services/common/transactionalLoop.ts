@@ -1,5 +1,7 @@
 import type { Kafka, KafkaMessage, Message, Producer } from 'kafkajs';
 import { CONFIG_DEFAULTS } from './config.ts';
+import { PipelineError } from './errors.ts';
+import { fencePreviousOwner, transactionScope, type TransactionScope } from './fencing.ts';
 import type { LagListener } from './consumerProgress.ts';
 import type { HealthSource } from './health.ts';
 import type { Logger } from './logger.ts';
@@ -66,6 +68,8 @@ export interface BatchCommitted {
  * transaction, dropped when the partition goes or the incarnation ends.
  */
 export interface PartitionedStore {
+  /** The compacted topic whose partition p holds input partition p's state (written in the loop's transactions). */
+  readonly changelogTopic: string;
   /** Restores the given partitions in one read of the changelog, each through its own producer (already fencing any previous owner). */
   restoreAll(producers: Map<number, Producer>): Promise<void>;
   takeChangelog(partition: number): OutputRecord[];
@@ -97,6 +101,13 @@ export interface TransactionalLoopOptions {
   topics: string[];
   /** Prefix of the per-partition transactional ids: `<prefix>-<topic>-<partition>`. */
   transactionalIdPrefix: string;
+  /**
+   * Every topic `process`, `punctuate` and `prepare` write (the stores' changelogs are added):
+   * a partition's new owner ends whatever its previous owner left open on each of their
+   * partitions before it reads anything (./fencing.ts). An output to any other topic fails
+   * its batch.
+   */
+  outputTopics: readonly string[];
   logger: Logger;
   /** Changelogged state of the input partitions (partition p of each changelog holds input partition p's state). */
   stores?: PartitionedStore[];
@@ -137,9 +148,9 @@ export interface TransactionalLoopOptions {
  * Three partitions' batches in flight at once: each partition has its own producer and lane,
  * and one at a time the loop mostly waits on each transaction's round trips (three at once ran
  * ingest alone 25 % faster). With three, one clean-clone chaos drill of four once had ingest
- * write 9 raw records twice around a broker kill; the cause was the unfenced committed-offset
- * read that fencePreviousOwner now closes (more transactions in flight at the kill made it
- * likelier, it was there with one too).
+ * write 9 raw records twice around a broker kill. Two causes are closed since (./fencing.ts):
+ * a committed-offset read before fencing, and transactions the restarting broker leaves open
+ * (more transactions in flight at the kill made both likelier; they were there with one too).
  */
 const PARTITIONS_CONCURRENTLY = 3;
 /**
@@ -149,24 +160,6 @@ const PARTITIONS_CONCURRENTLY = 3;
  * better speed (1 MiB: 302 MiB, but a quarter slower). Measured with `BENCH_ONLY=ingest`.
  */
 const FETCH_MAX_BYTES = 2 * 1024 * 1024;
-
-/**
- * Fences the previous owner of the producer's transactional id, and waits until the broker
- * has finished (committed or aborted) that owner's last transaction: everything after this
- * (a restore, the committed offset read) sees its outcome. kafkajs' connect() does not do it: it
- * takes a producer id without the transactional id, which fences nobody; the transactional
- * InitProducerId that does is only sent by the first transaction(). So one is begun here and
- * ended at once: nothing was added to it, so no EndTxn goes out either.
- *
- * Before this, a stateless service (ingest, with no restore to begin a transaction first) read
- * its committed offset before fencing: a previous owner's transaction committing meanwhile left
- * that offset stale, and its records were processed twice (seen once in four chaos drills with
- * three partitions in flight: 9 raw records written twice around a broker kill).
- */
-export async function fencePreviousOwner(producer: Producer): Promise<void> {
-  const transaction = await producer.transaction();
-  await transaction.abort();
-}
 
 export interface RunningLoop extends HealthSource {
   /** Finishes the batch in hand, commits it, leaves the group. */
@@ -200,6 +193,18 @@ async function startIncarnation(options: TransactionalLoopOptions, context: Inca
   }, context);
   const producers = new Map<string, Producer>();
   const prepared = new Set<string>();
+  const stores = options.stores ?? [];
+  const admin = kafka.admin();
+  let adminConnected: Promise<void> | undefined;
+  const connectedAdmin = async () => {
+    adminConnected ??= admin.connect();
+    await adminConnected;
+    return admin;
+  };
+  // What each partition's transactions may write, looked up once per incarnation.
+  const writable = new Set([...options.outputTopics, ...stores.map((store) => store.changelogTopic)]);
+  let scope: Promise<TransactionScope> | undefined;
+  const scopeOfTransactions = () => (scope ??= connectedAdmin().then((client) => transactionScope(client, [...writable], options.groupId)));
   const keyOf = (topic: string, partition: number) => `${topic}:${partition}`;
   const partitionOf = (key: string) => ({ topic: key.slice(0, key.lastIndexOf(':')), partition: Number(key.slice(key.lastIndexOf(':') + 1)) });
 
@@ -221,14 +226,13 @@ async function startIncarnation(options: TransactionalLoopOptions, context: Inca
         retry: { initialRetryTime: 10, maxRetryTime: 2_000, retries: Number.MAX_SAFE_INTEGER },
       });
       producers.set(key, created);
-      // Connected, then fencing the partition's previous owner, before anyone uses it.
-      connecting.set(key, created.connect().then(() => fencePreviousOwner(created)));
+      // Connected, then fencing the partition's previous owner and ending what it left open, before anyone uses it.
+      connecting.set(key, Promise.all([created.connect(), scopeOfTransactions()]).then(([, writes]) => fencePreviousOwner(created, writes)));
       producer = created;
     }
     await connecting.get(key);
     return producer;
   };
-  const stores = options.stores ?? [];
   // Where each partition's committed work ends: read once this incarnation's producer has
   // fenced the previous owner (see preparedProducer), then moved on by each commit of its own.
   // Records below it are never processed again, whatever offset kafkajs fetches from: after a
@@ -237,12 +241,8 @@ async function startIncarnation(options: TransactionalLoopOptions, context: Inca
   // being written (no requireStable), so it can return the offset before this instance's last
   // batch, whose effect the kept state already holds.
   const resumeAt = new Map<string, bigint>();
-  const admin = kafka.admin();
-  let adminConnected: Promise<void> | undefined;
   const committedOffset = async (topic: string, partition: number): Promise<bigint> => {
-    adminConnected ??= admin.connect();
-    await adminConnected;
-    const [entry] = await admin.fetchOffsets({ groupId: options.groupId, topics: [topic] });
+    const [entry] = await (await connectedAdmin()).fetchOffsets({ groupId: options.groupId, topics: [topic] });
     const offset = entry?.partitions.find((p) => p.partition === partition)?.offset;
     return offset === undefined || offset === '-1' ? 0n : BigInt(offset);
   };
@@ -294,9 +294,10 @@ async function startIncarnation(options: TransactionalLoopOptions, context: Inca
       // The consumer read its starting offset when the partition was assigned, which can be
       // before the previous owner's last transaction (offsets included) completed: kafkajs'
       // offset fetch does not wait for pending transactional commits (Kafka's requireStable).
-      // The producer above fenced that owner as it connected (fencePreviousOwner), which makes
-      // the broker finish its transaction first, so the committed offset read now is final,
-      // and records below it are done (their effect is in the restored state).
+      // The producer above fenced that owner as it connected (./fencing.ts), which makes the
+      // broker finish its transaction first, and aborted whatever it left open, so the
+      // committed offset read now is final, and records below it are done (their effect is in
+      // the restored state).
       resumeAt.set(key, await committedOffset(topic, partition));
       prepared.add(key);
       restoring.delete(key);
@@ -308,6 +309,9 @@ async function startIncarnation(options: TransactionalLoopOptions, context: Inca
   const commit = async (producer: Producer, partition: number, outputs: OutputRecord[], offsets?: { topic: string; offset: bigint }) => {
     for (const store of stores) outputs.push(...store.takeChangelog(partition));
     if (outputs.length === 0 && !offsets) return;
+    // A topic outside the declared ones would not be covered when a successor ends what this owner left open.
+    const undeclared = outputs.find((output) => !writable.has(output.topic));
+    if (undeclared) throw new PipelineError('UNDECLARED_OUTPUT_TOPIC', `${options.groupId}: an output to ${undeclared.topic}, which is not among the loop's outputTopics (${[...writable].join(', ')})`, { context: { topic: undeclared.topic, groupId: options.groupId } });
     const transaction = await producer.transaction();
     try {
       for (const chunk of chunksUnder(outputs, options.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES)) {
@@ -330,6 +334,47 @@ async function startIncarnation(options: TransactionalLoopOptions, context: Inca
     for (const key of new Set([...prepared, ...producers.keys()])) if (!assigned.has(key)) void lanes.run(key, async () => (assigned.has(key) ? undefined : release(key)));
     logger.info({ assigned: [...assigned] }, 'partitions assigned');
     options.onAssigned?.([...assigned].map(partitionOf));
+    // Taken up at once, not at the partition's first input: fencing ends what a previous owner
+    // left open on the output partitions (./fencing.ts), which holds back their readers until
+    // then, however quiet this input partition is.
+    for (const key of assigned) {
+      // Tracked, so that an incarnation ending waits for it rather than leave a producer behind.
+      void context
+        .track(() =>
+          lanes.run(key, async () => {
+            if (!context.ended() && assigned.has(key) && !prepared.has(key)) await preparedProducer(partitionOf(key).topic, partitionOf(key).partition);
+          }),
+        )
+        .catch((err: unknown) => {
+          logger.warn({ err, partition: key }, 'taking up an assigned partition failed; replacing consumer, producers and state');
+          context.fail(err);
+        });
+    }
+  });
+
+  // A fetch of only markers and aborted records (a takeover's ABORT markers, an aborted
+  // transaction) never reaches eachBatch: its end is committed on its own, in the partition's
+  // lane, so the group's committed offset reaches the partition's end however many markers
+  // end it (an offsets-only transaction: it writes no marker on any data topic).
+  consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
+    if (payload.batchSize !== 0) return;
+    const { topic, partition } = payload;
+    const key = keyOf(topic, partition);
+    const next = BigInt(payload.lastOffset) + 1n;
+    void context
+      .track(() =>
+        lanes.run(key, async () => {
+          if (context.ended() || !assigned.has(key)) return;
+          const producer = await preparedProducer(topic, partition);
+          if ((resumeAt.get(key) ?? 0n) >= next) return;
+          await commit(producer, partition, [], { topic, offset: next });
+          resumeAt.set(key, next);
+        }),
+      )
+      .catch((err: unknown) => {
+        logger.warn({ err, topic, partition }, 'committing past markers failed; replacing consumer, producers and state');
+        context.fail(err);
+      });
   });
 
   const punctuation = options.punctuate;

@@ -112,6 +112,7 @@ export async function startControl(options: ControlOptions): Promise<RunningLoop
     kafka,
     groupId: options.groupId,
     topics: [topics.control],
+    outputTopics: [auditOut.topic, statusOut.topic, definitionOut.topic],
     transactionalIdPrefix: options.groupId,
     logger: log,
     // A halt waits for its batch to commit: keep batches small.

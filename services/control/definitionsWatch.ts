@@ -45,6 +45,7 @@ export async function startDefinitionsWatch(options: DefinitionsWatchOptions): P
     kafka,
     groupId: options.groupId,
     topics: [topics.definitions],
+    outputTopics: [anomalyOut.topic],
     transactionalIdPrefix: options.groupId,
     logger: log,
     maxBatchRecords: 200,

@@ -127,6 +127,7 @@ export async function startGuard(options: GuardOptions): Promise<RunningLoop> {
     kafka,
     groupId: options.groupId,
     topics: [topics.aggregates],
+    outputTopics: [anomalyOut.topic, commandOut.topic],
     transactionalIdPrefix: options.groupId,
     logger: log,
     // Small batches: a decision waits for its batch to commit.

@@ -83,6 +83,7 @@ export async function startIngest(options: IngestOptions): Promise<RunningLoop> 
     kafka: options.kafka,
     groupId,
     topics: [topics.exposuresRaw, topics.metricsRaw],
+    outputTopics: [topics.events, topics.dlq, topics.anomalies],
     transactionalIdPrefix: groupId,
     ...(options.sessionTimeoutMs ? { sessionTimeoutMs: options.sessionTimeoutMs } : {}),
     ...(options.stallMs ? { stallMs: options.stallMs } : {}),

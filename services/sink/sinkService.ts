@@ -123,6 +123,24 @@ export async function startSink(options: SinkOptions): Promise<{ stop(): Promise
         minBytes: options.minBatchBytes ?? 64 * 1024,
         maxWaitTimeInMs: options.maxBatchWaitMs ?? 500,
       }, context);
+      // Where this incarnation committed each partition to, so a commit never goes back.
+      const committedTo = new Map<string, bigint>();
+      const commitPast = async (topic: string, partition: number, next: bigint) => {
+        const key = `${topic}:${partition}`;
+        if ((committedTo.get(key) ?? -1n) >= next) return;
+        committedTo.set(key, next);
+        await consumer.commitOffsets([{ topic, partition, offset: next.toString() }]);
+      };
+      // A fetch of only markers and aborted records (a takeover's ABORT markers, an aborted
+      // transaction) never reaches eachBatch, and holds no row: its end is committed on its
+      // own, so the group's committed offset reaches the partition's end however many markers end it.
+      consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
+        if (payload.batchSize !== 0 || context.ended()) return;
+        void context.track(() => commitPast(payload.topic, payload.partition, BigInt(payload.lastOffset) + 1n)).catch((err: unknown) => {
+          log.warn({ err, topic: payload.topic, partition: payload.partition }, 'committing past markers failed; replacing the consumer');
+          context.fail(err);
+        });
+      });
       consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
         // Partitions can move: what another instance inserted meanwhile must be read again.
         writer.retainOnly(new Set(Object.entries(payload.memberAssignment).flatMap(([topic, partitions]) => partitions.map((p) => `${topic}:${p}`))));
@@ -142,7 +160,7 @@ export async function startSink(options: SinkOptions): Promise<{ stop(): Promise
               const tables = batchRows(batch.topic, batch.partition, batch.messages);
               for (const [table, rows] of tables) rowsWritten.inc({ table }, await writer.write(table, batch.topic, batch.partition, rows, heartbeat));
               if (options.commitDelayMs) await sleep(options.commitDelayMs);
-              await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: next.toString() }]);
+              await commitPast(batch.topic, batch.partition, next);
             } catch (err) {
               // Rows already inserted are skipped by offset when the batch is read again.
               log.warn({ err, topic: batch.topic, partition: batch.partition, offset: batch.messages[0]!.offset }, 'batch failed; replacing the consumer');

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { Producer } from 'kafkajs';
 import { createKafka } from '../../services/common/kafka.ts';
 import { createLogger } from '../../services/common/logger.ts';
-import { fencePreviousOwner } from '../../services/common/transactionalLoop.ts';
+import { fencePreviousOwner } from '../../services/common/fencing.ts';
 import { createTopics } from '../support/kafka.ts';
 import { stackEndpoints } from '../support/stack.ts';
 import { readTopic } from '../support/topicReader.ts';

@@ -55,6 +55,7 @@ describe('transactional loop: fencing comes before the committed offset is read'
       kafka,
       groupId,
       topics: [topic],
+      outputTopics: [],
       transactionalIdPrefix: groupId,
       logger: createLogger({ level: 'silent' }),
       process: async () => [],
