@@ -20,11 +20,19 @@ import type { Admin, Producer, Transaction } from 'kafkajs';
  * copies visible: the chaos drill found ingest writing raw records twice and the aggregator
  * counting them twice (4 and 20 duplicates in drills of two and four broker kills).
  *
- * So the successor's first transaction adds every partition the id may write and the group's
- * offsets partition, writes nothing and aborts: the ABORT markers end the open records and
- * offsets together, the way Kafka's own tool ends a hanging transaction (KIP-664). The
- * committed offset read afterwards is the one before them, and their inputs are processed
- * again, once. A transaction that was not left open is unaffected: its markers were written.
+ * Nor are the markers all-or-nothing: the broker may die having written some of them (a drill
+ * found a transaction's changelog and one output partition committed, its other output and its
+ * offsets left open). So the successor asks the coordinator how that transaction ended
+ * (DescribeTransactions, before fencing: fencing replaces the answer), then its first
+ * transaction adds every partition the id may write and the group's offsets partition, writes
+ * nothing, and ends the same way: COMMIT markers finish a commit on the partitions it missed,
+ * ABORT markers an abort (Kafka's own tool ends a hanging transaction so, KIP-664). Once the
+ * coordinator has written those markers, the committed offset is read and state restored. A transaction whose markers were all written
+ * is unaffected: nothing of it is open.
+ *
+ * Not covered: a successor that dies between its fence and the end of that first transaction
+ * leaves an Ongoing transaction, which the next successor's fence aborts, whatever the earlier
+ * decision was (a window of one round trip, after a broker crash that skipped markers).
  */
 export interface TransactionScope {
   /** Every partition of every topic the id's transactions may write. */
@@ -38,18 +46,77 @@ interface ScopedTransaction extends Transaction {
   addPartitions?(scope: { topics: TransactionScope['topics']; consumerGroupId?: string }): Promise<void>;
 }
 
-/** Fences the id's previous owner and, given the scope, aborts whatever it left open there (see above). */
-export async function fencePreviousOwner(producer: Producer, scope?: TransactionScope): Promise<void> {
+/** What the patched kafkajs tells of a transactional id's last transaction (DescribeTransactions). */
+interface TransactionDescription {
+  errorCode: number;
+  state: string | null;
+}
+type DescribingProducer = Producer & { describeTransaction?(): Promise<TransactionDescription | undefined> };
+
+/** States after which the id's last transaction is (or is being) committed. */
+const COMMITTED_STATES = new Set(['PrepareCommit', 'CompleteCommit']);
+const TRANSACTIONAL_ID_NOT_FOUND = 105;
+const RETRY_DEADLINE_MS = 60_000;
+
+/**
+ * Fences the id's previous owner and, given the scope, ends whatever its last transaction left
+ * open there the way that transaction ended (see above). Returns how it ended them.
+ */
+export async function fencePreviousOwner(producer: Producer, scope?: TransactionScope): Promise<'commit' | 'abort'> {
+  const decision = scope ? await lastDecision(producer) : 'abort';
   const transaction: ScopedTransaction = await producer.transaction();
   if (scope) {
     if (!transaction.addPartitions) {
       await transaction.abort();
       throw new Error('kafkajs is not patched (transaction.addPartitions is missing): run `npm ci`, whose postinstall applies patches/kafkajs+2.2.4.patch');
     }
-    await transaction.addPartitions({ topics: scope.topics, consumerGroupId: scope.groupId });
+    const addPartitions = transaction.addPartitions.bind(transaction);
+    // CONCURRENT_TRANSACTIONS while the id's last transaction's markers are still being written.
+    await retriedWhileRetriable(() => addPartitions({ topics: scope.topics, consumerGroupId: scope.groupId }));
   }
-  // With nothing added, kafkajs sends no EndTxn; with the scope, the ABORT markers go out.
-  await transaction.abort();
+  // With nothing added, kafkajs sends no EndTxn; with the scope, the markers go out.
+  if (decision === 'commit') await transaction.commit();
+  else await transaction.abort();
+  // The coordinator answers EndTxn before it writes the markers: what comes next (the committed
+  // offset read above all) must see them written.
+  if (scope) await untilEnded(producer);
+  return decision;
+}
+
+/** Until the id's coordinator has written its last transaction's markers (its state is no longer Prepare*). */
+async function untilEnded(producer: DescribingProducer): Promise<void> {
+  const describe = producer.describeTransaction!.bind(producer);
+  await retriedWhileRetriable(async () => {
+    const description = await describe();
+    if (description?.state?.startsWith('Prepare')) throw Object.assign(new Error(`transaction still ${description.state}`), { retriable: true });
+  });
+}
+
+/**
+ * How the id's last transaction ended, as its coordinator records it: 'commit' after a commit
+ * (complete or being completed), else 'abort' (aborted, still open, which the fence aborts, or
+ * none: nothing to end). Retried while the coordinator loads or moves, as after a broker restart.
+ */
+async function lastDecision(producer: DescribingProducer): Promise<'commit' | 'abort'> {
+  if (!producer.describeTransaction) throw new Error('kafkajs is not patched (producer.describeTransaction is missing): run `npm ci`, whose postinstall applies patches/kafkajs+2.2.4.patch');
+  const describe = producer.describeTransaction.bind(producer);
+  const description = await retriedWhileRetriable(describe);
+  // An id never used (TRANSACTIONAL_ID_NOT_FOUND) has nothing to end; other errors are thrown by the patched kafkajs.
+  if (!description || description.errorCode === TRANSACTIONAL_ID_NOT_FOUND) return 'abort';
+  return description.state !== null && COMMITTED_STATES.has(description.state) ? 'commit' : 'abort';
+}
+
+/** `request` again while it fails with a retriable Kafka error (a coordinator loading or moving, or busy ending a transaction), for up to a minute. */
+async function retriedWhileRetriable<T>(request: () => Promise<T>): Promise<T> {
+  const deadline = Date.now() + RETRY_DEADLINE_MS;
+  for (let wait = 20; ; wait = Math.min(wait * 2, 1_000)) {
+    try {
+      return await request();
+    } catch (err) {
+      if (!(err as { retriable?: boolean }).retriable || Date.now() > deadline) throw err;
+      await new Promise((resolve) => setTimeout(resolve, wait));
+    }
+  }
 }
 
 /** The scope of a service's transactions: every partition of the topics it writes, and its group. */

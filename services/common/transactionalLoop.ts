@@ -227,7 +227,10 @@ async function startIncarnation(options: TransactionalLoopOptions, context: Inca
       });
       producers.set(key, created);
       // Connected, then fencing the partition's previous owner and ending what it left open, before anyone uses it.
-      connecting.set(key, Promise.all([created.connect(), scopeOfTransactions()]).then(([, writes]) => fencePreviousOwner(created, writes)));
+      connecting.set(key, Promise.all([created.connect(), scopeOfTransactions()]).then(async ([, writes]) => {
+        const ended = await fencePreviousOwner(created, writes);
+        logger.debug({ topic, partition, ended }, 'took the partition over: fenced its previous owner and ended what it left open');
+      }));
       producer = created;
     }
     await connecting.get(key);

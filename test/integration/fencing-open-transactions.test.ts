@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fencePreviousOwner, transactionScope } from '../../services/common/fencing.ts';
 import { startTransactionalLoop } from '../../services/common/transactionalLoop.ts';
 import { createTopics, testKafka } from '../support/kafka.ts';
+import { readTopic } from '../support/topicReader.ts';
 import { uniqueName } from '../support/unique.ts';
 import { waitFor } from '../support/waitFor.ts';
 
@@ -50,14 +51,41 @@ describe('a new owner ends what its transactional id left open', () => {
     const owner = kafka.producer({ transactionalId, idempotent: true, maxInFlightRequests: 1 });
     await owner.connect();
     try {
-      await fencePreviousOwner(owner, scope);
+      // The id's last transaction wrote nothing: ended by aborting.
+      expect(await fencePreviousOwner(owner, scope)).toBe('abort');
       await markersReach(1);
       // Each takeover ends what is open again: one more marker on each partition, no more.
-      await fencePreviousOwner(owner, scope);
+      expect(await fencePreviousOwner(owner, scope)).toBe('abort');
       await markersReach(2);
     } finally {
       await owner.disconnect();
     }
+  });
+
+  it('ends them the way the id\'s last transaction ended, as its coordinator tells (DescribeTransactions)', async () => {
+    const topic = uniqueName('fence-decision');
+    await createTopics(kafka, [{ topic, numPartitions: 2 }]);
+    const scope = await transactionScope(admin, [topic], uniqueName('fence-decision-group'));
+    const transactionalId = uniqueName('fence-decision-id');
+    const producer = kafka.producer({ transactionalId, idempotent: true, maxInFlightRequests: 1 });
+    await producer.connect();
+    try {
+      // An id never used: nothing to end but by aborting.
+      expect(await fencePreviousOwner(producer, scope)).toBe('abort');
+      const committed = await producer.transaction();
+      await committed.send({ topic, messages: [{ partition: 0, value: 'kept' }] });
+      await committed.commit();
+      expect(await fencePreviousOwner(producer, scope)).toBe('commit');
+      const aborted = await producer.transaction();
+      await aborted.send({ topic, messages: [{ partition: 1, value: 'dropped' }] });
+      await aborted.abort();
+      expect(await fencePreviousOwner(producer, scope)).toBe('abort');
+    } finally {
+      await producer.disconnect();
+    }
+    // Whatever the takeovers wrote, only the committed record is there to read, to the end.
+    const seen = (await readTopic(kafka, topic)).map((r) => String(r.message.value));
+    expect(seen).toEqual(['kept']);
   });
 
   it('the loop takes up each assigned partition at once, input or not, and refuses an undeclared output topic', async () => {
