@@ -30,9 +30,13 @@ import type { Admin, Producer, Transaction } from 'kafkajs';
  * coordinator has written those markers, the committed offset is read and state restored. A transaction whose markers were all written
  * is unaffected: nothing of it is open.
  *
- * Not covered: a successor that dies between its fence and the end of that first transaction
- * leaves an Ongoing transaction, which the next successor's fence aborts, whatever the earlier
- * decision was (a window of one round trip, after a broker crash that skipped markers).
+ * Not covered, both only after a broker crash that skipped markers: a successor that dies
+ * between its fence and the end of that first transaction leaves an Ongoing transaction, which
+ * the next successor's fence aborts whatever the earlier decision was (a window of one round
+ * trip); and an owner whose incarnation outlives the broker's restart (in the drills every
+ * broker kill replaced every loop's incarnation) takes no part in this: its next transactions
+ * commit the open records on the partitions they share, the rest stay open, holding back their
+ * readers, until the next takeover.
  */
 export interface TransactionScope {
   /** Every partition of every topic the id's transactions may write. */
