@@ -1,4 +1,5 @@
 import type { Admin, Producer, Transaction } from 'kafkajs';
+import { retriedWhileRetriable } from './retriable.ts';
 
 /**
  * Taking over a transactional id: fencing its previous owner, and ending whatever that owner
@@ -60,7 +61,6 @@ type DescribingProducer = Producer & { describeTransaction?(): Promise<Transacti
 /** States after which the id's last transaction is (or is being) committed. */
 const COMMITTED_STATES = new Set(['PrepareCommit', 'CompleteCommit']);
 const TRANSACTIONAL_ID_NOT_FOUND = 105;
-const RETRY_DEADLINE_MS = 60_000;
 
 /**
  * Fences the id's previous owner and, given the scope, ends whatever its last transaction left
@@ -108,19 +108,6 @@ async function lastDecision(producer: DescribingProducer): Promise<'commit' | 'a
   // An id never used (TRANSACTIONAL_ID_NOT_FOUND) has nothing to end; other errors are thrown by the patched kafkajs.
   if (!description || description.errorCode === TRANSACTIONAL_ID_NOT_FOUND) return 'abort';
   return description.state !== null && COMMITTED_STATES.has(description.state) ? 'commit' : 'abort';
-}
-
-/** `request` again while it fails with a retriable Kafka error (a coordinator loading or moving, or busy ending a transaction), for up to a minute. */
-async function retriedWhileRetriable<T>(request: () => Promise<T>): Promise<T> {
-  const deadline = Date.now() + RETRY_DEADLINE_MS;
-  for (let wait = 20; ; wait = Math.min(wait * 2, 1_000)) {
-    try {
-      return await request();
-    } catch (err) {
-      if (!(err as { retriable?: boolean }).retriable || Date.now() > deadline) throw err;
-      await new Promise((resolve) => setTimeout(resolve, wait));
-    }
-  }
 }
 
 /** The scope of a service's transactions: every partition of the topics it writes, and its group. */

@@ -2,6 +2,7 @@ import type { Kafka, KafkaMessage, Message, Producer } from 'kafkajs';
 import { CONFIG_DEFAULTS } from './config.ts';
 import { PipelineError } from './errors.ts';
 import { fencePreviousOwner, transactionScope, type TransactionScope } from './fencing.ts';
+import { retriedWhileRetriable } from './retriable.ts';
 import type { LagListener } from './consumerProgress.ts';
 import type { HealthSource } from './health.ts';
 import type { Logger } from './logger.ts';
@@ -153,6 +154,7 @@ export interface TransactionalLoopOptions {
  * (more transactions in flight at the kill made both likelier; they were there with one too).
  */
 const PARTITIONS_CONCURRENTLY = 3;
+const concurrentTransactions = (err: { type?: string }) => err.type === 'CONCURRENT_TRANSACTIONS';
 /**
  * 2 MiB rather than kafkajs' 10: a fetch's records, and the response buffer they are views of,
  * live until its batches have committed, and with three batches in flight ingest peaked at
@@ -320,7 +322,10 @@ async function startIncarnation(options: TransactionalLoopOptions, context: Inca
       for (const chunk of chunksUnder(outputs, options.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES)) {
         await transaction.sendBatch({ topicMessages: groupByTopic(chunk) });
       }
-      if (offsets) await transaction.sendOffsets({ consumerGroupId: options.groupId, topics: [{ topic: offsets.topic, partitions: [{ partition, offset: offsets.offset.toString() }] }] });
+      // With no records before them (an offsets-only transaction right after another) the
+      // offsets meet CONCURRENT_TRANSACTIONS, which kafkajs does not retry there; any other
+      // failure ends the incarnation as before.
+      if (offsets) await retriedWhileRetriable(() => transaction.sendOffsets({ consumerGroupId: options.groupId, topics: [{ topic: offsets.topic, partitions: [{ partition, offset: offsets.offset.toString() }] }] }), { only: concurrentTransactions });
       await transaction.commit();
     } catch (err) {
       await transaction.abort().catch((abortErr: unknown) => logger.warn({ err: abortErr }, 'abort after a failed transaction also failed'));
