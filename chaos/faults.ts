@@ -7,7 +7,7 @@ import type { StackControl } from './stackControl.ts';
 /**
  * Injects one fault and measures its recovery: from the injection to the first moment when
  * every consumer group that was moving before the fault has committed past where it stood at
- * the injection (end-to-end progress again), the services the fault touched answer /healthz
+ * the injection or has caught up with its input (end-to-end progress again), the services the fault touched answer /healthz
  * with 200, and no service has exited by itself. The drill's only interventions are the
  * fault itself and its documented counterpart: `expctl stack up` after killing the broker or
  * the registry, SIGCONT after a pause, and one start of the service it SIGKILLed.
@@ -122,7 +122,10 @@ export async function runFault(plan: FaultPlan, ctx: FaultContext): Promise<Faul
       const h = await s.health();
       if (!h.ok) unhealthy.push(`${s.name} (${h.problems.join('; ').slice(0, 300)})`);
     }
-    const stuck = sample.ok && baseline ? [...moving].filter((g) => (sample.groups[g]?.committed ?? 0) <= (baseline!.groups[g]?.committed ?? 0)) : [...moving];
+    // A group caught up with its input is not stuck, whether or not more input came: control's
+    // committed offset also moves past the markers a takeover leaves on its input, so it can
+    // have been "moving" with no command to read after the fault.
+    const stuck = sample.ok && baseline ? [...moving].filter((g) => (sample.groups[g]?.committed ?? 0) <= (baseline!.groups[g]?.committed ?? 0) && (sample.groups[g]?.lag ?? 1) > 0) : [...moving];
     if (sample.ok && baseline && gone.length === 0 && unhealthy.length === 0 && stuck.length === 0) {
       result.recovered = result.problems.length === 0;
       result.recoverySeconds = Math.round((sample.at - result.injectedAt) / 100) / 10;
