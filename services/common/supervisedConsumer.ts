@@ -156,9 +156,10 @@ export async function startSupervisedConsumer(options: SupervisedConsumerOptions
 
 /**
  * A kafkajs consumer for one incarnation: its own restart off, its crash reported to the
- * supervisor, assignments and marker-only batches reported to the progress tracker.
+ * supervisor, assignments and marker-only batches reported to the progress tracker, and
+ * marker-only batches handed to `commitPastMarkers` when given.
  */
-export function incarnationConsumer(kafka: Kafka, config: ConsumerConfig, context: IncarnationContext): Consumer {
+export function incarnationConsumer(kafka: Kafka, config: ConsumerConfig, context: IncarnationContext, options: { commitPastMarkers?: MarkersOnlyCommit } = {}): Consumer {
   const consumer = kafka.consumer({ ...config, retry: { ...config.retry, restartOnFailure: async () => false } });
   consumer.on(consumer.events.CRASH, ({ payload }) => context.fail(payload.error));
   consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
@@ -167,11 +168,21 @@ export function incarnationConsumer(kafka: Kafka, config: ConsumerConfig, contex
   });
   // A batch that held only transaction markers or aborted records never reaches eachBatch,
   // but it moves the consumer past them: the lag must see that.
+  // A fetch of only markers and aborted records (a takeover's markers, an aborted transaction)
+  // never reaches eachBatch either: without its own commit, the group's committed offset would
+  // stop short of a partition's end by however many markers end it.
+  const { commitPastMarkers } = options;
   consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
-    if (payload.batchSize === 0) context.progress.advanced(payload, BigInt(payload.lastOffset) + 1n, BigInt(payload.highWatermark));
+    if (payload.batchSize !== 0) return;
+    const next = BigInt(payload.lastOffset) + 1n;
+    context.progress.advanced(payload, next, BigInt(payload.highWatermark));
+    if (commitPastMarkers && !context.ended()) void context.track(() => commitPastMarkers(payload.topic, payload.partition, next)).catch((err: unknown) => context.fail(err));
   });
   return consumer;
 }
+
+/** Commits a partition's offset past a fetch that held only markers and aborted records (`next`: the offset after them). */
+export type MarkersOnlyCommit = (topic: string, partition: number, next: bigint) => Promise<void>;
 
 /** Leaves the group, or gives up after `timeoutMs` (a dead broker cannot be left): never hangs the caller. */
 export async function disconnectWithin(consumer: Consumer, timeoutMs: number, logger: Logger): Promise<void> {

@@ -192,7 +192,19 @@ async function startIncarnation(options: TransactionalLoopOptions, context: Inca
     sessionTimeout,
     heartbeatInterval: Math.floor(sessionTimeout / 3),
     retry: { initialRetryTime: 100, maxRetryTime: 5_000, retries: 10 },
-  }, context);
+  }, context, {
+    // In the partition's lane, with an offsets-only transaction (no marker on any data topic).
+    commitPastMarkers: (topic, partition, next) => {
+      const key = keyOf(topic, partition);
+      return lanes.run(key, async () => {
+        if (context.ended() || !assigned.has(key)) return;
+        const producer = await preparedProducer(topic, partition);
+        if ((resumeAt.get(key) ?? 0n) >= next) return;
+        await commit(producer, partition, [], { topic, offset: next });
+        resumeAt.set(key, next);
+      });
+    },
+  });
   const producers = new Map<string, Producer>();
   const prepared = new Set<string>();
   const stores = options.stores ?? [];
@@ -300,7 +312,7 @@ async function startIncarnation(options: TransactionalLoopOptions, context: Inca
       // before the previous owner's last transaction (offsets included) completed: kafkajs'
       // offset fetch does not wait for pending transactional commits (Kafka's requireStable).
       // The producer above fenced that owner as it connected (./fencing.ts), which makes the
-      // broker finish its transaction first, and aborted whatever it left open, so the
+      // broker finish its transaction first, and ended whatever it left open, so the
       // committed offset read now is final, and records below it are done (their effect is in
       // the restored state).
       resumeAt.set(key, await committedOffset(topic, partition));
@@ -358,31 +370,6 @@ async function startIncarnation(options: TransactionalLoopOptions, context: Inca
           context.fail(err);
         });
     }
-  });
-
-  // A fetch of only markers and aborted records (a takeover's ABORT markers, an aborted
-  // transaction) never reaches eachBatch: its end is committed on its own, in the partition's
-  // lane, so the group's committed offset reaches the partition's end however many markers
-  // end it (an offsets-only transaction: it writes no marker on any data topic).
-  consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
-    if (payload.batchSize !== 0) return;
-    const { topic, partition } = payload;
-    const key = keyOf(topic, partition);
-    const next = BigInt(payload.lastOffset) + 1n;
-    void context
-      .track(() =>
-        lanes.run(key, async () => {
-          if (context.ended() || !assigned.has(key)) return;
-          const producer = await preparedProducer(topic, partition);
-          if ((resumeAt.get(key) ?? 0n) >= next) return;
-          await commit(producer, partition, [], { topic, offset: next });
-          resumeAt.set(key, next);
-        }),
-      )
-      .catch((err: unknown) => {
-        logger.warn({ err, topic, partition }, 'committing past markers failed; replacing consumer, producers and state');
-        context.fail(err);
-      });
   });
 
   const punctuation = options.punctuate;

@@ -115,14 +115,6 @@ export async function startSink(options: SinkOptions): Promise<{ stop(): Promise
       current = context;
       // What another instance (or an earlier incarnation) inserted is read again from ClickHouse.
       writer.retainOnly(new Set());
-      const consumer = incarnationConsumer(options.kafka, {
-        groupId: options.groupId,
-        readUncommitted: false,
-        sessionTimeout,
-        heartbeatInterval: Math.floor(sessionTimeout / 3),
-        minBytes: options.minBatchBytes ?? 64 * 1024,
-        maxWaitTimeInMs: options.maxBatchWaitMs ?? 500,
-      }, context);
       // Where this incarnation committed each partition to, so a commit never goes back.
       const committedTo = new Map<string, bigint>();
       const commitPast = async (topic: string, partition: number, next: bigint) => {
@@ -131,16 +123,14 @@ export async function startSink(options: SinkOptions): Promise<{ stop(): Promise
         committedTo.set(key, next);
         await consumer.commitOffsets([{ topic, partition, offset: next.toString() }]);
       };
-      // A fetch of only markers and aborted records (a takeover's ABORT markers, an aborted
-      // transaction) never reaches eachBatch, and holds no row: its end is committed on its
-      // own, so the group's committed offset reaches the partition's end however many markers end it.
-      consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
-        if (payload.batchSize !== 0 || context.ended()) return;
-        void context.track(() => commitPast(payload.topic, payload.partition, BigInt(payload.lastOffset) + 1n)).catch((err: unknown) => {
-          log.warn({ err, topic: payload.topic, partition: payload.partition }, 'committing past markers failed; replacing the consumer');
-          context.fail(err);
-        });
-      });
+      const consumer = incarnationConsumer(options.kafka, {
+        groupId: options.groupId,
+        readUncommitted: false,
+        sessionTimeout,
+        heartbeatInterval: Math.floor(sessionTimeout / 3),
+        minBytes: options.minBatchBytes ?? 64 * 1024,
+        maxWaitTimeInMs: options.maxBatchWaitMs ?? 500,
+      }, context, { commitPastMarkers: commitPast });
       consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
         // Partitions can move: what another instance inserted meanwhile must be read again.
         writer.retainOnly(new Set(Object.entries(payload.memberAssignment).flatMap(([topic, partitions]) => partitions.map((p) => `${topic}:${p}`))));
