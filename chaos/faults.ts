@@ -7,8 +7,8 @@ import type { StackControl } from './stackControl.ts';
 /**
  * Injects one fault and measures its recovery: from the injection to the first moment when
  * every consumer group that was moving before the fault has committed past where it stood at
- * the injection or has caught up with its input (end-to-end progress again), the services the fault touched answer /healthz
- * with 200, and no service has exited by itself. The drill's only interventions are the
+ * the injection or has caught up with its input (end-to-end progress again), the services the
+ * fault touched answer /healthz with 200, and no service has exited by itself. The drill's only interventions are the
  * fault itself and its documented counterpart: `expctl stack up` after killing the broker or
  * the registry, SIGCONT after a pause, and one start of the service it SIGKILLed.
  */

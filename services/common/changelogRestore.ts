@@ -9,8 +9,9 @@ import type { Logger } from './logger.ts';
  * Where does a changelog partition end? Reading "to the high watermark" does not work with
  * transactions: commit markers take offsets that a consumer never sees. So for each partition
  * the new owner commits a marker record of its own (a random token in a header) through the
- * partition's transactional producer (which has already fenced the previous owner and aborted
- * whatever it left open), while its reader joins, and reads until its token comes back: everything before
+ * partition's transactional producer (which has already fenced the previous owner and ended
+ * whatever it left open: ./fencing.ts), while its reader joins, and reads until its token
+ * comes back: everything before
  * it is decided, and nothing after it is someone else's. Every partition has its own producer,
  * marker and token; one consumer reads them all, and each partition is done at its own token.
  */

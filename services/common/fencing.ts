@@ -19,7 +19,7 @@ import { retriedWhileRetriable } from './retriable.ts';
  * id, which commits them with whatever that producer wrote since. A successor that read the
  * committed offset without them processed those records again and its first commit made both
  * copies visible: the chaos drill found ingest writing raw records twice and the aggregator
- * counting them twice (4 and 20 duplicates in drills of two and four broker kills).
+ * counting them twice (4 and 20 duplicates in drills of three and four broker kills).
  *
  * Nor are the markers all-or-nothing: the broker may die having written some of them (a drill
  * found a transaction's changelog and one output partition committed, its other output and its
@@ -28,8 +28,8 @@ import { retriedWhileRetriable } from './retriable.ts';
  * transaction adds every partition the id may write and the group's offsets partition, writes
  * nothing, and ends the same way: COMMIT markers finish a commit on the partitions it missed,
  * ABORT markers an abort (Kafka's own tool ends a hanging transaction so, KIP-664). Once the
- * coordinator has written those markers, the committed offset is read and state restored. A transaction whose markers were all written
- * is unaffected: nothing of it is open.
+ * coordinator has written those markers, the committed offset is read and state restored. A
+ * transaction whose markers were all written is unaffected: nothing of it is open.
  *
  * Not covered, both only after a broker crash that skipped markers: a successor that dies
  * between its fence and the end of that first transaction leaves an Ongoing transaction, which
@@ -57,6 +57,7 @@ interface TransactionDescription {
   state: string | null;
 }
 type DescribingProducer = Producer & { describeTransaction?(): Promise<TransactionDescription | undefined> };
+type Describe = () => Promise<TransactionDescription | undefined>;
 
 /** States after which the id's last transaction is (or is being) committed. */
 const COMMITTED_STATES = new Set(['PrepareCommit', 'CompleteCommit']);
@@ -67,7 +68,8 @@ const TRANSACTIONAL_ID_NOT_FOUND = 105;
  * open there the way that transaction ended (see above). Returns how it ended them.
  */
 export async function fencePreviousOwner(producer: Producer, scope?: TransactionScope): Promise<'commit' | 'abort'> {
-  const decision = scope ? await lastDecision(producer) : 'abort';
+  const describe = scope ? describerOf(producer) : undefined;
+  const decision = describe ? await lastDecision(describe) : 'abort';
   const transaction: ScopedTransaction = await producer.transaction();
   if (scope) {
     if (!transaction.addPartitions) {
@@ -83,13 +85,12 @@ export async function fencePreviousOwner(producer: Producer, scope?: Transaction
   else await transaction.abort();
   // The coordinator answers EndTxn before it writes the markers: what comes next (the committed
   // offset read above all) must see them written.
-  if (scope) await untilEnded(producer);
+  if (describe) await untilEnded(describe);
   return decision;
 }
 
 /** Until the id's coordinator has written its last transaction's markers (its state is no longer Prepare*). */
-async function untilEnded(producer: DescribingProducer): Promise<void> {
-  const describe = producer.describeTransaction!.bind(producer);
+async function untilEnded(describe: Describe): Promise<void> {
   await retriedWhileRetriable(async () => {
     const description = await describe();
     if (description?.state?.startsWith('Prepare')) throw Object.assign(new Error(`transaction still ${description.state}`), { retriable: true });
@@ -101,13 +102,17 @@ async function untilEnded(producer: DescribingProducer): Promise<void> {
  * (complete or being completed), else 'abort' (aborted, still open, which the fence aborts, or
  * none: nothing to end). Retried while the coordinator loads or moves, as after a broker restart.
  */
-async function lastDecision(producer: DescribingProducer): Promise<'commit' | 'abort'> {
-  if (!producer.describeTransaction) throw new Error('kafkajs is not patched (producer.describeTransaction is missing): run `npm ci`, whose postinstall applies patches/kafkajs+2.2.4.patch');
-  const describe = producer.describeTransaction.bind(producer);
+async function lastDecision(describe: Describe): Promise<'commit' | 'abort'> {
   const description = await retriedWhileRetriable(describe);
   // An id never used (TRANSACTIONAL_ID_NOT_FOUND) has nothing to end; other errors are thrown by the patched kafkajs.
   if (!description || description.errorCode === TRANSACTIONAL_ID_NOT_FOUND) return 'abort';
   return description.state !== null && COMMITTED_STATES.has(description.state) ? 'commit' : 'abort';
+}
+
+/** The patched kafkajs' DescribeTransactions for the producer's transactional id. */
+function describerOf(producer: DescribingProducer): Describe {
+  if (!producer.describeTransaction) throw new Error('kafkajs is not patched (producer.describeTransaction is missing): run `npm ci`, whose postinstall applies patches/kafkajs+2.2.4.patch');
+  return producer.describeTransaction.bind(producer);
 }
 
 /** The scope of a service's transactions: every partition of the topics it writes, and its group. */
