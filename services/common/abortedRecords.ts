@@ -35,21 +35,53 @@ export interface FetchedPartition {
   messages: FetchedRecord[];
 }
 
+/**
+ * One partition's aborted transactions in one fetch response, walked in offset order as the
+ * Java consumer walks them: `reach` each record (or record batch) in turn, then ask `drops`.
+ */
+export class AbortedTransactions {
+  private readonly aborted: { producerId: string; firstOffset: bigint }[];
+  private next = 0;
+  private readonly open = new Set<string>();
+
+  constructor(list: readonly { producerId: string; firstOffset: string }[] = []) {
+    this.aborted = list.map((t) => ({ producerId: t.producerId, firstOffset: BigInt(t.firstOffset) })).sort((a, b) => (a.firstOffset < b.firstOffset ? -1 : a.firstOffset > b.firstOffset ? 1 : 0));
+  }
+
+  /** Whether the fetch had no aborted transaction at all (nothing can be dropped). */
+  get none(): boolean {
+    return this.aborted.length === 0;
+  }
+
+  /** Opens every aborted transaction beginning at or before `offset` (the record's, or the last of a batch). */
+  reach(offset: bigint): void {
+    while (this.next < this.aborted.length && this.aborted[this.next]!.firstOffset <= offset) this.open.add(this.aborted[this.next++]!.producerId);
+  }
+
+  /** A control record of `producerId` was read: its ABORT marker (key type 0) closes its aborted transaction. */
+  control(producerId: string, key: Buffer | null): void {
+    if (isAbortMarker(key)) this.open.delete(producerId);
+  }
+
+  /** Whether a transactional record of `producerId`, at the offset last reached, is part of an aborted transaction. */
+  drops(producerId: string): boolean {
+    return this.open.has(producerId);
+  }
+}
+
 /** Marks the records of aborted transactions as control records and empties the aborted list. Returns how many it marked. */
 export function dropAbortedRecords(partition: FetchedPartition): number {
-  const aborted = [...(partition.abortedTransactions ?? [])].sort((a, b) => compareOffsets(a.firstOffset, b.firstOffset));
+  const aborted = new AbortedTransactions(partition.abortedTransactions);
   partition.abortedTransactions = [];
-  if (aborted.length === 0) return 0;
-  const open = new Set<string>();
-  let next = 0;
+  if (aborted.none) return 0;
   let dropped = 0;
   for (const record of partition.messages) {
-    while (next < aborted.length && compareOffsets(aborted[next]!.firstOffset, record.offset) <= 0) open.add(aborted[next++]!.producerId);
+    aborted.reach(BigInt(record.offset));
     const producerId = record.batchContext?.producerId;
     if (producerId === undefined) continue;
     if (record.isControlRecord) {
-      if (isAbortMarker(record.key)) open.delete(producerId);
-    } else if (record.batchContext!.inTransaction && open.has(producerId)) {
+      aborted.control(producerId, record.key);
+    } else if (record.batchContext!.inTransaction && aborted.drops(producerId)) {
       record.isControlRecord = true;
       dropped++;
     }
@@ -60,12 +92,6 @@ export function dropAbortedRecords(partition: FetchedPartition): number {
 /** A control record's key is version (int16) and type (int16): 0 is ABORT, 1 COMMIT. */
 function isAbortMarker(key: Buffer | null): boolean {
   return key !== null && key.length >= 4 && key.readInt16BE(2) === 0;
-}
-
-function compareOffsets(a: string, b: string): number {
-  const x = BigInt(a);
-  const y = BigInt(b);
-  return x < y ? -1 : x > y ? 1 : 0;
 }
 
 /** The fetch versions whose responses carry aborted transactions (kafkajs negotiates up to v11). */

@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import type { Kafka, Producer } from 'kafkajs';
+import type { Admin, Kafka, Producer } from 'kafkajs';
+import { firstFetchedOffset, nextFetchOffset, walkRecordSet } from './recordBatches.ts';
+import { retriedWhileRetriable } from './retriable.ts';
 import type { Logger } from './logger.ts';
 
 /**
@@ -13,7 +15,7 @@ import type { Logger } from './logger.ts';
  * whatever it left open: ./fencing.ts), while its reader joins, and reads until its token
  * comes back: everything before
  * it is decided, and nothing after it is someone else's. Every partition has its own producer,
- * marker and token; one consumer reads them all, and each partition is done at its own token.
+ * marker and token; one reader fetches them all, and each partition is done at its own token.
  */
 export const RESTORE_HEADER = 'expstream-restore-token';
 const MARKER_KEY = '\u0000restore-marker';
@@ -40,15 +42,38 @@ export interface RestoreOptions {
   timeoutMs?: number;
 }
 
-/** Reads every given partition's changelog to its marker; resolves once all are restored. */
+/** A partition's record set as the patched kafkajs admin fetches it (patches/kafkajs+2.2.4.patch). */
+interface FetchedRecordSet {
+  partition: number;
+  highWatermark: string;
+  abortedTransactions: { producerId: string; firstOffset: string }[];
+  recordSet: Buffer;
+}
+
+type FetchRecordSets = (request: { topic: string; partitions: { partition: number; fetchOffset: string; maxBytes: number }[]; isolationLevel: number; maxWaitTime: number; minBytes: number; maxBytes: number }) => Promise<FetchedRecordSet[]>;
+
+const READ_COMMITTED = 1;
+const PARTITION_FETCH_BYTES = 8 * 1024 * 1024;
+const FETCH_BYTES = 32 * 1024 * 1024;
+const FETCH_WAIT_MS = 100;
+
+/**
+ * Reads every given partition's changelog to its marker; resolves once all are restored.
+ *
+ * No consumer group: the partitions are fetched from their leaders directly, from their log
+ * start, and each record set is walked where it lies (./recordBatches.ts) with the next fetch
+ * already on its way, so the broker reads the next batches while these are loaded (a
+ * consumer fetches again only once its last batch is processed).
+ */
 export async function restorePartitions(options: RestoreOptions): Promise<void> {
   const { kafka, changelogTopic, producers } = options;
   const started = Date.now();
-  // The markers are committed while the consumer joins its group (the join takes longer). Reading
-  // may start before they are: the previous owners are already fenced, so until the token comes
-  // back nothing but decided records can be read (read_committed holds the reader at an open
-  // marker transaction); a batch only waits for the tokens before it looks for them.
-  // Where the time goes (in the log line): markers committed, then the first record read (the consumer joined and fetched).
+  const deadline = started + (options.timeoutMs ?? 120_000);
+  // The markers are committed while reading starts. Reading may get ahead of them: the previous
+  // owners are already fenced, so until a token comes back nothing but decided records can be
+  // read (read_committed holds the reader at an open marker transaction); records are only
+  // walked once the tokens are known.
+  // Where the time goes (in the log line): markers committed, then the first records fetched.
   let markersMs: number | undefined;
   const markers = Promise.all([...producers].map(async ([partition, producer]) => [partition, await commitMarker(changelogTopic, partition, producer)] as const)).then((entries) => {
     markersMs = Date.now() - started;
@@ -57,73 +82,82 @@ export async function restorePartitions(options: RestoreOptions): Promise<void> 
   // Its failure is reported where it is awaited; this only keeps it from counting as unhandled meanwhile.
   markers.catch(() => {});
   const restoring = [...producers.keys()];
-  let firstRecordMs: number | undefined;
   const pending = new Set(restoring);
-  const expected = new Set<number>();
-  // A crash of this reader fails the restore at once (the caller's incarnation is replaced)
-  // rather than leaving it to wait out its timeout.
-  const consumer = kafka.consumer({ groupId: `restore-${randomUUID()}`, readUncommitted: false, maxWaitTimeInMs: 100, maxBytesPerPartition: 8 * 1024 * 1024, maxBytes: 32 * 1024 * 1024, retry: { restartOnFailure: async () => false } });
-  let crashed: (err: unknown) => void = () => {};
-  consumer.on(consumer.events.CRASH, ({ payload }) => crashed(payload.error));
+  let firstRecordMs: number | undefined;
+  const admin = kafka.admin();
+  let inFlight: Promise<FetchedRecordSet[]> | undefined;
   try {
-    await consumer.connect();
-    await consumer.subscribe({ topic: changelogTopic, fromBeginning: true });
-    await new Promise<void>((resolve, reject) => {
-      const timeoutMs = options.timeoutMs ?? 120_000;
-      const timer = setTimeout(() => reject(new Error(`restoring ${changelogTopic} partitions ${[...pending].join(', ')} took over ${timeoutMs} ms`)), timeoutMs);
-      crashed = (err) => {
-        clearTimeout(timer);
-        reject(err);
-      };
-      markers.catch(crashed);
-      consumer.run({
-        partitionsConsumedConcurrently: Math.max(1, pending.size),
-        eachBatch: async ({ batch, pause }) => {
-          const partition = batch.partition;
-          firstRecordMs ??= Date.now() - started;
-          const tokens = await markers;
-          // A partition not being restored (or already done) is not read any further.
-          if (!pending.has(partition)) {
-            pause();
-            return;
-          }
-          const token = tokens.get(partition);
-          const target = options.targets.get(partition)!;
-          if (!expected.has(partition)) {
-            expected.add(partition);
-            // From this batch to the end of the log (transaction markers included: an upper bound).
-            target.expect?.(Math.max(0, Number(batch.highWatermark) - Number(batch.firstOffset() ?? batch.highWatermark)));
-          }
-          // An indexed loop over the batch's array, the target called directly: this runs once per
-          // changelog record (a million for a million users), where an iterator and a closure per
-          // record were a tenth of the restore.
-          const messages = batch.messages;
-          for (let i = 0; i < messages.length; i++) {
-            const message = messages[i]!;
-            const marker = message.headers?.[RESTORE_HEADER];
-            if (marker !== undefined) {
-              if (marker.toString() !== token) continue;
-              pending.delete(partition);
-              pause();
-              options.logger.info({ topic: changelogTopic, partition, keys: options.restored(partition), ms: Date.now() - started, markersMs, firstRecordMs, restoredTogether: restoring }, options.logEvent);
-              if (pending.size === 0) {
-                clearTimeout(timer);
-                resolve();
-              }
-              return;
-            }
-            if (!message.key) continue;
+    await admin.connect();
+    const fetchRecordSets = recordSetFetcherOf(admin);
+    const starts = await retriedWhileRetriable(() => admin.fetchTopicOffsets(changelogTopic), { deadlineMs: deadline - Date.now() });
+    const next = new Map(restoring.map((partition) => [partition, Number(starts.find((p) => p.partition === partition)?.low ?? 0)]));
+    const fetchPending = () =>
+      retriedWhileRetriable(
+        () =>
+          fetchRecordSets({
+            topic: changelogTopic,
+            partitions: [...pending].map((partition) => ({ partition, fetchOffset: String(next.get(partition)), maxBytes: PARTITION_FETCH_BYTES })),
+            isolationLevel: READ_COMMITTED,
+            maxWaitTime: FETCH_WAIT_MS,
+            minBytes: 1,
+            maxBytes: FETCH_BYTES,
+          }),
+        { deadlineMs: Math.max(0, deadline - Date.now()) },
+      );
+    const expected = new Set<number>();
+    inFlight = fetchPending();
+    while (pending.size > 0) {
+      if (Date.now() > deadline) throw new Error(`restoring ${changelogTopic} partitions ${[...pending].join(', ')} took over ${options.timeoutMs ?? 120_000} ms`);
+      const fetched = await inFlight;
+      inFlight = undefined;
+      firstRecordMs ??= Date.now() - started;
+      // The next fetch goes out before this one is walked (only its batch headers are read here).
+      for (const set of fetched) {
+        const after = nextFetchOffset(set.recordSet);
+        if (after !== undefined) next.set(set.partition, after);
+      }
+      inFlight = fetchPending();
+      inFlight.catch(() => {});
+      const tokens = await markers;
+      for (const set of fetched) {
+        const partition = set.partition;
+        if (!pending.has(partition)) continue;
+        const target = options.targets.get(partition)!;
+        if (!expected.has(partition)) {
+          const first = firstFetchedOffset(set.recordSet);
+          if (first === undefined) continue;
+          expected.add(partition);
+          // From this record set to the end of the log (transaction markers included: an upper bound).
+          target.expect?.(Math.max(0, Number(set.highWatermark) - first));
+        }
+        const token = Buffer.from(tokens.get(partition)!, 'utf8');
+        // Called once per changelog record (a million for a million users): no closure or object per record.
+        const found = walkRecordSet(
+          set.recordSet,
+          (key, value, marker) => {
+            if (marker !== undefined) return marker !== null && marker.equals(token);
             // A tombstone removes the key (state that is no longer needed, e.g. expired nonces).
-            target.load(message.key, message.value);
-          }
-        },
-      }).catch(crashed);
-    });
+            if (key) target.load(key, value);
+          },
+          { abortedTransactions: set.abortedTransactions, header: RESTORE_HEADER },
+        );
+        if (!found) continue;
+        pending.delete(partition);
+        options.logger.info({ topic: changelogTopic, partition, keys: options.restored(partition), ms: Date.now() - started, markersMs, firstRecordMs, restoredTogether: restoring }, options.logEvent);
+      }
+    }
   } finally {
-    await consumer.disconnect().catch(() => {});
-    // Nothing of this restore is left running when it fails (a marker transaction still open).
+    // Nothing of this restore is left running when it ends (a fetch or a marker transaction still open).
+    await inFlight?.catch(() => {});
     await markers.catch(() => {});
+    await admin.disconnect().catch(() => {});
   }
+}
+
+function recordSetFetcherOf(admin: Admin): FetchRecordSets {
+  const fetch = (admin as Admin & { fetchRecordSets?: FetchRecordSets }).fetchRecordSets;
+  if (!fetch) throw new Error('kafkajs is not patched (admin.fetchRecordSets is missing): run `npm ci`, whose postinstall applies patches/kafkajs+2.2.4.patch');
+  return fetch;
 }
 
 /** Commits the partition's restore marker through its producer; returns the marker's token. */

@@ -25,6 +25,9 @@ export const ERROR_CODES = {
   INGEST_UNDECIDED: 'retriable=true: ingest did not decide every event `expctl produce --wait` sent within the wait',
   UNDECLARED_OUTPUT_TOPIC: 'retriable=false: a transactional loop was asked to write to a topic it did not declare in outputTopics (services/common/fencing.ts)',
   UNREADABLE_RECORD: 'retriable=false: a record on an internal topic does not decode; its topic\'s policy dead-letters it or stops the consumer (services/common/contracts/unreadablePolicy.ts)',
+  RECORD_BATCH_MALFORMED: 'retriable=false: a fetched record batch is cut or its lengths disagree; the restore reading it fails and its incarnation is replaced (services/common/recordBatches.ts)',
+  RECORD_FORMAT_UNSUPPORTED: 'retriable=false: a fetched record batch is not in format v2, the only one Kafka 4 writes (services/common/recordBatches.ts)',
+  RECORD_COMPRESSION_UNSUPPORTED: 'retriable=false: a fetched record batch is compressed with a codec other than gzip; the pipeline writes its changelogs uncompressed (services/common/recordBatches.ts)',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
