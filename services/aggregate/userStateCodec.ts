@@ -29,6 +29,14 @@ function indexIn(ids: number[], id: number): number {
   return index < 0 ? ids.push(id) - 1 : index;
 }
 
+/**
+ * The record being encoded's string table and its references to it, kept between records
+ * (encoding is synchronous, one record at a time): four arrays and a Buffer per string per
+ * record were a good part of the aggregator's garbage, one changelog record per touched user.
+ */
+const recordIds: number[] = [];
+const refs: number[] = [];
+
 /** Encodes the compact record at `at` (of `length` doubles). */
 export function encodeCompact(data: Float64Array, at: number, length: number): Buffer {
   const counts = data[at + 1]!;
@@ -37,46 +45,55 @@ export function encodeCompact(data: Float64Array, at: number, length: number): B
   const totalsAt = at + 2 + 2 * assignments;
   const heldAt = totalsAt + 2 * totals;
   const held = (at + length - heldAt) / 3;
-  // The record's own string table: each interned id it uses, once.
-  const ids: number[] = [];
-  const assignmentRefs: number[] = [];
+  // The record's own string table: each interned id it uses, once; then each reference in order.
+  recordIds.length = 0;
+  refs.length = 0;
   for (let i = at + 2; i < totalsAt; i += 2) {
     const packed = data[i]!;
     const pair = (packed - (packed % 2)) / 2;
-    assignmentRefs.push(indexIn(ids, Math.floor(pair / ID_SHIFT)), indexIn(ids, pair % ID_SHIFT));
+    refs.push(indexIn(recordIds, Math.floor(pair / ID_SHIFT)), indexIn(recordIds, pair % ID_SHIFT));
   }
-  const totalRefs: number[] = [];
-  for (let i = totalsAt; i < heldAt; i += 2) totalRefs.push(indexIn(ids, data[i]!));
-  const heldRefs: number[] = [];
-  for (let i = heldAt; i < at + length; i += 3) heldRefs.push(indexIn(ids, data[i]!));
-  if (ids.length > 0xffff || assignments > 0xffff || totals > 0xffff) throw new Error('user state too large for its changelog record');
-  const strings = ids.map((id) => internedIds.bytesOf(id));
-  const size = 1 + 8 + 2 + strings.reduce((n, s) => n + 2 + s.length, 0) + 2 + 13 * assignments + 2 + 10 * totals + 4 + 18 * held;
+  for (let i = totalsAt; i < heldAt; i += 2) refs.push(indexIn(recordIds, data[i]!));
+  for (let i = heldAt; i < at + length; i += 3) refs.push(indexIn(recordIds, data[i]!));
+  if (recordIds.length > 0xffff || assignments > 0xffff || totals > 0xffff) throw new Error('user state too large for its changelog record');
+  let stringBytes = 0;
+  for (let k = 0; k < recordIds.length; k++) stringBytes += 2 + internedIds.bytesOf(recordIds[k]!).length;
+  const size = 1 + 8 + 2 + stringBytes + 2 + 13 * assignments + 2 + 10 * totals + 4 + 18 * held;
   const out = Buffer.allocUnsafe(size);
-  let o = out.writeUInt8(FORMAT_BINARY, 0);
-  o = out.writeDoubleLE(data[at]!, o);
-  o = out.writeUInt16LE(strings.length, o);
-  for (const s of strings) {
-    o = out.writeUInt16LE(s.length, o);
-    o += s.copy(out, o);
+  // Numbers written through a DataView over the buffer's memory (Buffer#writeDoubleLE goes through a scratch array per double).
+  const view = viewOf(out);
+  const base = out.byteOffset;
+  out[0] = FORMAT_BINARY;
+  view.setFloat64(base + 1, data[at]!, true);
+  view.setUint16(base + 9, recordIds.length, true);
+  let o = 11;
+  for (let k = 0; k < recordIds.length; k++) {
+    const bytes = internedIds.bytesOf(recordIds[k]!);
+    view.setUint16(base + o, bytes.length, true);
+    out.set(bytes, o + 2);
+    o += 2 + bytes.length;
   }
-  o = out.writeUInt16LE(assignments, o);
-  for (let k = 0, i = at + 2; k < assignments; k++, i += 2) {
-    o = out.writeUInt16LE(assignmentRefs[2 * k]!, o);
-    o = out.writeUInt16LE(assignmentRefs[2 * k + 1]!, o);
-    o = out.writeUInt8(data[i]! % 2, o);
-    o = out.writeDoubleLE(data[i + 1]!, o);
+  let r = 0;
+  view.setUint16(base + o, assignments, true);
+  o += 2;
+  for (let i = at + 2; i < totalsAt; i += 2, o += 13) {
+    view.setUint16(base + o, refs[r++]!, true);
+    view.setUint16(base + o + 2, refs[r++]!, true);
+    out[o + 4] = data[i]! % 2;
+    view.setFloat64(base + o + 5, data[i + 1]!, true);
   }
-  o = out.writeUInt16LE(totals, o);
-  for (let k = 0, i = totalsAt; k < totals; k++, i += 2) {
-    o = out.writeUInt16LE(totalRefs[k]!, o);
-    o = out.writeDoubleLE(data[i + 1]!, o);
+  view.setUint16(base + o, totals, true);
+  o += 2;
+  for (let i = totalsAt; i < heldAt; i += 2, o += 10) {
+    view.setUint16(base + o, refs[r++]!, true);
+    view.setFloat64(base + o + 2, data[i + 1]!, true);
   }
-  o = out.writeUInt32LE(held, o);
-  for (let k = 0, i = heldAt; k < held; k++, i += 3) {
-    o = out.writeUInt16LE(heldRefs[k]!, o);
-    o = out.writeDoubleLE(data[i + 1]!, o);
-    o = out.writeDoubleLE(data[i + 2]!, o);
+  view.setUint32(base + o, held, true);
+  o += 4;
+  for (let i = heldAt; i < at + length; i += 3, o += 18) {
+    view.setUint16(base + o, refs[r++]!, true);
+    view.setFloat64(base + o + 2, data[i + 1]!, true);
+    view.setFloat64(base + o + 10, data[i + 2]!, true);
   }
   return out;
 }

@@ -49,6 +49,12 @@ export class UserTable implements PartitionTable<UserState> {
   private readonly working = new Map<string, UserState>();
   /** Keys first set this batch (not stored yet), with the number reserved for them. */
   private readonly fresh = new Map<string, number>();
+  /**
+   * The changelog value of each user the last `flush` wrote, encoded there from the compact form
+   * it had just made, until `encoded` takes it: `encoded` would otherwise find the user again by
+   * its key and re-read its record. Emptied by whatever changes a stored record outside a flush.
+   */
+  private readonly encodedAtFlush = new Map<string, Buffer>();
   private readonly scratch = new Scratch();
   private keyBytes = new Uint8Array(256);
   private readonly encoder = new TextEncoder();
@@ -91,6 +97,7 @@ export class UserTable implements PartitionTable<UserState> {
 
   /** Writes every user the batch touched back into the table. */
   flush(): void {
+    this.encodedAtFlush.clear();
     for (const [key, state] of this.working) {
       const keyLength = this.encodeKey(key);
       const reserved = this.fresh.get(key);
@@ -98,6 +105,7 @@ export class UserTable implements PartitionTable<UserState> {
       const length = compactLength(state);
       const data = this.scratch.room(length);
       writeCompact(state, data, 0);
+      this.encodedAtFlush.set(key, encodeCompact(data, 0, length));
       this.write(number, keyLength, data, length, reserved !== undefined ? this.hashKey(keyLength) : undefined);
     }
     this.working.clear();
@@ -115,6 +123,7 @@ export class UserTable implements PartitionTable<UserState> {
   }
 
   load(key: Buffer, value: Buffer | null): void {
+    if (this.encodedAtFlush.size > 0) this.encodedAtFlush.clear();
     const keyLength = key.length;
     if (keyLength > this.keyBytes.length) this.keyBytes = new Uint8Array(2 * keyLength);
     this.keyBytes.set(key);
@@ -151,6 +160,11 @@ export class UserTable implements PartitionTable<UserState> {
 
   encoded(key: string): Buffer | null {
     if (this.working.size > 0) this.flush();
+    const atFlush = this.encodedAtFlush.get(key);
+    if (atFlush !== undefined) {
+      this.encodedAtFlush.delete(key);
+      return atFlush;
+    }
     const number = this.find(this.encodeKey(key));
     if (number < 0) return null;
     const [chunk, at, length] = this.record(number);
@@ -177,6 +191,8 @@ export class UserTable implements PartitionTable<UserState> {
     const offset = this.stateOffset(chunk, at);
     const shorter = releaseCompactHeld(chunk, at + offset, length - offset, watermark) + offset;
     if (shorter < length) {
+      // Changelogged as it is now, should the batch's changelog still be taken.
+      if (this.encodedAtFlush.size > 0) this.encodedAtFlush.delete(this.keyOf(chunk, at));
       // The freed tail becomes a dead record of its own.
       chunk[at] = shorter * KEY_SHIFT + (chunk[at]! % KEY_SHIFT);
       chunk[at + shorter] = -(length - shorter) * KEY_SHIFT;
@@ -245,6 +261,7 @@ export class UserTable implements PartitionTable<UserState> {
   }
 
   private remove(length: number): void {
+    this.encodedAtFlush.clear();
     const slot = this.slotOf(length, this.hashKey(length));
     if (slot < 0) return;
     const number = this.slots[slot]! - 1;

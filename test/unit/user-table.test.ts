@@ -162,6 +162,10 @@ describe('UserTable', () => {
     const watermark = reference.held[30_000]![2];
     const released = releaseHeld(reference, watermark);
     expect(table.releaseHeld(table.numberOf('heavy'), watermark)).toEqual({ released, earliestHeld: reference.held[0]![2] });
+    // The changelog value encoded at the flush is not served once the record changed in place.
+    expect(decodeUserState(table.encoded('heavy')!)).toEqual(reference);
+    // A value encoded at the flush (the first call) and one read back from the table (the second) are the same bytes.
+    expect(table.encoded('u1')).toEqual(table.encoded('u1'));
     expect(table.get('heavy')).toEqual(reference);
     others.forEach((state, i) => expect(table.get(`u${i}`)).toEqual(state));
     // Numbers are stable while stored; an unknown user has none.
