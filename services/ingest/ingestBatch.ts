@@ -1,6 +1,6 @@
 import type { BoundContract } from '../common/contracts/codec.ts';
 import type { DeadLetter } from '../common/contracts/deadLetters.ts';
-import type { ValidatedEvent } from '../common/contracts/events.ts';
+import { encodeValidatedWithEventBody, validatedEvents, type ValidatedEvent } from '../common/contracts/events.ts';
 import { unreachable, type PipelineEvent } from '../common/contracts/pipelineEvent.ts';
 import type { InputRecord, OutputRecord } from '../common/transactionalLoop.ts';
 import type { Rejection } from './dlqReasons.ts';
@@ -39,7 +39,9 @@ export async function ingestBatch(records: InputRecord[], decoder: Pick<RecordDe
         schemaId: decoded.schemaId,
         ingestTime: now,
       };
-      outputs.push({ topic: target.events.topic, message: target.events.message(validated) });
+      // The producer's body as it is when written with the pipeline's own schema (most records), else encoded again.
+      const value = decoded.body ? encodeValidatedWithEventBody(target.events.schemaId, validated, decoded.body) : target.events.encode(validated);
+      outputs.push({ topic: target.events.topic, message: { key: validatedEvents.key(validated), value } });
       observer.accepted(record);
     } else {
       const reason = rejection!;

@@ -1,4 +1,5 @@
 import avro from 'avsc';
+import { writesBranchVerbatim } from '../common/contracts/events.ts';
 import type { PipelineEvent } from '../common/contracts/pipelineEvent.ts';
 import { rawResolver, readRawBody, splitFrame, type RawTopicRole } from '../common/contracts/rawEvents.ts';
 import type { SchemaRegistryClient } from '../common/schemaRegistryClient.ts';
@@ -13,7 +14,8 @@ import type { Rejection } from './dlqReasons.ts';
  * throw (retriable) instead of condemning records.
  */
 export type Decoded =
-  | { ok: true; event: PipelineEvent; schemaId: number }
+  /** `body`: the event's Avro body when its writer schema is the pipeline's own for its kind (it can go on as it is: encodeValidatedWithEventBody). */
+  | { ok: true; event: PipelineEvent; schemaId: number; body?: Buffer }
   | { ok: false; rejection: Rejection; schemaId: number | null };
 
 interface WriterSchema {
@@ -33,7 +35,7 @@ export class RecordDecoder {
   private readonly lookups = new Map<number, Promise<WriterSchema | undefined>>();
   private readonly unknownIds = new Map<number, number>();
   /** By topic, then schema id: built once, as every record of a raw topic is read through one. */
-  private readonly resolvers = new Map<string, Map<number, avro.Resolver | Error>>();
+  private readonly resolvers = new Map<string, Map<number, ReadPlan | Error>>();
   private readonly subjects = new Map<string, string>();
 
   constructor(
@@ -73,11 +75,11 @@ export class RecordDecoder {
     }
     const role = this.roles.get(topic);
     if (!role) throw new Error(`no raw contract for topic ${topic}`);
-    const resolver = this.resolver(topic, schemaId, role, writer.type);
-    if (resolver instanceof Error) return reject('SCHEMA_NOT_READABLE', resolver.message, schemaId);
-    const read = readRawBody(role, body, resolver);
+    const plan = this.readPlan(topic, schemaId, role, writer.type);
+    if (plan instanceof Error) return reject('SCHEMA_NOT_READABLE', plan.message, schemaId);
+    const read = readRawBody(role, body, plan.resolver);
     if (!read.ok) return reject(read.problem, read.detail, schemaId);
-    return { ok: true, event: read.event, schemaId };
+    return plan.verbatim ? { ok: true, event: read.event, schemaId, body } : { ok: true, event: read.event, schemaId };
   }
 
   private async writerSchema(id: number): Promise<WriterSchema | undefined> {
@@ -111,21 +113,29 @@ export class RecordDecoder {
     return subject;
   }
 
-  private resolver(topic: string, id: number, role: RawTopicRole, writer: avro.Type): avro.Resolver | Error {
+  private readPlan(topic: string, id: number, role: RawTopicRole, writer: avro.Type): ReadPlan | Error {
     let ofTopic = this.resolvers.get(topic);
     if (!ofTopic) this.resolvers.set(topic, (ofTopic = new Map()));
-    let resolver = ofTopic.get(id);
-    if (!resolver) {
+    let plan = ofTopic.get(id);
+    if (!plan) {
       try {
-        resolver = rawResolver(role, writer);
+        plan = { resolver: rawResolver(role, writer), verbatim: writesBranchVerbatim(writer, RAW_KINDS[role]) };
       } catch (err) {
-        resolver = err as Error;
+        plan = err as Error;
       }
-      ofTopic.set(id, resolver);
+      ofTopic.set(id, plan);
     }
-    return resolver;
+    return plan;
   }
 }
+
+/** How a writer schema's bodies are read on a topic, and whether they can be passed on as they are. */
+interface ReadPlan {
+  resolver: avro.Resolver;
+  verbatim: boolean;
+}
+
+const RAW_KINDS: Record<RawTopicRole, PipelineEvent['kind']> = { exposuresRaw: 'exposure', metricsRaw: 'metric' };
 
 function reject(reason: Rejection['reason'], message: string, schemaId: number | null): Decoded {
   return { ok: false, rejection: { reason, message }, schemaId };
