@@ -119,7 +119,7 @@ async function aggregateRun(stack: BenchStack, users: number, say: (m: string) =
     // From the first partition's start to the last one's end: partitions restored one after
     // another add up, partitions restored together (one read of the changelog) overlap.
     restoreSeconds = Number(((Math.max(...lines.map((l) => l.time)) - Math.min(...lines.map((l) => l.time - l.ms))) / 1000).toFixed(2));
-    const phases = lines.map((l) => l as { markersMs?: number; firstRecordMs?: number; ms: number }).map((l) => `markers ${l.markersMs ?? '?'} ms, first record ${l.firstRecordMs ?? '?'} ms, done ${l.ms} ms`);
+    const phases = lines.map((l) => l as { markersMs?: number; firstRecordMs?: number; fetchWaitMs?: number; records?: number; ms: number }).map((l) => `${l.records ?? '?'} records, markers ${l.markersMs ?? '?'} ms, first record ${l.firstRecordMs ?? '?'} ms, waiting on fetches ${l.fetchWaitMs ?? '?'} ms, done ${l.ms} ms`);
     say(`restore: ${restoredUsers} users in ${restoreSeconds} s (${lines.length} partitions, ${lines.some((l) => 'restoredTogether' in l) ? 'read together' : 'one after another'}: ${phases.join('; ')})`);
   }
   return { events, eventsPerSec, steadyEventsPerSec, peakRssMiB, restoreSeconds, restoredUsers };

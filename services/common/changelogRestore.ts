@@ -84,6 +84,9 @@ export async function restorePartitions(options: RestoreOptions): Promise<void> 
   const restoring = [...producers.keys()];
   const pending = new Set(restoring);
   let firstRecordMs: number | undefined;
+  // Time spent waiting for fetches after the first (the broker slower than the loading), and records read.
+  let fetchWaitMs = 0;
+  const records = new Map(restoring.map((partition) => [partition, 0]));
   const admin = kafka.admin();
   let inFlight: Promise<FetchedRecordSet[]> | undefined;
   try {
@@ -108,9 +111,11 @@ export async function restorePartitions(options: RestoreOptions): Promise<void> 
     inFlight = fetchPending();
     while (pending.size > 0) {
       if (Date.now() > deadline) throw new Error(`restoring ${changelogTopic} partitions ${[...pending].join(', ')} took over ${options.timeoutMs ?? 120_000} ms`);
+      const waitStarted = Date.now();
       const fetched = await inFlight;
       inFlight = undefined;
-      firstRecordMs ??= Date.now() - started;
+      if (firstRecordMs === undefined) firstRecordMs = Date.now() - started;
+      else fetchWaitMs += Date.now() - waitStarted;
       // The next fetch goes out before this one is walked (only its batch headers are read here).
       for (const set of fetched) {
         const after = nextFetchOffset(set.recordSet);
@@ -131,19 +136,24 @@ export async function restorePartitions(options: RestoreOptions): Promise<void> 
           target.expect?.(Math.max(0, Number(set.highWatermark) - first));
         }
         const token = Buffer.from(tokens.get(partition)!, 'utf8');
+        let loaded = 0;
         // Called once per changelog record (a million for a million users): no closure or object per record.
         const found = walkRecordSet(
           set.recordSet,
           (key, value, marker) => {
             if (marker !== undefined) return marker !== null && marker.equals(token);
             // A tombstone removes the key (state that is no longer needed, e.g. expired nonces).
-            if (key) target.load(key, value);
+            if (key) {
+              target.load(key, value);
+              loaded++;
+            }
           },
           { abortedTransactions: set.abortedTransactions, header: RESTORE_HEADER },
         );
+        records.set(partition, records.get(partition)! + loaded);
         if (!found) continue;
         pending.delete(partition);
-        options.logger.info({ topic: changelogTopic, partition, keys: options.restored(partition), ms: Date.now() - started, markersMs, firstRecordMs, restoredTogether: restoring }, options.logEvent);
+        options.logger.info({ topic: changelogTopic, partition, keys: options.restored(partition), records: records.get(partition), ms: Date.now() - started, markersMs, firstRecordMs, fetchWaitMs, restoredTogether: restoring }, options.logEvent);
       }
     }
   } finally {
