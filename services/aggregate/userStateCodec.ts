@@ -128,42 +128,44 @@ function viewOf(buffer: Buffer): DataView<ArrayBufferLike> {
   return view;
 }
 
-/** Decodes a record of either format into `scratch` (from 0); returns its compact length. */
-export function decodeCompact(buffer: Buffer, scratch: Scratch): number {
-  if (buffer[0] === JSON_START) {
-    const state = decodeJsonUserState(buffer);
+/**
+ * Decodes the record from `start` to `end` of `buffer` (all of it by default: a restore passes
+ * where a record lies in a fetched record set) into `scratch` (from 0); returns its compact length.
+ */
+export function decodeCompact(buffer: Buffer, scratch: Scratch, start = 0, end = buffer.length): number {
+  if (buffer[start] === JSON_START) {
+    const state = decodeJsonUserState(buffer.subarray(start, end));
     return writeCompact(state, scratch.room(compactLength(state)), 0);
   }
-  if (buffer[0] !== FORMAT_BINARY) throw new Error(`unknown user state format ${buffer[0]}`);
-  const end = buffer.length;
-  // Offsets below are the record's; `base` turns them into the view's.
+  if (buffer[start] !== FORMAT_BINARY) throw new Error(`unknown user state format ${buffer[start]}`);
+  // Offsets below are the buffer's; `base` turns them into the view's.
   const bytes = viewOf(buffer);
   const base = buffer.byteOffset;
   // The counts are checked against the record's length before anything past them is read: a
   // truncated record throws here rather than reading the bytes of the record after it.
-  if (end < 13) throw truncated(end);
-  const newest = bytes.getFloat64(base + 1, true);
-  const strings = u16(buffer, 9);
+  if (end - start < 13) throw truncated(end - start);
+  const newest = bytes.getFloat64(base + start + 1, true);
+  const strings = u16(buffer, start + 9);
   if (scratch.ids.length < strings) scratch.ids = new Int32Array(strings).fill(-1);
   const ids = scratch.ids;
-  let o = 11;
+  let o = start + 11;
   for (let k = 0; k < strings; k++) {
-    if (o + 2 > end) throw truncated(end);
+    if (o + 2 > end) throw truncated(end - start);
     const length = u16(buffer, o);
-    if (o + 2 + length > end) throw truncated(end);
+    if (o + 2 + length > end) throw truncated(end - start);
     const before = ids[k]!;
     if (before < 0 || !sameBytes(internedIds.bytesOf(before), buffer, o + 2, length)) ids[k] = internedIds.idOfBytes(buffer, o + 2, o + 2 + length);
     o += 2 + length;
   }
-  if (o + 2 > end) throw truncated(end);
+  if (o + 2 > end) throw truncated(end - start);
   const assignments = u16(buffer, o);
   const totalsAt = o + 2 + 13 * assignments;
-  if (totalsAt + 2 > end) throw truncated(end);
+  if (totalsAt + 2 > end) throw truncated(end - start);
   const totals = u16(buffer, totalsAt);
   const heldAt = totalsAt + 2 + 10 * totals;
-  if (heldAt + 4 > end) throw truncated(end);
+  if (heldAt + 4 > end) throw truncated(end - start);
   const held = buffer.readUInt32LE(heldAt);
-  if (heldAt + 4 + 18 * held !== end) throw new Error(`user state record of ${end} bytes does not end where its counts say`);
+  if (heldAt + 4 + 18 * held !== end) throw new Error(`user state record of ${end - start} bytes does not end where its counts say`);
   const length = 2 + 2 * assignments + 2 * totals + 3 * held;
   const data = scratch.room(length);
   data[0] = newest;

@@ -122,16 +122,17 @@ export class UserTable implements PartitionTable<UserState> {
     this.working.clear();
   }
 
-  load(key: Buffer, value: Buffer | null): void {
+  load(bytes: Buffer, keyAt: number, keyLength: number, valueAt: number, valueLength: number): void {
     if (this.encodedAtFlush.size > 0) this.encodedAtFlush.clear();
-    const keyLength = key.length;
     if (keyLength > this.keyBytes.length) this.keyBytes = new Uint8Array(2 * keyLength);
-    this.keyBytes.set(key);
-    if (!value) {
+    // Copied byte by byte: user ids are short, and a view to copy from would be an object per record.
+    const keyBytes = this.keyBytes;
+    for (let i = 0; i < keyLength; i++) keyBytes[i] = bytes[keyAt + i]!;
+    if (valueLength < 0) {
       this.remove(keyLength);
       return;
     }
-    const length = decodeCompact(value, this.scratch);
+    const length = decodeCompact(bytes, this.scratch, valueAt, valueAt + valueLength);
     // The key is hashed once: looked up with it and, when new (most keys of a restore), inserted.
     const hash = this.hashKey(keyLength);
     const slot = this.slotOf(keyLength, hash);

@@ -22,8 +22,8 @@ const MARKER_KEY = '\u0000restore-marker';
 
 /** Where a partition's changelog records go while it is restored. */
 export interface RestoreTarget {
-  /** One changelog record, in offset order (value null: a tombstone). */
-  load(key: Buffer, value: Buffer | null): void;
+  /** One changelog record, in offset order: key and value where they lie in `bytes` (a value length of -1: a tombstone). */
+  load(bytes: Buffer, keyAt: number, keyLength: number, valueAt: number, valueLength: number): void;
   /** Told once, before its first record, about how many records the partition has to read (offsets, an upper bound): room can be made at once. */
   expect?(records: number): void;
 }
@@ -140,11 +140,11 @@ export async function restorePartitions(options: RestoreOptions): Promise<void> 
         // Called once per changelog record (a million for a million users): no closure or object per record.
         const found = walkRecordSet(
           set.recordSet,
-          (key, value, marker) => {
+          (bytes, keyAt, keyLength, valueAt, valueLength, marker) => {
             if (marker !== undefined) return marker !== null && marker.equals(token);
             // A tombstone removes the key (state that is no longer needed, e.g. expired nonces).
-            if (key) {
-              target.load(key, value);
+            if (keyLength >= 0) {
+              target.load(bytes, keyAt, keyLength, valueAt, valueLength);
               loaded++;
             }
           },

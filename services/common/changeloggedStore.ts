@@ -72,9 +72,10 @@ export class MapTable<V> implements PartitionTable<V> {
     return this.values.entries();
   }
 
-  load(key: Buffer, value: Buffer | null): void {
-    if (value) this.values.set(key.toString('utf8'), this.codec.decode(value));
-    else this.values.delete(key.toString('utf8'));
+  load(bytes: Buffer, keyAt: number, keyLength: number, valueAt: number, valueLength: number): void {
+    const key = bytes.toString('utf8', keyAt, keyAt + keyLength);
+    if (valueLength >= 0) this.values.set(key, this.codec.decode(bytes.subarray(valueAt, valueAt + valueLength)));
+    else this.values.delete(key);
   }
 
   encoded(key: string): Buffer | null {

@@ -7,7 +7,8 @@ import { PipelineError } from './errors.ts';
  * writes) read in place, each record's key and value handed on as views of the fetch's bytes.
  * This is what a changelog restore reads a million records with, where kafkajs builds an
  * object, a headers object, two Buffers and two strings per record (a third of a restore's
- * time, with the garbage collection they cost).
+ * time, with the garbage collection they cost). A record's key and value are given as where
+ * they lie in the bytes, so nothing at all is allocated per record.
  *
  * Read committed as the Java consumer does it (./abortedRecords.ts): control batches are
  * skipped, their ABORT markers closing the aborted transactions they end, and the batches of a
@@ -27,8 +28,12 @@ const CONTROL_FLAG = 0x20;
 const GZIP = 1;
 const CURRENT_MAGIC = 2;
 
-/** One data record; return true to stop the walk there (nothing after it is read). */
-export type RecordVisitor = (key: Buffer | null, value: Buffer | null, header: Buffer | null | undefined) => boolean | void;
+/**
+ * One data record: its key and value as where they lie in `bytes` (a length of -1 for null),
+ * and the value of the header asked for (undefined when the record has none). Return true to
+ * stop the walk there (nothing after it is read).
+ */
+export type RecordVisitor = (bytes: Buffer, keyAt: number, keyLength: number, valueAt: number, valueLength: number, header: Buffer | null | undefined) => boolean | void;
 
 export interface WalkOptions {
   /** The partition's aborted transactions as the fetch response lists them. */
@@ -67,7 +72,7 @@ export function walkRecordSet(recordSet: Buffer, visit: RecordVisitor, options: 
     const end = batchEnd(recordSet, at);
     if (control) {
       // One record, whose key says ABORT or COMMIT.
-      if (producerId !== undefined) walkRecords(recordSet, at + BATCH_HEADER_BYTES, end, undefined, (key) => void aborted.control(producerId!, key));
+      if (producerId !== undefined) walkRecords(recordSet, at + BATCH_HEADER_BYTES, end, undefined, (bytes, keyAt, keyLength) => void aborted.control(producerId!, keyLength < 0 ? null : bytes.subarray(keyAt, keyAt + keyLength)));
       continue;
     }
     if (transactional && producerId !== undefined && aborted.drops(producerId)) continue;
@@ -111,26 +116,33 @@ function walkRecords(bytes: Buffer, at: number, end: number, header: Buffer | un
     cursor.at++; // attributes
     cursor.skipVarint(); // timestamp delta
     cursor.skipVarint(); // offset delta
-    const key = cursor.bytes(next);
-    const value = cursor.bytes(next);
+    const keyLength = cursor.span(next);
+    const keyAt = cursor.spanAt;
+    const valueLength = cursor.span(next);
+    const valueAt = cursor.spanAt;
     let found: Buffer | null | undefined;
     if (header !== undefined) {
       const headers = cursor.varint();
       for (let i = 0; i < headers; i++) {
-        const name = cursor.bytes(next);
-        const headerValue = cursor.bytes(next);
-        if (found === undefined && name !== null && name.equals(header)) found = headerValue;
+        const nameLength = cursor.span(next);
+        const nameAt = cursor.spanAt;
+        const headerLength = cursor.span(next);
+        if (found === undefined && nameLength === header.length && bytes.compare(header, 0, header.length, nameAt, nameAt + nameLength) === 0) {
+          found = headerLength < 0 ? null : bytes.subarray(cursor.spanAt, cursor.spanAt + headerLength);
+        }
       }
     }
     if (cursor.at > next) throw malformed(bytes, cursor.at);
     cursor.at = next;
-    if (visit(key, value, found)) return true;
+    if (visit(bytes, keyAt, keyLength, valueAt, valueLength, found)) return true;
   }
   return false;
 }
 
 class Cursor {
   at = 0;
+  /** Where the bytes of the last `span` begin. */
+  spanAt = 0;
   constructor(private readonly buffer: Buffer) {}
 
   /** A zigzag varint of at most 5 bytes (int32). */
@@ -155,14 +167,14 @@ class Cursor {
     }
   }
 
-  /** Varint length then that many bytes, as a view (null for -1), within `end`. */
-  bytes(end: number): Buffer | null {
+  /** Varint length then that many bytes, within `end`: steps over them and returns their length (-1 for null); they begin at `spanAt`. */
+  span(end: number): number {
     const length = this.varint();
-    if (length === -1) return null;
+    this.spanAt = this.at;
+    if (length === -1) return -1;
     if (length < 0 || this.at + length > end) throw malformed(this.buffer, this.at);
-    const view = this.buffer.subarray(this.at, this.at + length);
     this.at += length;
-    return view;
+    return length;
   }
 }
 

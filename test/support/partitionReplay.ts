@@ -8,6 +8,7 @@ import { CONFIG_DEFAULTS } from '../../services/common/config.ts';
 import type { PipelineEvent } from '../../services/common/contracts/pipelineEvent.ts';
 import type { PublishedDefinition } from '../../services/common/experimentDefinition.ts';
 import { randomInt, seededRandom } from './random.ts';
+import { loadRecord } from './restoreRecord.ts';
 
 export interface ReplayResult {
   deltas: ExperimentDelta[];
@@ -49,7 +50,7 @@ export function replayPartition(events: PipelineEvent[], definitions: PublishedD
     if (options.restoreEvery && ++batches % options.restoreEvery === 0) {
       // Through the changelog records the table writes (format 2), into a fresh table, as a restore reads them.
       const restored = new UserTable();
-      for (const [key] of store.entries()) restored.load(Buffer.from(key), store.table.encoded(key));
+      for (const [key] of store.entries()) loadRecord(restored, key, store.table.encoded(key));
       store = new OwnedPartition(restored);
       clock = PartitionWatermark.fromState(latenessMs, store.table);
     }

@@ -49,11 +49,13 @@ function marker(offset: number, producerId: number, type: 0 | 1): Promise<Buffer
 
 function walked(recordSet: Buffer, options: Parameters<typeof walkRecordSet>[2] = {}): { key: string | null; value: string | null; header: string | null | undefined }[] {
   const seen: { key: string | null; value: string | null; header: string | null | undefined }[] = [];
-  walkRecordSet(recordSet, (key, value, header) => void seen.push({ key: key?.toString() ?? null, value: value?.toString() ?? null, header: header === undefined ? undefined : (header?.toString() ?? null) }), options);
+  walkRecordSet(recordSet, (bytes, keyAt, keyLength, valueAt, valueLength, header) => void seen.push({ key: view(bytes, keyAt, keyLength)?.toString() ?? null, value: view(bytes, valueAt, valueLength)?.toString() ?? null, header: header === undefined ? undefined : (header?.toString() ?? null) }), options);
   return seen;
 }
 
 const b = (s: string) => Buffer.from(s);
+/** What a visit's position and length stand for (null for -1). */
+const view = (bytes: Buffer, at: number, length: number): Buffer | null => (length < 0 ? null : bytes.subarray(at, at + length));
 
 describe('record set walker', () => {
   it('reads what kafkajs decodes, record for record, over seeded random batches (plain and gzip)', async () => {
@@ -68,7 +70,7 @@ describe('record set walker', () => {
       const bytes = await batch(messages, { firstOffset: round * 1000, compression });
       const reference = await decodeRecordBatch(new Decoder(bytes));
       const seen: { key: Buffer | null; value: Buffer | null; header: Buffer | null | undefined }[] = [];
-      walkRecordSet(bytes, (key, value, header) => void seen.push({ key, value, header }), { header: HEADER });
+      walkRecordSet(bytes, (set, keyAt, keyLength, valueAt, valueLength, header) => void seen.push({ key: view(set, keyAt, keyLength), value: view(set, valueAt, valueLength), header }), { header: HEADER });
       expect(seen.length).toBe(reference.records.length);
       seen.forEach((record, i) => {
         const expected = reference.records[i]!;
@@ -94,7 +96,7 @@ describe('record set walker', () => {
       { key: 'u3', value: 'd', header: undefined },
     ]);
     const seen: string[] = [];
-    expect(walkRecordSet(recordSet, (key, _value, header) => (seen.push(key?.toString() ?? 'null'), header !== undefined), { header: HEADER })).toBe(true);
+    expect(walkRecordSet(recordSet, (bytes, keyAt, keyLength, _valueAt, _valueLength, header) => (seen.push(view(bytes, keyAt, keyLength)?.toString() ?? 'null'), header !== undefined), { header: HEADER })).toBe(true);
     expect(seen).toEqual(['u1', 'u2', 'null', 'm']);
   });
 

@@ -6,6 +6,7 @@ import { encodeJsonUserState, type UserState } from '../../services/aggregate/us
 import { UserTable } from '../../services/aggregate/userTable.ts';
 import { randomBytes, randomInt, seededRandom } from '../support/random.ts';
 import { referenceDecodeCompact } from '../support/referenceUserStateDecoder.ts';
+import { loadRecord } from '../support/restoreRecord.ts';
 
 const t0 = Date.UTC(2026, 10, 27);
 
@@ -139,8 +140,8 @@ describe('UserTable', () => {
         const restored = new UserTable();
         // Presized as a restore does (from offsets: more records than keys) once of the two times.
         if (batch === 9) restored.expect(3 * reference.size);
-        for (const key of reference.keys()) restored.load(Buffer.from(key), table.encoded(key));
-        for (const key of keys.slice(0, 100)) if (!reference.has(key)) restored.load(Buffer.from(key), null);
+        for (const key of reference.keys()) loadRecord(restored, key, table.encoded(key));
+        for (const key of keys.slice(0, 100)) if (!reference.has(key)) loadRecord(restored, key, null);
         table = restored;
       }
     }
