@@ -69,10 +69,9 @@ export async function restorePartitions(options: RestoreOptions): Promise<void> 
   const { kafka, changelogTopic, producers } = options;
   const started = Date.now();
   const deadline = started + (options.timeoutMs ?? 120_000);
-  // The markers are committed while reading starts. Reading may get ahead of them: the previous
-  // owners are already fenced, so until a token comes back nothing but decided records can be
-  // read (read_committed holds the reader at an open marker transaction); records are only
-  // walked once the tokens are known.
+  // The markers are committed while the reader connects. Reading starts once they are: a leader
+  // that took a marker is ready to answer (on a new changelog, asking sooner met "not the
+  // leader"), and each token is then known.
   // Where the time goes (in the log line): markers committed, then the first records fetched.
   let markersMs: number | undefined;
   const markers = Promise.all([...producers].map(async ([partition, producer]) => [partition, await commitMarker(changelogTopic, partition, producer)] as const)).then((entries) => {
@@ -92,6 +91,7 @@ export async function restorePartitions(options: RestoreOptions): Promise<void> 
   try {
     await admin.connect();
     const fetchRecordSets = recordSetFetcherOf(admin);
+    const tokens = await markers;
     const starts = await retriedWhileRetriable(() => admin.fetchTopicOffsets(changelogTopic), { deadlineMs: deadline - Date.now() });
     const next = new Map(restoring.map((partition) => [partition, Number(starts.find((p) => p.partition === partition)?.low ?? 0)]));
     const fetchPending = () =>
@@ -123,7 +123,6 @@ export async function restorePartitions(options: RestoreOptions): Promise<void> 
       }
       inFlight = fetchPending();
       inFlight.catch(() => {});
-      const tokens = await markers;
       for (const set of fetched) {
         const partition = set.partition;
         if (!pending.has(partition)) continue;
