@@ -50,6 +50,9 @@ interface FetchedRecordSet {
   recordSet: Buffer;
 }
 
+/** A fetched record set with the offset it was fetched from. */
+type Fetched = FetchedRecordSet & { fetchOffset: number };
+
 type FetchRecordSets = (request: { topic: string; partitions: { partition: number; fetchOffset: string; maxBytes: number }[]; isolationLevel: number; maxWaitTime: number; minBytes: number; maxBytes: number }) => Promise<FetchedRecordSet[]>;
 
 const READ_COMMITTED = 1;
@@ -69,9 +72,9 @@ export async function restorePartitions(options: RestoreOptions): Promise<void> 
   const { kafka, changelogTopic, producers } = options;
   const started = Date.now();
   const deadline = started + (options.timeoutMs ?? 120_000);
-  // The markers are committed while the reader connects. Reading starts once they are: a leader
-  // that took a marker is ready to answer (on a new changelog, asking sooner met "not the
-  // leader"), and each token is then known.
+  // The markers are committed while the reader connects. Reading starts once they are (about
+  // 25 ms): each token is then known, and a leader that took a marker is ready to be read (a
+  // new changelog's leader may not be yet).
   // Where the time goes (in the log line): markers committed, then the first records fetched.
   let markersMs: number | undefined;
   const markers = Promise.all([...producers].map(async ([partition, producer]) => [partition, await commitMarker(changelogTopic, partition, producer)] as const)).then((entries) => {
@@ -87,26 +90,34 @@ export async function restorePartitions(options: RestoreOptions): Promise<void> 
   let fetchWaitMs = 0;
   const records = new Map(restoring.map((partition) => [partition, 0]));
   const admin = kafka.admin();
-  let inFlight: Promise<FetchedRecordSet[]> | undefined;
+  let inFlight: Promise<Fetched[]> | undefined;
   try {
     await admin.connect();
     const fetchRecordSets = recordSetFetcherOf(admin);
     const tokens = await markers;
-    const starts = await retriedWhileRetriable(() => admin.fetchTopicOffsets(changelogTopic), { deadlineMs: deadline - Date.now() });
-    const next = new Map(restoring.map((partition) => [partition, Number(starts.find((p) => p.partition === partition)?.low ?? 0)]));
-    const fetchPending = () =>
-      retriedWhileRetriable(
-        () =>
-          fetchRecordSets({
-            topic: changelogTopic,
-            partitions: [...pending].map((partition) => ({ partition, fetchOffset: String(next.get(partition)), maxBytes: PARTITION_FETCH_BYTES })),
-            isolationLevel: READ_COMMITTED,
-            maxWaitTime: FETCH_WAIT_MS,
-            minBytes: 1,
-            maxBytes: FETCH_BYTES,
-          }),
-        { deadlineMs: Math.max(0, deadline - Date.now()) },
-      );
+    // From the start of each log: offset 0 unless records were deleted below it, which the
+    // broker answers with OFFSET_OUT_OF_RANGE, and the log's first offset is asked then.
+    const next = new Map(restoring.map((partition) => [partition, 0]));
+    const fetchOnce = async (): Promise<Fetched[]> => {
+      const offsets = new Map([...pending].map((partition) => [partition, next.get(partition)!]));
+      try {
+        const sets = await fetchRecordSets({
+          topic: changelogTopic,
+          partitions: [...offsets].map(([partition, offset]) => ({ partition, fetchOffset: String(offset), maxBytes: PARTITION_FETCH_BYTES })),
+          isolationLevel: READ_COMMITTED,
+          maxWaitTime: FETCH_WAIT_MS,
+          minBytes: 1,
+          maxBytes: FETCH_BYTES,
+        });
+        return sets.map((set) => ({ ...set, fetchOffset: offsets.get(set.partition) ?? 0 }));
+      } catch (err) {
+        if ((err as { name?: string }).name !== 'KafkaJSOffsetOutOfRange') throw err;
+        const starts = await admin.fetchTopicOffsets(changelogTopic);
+        for (const p of starts) if (pending.has(p.partition) && next.get(p.partition)! < Number(p.low)) next.set(p.partition, Number(p.low));
+        throw Object.assign(new Error(`${changelogTopic}: records below the log start were deleted; reading from it`), { retriable: true });
+      }
+    };
+    const fetchPending = () => retriedWhileRetriable(fetchOnce, { deadlineMs: Math.max(0, deadline - Date.now()) });
     const expected = new Set<number>();
     inFlight = fetchPending();
     while (pending.size > 0) {
@@ -147,7 +158,7 @@ export async function restorePartitions(options: RestoreOptions): Promise<void> 
               loaded++;
             }
           },
-          { abortedTransactions: set.abortedTransactions, header: RESTORE_HEADER },
+          { abortedTransactions: set.abortedTransactions, header: RESTORE_HEADER, from: set.fetchOffset },
         );
         records.set(partition, records.get(partition)! + loaded);
         if (!found) continue;

@@ -40,6 +40,11 @@ export interface WalkOptions {
   abortedTransactions?: readonly { producerId: string; firstOffset: string }[];
   /** The header whose value each record's visit is given (undefined when the record has none). */
   header?: string;
+  /**
+   * The offset fetched from: records before it are not visited. A fetch from the middle of a
+   * batch (the log's new start after records were deleted) returns the whole batch.
+   */
+  from?: number;
 }
 
 /** The offset to fetch after this record set: one past its last complete batch (undefined when it holds none). */
@@ -58,7 +63,9 @@ export function firstFetchedOffset(recordSet: Buffer): number | undefined {
 export function walkRecordSet(recordSet: Buffer, visit: RecordVisitor, options: WalkOptions = {}): boolean {
   const aborted = new AbortedTransactions(options.abortedTransactions);
   const header = options.header === undefined ? undefined : Buffer.from(options.header, 'utf8');
+  const from = options.from ?? 0;
   for (let at = 0; completeBatchAt(recordSet, at); at = batchEnd(recordSet, at)) {
+    if (lastOffset(recordSet, at) < from) continue;
     const magic = recordSet.readInt8(at + 16);
     if (magic !== CURRENT_MAGIC) throw new PipelineError('RECORD_FORMAT_UNSUPPORTED', `record batch at offset ${recordSet.readBigInt64BE(at)} has format v${magic}; only v2 is read`, { context: { magic } });
     const attributes = recordSet.readInt16BE(at + 21);
@@ -72,16 +79,18 @@ export function walkRecordSet(recordSet: Buffer, visit: RecordVisitor, options: 
     const end = batchEnd(recordSet, at);
     if (control) {
       // One record, whose key says ABORT or COMMIT.
-      if (producerId !== undefined) walkRecords(recordSet, at + BATCH_HEADER_BYTES, end, undefined, (bytes, keyAt, keyLength) => void aborted.control(producerId!, keyLength < 0 ? null : bytes.subarray(keyAt, keyAt + keyLength)));
+      if (producerId !== undefined) walkRecords(recordSet, at + BATCH_HEADER_BYTES, end, undefined, 0, (bytes, keyAt, keyLength) => void aborted.control(producerId!, keyLength < 0 ? null : bytes.subarray(keyAt, keyAt + keyLength)));
       continue;
     }
     if (transactional && producerId !== undefined && aborted.drops(producerId)) continue;
     const compression = attributes & COMPRESSION_MASK;
+    // Offset deltas below this are before `from`.
+    const skipBelow = from - Number(recordSet.readBigInt64BE(at));
     if (compression === 0) {
-      if (walkRecords(recordSet, at + BATCH_HEADER_BYTES, end, header, visit)) return true;
+      if (walkRecords(recordSet, at + BATCH_HEADER_BYTES, end, header, skipBelow, visit)) return true;
     } else if (compression === GZIP) {
       const records = gunzipSync(recordSet.subarray(at + BATCH_HEADER_BYTES, end));
-      if (walkRecords(records, 0, records.length, header, visit)) return true;
+      if (walkRecords(records, 0, records.length, header, skipBelow, visit)) return true;
     } else {
       throw new PipelineError('RECORD_COMPRESSION_UNSUPPORTED', `record batch at offset ${recordSet.readBigInt64BE(at)} is compressed with codec ${compression}; only none and gzip are read`, { context: { compression } });
     }
@@ -106,7 +115,7 @@ function lastOffset(recordSet: Buffer, at: number): number {
  * offset delta varint, key and value (varint length, -1 for null), header count varint, then
  * each header's key and value. Every record starts where the previous one's length says.
  */
-function walkRecords(bytes: Buffer, at: number, end: number, header: Buffer | undefined, visit: RecordVisitor): boolean {
+function walkRecords(bytes: Buffer, at: number, end: number, header: Buffer | undefined, skipBelow: number, visit: RecordVisitor): boolean {
   const cursor = new Cursor(bytes);
   cursor.at = at;
   while (cursor.at < end) {
@@ -115,7 +124,7 @@ function walkRecords(bytes: Buffer, at: number, end: number, header: Buffer | un
     if (length <= 0 || next > end) throw malformed(bytes, cursor.at);
     cursor.at++; // attributes
     cursor.skipVarint(); // timestamp delta
-    cursor.skipVarint(); // offset delta
+    const offsetDelta = cursor.varint();
     const keyLength = cursor.span(next);
     const keyAt = cursor.spanAt;
     const valueLength = cursor.span(next);
@@ -134,6 +143,7 @@ function walkRecords(bytes: Buffer, at: number, end: number, header: Buffer | un
     }
     if (cursor.at > next) throw malformed(bytes, cursor.at);
     cursor.at = next;
+    if (offsetDelta < skipBelow) continue;
     if (visit(bytes, keyAt, keyLength, valueAt, valueLength, found)) return true;
   }
   return false;

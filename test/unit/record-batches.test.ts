@@ -100,6 +100,16 @@ describe('record set walker', () => {
     expect(seen).toEqual(['u1', 'u2', 'null', 'm']);
   });
 
+  it('skips the records before the offset fetched from (a fetch from the middle of a batch returns all of it)', async () => {
+    const recordSet = Buffer.concat([
+      await batch([{ key: b('a'), value: b('1') }, { key: b('b'), value: b('2') }, { key: b('c'), value: b('3') }], { firstOffset: 10 }),
+      await batch([{ key: b('d'), value: b('4') }], { firstOffset: 13 }),
+    ]);
+    expect(walked(recordSet, { from: 11 }).map((r) => r.key)).toEqual(['b', 'c', 'd']);
+    expect(walked(recordSet, { from: 13 }).map((r) => r.key)).toEqual(['d']);
+    expect(walked(recordSet, { from: 0 }).map((r) => r.key)).toEqual(['a', 'b', 'c', 'd']);
+  });
+
   it('leaves a batch cut short by the fetch size for the next fetch', async () => {
     const first = await batch([{ key: b('a'), value: b('1') }, { key: b('b'), value: b('2') }], { firstOffset: 40 });
     const second = await batch([{ key: b('c'), value: b('3') }], { firstOffset: 42 });
