@@ -1,9 +1,9 @@
-import type { Admin, Producer } from 'kafkajs';
+import type { Producer } from 'kafkajs';
 import { pino } from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { restorePartitions, type RestoreTarget } from '../../services/common/changelogRestore.ts';
 import { fencePreviousOwner } from '../../services/common/fencing.ts';
-import { createTopics, testKafka } from '../support/kafka.ts';
+import { createTopics, fileAdmin, testKafka } from '../support/kafka.ts';
 import { uniqueName } from '../support/unique.ts';
 
 /**
@@ -13,15 +13,7 @@ import { uniqueName } from '../support/unique.ts';
  * several partitions in one read whatever their sizes (here across several fetches).
  */
 const kafka = testKafka('changelog-restore');
-let admin: Admin;
-
-beforeAll(async () => {
-  admin = kafka.admin();
-  await admin.connect();
-});
-afterAll(async () => {
-  await admin.disconnect();
-});
+const admin = fileAdmin(kafka);
 
 /** A target that keeps what it is given, as the stores do. */
 function mapTarget(): RestoreTarget & { values: Map<string, string> } {
@@ -57,8 +49,8 @@ describe('changelog restore', () => {
     for (let batch = 0; batch < 30; batch++) await inTransaction(writer, topic, 1, Array.from({ length: 200 }, (_, i) => [`k${batch * 200 + i}`, `${batch}:${big}`] as [string, string]), 'commit');
     // Each transaction takes 201 offsets (its marker); the log now starts inside batch 4, at its 150th record.
     const deletedBelow = 4 * 201 + 150;
-    await admin.fetchTopicMetadata({ topics: [topic] }); // kafkajs deletes records only of topics whose metadata it holds
-    await admin.deleteTopicRecords({ topic, partitions: [{ partition: 1, offset: String(deletedBelow) }] });
+    await admin().fetchTopicMetadata({ topics: [topic] }); // kafkajs deletes records only of topics whose metadata it holds
+    await admin().deleteTopicRecords({ topic, partitions: [{ partition: 1, offset: String(deletedBelow) }] });
     // Partition 2: nothing at all.
     await writer.disconnect();
 

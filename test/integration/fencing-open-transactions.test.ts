@@ -1,9 +1,8 @@
-import type { Admin } from 'kafkajs';
 import { pino } from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { fencePreviousOwner, transactionScope } from '../../services/common/fencing.ts';
 import { startTransactionalLoop } from '../../services/common/transactionalLoop.ts';
-import { createTopics, testKafka } from '../support/kafka.ts';
+import { createTopics, fileAdmin, testKafka } from '../support/kafka.ts';
 import { readTopic } from '../support/topicReader.ts';
 import { uniqueName } from '../support/unique.ts';
 import { waitFor } from '../support/waitFor.ts';
@@ -17,23 +16,15 @@ import { waitFor } from '../support/waitFor.ts';
  * assignment, and an output outside the declared topics refused.
  */
 const kafka = testKafka('fencing-open-transactions');
-let admin: Admin;
+const admin = fileAdmin(kafka);
 
-beforeAll(async () => {
-  admin = kafka.admin();
-  await admin.connect();
-});
-afterAll(async () => {
-  await admin.disconnect();
-});
-
-const endOffsets = async (topic: string) => (await admin.fetchTopicOffsets(topic)).sort((a, b) => a.partition - b.partition).map((p) => Number(p.high));
+const endOffsets = async (topic: string) => (await admin().fetchTopicOffsets(topic)).sort((a, b) => a.partition - b.partition).map((p) => Number(p.high));
 
 describe('a new owner ends what its transactional id left open', () => {
   it('writes an ABORT marker on every partition of its scope, and none without one', async () => {
     const topic = uniqueName('fence-scope');
     await createTopics(kafka, [{ topic, numPartitions: 3 }]);
-    const scope = await transactionScope(admin, [topic], uniqueName('fence-scope-group'));
+    const scope = await transactionScope(admin(), [topic], uniqueName('fence-scope-group'));
     expect(scope.topics).toEqual([{ topic, partitions: [{ partition: 0 }, { partition: 1 }, { partition: 2 }] }]);
 
     // The markers are written after the abort returns (as for any transaction), so each check
@@ -65,7 +56,7 @@ describe('a new owner ends what its transactional id left open', () => {
   it('ends them the way the id\'s last transaction ended, as its coordinator tells (DescribeTransactions)', async () => {
     const topic = uniqueName('fence-decision');
     await createTopics(kafka, [{ topic, numPartitions: 2 }]);
-    const scope = await transactionScope(admin, [topic], uniqueName('fence-decision-group'));
+    const scope = await transactionScope(admin(), [topic], uniqueName('fence-decision-group'));
     const transactionalId = uniqueName('fence-decision-id');
     const producer = kafka.producer({ transactionalId, idempotent: true, maxInFlightRequests: 1 });
     await producer.connect();

@@ -1,4 +1,5 @@
-import { Kafka, logLevel } from 'kafkajs';
+import { Kafka, logLevel, type Admin } from 'kafkajs';
+import { afterAll, beforeAll } from 'vitest';
 import { installAbortedRecordFilter } from '../../services/common/abortedRecords.ts';
 import { createTopicsAndWait } from '../../services/common/topicAdmin.ts';
 import { stackEndpoints } from './stack.ts';
@@ -20,4 +21,20 @@ export async function createTopics(kafka: Kafka, topics: { topic: string; numPar
   } finally {
     await admin.disconnect();
   }
+}
+
+/** An admin client for a test file's tests: connected before all of them, disconnected after. Call at the file's top level. */
+export function fileAdmin(kafka: Kafka): () => Admin {
+  let admin: Admin | undefined;
+  beforeAll(async () => {
+    admin = kafka.admin();
+    await admin.connect();
+  });
+  afterAll(async () => {
+    await admin?.disconnect();
+  });
+  return () => {
+    if (!admin) throw new Error('fileAdmin: the admin is connected in beforeAll; use it inside a test');
+    return admin;
+  };
 }
