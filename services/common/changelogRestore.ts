@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Admin, Kafka, Producer } from 'kafkajs';
-import { firstFetchedOffset, nextFetchOffset, walkRecordSet } from './recordBatches.ts';
+import { AbortedTransactions } from './abortedRecords.ts';
+import { batchRuns, firstFetchedOffset, nextFetchOffset, walkRecordSet, type RecordVisitor } from './recordBatches.ts';
 import { retriedWhileRetriable } from './retriable.ts';
 import type { Logger } from './logger.ts';
 
@@ -59,6 +60,7 @@ const READ_COMMITTED = 1;
 const PARTITION_FETCH_BYTES = 8 * 1024 * 1024;
 const FETCH_BYTES = 32 * 1024 * 1024;
 const FETCH_WAIT_MS = 100;
+const WALK_RUN_BYTES = 1024 * 1024;
 
 /**
  * Reads every given partition's changelog to its marker; resolves once all are restored.
@@ -148,18 +150,23 @@ export async function restorePartitions(options: RestoreOptions): Promise<void> 
         const token = Buffer.from(tokens.get(partition)!, 'utf8');
         let loaded = 0;
         // Called once per changelog record (a million for a million users): no closure or object per record.
-        const found = walkRecordSet(
-          set.recordSet,
-          (bytes, keyAt, keyLength, valueAt, valueLength, marker) => {
-            if (marker !== undefined) return marker !== null && marker.equals(token);
-            // A tombstone removes the key (state that is no longer needed, e.g. expired nonces).
-            if (keyLength >= 0) {
-              target.load(bytes, keyAt, keyLength, valueAt, valueLength);
-              loaded++;
-            }
-          },
-          { abortedTransactions: set.abortedTransactions, header: RESTORE_HEADER, from: set.fetchOffset },
-        );
+        const visit: RecordVisitor = (bytes, keyAt, keyLength, valueAt, valueLength, marker) => {
+          if (marker !== undefined) return marker !== null && marker.equals(token);
+          // A tombstone removes the key (state that is no longer needed, e.g. expired nonces).
+          if (keyLength >= 0) {
+            target.load(bytes, keyAt, keyLength, valueAt, valueLength);
+            loaded++;
+          }
+        };
+        const walk = { aborted: new AbortedTransactions(set.abortedTransactions), header: RESTORE_HEADER, from: set.fetchOffset };
+        let found = false;
+        for (const run of batchRuns(set.recordSet, WALK_RUN_BYTES)) {
+          found = walkRecordSet(run, visit, walk);
+          if (found) break;
+          // The next fetch's bytes are read off the socket meanwhile: walked in one go, a fetch
+          // left the broker blocked on a full socket buffer, and the reader then waited for it.
+          await new Promise((resolve) => setImmediate(resolve));
+        }
         records.set(partition, records.get(partition)! + loaded);
         if (!found) continue;
         pending.delete(partition);

@@ -38,6 +38,8 @@ export type RecordVisitor = (bytes: Buffer, keyAt: number, keyLength: number, va
 export interface WalkOptions {
   /** The partition's aborted transactions as the fetch response lists them. */
   abortedTransactions?: readonly { producerId: string; firstOffset: string }[];
+  /** The same, already walked in part: a record set walked in runs (`batchRuns`) shares one from run to run. */
+  aborted?: AbortedTransactions;
   /** The header whose value each record's visit is given (undefined when the record has none). */
   header?: string;
   /**
@@ -59,9 +61,28 @@ export function firstFetchedOffset(recordSet: Buffer): number | undefined {
   return completeBatchAt(recordSet, 0) ? Number(recordSet.readBigInt64BE(0)) : undefined;
 }
 
+/**
+ * The record set's complete batches in consecutive runs of at most `maxBytes` (a larger batch
+ * makes a run of its own), each a view: a caller can walk one run, let other work in (the next
+ * fetch's bytes), and walk the next.
+ */
+export function batchRuns(recordSet: Buffer, maxBytes: number): Buffer[] {
+  const runs: Buffer[] = [];
+  let start = 0;
+  let at = 0;
+  for (; completeBatchAt(recordSet, at); at = batchEnd(recordSet, at)) {
+    if (at > start && batchEnd(recordSet, at) - start > maxBytes) {
+      runs.push(recordSet.subarray(start, at));
+      start = at;
+    }
+  }
+  if (at > start) runs.push(recordSet.subarray(start, at));
+  return runs;
+}
+
 /** Visits the record set's committed data records in offset order; returns whether a visit stopped the walk. */
 export function walkRecordSet(recordSet: Buffer, visit: RecordVisitor, options: WalkOptions = {}): boolean {
-  const aborted = new AbortedTransactions(options.abortedTransactions);
+  const aborted = options.aborted ?? new AbortedTransactions(options.abortedTransactions);
   const header = options.header === undefined ? undefined : Buffer.from(options.header, 'utf8');
   const from = options.from ?? 0;
   for (let at = 0; completeBatchAt(recordSet, at); at = batchEnd(recordSet, at)) {

@@ -1,7 +1,8 @@
 import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
 import { seededRandom } from '../../services/common/random.ts';
-import { firstFetchedOffset, nextFetchOffset, walkRecordSet } from '../../services/common/recordBatches.ts';
+import { AbortedTransactions } from '../../services/common/abortedRecords.ts';
+import { batchRuns, firstFetchedOffset, nextFetchOffset, walkRecordSet } from '../../services/common/recordBatches.ts';
 
 /**
  * The record-set walker of the changelog restore, against bytes made by kafkajs' own (unpatched)
@@ -143,6 +144,16 @@ describe('record set walker', () => {
       { producerId: '9', firstOffset: '0' },
     ];
     expect(walked(recordSet, { abortedTransactions }).map((r) => r.key)).toEqual(['p8-committed', 'plain', 'p7-committed']);
+    // Walked in runs (each batch alone, then two or so at a time), sharing what is aborted from run to run: the same.
+    for (const maxBytes of [1, 200, 1_000_000]) {
+      const runs = batchRuns(recordSet, maxBytes);
+      expect(Buffer.concat(runs).equals(recordSet)).toBe(true);
+      if (maxBytes === 1) expect(runs.length).toBe(11);
+      if (maxBytes === 1_000_000) expect(runs.length).toBe(1);
+      for (const run of runs) if (maxBytes > 1 && nextFetchOffset(run) !== firstFetchedOffset(run)! + 1) expect(run.length).toBeLessThanOrEqual(maxBytes);
+      const aborted = new AbortedTransactions(abortedTransactions);
+      expect(runs.flatMap((run) => walked(run, { aborted })).map((r) => r.key)).toEqual(['p8-committed', 'plain', 'p7-committed']);
+    }
     // Without aborted transactions listed, every data record is read (markers never are).
     expect(walked(recordSet).map((r) => r.key)).toEqual(['p9-aborted', 'p7-aborted', 'p8-committed', 'plain', 'p7-aborted-2', 'p7-committed', 'p9-aborted-2']);
     expect(nextFetchOffset(recordSet)).toBe(11);
