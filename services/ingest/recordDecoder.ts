@@ -1,7 +1,7 @@
 import avro from 'avsc';
 import { writesBranchVerbatim } from '../common/contracts/events.ts';
 import type { PipelineEvent } from '../common/contracts/pipelineEvent.ts';
-import { rawResolver, readRawBody, splitFrame, type RawTopicRole } from '../common/contracts/rawEvents.ts';
+import { rawKind, rawResolver, readRawBody, splitFrame, type RawTopicRole } from '../common/contracts/rawEvents.ts';
 import type { SchemaRegistryClient } from '../common/schemaRegistryClient.ts';
 import { valueSubject } from '../common/topics.ts';
 import type { Rejection } from './dlqReasons.ts';
@@ -119,7 +119,7 @@ export class RecordDecoder {
     let plan = ofTopic.get(id);
     if (!plan) {
       try {
-        plan = { resolver: rawResolver(role, writer), verbatim: writesBranchVerbatim(writer, RAW_KINDS[role]) };
+        plan = { resolver: rawResolver(role, writer), verbatim: writesBranchVerbatim(writer, rawKind(role)) };
       } catch (err) {
         plan = err as Error;
       }
@@ -134,8 +134,6 @@ interface ReadPlan {
   resolver: avro.Resolver;
   verbatim: boolean;
 }
-
-const RAW_KINDS: Record<RawTopicRole, PipelineEvent['kind']> = { exposuresRaw: 'exposure', metricsRaw: 'metric' };
 
 function reject(reason: Rejection['reason'], message: string, schemaId: number | null): Decoded {
   return { ok: false, rejection: { reason, message }, schemaId };

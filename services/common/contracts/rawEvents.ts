@@ -46,16 +46,21 @@ export function readRawBody(role: RawTopicRole, body: Buffer, resolver: avro.Res
   return { ok: true, event: tagged(role, decoded.value) };
 }
 
-/** `value` is a record just decoded (tagged in place). */
-function tagged(role: RawTopicRole, value: unknown): PipelineEvent {
+/** The kind of event a raw topic carries. */
+export function rawKind(role: RawTopicRole): PipelineEvent['kind'] {
   switch (role) {
     case 'exposuresRaw':
-      return tagDecoded(value as object, 'exposure');
+      return 'exposure';
     case 'metricsRaw':
-      return tagDecoded(value as object, 'metric');
+      return 'metric';
     default:
       return unreachable(role);
   }
+}
+
+/** `value` is a record just decoded (tagged in place). */
+function tagged(role: RawTopicRole, value: unknown): PipelineEvent {
+  return tagDecoded(value as object, rawKind(role));
 }
 
 /** A raw record written with the pipeline's current schema (the drill's own traffic), tagged with its kind. */
