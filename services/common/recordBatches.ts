@@ -123,8 +123,11 @@ function completeBatchAt(recordSet: Buffer, at: number): boolean {
   return at + BATCH_HEADER_BYTES <= recordSet.length && batchEnd(recordSet, at) <= recordSet.length;
 }
 
+/** Where the batch at `at` ends; a length shorter than a batch header is refused (it would walk back or stand still). */
 function batchEnd(recordSet: Buffer, at: number): number {
-  return at + LENGTH_FIELD_END + recordSet.readInt32BE(at + 8);
+  const length = recordSet.readInt32BE(at + 8);
+  if (length < BATCH_HEADER_BYTES - LENGTH_FIELD_END) throw malformed(recordSet, at + 8);
+  return at + LENGTH_FIELD_END + length;
 }
 
 function lastOffset(recordSet: Buffer, at: number): number {

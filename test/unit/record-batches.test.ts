@@ -164,6 +164,12 @@ describe('record set walker', () => {
     const longRecord = Buffer.from(good);
     longRecord[61] = 0x7e; // the record's length now runs past the batch
     expect(() => walkRecordSet(longRecord, () => {})).toThrow(expect.objectContaining({ code: 'RECORD_BATCH_MALFORMED' }));
+    // A batch length shorter than a batch header would send every walk back to the same batch.
+    for (const length of [-60, 0, 48]) {
+      const shortLength = Buffer.from(good);
+      shortLength.writeInt32BE(length, 8);
+      for (const walk of [() => walkRecordSet(shortLength, () => {}), () => nextFetchOffset(shortLength), () => batchRuns(shortLength, 1)]) expect(walk).toThrow(expect.objectContaining({ code: 'RECORD_BATCH_MALFORMED' }));
+    }
     const oldFormat = Buffer.from(good);
     oldFormat.writeInt8(1, 16);
     expect(() => walkRecordSet(oldFormat, () => {})).toThrow(expect.objectContaining({ code: 'RECORD_FORMAT_UNSUPPORTED' }));
