@@ -38,12 +38,12 @@ describe('kafkajs patches', () => {
  * messages; the reference below is the original partitionsEncoder, line for line.
  */
 type Message = { key?: unknown; value?: unknown; headers?: unknown; timestamp?: unknown };
-type EncoderT = { buffer: Buffer; size(): number; writeInt32(v: unknown): EncoderT; writeInt16(v: unknown): EncoderT; writeString(v: unknown): EncoderT; writeEncoder(v: EncoderT): EncoderT; writeArray(v: EncoderT[]): EncoderT };
+type EncoderT = { buffer: Buffer; buf: Buffer; offset: number; size(): number; writeInt8(v: number): EncoderT; writeBuffer(v: Buffer): EncoderT; writeInt32(v: unknown): EncoderT; writeInt16(v: unknown): EncoderT; writeString(v: unknown): EncoderT; writeEncoder(v: EncoderT): EncoderT; writeArray(v: EncoderT[]): EncoderT };
 type Partition = { partition: number; firstSequence?: number; messages: Message[] };
 type RequestArgs = { acks: number; timeout: number; transactionalId?: string | null; producerId?: unknown; producerEpoch?: number; compression?: number; topicData: { topic: string; partitions: Partition[] }[] };
 
 const kafkajs = (file: string): unknown => require(`kafkajs/src/${file}`);
-const Encoder = kafkajs('protocol/encoder.js') as new () => EncoderT;
+const Encoder = kafkajs('protocol/encoder.js') as new (initialSize?: number) => EncoderT;
 const Decoder = kafkajs('protocol/decoder.js') as new (buffer: Buffer) => unknown;
 const Long = kafkajs('utils/long.js') as { fromValue(v: unknown): { toString(): string } };
 const Record = kafkajs('protocol/recordBatch/record/v0/index.js') as (r: Record<string, unknown>) => EncoderT;
@@ -306,6 +306,18 @@ describe('kafkajs patches: one-Buffer record batches for uncompressed produce re
     expect(firstDifference(fast, reference)).toBe(-1);
   });
 
+  it('writes the request into a buffer of its exact size, with no encoder grown on the way', async () => {
+    const now = vi.spyOn(Date, 'now').mockReturnValue(NOW);
+    try {
+      for (const transactionalId of [null, 'tx', 'tx-é😀']) {
+        const request = await produceRequest({ acks: -1, timeout: 30_000, transactionalId, topicData: [{ topic: 'a', partitions: [{ partition: 0, messages: randomMessages(3_000, 31, 'numbers') }] }, { topic: 'ü', partitions: [] }] }).encode();
+        expect(request.buf.length).toBe(request.offset);
+      }
+    } finally {
+      now.mockRestore();
+    }
+  });
+
   it('leaves other types to the original encoders, with their bytes or errors', async () => {
     const declined: Message[][] = [
       [{ key: 'k', value: new Uint8Array([1, 2, 3]) }], // Buffer.byteLength and String() disagree
@@ -369,6 +381,48 @@ function murmur2Reference(key: unknown): number {
   h = int(h ^ ushr(h, 15n));
   return Number(h);
 }
+
+/** The original protocol/request.js: the header and payload into one encoder, that after the size into another */
+function referenceFrame(correlationId: number, clientId: string | null, apiKey: number, apiVersion: number, payload: EncoderT): Buffer {
+  const requestPayload = new Encoder().writeInt16(apiKey).writeInt16(apiVersion).writeInt32(correlationId).writeString(clientId).writeEncoder(payload);
+  return new Encoder().writeInt32(requestPayload.size()).writeEncoder(requestPayload).buffer;
+}
+
+describe('kafkajs patches: requests framed once, encoders not zero-filled', () => {
+  const frame = kafkajs('protocol/request.js') as (a: { correlationId: number; clientId: string | null; request: { apiKey: number; apiVersion: number; encode(): Promise<unknown> } }) => Promise<EncoderT>;
+
+  it('is installed in the request framing and the encoder', () => {
+    for (const file of ['protocol/request.js', 'protocol/encoder.js']) expect(readFileSync(require.resolve(`kafkajs/src/${file}`), 'utf8')).toContain('expstream patch');
+  });
+
+  it('frames payloads of every size, with null, ASCII and UTF-8 client ids, as the original', async () => {
+    const r = seededRandom(41);
+    for (const clientId of [null, '', 'expstream-ingest', 'client-é😀']) {
+      for (const length of [0, 1, 511, 512, 513, 4_096, 70_000, 1_100_000]) {
+        const payload = new Encoder().writeBuffer(Buffer.from(Array.from({ length }, () => Math.floor(r() * 256))));
+        const correlationId = Math.floor(r() * 2 ** 31);
+        const framed = await frame({ correlationId, clientId, request: { apiKey: 0, apiVersion: 3, encode: async () => payload } });
+        expect(firstDifference(framed.buffer, referenceFrame(correlationId, clientId, 0, 3, payload))).toBe(-1);
+        expect(framed.buf.length).toBe(framed.offset);
+      }
+    }
+  });
+
+  it('refuses a payload that is not an encoder, as the original', async () => {
+    await expect(frame({ correlationId: 1, clientId: 'c', request: { apiKey: 0, apiVersion: 3, encode: async () => Buffer.from('x') } })).rejects.toThrow('value should be an instance of Encoder');
+  });
+
+  it('gives only the bytes written, whatever the unzeroed memory behind them held', () => {
+    // Grown from 1 byte through several doublings; any byte not written would show as garbage.
+    const encoder = new Encoder(1);
+    const expected: number[] = [];
+    for (let n = 0; n < 5_000; n++) {
+      encoder.writeInt8(n % 100);
+      expected.push(n % 100);
+    }
+    expect([...encoder.buffer]).toEqual(expected);
+  });
+});
 
 describe('kafkajs patches: murmur2 in 32-bit arithmetic', () => {
   it('is installed', () => {
