@@ -458,6 +458,34 @@ describe('kafkajs patches: murmur2 in 32-bit arithmetic', () => {
       expect(murmur2(key)).toBe(murmur2Reference(key));
     }
   });
+
+  it('hashes string keys written into its reused buffer as their UTF-8 bytes: long keys, lone surrogates, one after another', () => {
+    const keys = ['', 'a', 'é'.repeat(85), '😀'.repeat(200), 'x'.repeat(100_000), '\ud800', 'a\udc00b', '日本'.repeat(3_000), 'short again'];
+    for (const key of keys) {
+      expect(murmur2(key)).toBe(murmur2Reference(Buffer.from(key)));
+      expect(murmur2(key)).toBe(murmur2Reference(key));
+    }
+  });
+
+  it('partitions as the original default partitioner: given partition, key, and round robin over partitions with a leader', () => {
+    const createPartitioner = kafkajs('producer/partitioners/default/index.js') as () => (a: { topic: string; partitionMetadata: { partitionId: number; leader: number }[]; message: { key?: unknown; partition?: number | null } }) => number;
+    expect(readFileSync(require.resolve('kafkajs/src/producer/partitioners/legacy/partitioner.js'), 'utf8')).toContain('expstream patch');
+    const partitioner = createPartitioner();
+    const metadata = [0, 1, 2, 3, 4, 5].map((partitionId) => ({ partitionId, leader: partitionId === 2 || partitionId === 4 ? -1 : 1 }));
+    const r = seededRandom(5);
+    for (let n = 0; n < 2_000; n++) {
+      const key = `user-${Math.floor(r() * 1e9)}`;
+      expect(partitioner({ topic: 't', partitionMetadata: metadata, message: { key } })).toBe((murmur2Reference(key) & 0x7fffffff) % 6);
+      expect(partitioner({ topic: 't', partitionMetadata: metadata, message: { key, partition: 4 } })).toBe(4);
+    }
+    // No key: each partition with a leader in turn, never one without.
+    const keyless = Array.from({ length: 40 }, () => partitioner({ topic: 'u', partitionMetadata: metadata, message: { key: null } }));
+    expect(new Set(keyless)).toEqual(new Set([0, 1, 3, 5]));
+    for (let i = 4; i < keyless.length; i++) expect(keyless[i]).toBe(keyless[i - 4]);
+    // No partition with a leader: still a partition of the topic.
+    const leaderless = metadata.map((p) => ({ ...p, leader: -1 }));
+    for (let i = 0; i < 12; i++) expect(partitioner({ topic: 'v', partitionMetadata: leaderless, message: {} })).toBeLessThan(6);
+  });
 });
 
 /**
