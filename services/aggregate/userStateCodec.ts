@@ -23,19 +23,35 @@ const JSON_START = 0x5b;
 const COUNT_SHIFT = 2 ** 24;
 const ID_SHIFT = 2 ** 21;
 
-/** Where `id` is in a record's string table, added if it is not there yet. (Module level: a closure per record cost more than the encoding.) */
-function indexIn(ids: number[], id: number): number {
-  const index = ids.indexOf(id);
-  return index < 0 ? ids.push(id) - 1 : index;
-}
-
 /**
  * The record being encoded's string table and its references to it, kept between records
  * (encoding is synchronous, one record at a time): four arrays and a Buffer per string per
  * record were a good part of the aggregator's garbage, one changelog record per touched user.
+ * Typed arrays with counts, not arrays emptied with `length = 0`, which lets go of their
+ * storage (the arrays then grew again for every record: 380 MB of a million-event run).
  */
-const recordIds: number[] = [];
-const refs: number[] = [];
+let recordIds = new Int32Array(64);
+let idCount = 0;
+let refs = new Int32Array(256);
+let refCount = 0;
+
+/** Adds the reference to `id` in the record's string table, `id` added to it if not there yet. (Module level: a closure per record cost more than the encoding.) */
+function addRef(id: number): void {
+  let index = 0;
+  while (index < idCount && recordIds[index] !== id) index++;
+  if (index === idCount) {
+    if (idCount === recordIds.length) recordIds = grown(recordIds);
+    recordIds[idCount++] = id;
+  }
+  if (refCount === refs.length) refs = grown(refs);
+  refs[refCount++] = index;
+}
+
+function grown(array: Int32Array<ArrayBuffer>): Int32Array<ArrayBuffer> {
+  const bigger = new Int32Array(2 * array.length);
+  bigger.set(array);
+  return bigger;
+}
 
 /** Encodes the compact record at `at` (of `length` doubles). */
 export function encodeCompact(data: Float64Array, at: number, length: number): Buffer {
@@ -46,18 +62,19 @@ export function encodeCompact(data: Float64Array, at: number, length: number): B
   const heldAt = totalsAt + 2 * totals;
   const held = (at + length - heldAt) / 3;
   // The record's own string table: each interned id it uses, once; then each reference in order.
-  recordIds.length = 0;
-  refs.length = 0;
+  idCount = 0;
+  refCount = 0;
   for (let i = at + 2; i < totalsAt; i += 2) {
     const packed = data[i]!;
     const pair = (packed - (packed % 2)) / 2;
-    refs.push(indexIn(recordIds, Math.floor(pair / ID_SHIFT)), indexIn(recordIds, pair % ID_SHIFT));
+    addRef(Math.floor(pair / ID_SHIFT));
+    addRef(pair % ID_SHIFT);
   }
-  for (let i = totalsAt; i < heldAt; i += 2) refs.push(indexIn(recordIds, data[i]!));
-  for (let i = heldAt; i < at + length; i += 3) refs.push(indexIn(recordIds, data[i]!));
-  if (recordIds.length > 0xffff || assignments > 0xffff || totals > 0xffff) throw new Error('user state too large for its changelog record');
+  for (let i = totalsAt; i < heldAt; i += 2) addRef(data[i]!);
+  for (let i = heldAt; i < at + length; i += 3) addRef(data[i]!);
+  if (idCount > 0xffff || assignments > 0xffff || totals > 0xffff) throw new Error('user state too large for its changelog record');
   let stringBytes = 0;
-  for (let k = 0; k < recordIds.length; k++) stringBytes += 2 + internedIds.bytesOf(recordIds[k]!).length;
+  for (let k = 0; k < idCount; k++) stringBytes += 2 + internedIds.bytesOf(recordIds[k]!).length;
   const size = 1 + 8 + 2 + stringBytes + 2 + 13 * assignments + 2 + 10 * totals + 4 + 18 * held;
   const out = Buffer.allocUnsafe(size);
   // Numbers written through a DataView over the buffer's memory (Buffer#writeDoubleLE goes through a scratch array per double).
@@ -65,9 +82,9 @@ export function encodeCompact(data: Float64Array, at: number, length: number): B
   const base = out.byteOffset;
   out[0] = FORMAT_BINARY;
   view.setFloat64(base + 1, data[at]!, true);
-  view.setUint16(base + 9, recordIds.length, true);
+  view.setUint16(base + 9, idCount, true);
   let o = 11;
-  for (let k = 0; k < recordIds.length; k++) {
+  for (let k = 0; k < idCount; k++) {
     const bytes = internedIds.bytesOf(recordIds[k]!);
     view.setUint16(base + o, bytes.length, true);
     out.set(bytes, o + 2);

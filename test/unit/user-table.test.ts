@@ -38,6 +38,21 @@ describe('the aggregator changelog record', () => {
     expect(decodeUserState(encodeUserState(extreme))).toEqual(extreme);
   });
 
+  it('round-trips users with more strings and references than its reused tables first hold, and small users after them', () => {
+    const random = seededRandom(15);
+    const wide: UserState = { assignments: {}, totals: {}, held: [], newest: t0 };
+    for (let e = 0; e < 150; e++) {
+      wide.assignments[`exp-wide-${e}`] = { variant: `variant-${e % 7}`, exposedAt: t0 + e, conflicted: e % 5 === 0 };
+      wide.totals[`exp-wide-${e}\u0000metric-${e}`] = e * 1.5;
+    }
+    for (let h = 0; h < 400; h++) wide.held.push([`held-metric-${h % 90}`, h, t0 + h]);
+    for (let i = 0; i < 3; i++) {
+      expect(decodeUserState(encodeUserState(wide))).toEqual(wide);
+      const small = randomUser(random);
+      expect(decodeUserState(encodeUserState(small))).toEqual(small);
+    }
+  });
+
   it('still reads format 1 (JSON) records, the current form and the older ones, to the same state', () => {
     const random = seededRandom(6);
     for (let i = 0; i < 500; i++) {
