@@ -1,6 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type avro from 'avsc';
+import { seededRandom } from '../../services/common/random.ts';
 import { describe, expect, it } from 'vitest';
 import { aggregates, type AggregateDeltaRecord } from '../../services/common/contracts/aggregates.ts';
 import { anomalies, type Anomaly } from '../../services/common/contracts/anomalies.ts';
@@ -78,7 +79,7 @@ describe('framed encoding (wireFormat.encodeFramed)', () => {
     expect(contract.encode(value, 0x01020304)).toEqual(frame(0x01020304, contract.type().toBuffer(contract.toAvro?.(value) ?? value)));
   });
 
-  it('encodes values larger than its scratch buffer, and small ones after them, each to its own exact buffer', () => {
+  it('encodes values larger than a slab, and small ones after them, each to exactly its bytes', () => {
     const sizes = [10, 70_000, 3_000_000, 100, 200_000, 5];
     const letters = sizes.map((n, i) => ({ reason: 'TOO_SHORT', message: 'x'.repeat(n), sourceTopic: 't', sourcePartition: i, sourceOffset: i, schemaId: null, key: null, payload: Buffer.alloc(n, i), sourceTimestamp: 1, deadLetterTime: 2 }) satisfies DeadLetter);
     const encoded = letters.map((l) => deadLetters.encode(l, 9));
@@ -89,5 +90,12 @@ describe('framed encoding (wireFormat.encodeFramed)', () => {
       const decoded = deadLetters.decode(bytes);
       expect(decoded.ok && decoded.value.payload?.equals(letters[i]!.payload)).toBe(true);
     });
+  });
+
+  it('leaves every record it handed out as it was while thousands more are encoded after it, across slab ends', () => {
+    const random = seededRandom(23);
+    const letters = Array.from({ length: 5_000 }, (_, i) => ({ reason: 'TOO_SHORT', message: 'm'.repeat(Math.floor(random() * 3_000)), sourceTopic: 't', sourcePartition: i, sourceOffset: i, schemaId: null, key: null, payload: null, sourceTimestamp: 1, deadLetterTime: 2 }) satisfies DeadLetter);
+    const encoded = letters.map((l) => deadLetters.encode(l, 7));
+    encoded.forEach((bytes, i) => expect(bytes.equals(frame(7, deadLetters.type().toBuffer(letters[i])))).toBe(true));
   });
 });
