@@ -4,7 +4,7 @@ import { encodeValidatedWithEventBody, validatedEvents, type ValidatedEvent } fr
 import { unreachable, type PipelineEvent } from '../common/contracts/pipelineEvent.ts';
 import type { InputRecord, OutputRecord } from '../common/transactionalLoop.ts';
 import type { Rejection } from './dlqReasons.ts';
-import type { RecordDecoder } from './recordDecoder.ts';
+import type { Decoded, RecordDecoder } from './recordDecoder.ts';
 import { validateExposure, validateMetric, type ExperimentLookup, type ValidationLimits } from './validateEvent.ts';
 
 /**
@@ -25,10 +25,21 @@ export interface IngestObserver {
   deadLettered(record: InputRecord, rejection: Rejection): void;
 }
 
-export async function ingestBatch(records: InputRecord[], decoder: Pick<RecordDecoder, 'decode' | 'decodeKnown'>, target: IngestTarget, limits: ValidationLimits, observer: IngestObserver, experiments?: ExperimentLookup, now = Date.now()): Promise<OutputRecord[]> {
+/**
+ * How ingestBatch reads its records: through the decoder, or, for a record whose position in
+ * `decoded` holds its result already (the event-time alignment decodes a batch first), as that.
+ */
+export interface BatchDecoding {
+  decoder: Pick<RecordDecoder, 'decode' | 'decodeKnown'>;
+  decoded?: readonly Decoded[];
+}
+
+export async function ingestBatch(records: InputRecord[], { decoder, decoded: predecoded }: BatchDecoding, target: IngestTarget, limits: ValidationLimits, observer: IngestObserver, experiments?: ExperimentLookup, now = Date.now()): Promise<OutputRecord[]> {
   const outputs: OutputRecord[] = [];
-  for (const record of records) {
-    const decoded = decoder.decodeKnown(record.topic, record.message.value) ?? (await decoder.decode(record.topic, record.message.value));
+  // Indexed loops: a for-of here, across its await, made an iterator result per record.
+  for (let i = 0; i < records.length; i++) {
+    const record = records[i]!;
+    const decoded = predecoded?.[i] ?? decoder.decodeKnown(record.topic, record.message.value) ?? (await decoder.decode(record.topic, record.message.value));
     const rejection = decoded.ok ? validate(decoded.event, now, limits, experiments) : decoded.rejection;
     if (decoded.ok && !rejection) {
       const validated: ValidatedEvent = {

@@ -95,22 +95,21 @@ export async function startIngest(options: IngestOptions): Promise<RunningLoop> 
     logger: log,
     onAssigned: (partitions) => alignment?.assigned(partitions.map((p) => `${p.topic}:${p.partition}`)),
     process: async (all) => {
-      // Decoded once: for the alignment's event times, and again (from this memo) by ingestBatch.
-      const decodedOnce = new Map<Buffer | null, Decoded>();
-      const memo = {
-        decodeKnown: (topic: string, value: Buffer | null) => decodedOnce.get(value) ?? decoder.decodeKnown(topic, value),
-        decode: async (topic: string, value: Buffer | null) => decodedOnce.get(value) ?? decoder.decode(topic, value),
-      };
       let records = all;
+      // Decoded once: for the alignment's event times, then (position by position) by ingestBatch.
+      let decoded: Decoded[] | undefined;
       if (alignment) {
-        // One after another: after the first, a record's writer schema is known and decoding is synchronous.
-        const decoded: (number | undefined)[] = [];
-        for (const r of all) {
+        decoded = new Array<Decoded>(all.length);
+        const eventTimes = new Array<number | undefined>(all.length);
+        // One after another: after the first, a record's writer schema is known and decoding is
+        // synchronous. Indexed: a for-of across the await made an iterator result per record.
+        for (let i = 0; i < all.length; i++) {
+          const r = all[i]!;
           const d = decoder.decodeKnown(r.topic, r.message.value) ?? (await decoder.decode(r.topic, r.message.value));
-          if (r.message.value) decodedOnce.set(r.message.value, d);
-          decoded.push(d.ok ? d.event.eventTime : undefined);
+          decoded[i] = d;
+          eventTimes[i] = d.ok ? d.event.eventTime : undefined;
         }
-        const taken = alignment.take(`${all[0]!.topic}:${all[0]!.partition}`, decoded, Date.now());
+        const taken = alignment.take(`${all[0]!.topic}:${all[0]!.partition}`, eventTimes, Date.now());
         if (taken < all.length) metrics.heldBack.inc({ topic: all[0]!.topic }, all.length - taken);
         if (taken === 0) return { outputs: [], consumed: 0 };
         records = all.slice(0, taken);
@@ -118,7 +117,7 @@ export async function startIngest(options: IngestOptions): Promise<RunningLoop> 
       let deadLetters = 0;
       // Counted here and added to the metric once per batch: a labelled increment per record showed in the profile.
       let accepted = 0;
-      const outputs = await ingestBatch(records, memo, target, options.limits, {
+      const outputs = await ingestBatch(records, { decoder, ...(decoded ? { decoded } : {}) }, target, options.limits, {
         accepted: () => accepted++,
         deadLettered: (r, rejection) => {
           deadLetters++;
