@@ -202,7 +202,9 @@ function retract(state: UserState, experimentId: string, assignment: Assignment,
 
 function applyMetric(state: UserState, event: MetricEvent, definitions: (id: string) => PublishedDefinition | undefined, delta: DeltaAccumulator, lifecycle: LifecycleLookup | undefined): Outcome[] {
   const outcomes: Outcome[] = [];
-  for (const [experimentId, assignment] of Object.entries(state.assignments)) {
+  // for-in, in the order Object.entries gives, without its array of pairs per event.
+  for (const experimentId in state.assignments) {
+    const assignment = state.assignments[experimentId]!;
     const published = definitions(experimentId);
     if (!published || metricsReading(published.definition, event.metric).length === 0) continue;
     const counted = countMetric(state, experimentId, assignment, published, event, delta, lifecycle);
@@ -257,7 +259,8 @@ function userValueUpdate(state: UserState, experimentId: string, metric: Exclude
 function ratioUpdate(state: UserState, experimentId: string, metric: Extract<MetricDefinition, { type: 'ratio' }>, event: { metric: string; value: number }): Update | undefined {
   const xKey = totalKey(experimentId, metric.name);
   const yKey = denominatorKey(experimentId, metric.name);
-  const [x0, y0] = [state.totals[xKey] ?? 0, state.totals[yKey] ?? 0];
+  const x0 = state.totals[xKey] ?? 0;
+  const y0 = state.totals[yKey] ?? 0;
   const numerator = event.metric === metric.numerator;
   const [x1, y1] = numerator ? [x0 + event.value, y0] : [x0, y0 + event.value];
   if (!allFinite(x1, y1, x1 * x1, y1 * y1, x1 * y1)) return undefined;

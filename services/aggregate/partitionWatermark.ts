@@ -72,7 +72,9 @@ export class PartitionWatermark {
     this.advance(event.eventTime);
     const user = users.get(event.userId) ?? emptyUserState();
     users.set(event.userId, user);
-    const [before, earliestBefore] = [user.held.length, user.held[0]?.[2]];
+    // Two constants, not a destructured array literal: that allocated an array and an iterator per event.
+    const before = user.held.length;
+    const earliestBefore = user.held[0]?.[2];
     const outcomes = apply(user, this.watermark);
     this.held += user.held.length - before;
     const earliest = user.held[0]?.[2];
