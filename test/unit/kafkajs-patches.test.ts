@@ -749,10 +749,23 @@ describe('kafkajs patches: record batches decoded in place on fetch', () => {
       (i) => -i * 1_001,
       (i) => (i % 2 ? -1 : 1) * 2 ** (i % 64),
       (i) => [0, -1, 1, 2 ** 47 - 1, -(2 ** 47), 2 ** 48, -(2 ** 48) - 1, 2 ** 53, -(2 ** 60), 2 ** 62][i % 10] as number,
+      // runs of one timestamp, and back to an earlier one (the decoder reuses the last string)
+      (i) => (Math.floor(i / 7) % 3) * 250,
     ];
     for (const firstTimestamp of [NOW, 0, -1, '9007199254740000', '-9007199254740000', '9223372036854775000', '-9223372036854775000']) {
       for (const timestampDelta of deltas) await expectSameDecoding(await encodedBatch(messages, { firstTimestamp, timestampDelta }));
     }
+  });
+
+  it('gives records without headers one shared frozen empty object, and each record with headers its own', async () => {
+    const messages: Message[] = [{ key: 'a', value: '1' }, { key: 'b', value: '2', headers: { h: 'x' } }, { key: 'c', value: '3' }, { key: 'd', value: '4', headers: { h: 'y' } }];
+    const batch = await expectSameDecoding(await encodedBatch(messages, {}));
+    const [first, second, third, fourth] = batch!.records;
+    expect(first!.headers).toEqual({});
+    expect(Object.isFrozen(first!.headers)).toBe(true);
+    expect(third!.headers).toBe(first!.headers);
+    expect(second!.headers).toEqual({ h: Buffer.from('x') });
+    expect(fourth!.headers).not.toBe(second!.headers);
   });
 
   it('decodes null and empty keys and values, UTF-8 and repeated header keys as the original', async () => {
