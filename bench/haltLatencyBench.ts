@@ -1,11 +1,11 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Kafka, logLevel } from 'kafkajs';
+import { Kafka, logLevel, Partitioners } from 'kafkajs';
 import { decodeExperimentStatus } from '../services/common/experimentStatus.ts';
 import { parseDefinition } from '../services/common/experimentDefinition.ts';
 import { createLogger } from '../services/common/logger.ts';
 import { SchemaRegistryClient } from '../services/common/schemaRegistryClient.ts';
 import { ensureTopics } from '../services/common/topicAdmin.ts';
-import { topicNames } from '../services/common/topics.ts';
+import { TOPIC_SPECS, topicNames } from '../services/common/topics.ts';
 import { EventProducer } from '../services/producer/eventProducer.ts';
 import { sequentialSrm } from '../services/stats/sequentialSrm.ts';
 import { benchAccess, defineThroughControl } from './benchControl.ts';
@@ -31,6 +31,26 @@ export interface HaltLatencyResult {
 
 const MIN_SAMPLE = 100;
 const THRESHOLD = 0.001;
+
+/**
+ * `count` user ids spread evenly over exp.events' partitions (by the key's partition, as the
+ * producers choose it), in round-robin order of partition. The aggregator's partitions reach the
+ * guard one after another, so the guard sees the prefix a partition or two at a time: with the
+ * users of a variant hashed as they fall, a subset of partitions could hold a more lopsided split
+ * than the whole prefix and cross the threshold before the deciding exposure (halt-16 did once
+ * in 30). Spread evenly, every subset's split is the prefix's, on fewer users.
+ */
+function evenlyPartitionedUsers(prefix: string, count: number): string[] {
+  const partitions = TOPIC_SPECS.events.partitions;
+  const metadata = Array.from({ length: partitions }, (_, partitionId) => ({ partitionErrorCode: 0, partitionId, leader: 0, replicas: [0], isr: [0] }));
+  const choose = Partitioners.DefaultPartitioner();
+  const byPartition: string[][] = Array.from({ length: partitions }, () => []);
+  for (let n = 0; byPartition.some((ids) => ids.length < Math.ceil(count / partitions)); n++) {
+    const userId = `${prefix}-${n}`;
+    byPartition[choose({ topic: 'events', partitionMetadata: metadata, message: { key: userId, value: null } })]!.push(userId);
+  }
+  return Array.from({ length: count }, (_, i) => byPartition[i % partitions]![Math.floor(i / partitions)]!);
+}
 
 export async function runHaltLatencyBench(stack: BenchStack, runs: number, say: (m: string) => void): Promise<HaltLatencyResult> {
   const prefix = `bench-halt-${Date.now()}.`;
@@ -68,15 +88,17 @@ export async function runHaltLatencyBench(stack: BenchStack, runs: number, say: 
   await sleep(3_000); // let the services join their groups
   const latencies: number[] = [];
   for (const experimentId of experiments) {
-    const exposure = (variantId: string, n: number) => producer.sendExposure({ eventId: `${experimentId}-${variantId}-${n}`, experimentId, variantId, userId: `${experimentId}-${variantId}-${n}`, eventTime: Date.now(), context: null });
+    const exposure = (variantId: string, userId: string) => producer.sendExposure({ eventId: userId, experimentId, variantId, userId, eventTime: Date.now(), context: null });
+    const control = evenlyPartitionedUsers(`${experimentId}-control`, MIN_SAMPLE);
+    const treatment = evenlyPartitionedUsers(`${experimentId}-treatment`, MIN_SAMPLE + extra + 1);
     const prefixSends: Promise<void>[] = [];
-    for (let n = 0; n < MIN_SAMPLE; n++) prefixSends.push(exposure('control', n), exposure('treatment', n));
-    for (let n = 0; n < extra; n++) prefixSends.push(exposure('treatment', MIN_SAMPLE + n));
+    for (let n = 0; n < MIN_SAMPLE; n++) prefixSends.push(exposure('control', control[n]!), exposure('treatment', treatment[n]!));
+    for (let n = MIN_SAMPLE; n < MIN_SAMPLE + extra; n++) prefixSends.push(exposure('treatment', treatment[n]!));
     await Promise.all(prefixSends);
     await sleep(2_500);
     if (haltedAt.has(experimentId)) throw new Error(`${experimentId} halted before the deciding exposure`);
     const started = Date.now();
-    await exposure('treatment', MIN_SAMPLE + extra);
+    await exposure('treatment', treatment.at(-1)!);
     while (!haltedAt.has(experimentId) && Date.now() - started < 30_000) await sleep(2);
     const halted = haltedAt.get(experimentId);
     if (halted === undefined) throw new Error(`${experimentId} was not halted within 30 s`);
