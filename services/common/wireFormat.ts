@@ -22,7 +22,7 @@ let slabAt = 0;
  * pipeline writes goes through here; encoding into a scratch buffer and copying out cost a copy
  * and a temporary view per record (Buffer#copy of part of a buffer makes one), about 90 MB of
  * ingest's garbage per million events. A value that does not fit in what is left gets a new
- * slab, one larger than a slab a buffer of its own.
+ * slab; one larger than a slab gets a buffer of its own.
  */
 export function encodeFramed(schemaId: number, type: BodyEncoder, value: unknown): Buffer {
   for (;;) {

@@ -117,7 +117,7 @@ export async function startIngest(options: IngestOptions): Promise<RunningLoop> 
       let deadLetters = 0;
       // Counted here and added to the metric once per batch: a labelled increment per record showed in the profile.
       let accepted = 0;
-      const outputs = await ingestBatch(records, { decoder, ...(decoded ? { decoded } : {}) }, target, options.limits, {
+      const outputs = await ingestBatch(records, { decoder, decoded }, target, options.limits, {
         accepted: () => accepted++,
         deadLettered: (r, rejection) => {
           deadLetters++;

@@ -1,7 +1,6 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type avro from 'avsc';
-import { seededRandom } from '../../services/common/random.ts';
 import { describe, expect, it } from 'vitest';
 import { aggregates, type AggregateDeltaRecord } from '../../services/common/contracts/aggregates.ts';
 import { anomalies, type Anomaly } from '../../services/common/contracts/anomalies.ts';
@@ -14,6 +13,7 @@ import { validatedEvents, type ValidatedEvent } from '../../services/common/cont
 import { exposuresRaw, type ExposureEvent } from '../../services/common/contracts/exposures.ts';
 import { metricsRaw, type MetricEvent } from '../../services/common/contracts/metrics.ts';
 import { experimentStatuses, type ExperimentStatus } from '../../services/common/contracts/state.ts';
+import { seededRandom } from '../../services/common/random.ts';
 import { frame } from '../../services/common/wireFormat.ts';
 
 /** Field names of an Avro record type, in order, and whether each may be null. */
