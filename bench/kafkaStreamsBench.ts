@@ -15,7 +15,7 @@ import { ensureTopics } from '../services/common/topicAdmin.ts';
 import { consumerGroup, topicNames, type TopicNames } from '../services/common/topics.ts';
 import { readTopic } from '../test/support/topicReader.ts';
 import { benchAccess, defineThroughControl, type BenchAccess } from './benchControl.ts';
-import { spawnBenchService } from './benchProcess.ts';
+import { processCpuSeconds, spawnBenchService } from './benchProcess.ts';
 import type { BenchStack } from './benchStack.ts';
 import { produceDemoEvents } from './demoEvents.ts';
 import { KAFKA_STREAMS_HEAP, startKafkaStreamsJob } from './kafkaStreamsJob.ts';
@@ -48,6 +48,14 @@ export interface EngineRun {
   eventsPerSecIncludingStartup: number;
   seconds: number;
   peakRssMiB: number;
+  /**
+   * CPU seconds spent from the processes' start to the end of the run: the engine's own
+   * processes (ingest + aggregate (+ sink), or the JVM) and the broker's (when the bench
+   * started it), from the processes' start (so start-up included) to the end of the run. What
+   * the job costs, beside how fast it went: on this shared 2-core machine the same work has
+   * taken up to 1.8x the CPU time from one run to the next (bench/README.md).
+   */
+  cpuSeconds: { engine: number; broker?: number; byProcess?: Record<string, number> };
 }
 
 export interface ComparisonResult {
@@ -63,6 +71,7 @@ export interface ComparisonResult {
     peakRssMiB: { ingest: number; aggregate: number; total: number };
     ratioToKafkaStreams: number;
     ratioRuns: number[];
+    cpuSecondsRuns: EngineRun['cpuSeconds'][];
   };
   /**
    * The same pipeline with the ClickHouse sink running beside it (a run of its own, on the same
@@ -76,12 +85,14 @@ export interface ComparisonResult {
     peakRssMiB: { ingest: number; aggregate: number; sink: number; total: number };
     ratioToKafkaStreams: number;
     ratioRuns: number[];
+    cpuSecondsRuns: EngineRun['cpuSeconds'][];
   };
   kafkaStreams: {
     eventsPerSec: number;
     eventsPerSecRuns: number[];
     eventsPerSecIncludingStartup: number;
     peakRssMiB: number;
+    cpuSecondsRuns: EngineRun['cpuSeconds'][];
     store: string;
     heap: string;
     processingGuarantee: string;
@@ -108,6 +119,8 @@ interface Prepared {
   baseEnv: Record<string, string>;
   access: BenchAccess;
   experiments: { id: string; variants: string[]; metrics: { name: string; type: string }[]; attributionWindowMs: number }[];
+  /** The broker's process, when the bench started it (for its CPU time). */
+  brokerPid?: number;
 }
 
 export async function runKafkaStreamsComparison(stack: BenchStack, targetEvents: number, runs: number, say: (m: string) => void): Promise<ComparisonResult> {
@@ -160,6 +173,7 @@ export async function runKafkaStreamsComparison(stack: BenchStack, targetEvents:
       peakRssMiB: { ingest: Math.max(...pipelineRuns.map((r) => r.ingestRssMiB)), aggregate: Math.max(...pipelineRuns.map((r) => r.aggregateRssMiB)), total: Math.max(...pipelineRuns.map((r) => r.peakRssMiB)) },
       ratioToKafkaStreams: Number((pipelinePerSec / streamsPerSec).toFixed(3)),
       ratioRuns: pipelineRuns.map((r, i) => Number((r.eventsPerSec / streamsRuns[i]!.eventsPerSec).toFixed(3))),
+      cpuSecondsRuns: pipelineRuns.map((r) => r.cpuSeconds),
     },
     pipelineWithSink: {
       eventsPerSec: Math.round(median(withSinkRuns.map((r) => r.eventsPerSec))),
@@ -169,12 +183,14 @@ export async function runKafkaStreamsComparison(stack: BenchStack, targetEvents:
       peakRssMiB: { ingest: Math.max(...withSinkRuns.map((r) => r.ingestRssMiB)), aggregate: Math.max(...withSinkRuns.map((r) => r.aggregateRssMiB)), sink: Math.max(...withSinkRuns.map((r) => r.sinkRssMiB ?? 0)), total: Math.max(...withSinkRuns.map((r) => r.peakRssMiB)) },
       ratioToKafkaStreams: Number((median(withSinkRuns.map((r) => r.eventsPerSec)) / streamsPerSec).toFixed(3)),
       ratioRuns: withSinkRuns.map((r, i) => Number((r.eventsPerSec / streamsRuns[i]!.eventsPerSec).toFixed(3))),
+      cpuSecondsRuns: withSinkRuns.map((r) => r.cpuSeconds),
     },
     kafkaStreams: {
       eventsPerSec: Math.round(streamsPerSec),
       eventsPerSecRuns: streamsRuns.map((r) => r.eventsPerSec),
       eventsPerSecIncludingStartup: Math.round(median(streamsRuns.map((r) => r.eventsPerSecIncludingStartup))),
       peakRssMiB: Math.max(...streamsRuns.map((r) => r.peakRssMiB)),
+      cpuSecondsRuns: streamsRuns.map((r) => r.cpuSeconds),
       store: 'RocksDB (Kafka Streams persistent key-value stores with the record cache, changelogged)',
       heap: KAFKA_STREAMS_HEAP,
       processingGuarantee: 'exactly_once_v2',
@@ -199,7 +215,7 @@ async function prepare(stack: BenchStack, targetEvents: number, say: (m: string)
   say(`producing about ${targetEvents.toLocaleString('en-US')} raw events from the demo's user model`);
   const { events, users } = await produceDemoEvents({ kafka, registry, topics }, targetEvents);
   const experiments = definitions.map((d) => ({ id: d.id, variants: d.variants.map((v) => v.id), metrics: allMetrics(d).map(({ name, type }) => ({ name, type })), attributionWindowMs: d.attributionWindowHours * 3_600_000 }));
-  return { prefix, topics, kafka, events, users, baseEnv, access, experiments };
+  return { prefix, topics, kafka, events, users, baseEnv, access, experiments, ...(stack.broker ? { brokerPid: stack.broker.pid } : {}) };
 }
 
 type PipelineRun = EngineRun & { ingestRssMiB: number; aggregateRssMiB: number; sinkRssMiB?: number; toClickHouseEventsPerSec?: number };
@@ -209,11 +225,13 @@ async function runPipeline(p: Prepared, say: (m: string) => void, options: { wit
   say(`${label}: ingest and aggregate${options.withSink ? ' and the ClickHouse sink' : ''} (child processes)`);
   const chdb = options.withSink ? mkdtempSync(join(tmpdir(), 'bench-ks-chdb-')) : undefined;
   const env = { ...p.baseEnv, ...p.access.env, LOG_LEVEL: 'warn', ...(chdb ? { CHDB_PATH: chdb, PSEUDONYM_KEY: 'bench-pseudonym-key-0123456789' } : {}) };
+  const brokerCpuAtStart = processCpuSeconds(p.brokerPid);
   const spawned = Date.now();
   const services = { ingest: spawnBenchService('ingest', env), aggregate: spawnBenchService('aggregate', env), ...(chdb ? { sink: spawnBenchService('sink', env) } : {}) };
   const peak = { ingest: 0, aggregate: 0, sink: 0 };
   let done = 0;
   let stored = 0;
+  let cpu: EngineRun['cpuSeconds'] = { engine: 0 };
   try {
     while (done === 0 || (chdb && stored === 0)) {
       await sleep(POLL_MS);
@@ -226,6 +244,11 @@ async function runPipeline(p: Prepared, say: (m: string) => void, options: { wit
       if (done === 0 && (await committedTotal(p.kafka, consumerGroup(p.prefix, 'ingest'), [p.topics.exposuresRaw, p.topics.metricsRaw])) >= p.events && (await groupLag(p.kafka, consumerGroup(p.prefix, 'aggregate'), [p.topics.events])) <= 3) done = Date.now();
       // The sink has stored everything once its group is past every record (each partition may end with one marker).
       if (chdb && done !== 0 && (await groupLag(p.kafka, consumerGroup(p.prefix, 'sink'), [p.topics.events, p.topics.aggregates])) <= 6) stored = Date.now();
+      // Up to the end of the run (the sink's, when it runs): stopping costs CPU that is no part of the job.
+      if (done !== 0 && (!chdb || stored !== 0)) {
+        const byProcess = Object.fromEntries(Object.entries(services).map(([name, s]) => [name, Number(s.cpuSeconds().toFixed(1))]));
+        cpu = { ...cpuSince(Object.values(byProcess).reduce((n, c) => n + c, 0), p.brokerPid, brokerCpuAtStart), byProcess };
+      }
     }
   } finally {
     for (const s of Object.values(services)) await s.stop();
@@ -244,10 +267,10 @@ async function runPipeline(p: Prepared, say: (m: string) => void, options: { wit
     }),
   );
   const last = Math.max(...deltas.map((d) => d.emittedAt));
-  const run = engineRun(p.events, first, last, spawned, done, peak.ingest + peak.aggregate + peak.sink);
+  const run = engineRun(p.events, first, last, spawned, done, peak.ingest + peak.aggregate + peak.sink, cpu);
   // To ClickHouse: from the first event ingested to the poll that saw the sink past the last record.
   const toClickHouseEventsPerSec = chdb ? Math.round(p.events / ((stored - first) / 1000)) : undefined;
-  say(`${label}: ${run.eventsPerSec.toLocaleString('en-US')} events/s to exp.aggregates${toClickHouseEventsPerSec ? `, ${toClickHouseEventsPerSec.toLocaleString('en-US')} events/s to ClickHouse rows` : ''} (${run.eventsPerSecIncludingStartup.toLocaleString('en-US')}/s from process start), peak RSS ${mib(peak.ingest)} + ${mib(peak.aggregate)}${chdb ? ` + ${mib(peak.sink)}` : ''} MiB`);
+  say(`${label}: ${run.eventsPerSec.toLocaleString('en-US')} events/s to exp.aggregates${toClickHouseEventsPerSec ? `, ${toClickHouseEventsPerSec.toLocaleString('en-US')} events/s to ClickHouse rows` : ''} (${run.eventsPerSecIncludingStartup.toLocaleString('en-US')}/s from process start), peak RSS ${mib(peak.ingest)} + ${mib(peak.aggregate)}${chdb ? ` + ${mib(peak.sink)}` : ''} MiB, ${cpuText(run.cpuSeconds)}`);
   return { run: { ...run, ingestRssMiB: mib(peak.ingest), aggregateRssMiB: mib(peak.aggregate), ...(chdb ? { sinkRssMiB: mib(peak.sink), toClickHouseEventsPerSec } : {}) }, totals: totalsOfDeltas(deltas) };
 }
 
@@ -291,10 +314,12 @@ async function runKafkaStreams(stack: BenchStack, p: Prepared, say: (m: string) 
   await reader.connect();
   await reader.subscribe({ topic: totalsTopic, fromBeginning: true });
   await reader.run({ eachMessage: async ({ message }) => void latest.set(message.key!.toString(), JSON.parse(message.value!.toString()) as TaskTotals) });
+  const brokerCpuAtStart = processCpuSeconds(p.brokerPid);
   const job = startKafkaStreamsJob(jobFile);
   const spawned = Date.now();
   let peak = 0;
   let done = 0;
+  let cpu: EngineRun['cpuSeconds'] = { engine: 0 };
   const processed = () => [...latest.values()].reduce((n, t) => n + (t.processed ?? 0), 0);
   try {
     while (done === 0) {
@@ -302,7 +327,10 @@ async function runKafkaStreams(stack: BenchStack, p: Prepared, say: (m: string) 
       peak = Math.max(peak, job.peakRssKiB());
       if (job.child.exitCode !== null) throw new Error(`the Kafka Streams job exited with ${job.child.exitCode}:\n${job.log().slice(-3_000)}`);
       if (Date.now() - spawned > RUN_TIMEOUT_MS) throw new Error(`the Kafka Streams job did not finish within 20 minutes (${processed()}/${p.events}):\n${job.log().slice(-3_000)}`);
-      if (processed() >= p.events) done = Date.now();
+      if (processed() >= p.events) {
+        done = Date.now();
+        cpu = cpuSince(job.cpuSeconds(), p.brokerPid, brokerCpuAtStart);
+      }
     }
   } finally {
     await job.stop();
@@ -312,12 +340,23 @@ async function runKafkaStreams(stack: BenchStack, p: Prepared, say: (m: string) 
   const tasks = [...latest.values()].filter((t) => (t.processed ?? 0) > 0);
   const rejected: Record<string, number> = {};
   for (const t of tasks) for (const [reason, n] of Object.entries(t.rejected)) rejected[reason] = (rejected[reason] ?? 0) + n;
-  const run = engineRun(p.events, Math.min(...tasks.map((t) => t.firstProcessedAt)), Math.max(...tasks.map((t) => t.lastProcessedAt)), spawned, done, peak);
-  say(`Kafka Streams: ${run.eventsPerSec.toLocaleString('en-US')} events/s (${run.eventsPerSecIncludingStartup.toLocaleString('en-US')}/s from process start), peak RSS ${run.peakRssMiB} MiB${Object.keys(rejected).length ? `, rejected ${JSON.stringify(rejected)}` : ''}`);
+  const run = engineRun(p.events, Math.min(...tasks.map((t) => t.firstProcessedAt)), Math.max(...tasks.map((t) => t.lastProcessedAt)), spawned, done, peak, cpu);
+  say(`Kafka Streams: ${run.eventsPerSec.toLocaleString('en-US')} events/s (${run.eventsPerSecIncludingStartup.toLocaleString('en-US')}/s from process start), peak RSS ${run.peakRssMiB} MiB, ${cpuText(run.cpuSeconds)}${Object.keys(rejected).length ? `, rejected ${JSON.stringify(rejected)}` : ''}`);
   return { run: { ...run, rejected }, totals: totalsOfKafkaStreamsRows(tasks.flatMap((t) => t.totals)) };
 }
 
-function engineRun(events: number, first: number, last: number, spawned: number, done: number, peakKiB: number): EngineRun {
+function engineRun(events: number, first: number, last: number, spawned: number, done: number, peakKiB: number, cpuSeconds: EngineRun['cpuSeconds']): EngineRun {
   const seconds = (last - first) / 1000;
-  return { eventsPerSec: Math.round(events / seconds), eventsPerSecIncludingStartup: Math.round(events / ((done - spawned) / 1000)), seconds: Number(seconds.toFixed(2)), peakRssMiB: mib(peakKiB) };
+  return { eventsPerSec: Math.round(events / seconds), eventsPerSecIncludingStartup: Math.round(events / ((done - spawned) / 1000)), seconds: Number(seconds.toFixed(2)), peakRssMiB: mib(peakKiB), cpuSeconds };
+}
+
+/** The engine's CPU seconds so far and the broker's since `brokerAtStart` (none when the bench did not start the broker). */
+function cpuSince(engine: number, brokerPid: number | undefined, brokerAtStart: number): EngineRun['cpuSeconds'] {
+  const round = (x: number) => Number(x.toFixed(1));
+  return brokerPid === undefined ? { engine: round(engine) } : { engine: round(engine), broker: round(processCpuSeconds(brokerPid) - brokerAtStart) };
+}
+
+function cpuText(cpu: EngineRun['cpuSeconds']): string {
+  const parts = cpu.byProcess ? ` (${Object.entries(cpu.byProcess).map(([name, c]) => `${name} ${c}`).join(', ')})` : '';
+  return `CPU ${cpu.engine} s${parts}${cpu.broker === undefined ? '' : ` + broker ${cpu.broker} s`}`;
 }

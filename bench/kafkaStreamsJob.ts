@@ -1,6 +1,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { processCpuSeconds } from './benchProcess.ts';
 
 /**
  * The Kafka Streams implementation of the job (bench/kafka-streams, Maven): how the bench
@@ -32,6 +33,8 @@ export interface KafkaStreamsProcess {
   log(): string;
   /** Peak resident set of the JVM so far (VmHWM), in KiB; 0 once it has exited. */
   peakRssKiB(): number;
+  /** CPU time the JVM has used so far (all its threads), in seconds; 0 once it has exited. */
+  cpuSeconds(): number;
   stop(): Promise<void>;
 }
 
@@ -57,6 +60,7 @@ export function startKafkaStreamsJob(jobFile: string): KafkaStreamsProcess {
         return 0;
       }
     },
+    cpuSeconds: () => processCpuSeconds(child.pid),
     stop: async () => {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
       await exited;

@@ -57,6 +57,7 @@ export function comparisonRows(k: ComparisonResult): [string, string][] {
     [`pipeline with the ClickHouse sink running (a run of its own): raw topics → per-variant sums / → ClickHouse rows`, `${n(k.pipelineWithSink.eventsPerSec)} events/s${spread(k.pipelineWithSink.eventsPerSecRuns)} / ${n(k.pipelineWithSink.toClickHouseEventsPerSec)} events/s${spread(k.pipelineWithSink.toClickHouseEventsPerSecRuns)}`],
     ['pipeline with the sink / Kafka Streams', `${k.pipelineWithSink.ratioToKafkaStreams}${k.runs > 1 ? ` (of the medians; runs: ${k.pipelineWithSink.ratioRuns.join(', ')})` : ''}`],
     ['peak RSS: pipeline (ingest + aggregate) / Kafka Streams JVM', `${k.pipeline.peakRssMiB.ingest} + ${k.pipeline.peakRssMiB.aggregate} = ${k.pipeline.peakRssMiB.total} MiB / ${k.kafkaStreams.peakRssMiB} MiB`],
+    ['CPU seconds per run, own processes + broker, from start: pipeline / Kafka Streams', `${cpuRuns(k.pipeline.cpuSecondsRuns)} / ${cpuRuns(k.kafkaStreams.cpuSecondsRuns)}`],
     ['final per-variant totals, pipeline vs Kafka Streams', `equal (${k.totals.cells} cells; ${k.totals.sumTolerance})`],
   ];
 }
@@ -82,4 +83,10 @@ export function updateReadmeTable(readmePath: string, markdown: string): void {
   const end = readme.indexOf(END);
   if (start < 0 || end < start) return;
   writeFileSync(readmePath, `${readme.slice(0, start + START.length)}\n${markdown}${readme.slice(end)}`);
+}
+
+/** Each run's CPU seconds as `engine + broker` (older results recorded none). */
+function cpuRuns(runs: { engine: number; broker?: number }[] | undefined): string {
+  if (!runs?.length) return 'not recorded';
+  return runs.map((c) => (c.broker === undefined ? `${c.engine}` : `${c.engine} + ${c.broker}`)).join(', ');
 }
