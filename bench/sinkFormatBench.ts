@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { openClickHouse } from '../services/common/clickhouse.ts';
 import { applyMigrations } from '../services/common/migrations.ts';
-import { pseudonymize } from '../services/sink/rowMappers.ts';
+import { pseudonymize } from '../services/sink/pseudonymizer.ts';
 
 /**
  * Sink insert rate into the real ClickHouse engine (chDB) for the format the sink uses

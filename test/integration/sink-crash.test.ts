@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { openClickHouse } from '../../services/common/clickhouse.ts';
 import { committedTotal } from '../../services/common/groupProgress.ts';
 import { consumerGroup } from '../../services/common/topics.ts';
-import { pseudonymize } from '../../services/sink/rowMappers.ts';
+import { pseudonymize } from '../../services/sink/pseudonymizer.ts';
 import { generateEvents } from '../support/aggregationFixture.ts';
 import { seedAggregation } from '../support/aggregateHarness.ts';
 import { spawnService, type ChildService } from '../support/childService.ts';
