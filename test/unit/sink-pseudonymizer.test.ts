@@ -21,6 +21,8 @@ function randomString(random: () => number, length: number): string {
 }
 
 describe('Pseudonymizer (the sink\'s HMAC of user ids)', () => {
+  // ASCII keys of at most a block take the string path for the inner hash; longer keys (hashed
+  // first) and keys with other characters take the buffer path.
   it('gives exactly the HMAC-SHA256 pseudonym for keys shorter than, equal to and longer than a block, and ids of every length and script', () => {
     const random = seededRandom(20261128);
     const keys = ['k'.repeat(16), 'x'.repeat(63), 'y'.repeat(64), 'z'.repeat(65), 'a long key '.repeat(30), randomString(random, 40), 'ключ-🔑-'.repeat(9)];
