@@ -58,6 +58,13 @@ type FetchRecordSets = (request: { topic: string; partitions: { partition: numbe
 
 const READ_COMMITTED = 1;
 const PARTITION_FETCH_BYTES = 8 * 1024 * 1024;
+/**
+ * The first fetch asks for less, and each next one for twice as much up to the above: loading
+ * starts once a response has arrived whole (8 MiB a partition took ~80 ms to arrive), and each
+ * fetch should arrive while the one before it is loaded (1 MiB then 8 MiB kept loading waiting
+ * ~110 ms for the second).
+ */
+const FIRST_PARTITION_FETCH_BYTES = 1024 * 1024;
 const FETCH_BYTES = 32 * 1024 * 1024;
 const FETCH_WAIT_MS = 100;
 const WALK_RUN_BYTES = 1024 * 1024;
@@ -100,17 +107,19 @@ export async function restorePartitions(options: RestoreOptions): Promise<void> 
     // From the start of each log: offset 0 unless records were deleted below it, which the
     // broker answers with OFFSET_OUT_OF_RANGE, and the log's first offset is asked then.
     const next = new Map(restoring.map((partition) => [partition, 0]));
+    let fetches = 0;
     const fetchOnce = async (): Promise<Fetched[]> => {
       const offsets = new Map([...pending].map((partition) => [partition, next.get(partition)!]));
       try {
         const sets = await fetchRecordSets({
           topic: changelogTopic,
-          partitions: [...offsets].map(([partition, offset]) => ({ partition, fetchOffset: String(offset), maxBytes: PARTITION_FETCH_BYTES })),
+          partitions: [...offsets].map(([partition, offset]) => ({ partition, fetchOffset: String(offset), maxBytes: Math.min(PARTITION_FETCH_BYTES, FIRST_PARTITION_FETCH_BYTES * 2 ** fetches) })),
           isolationLevel: READ_COMMITTED,
           maxWaitTime: FETCH_WAIT_MS,
           minBytes: 1,
           maxBytes: FETCH_BYTES,
         });
+        fetches++;
         return sets.map((set) => ({ ...set, fetchOffset: offsets.get(set.partition) ?? 0 }));
       } catch (err) {
         if ((err as { name?: string }).name !== 'KafkaJSOffsetOutOfRange') throw err;
