@@ -49,11 +49,11 @@ export interface EngineRun {
   seconds: number;
   peakRssMiB: number;
   /**
-   * CPU seconds spent from the processes' start to the end of the run: the engine's own
-   * processes (ingest + aggregate (+ sink), or the JVM) and the broker's (when the bench
-   * started it), from the processes' start (so start-up included) to the end of the run. What
-   * the job costs, beside how fast it went: on this shared 2-core machine the same work has
-   * taken up to 1.8x the CPU time from one run to the next (bench/README.md).
+   * CPU seconds from the processes' start (so start-up included) to the end of the run: the
+   * engine's own processes (ingest + aggregate (+ sink), each in `byProcess`, or the JVM) and
+   * the broker's (when the bench started it). What the job costs, beside how fast it went: on
+   * this shared 2-core machine the same work has taken up to 1.8x the CPU time from one run to
+   * the next (bench/README.md).
    */
   cpuSeconds: { engine: number; broker?: number; byProcess?: Record<string, number> };
 }
