@@ -3,7 +3,8 @@ import { dirname, relative, resolve } from 'node:path';
 import { build, type Plugin } from 'esbuild';
 
 /**
- * The services as deployed: one ES module per service, `dist/services/<name>.mjs`, our
+ * The services as deployed: one ES module per service, `dist/services/<name>.mjs` (and one per
+ * worker thread a service starts, WORKER_ENTRIES), our
  * TypeScript bundled and type-stripped by esbuild, packages left to node_modules (so the
  * patched kafkajs and chDB's native module load as they do under tsx).
  *
@@ -16,6 +17,8 @@ import { build, type Plugin } from 'esbuild';
  */
 export const SERVICE_NAMES = ['ingest', 'aggregate', 'guard', 'control', 'notify', 'sink'] as const;
 export type BundledService = (typeof SERVICE_NAMES)[number];
+/** Worker threads a service starts, each its own bundle next to the service's (`new URL('./<name>.mjs', import.meta.url)`). */
+export const WORKER_ENTRIES = { 'aggregate-restore-worker': 'services/aggregate/restoreWorker.ts' } as const;
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const OUT_DIR = resolve(ROOT, 'dist/services');
@@ -25,13 +28,21 @@ export function serviceBundlePath(name: BundledService): string {
   return resolve(OUT_DIR, `${name}.mjs`);
 }
 
+/** The bundle of a worker thread's entry, built by buildServiceBundles. */
+export function workerBundlePath(name: keyof typeof WORKER_ENTRIES): string {
+  return resolve(OUT_DIR, `${name}.mjs`);
+}
+
 /**
  * Builds every service's bundle from the sources. Each file is written next to its final
  * name and renamed over it, so a process starting at the same time never reads half a bundle.
  */
 export async function buildServiceBundles(): Promise<string[]> {
   const result = await build({
-    entryPoints: Object.fromEntries(SERVICE_NAMES.map((name) => [name, resolve(ROOT, `services/${name}/main.ts`)])),
+    entryPoints: {
+      ...Object.fromEntries(SERVICE_NAMES.map((name) => [name, resolve(ROOT, `services/${name}/main.ts`)])),
+      ...Object.fromEntries(Object.entries(WORKER_ENTRIES).map(([name, source]) => [name, resolve(ROOT, source)])),
+    },
     outdir: OUT_DIR,
     outExtension: { '.js': '.mjs' },
     bundle: true,

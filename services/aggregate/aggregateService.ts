@@ -23,6 +23,7 @@ import { createAggregateMetrics } from './aggregateMetrics.ts';
 import { applyEvent, eventTimePolicy, MAX_HELD_PER_USER, type Outcome } from './applyEvent.ts';
 import { DeltaAccumulator } from './deltaAccumulator.ts';
 import { PartitionWatermark } from './partitionWatermark.ts';
+import { restoreThreads } from './restoreThreads.ts';
 import type { UserState } from './userState.ts';
 import { UserTable } from './userTable.ts';
 
@@ -43,6 +44,8 @@ export interface AggregateOptions {
   stallMs?: number;
   /** How far behind its partition's stream time an event is still taken (config `aggregate`, see applyEvent and partitionWatermark); default CONFIG_DEFAULTS.aggregate. */
   eventTime?: { latenessMs: number };
+  /** Worker threads a restore may use and the smallest partition given one (config `aggregate.restoreThreads`, `aggregate.restoreThreadMinRecords`; see restoreThreads.ts); by default every partition is restored on this thread. */
+  restoreThreads?: { threads: number; minRecords: number };
   /** Whose signatures make a definition genuine. */
   keyring: Keyring;
   metrics: Registry;
@@ -69,6 +72,7 @@ export async function startAggregate(options: AggregateOptions): Promise<Running
     kafka,
     changelogTopic: topics.aggregateChangelog,
     table: () => new UserTable(),
+    ...(options.restoreThreads && options.restoreThreads.threads > 0 ? { offThreadRestore: () => restoreThreads({ ...options.restoreThreads!, logger: log }) } : {}),
     logger: log,
     logEvent: 'aggregate.state_restored',
     onRestored: (partition, ms) => {

@@ -99,3 +99,27 @@ export function releaseCompactHeld(data: Float64Array, at: number, length: numbe
   data.copyWithin(start, keep, end);
   return length - (keep - start);
 }
+
+/**
+ * Rewrites the record's interned ids through `mapping` (old id -> new id), in place: a record
+ * built on another thread numbered its strings there (restoreWorker.ts).
+ */
+export function remapCompactIds(data: Float64Array, at: number, length: number, mapping: Int32Array): void {
+  const counts = data[at + 1]!;
+  const assignmentsEnd = at + HEAD + 2 * Math.floor(counts / COUNT_SHIFT);
+  const totalsEnd = assignmentsEnd + 2 * (counts % COUNT_SHIFT);
+  for (let i = at + HEAD; i < assignmentsEnd; i += 2) {
+    const packed = data[i]!;
+    const conflicted = packed % 2;
+    const ids = (packed - conflicted) / 2;
+    data[i] = (mapped(mapping, Math.floor(ids / ID_SHIFT)) * ID_SHIFT + mapped(mapping, ids % ID_SHIFT)) * 2 + conflicted;
+  }
+  for (let i = assignmentsEnd; i < totalsEnd; i += 2) data[i] = mapped(mapping, data[i]!);
+  for (let i = totalsEnd; i < at + length; i += 3) data[i] = mapped(mapping, data[i]!);
+}
+
+function mapped(mapping: Int32Array, id: number): number {
+  const to = mapping[id];
+  if (to === undefined || to < 0) throw new Error(`interned id ${id} has no mapping`);
+  return to;
+}

@@ -70,6 +70,11 @@ export class InternedIds {
     this.hashes[s] = hash;
   }
 
+  /** Every string so far, in id order (a copy). */
+  all(): string[] {
+    return [...this.strings];
+  }
+
   stringOf(id: number): string {
     const value = this.strings[id];
     if (value === undefined) throw new Error(`unknown interned id ${id}`);

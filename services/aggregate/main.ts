@@ -13,6 +13,7 @@ await runServiceProcess('aggregate', (ctx) =>
     sessionTimeoutMs: ctx.config.kafka.sessionTimeoutMs,
     stallMs: ctx.config.health.stallMs,
     eventTime: ctx.config.aggregate,
+    restoreThreads: { threads: ctx.config.aggregate.restoreThreads, minRecords: ctx.config.aggregate.restoreThreadMinRecords },
     keyring: keyringFor('the aggregator', ctx.config),
     metrics: ctx.metrics,
     logger: ctx.logger,

@@ -1,5 +1,5 @@
 import type { PartitionTable } from '../common/changeloggedStore.ts';
-import { compactEarliestHeld, compactHeldCount, compactLength, compactNewest, readCompact, releaseCompactHeld, writeCompact } from './compactUser.ts';
+import { compactEarliestHeld, compactHeldCount, compactLength, compactNewest, readCompact, releaseCompactHeld, remapCompactIds, writeCompact } from './compactUser.ts';
 import { hashBytes } from './internedIds.ts';
 import { decodeCompact, encodeCompact, Scratch } from './userStateCodec.ts';
 import type { UserState } from './userState.ts';
@@ -28,8 +28,26 @@ const DELETED = -1;
 /** The most users `expect` makes room for (its guess can be far above the keys when they were rewritten often; beyond it the table grows as usual). */
 const MAX_EXPECTED = 2 ** 22;
 
+/**
+ * A table's storage as plain data: a restore on a worker thread builds a table there and hands
+ * it over in these parts, its typed arrays transferred (not copied).
+ */
+export interface UserTableParts {
+  chunks: (Float64Array<ArrayBuffer> | undefined)[];
+  live: number[];
+  current: number;
+  bump: number;
+  handles: Int32Array<ArrayBuffer>;
+  freeNumbers: number[];
+  nextNumber: number;
+  slots: Int32Array<ArrayBuffer>;
+  hashes: Int32Array<ArrayBuffer>;
+  used: number;
+  stored: number;
+}
+
 export class UserTable implements PartitionTable<UserState> {
-  private chunks: (Float64Array | undefined)[] = [];
+  private chunks: (Float64Array<ArrayBuffer> | undefined)[] = [];
   /** The same chunks as bytes (keys are compared and copied there). */
   private chunkBytes: (Uint8Array | undefined)[] = [];
   /** Doubles of live records per chunk. */
@@ -171,6 +189,64 @@ export class UserTable implements PartitionTable<UserState> {
     const [chunk, at, length] = this.record(number);
     const offset = this.stateOffset(chunk, at);
     return encodeCompact(chunk, at + offset, length - offset);
+  }
+
+  /** The table's storage (after a flush), to be handed to another thread with `transferables`; this table is not to be used after. */
+  toParts(): UserTableParts {
+    this.flush();
+    const { chunks, live, current, bump, handles, freeNumbers, nextNumber, slots, hashes, used, stored } = this;
+    return { chunks, live, current, bump, handles, freeNumbers, nextNumber, slots, hashes, used, stored };
+  }
+
+  /** The memory `toParts` can hand over without copying. */
+  static transferables(parts: UserTableParts): ArrayBuffer[] {
+    const arrays = [...parts.chunks.filter((chunk) => chunk !== undefined), parts.handles, parts.slots, parts.hashes];
+    return arrays.map((array) => array.buffer);
+  }
+
+  /**
+   * A table over parts built elsewhere. They are checked for shape (as another thread's
+   * message, not trusted to be whole): arrays of the right kinds and sizes, counts in range.
+   */
+  static fromParts(parts: UserTableParts): UserTable {
+    if (typeof parts !== 'object' || parts === null) throw new Error('user table parts are not a user table');
+    const table = new UserTable();
+    const { chunks, live, handles, slots, hashes } = parts;
+    const count = (n: unknown, max: number) => typeof n === 'number' && Number.isInteger(n) && n >= -1 && n <= max;
+    const powerOfTwo = (n: number) => n > 0 && (n & (n - 1)) === 0;
+    if (
+      !Array.isArray(chunks) || !Array.isArray(live) || live.length !== chunks.length || !chunks.every((c) => c === undefined || c instanceof Float64Array) ||
+      !(handles instanceof Int32Array) || !(slots instanceof Int32Array) || !(hashes instanceof Int32Array) || slots.length !== hashes.length || !powerOfTwo(slots.length) ||
+      !count(parts.nextNumber, handles.length) || !count(parts.stored, parts.nextNumber) || !count(parts.used, slots.length) || !count(parts.current, chunks.length - 1) || !count(parts.bump, CHUNK) ||
+      !Array.isArray(parts.freeNumbers)
+    ) {
+      throw new Error('user table parts are not a user table');
+    }
+    table.chunks = chunks;
+    table.chunkBytes = chunks.map((chunk) => (chunk ? new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength) : undefined));
+    table.live = live;
+    table.current = parts.current;
+    table.bump = parts.bump;
+    table.handles = handles;
+    table.freeNumbers = parts.freeNumbers;
+    table.nextNumber = parts.nextNumber;
+    table.slots = slots;
+    table.hashes = hashes;
+    table.used = parts.used;
+    table.stored = parts.stored;
+    return table;
+  }
+
+  /** Rewrites every stored user's interned ids through `mapping` (old id -> new id): see remapCompactIds. */
+  remapIds(mapping: Int32Array): void {
+    this.flush();
+    this.encodedAtFlush.clear();
+    for (let number = 0; number < this.nextNumber; number++) {
+      if (this.handles[number]! < 0) continue;
+      const [chunk, at, length] = this.record(number);
+      const offset = this.stateOffset(chunk, at);
+      remapCompactIds(chunk, at + offset, length - offset, mapping);
+    }
   }
 
   /** Every stored user's number, newest event time, held event count and earliest held event time. */

@@ -1,9 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import type { Admin, Kafka, Producer } from 'kafkajs';
-import { AbortedTransactions } from './abortedRecords.ts';
-import { batchRuns, firstFetchedOffset, nextFetchOffset, walkRecordSet, type RecordVisitor } from './recordBatches.ts';
+import { PartitionLoader, RESTORE_HEADER, type PartitionReader, type RestoreTarget } from './partitionLoader.ts';
+import { nextFetchOffset } from './recordBatches.ts';
 import { retriedWhileRetriable } from './retriable.ts';
 import type { Logger } from './logger.ts';
+
+export { PartitionLoader, RESTORE_HEADER, type ChangelogRecordSet, type PartitionReader, type RestoreTarget } from './partitionLoader.ts';
 
 /**
  * Rebuilds input partitions' state from their changelog partitions, several in one read of the
@@ -18,16 +20,7 @@ import type { Logger } from './logger.ts';
  * it is decided, and nothing after it is someone else's. Every partition has its own producer,
  * marker and token; one reader fetches them all, and each partition is done at its own token.
  */
-export const RESTORE_HEADER = 'expstream-restore-token';
 const MARKER_KEY = '\u0000restore-marker';
-
-/** Where a partition's changelog records go while it is restored. */
-export interface RestoreTarget {
-  /** One changelog record, in offset order: key and value where they lie in `bytes` (a value length of -1: a tombstone). */
-  load(bytes: Buffer, keyAt: number, keyLength: number, valueAt: number, valueLength: number): void;
-  /** Told once, before its first record, about how many records the partition has to read (offsets, an upper bound): room can be made at once. */
-  expect?(records: number): void;
-}
 
 export interface RestoreOptions {
   kafka: Kafka;
@@ -38,6 +31,12 @@ export interface RestoreOptions {
   logEvent: string;
   /** Each partition's target (one per key of `producers`), called directly for every record. */
   targets: Map<number, RestoreTarget>;
+  /**
+   * Asked once per partition, at its first record set, with how many records it has to read
+   * (an upper bound): a reader that restores it elsewhere, or undefined to load it here into
+   * its target.
+   */
+  readerOf?(partition: number, records: number): PartitionReader | undefined;
   /** Told once a partition is read to its marker; returns how many keys it holds (for the log line). */
   restored(partition: number): number;
   timeoutMs?: number;
@@ -67,7 +66,6 @@ const PARTITION_FETCH_BYTES = 8 * 1024 * 1024;
 const FIRST_PARTITION_FETCH_BYTES = 1024 * 1024;
 const FETCH_BYTES = 32 * 1024 * 1024;
 const FETCH_WAIT_MS = 100;
-const WALK_RUN_BYTES = 1024 * 1024;
 
 /**
  * Reads every given partition's changelog to its marker; resolves once all are restored.
@@ -80,6 +78,8 @@ const WALK_RUN_BYTES = 1024 * 1024;
 export async function restorePartitions(options: RestoreOptions): Promise<void> {
   const { kafka, changelogTopic, producers } = options;
   const started = Date.now();
+  // The process's CPU time over the restore, every thread's (for the log line).
+  const cpuAtStart = process.cpuUsage();
   const deadline = started + (options.timeoutMs ?? 120_000);
   // The markers are committed while the reader connects. Reading starts once they are (about
   // 25 ms): each token is then known, and a leader that took a marker is ready to be read (a
@@ -100,16 +100,25 @@ export async function restorePartitions(options: RestoreOptions): Promise<void> 
   const records = new Map(restoring.map((partition) => [partition, 0]));
   const admin = kafka.admin();
   let inFlight: Promise<Fetched[]> | undefined;
+  // Every record set handed to a reader, each partition's in order (a chain per partition).
+  const reading = new Map<number, Promise<void>>();
   try {
+    // Readers that work elsewhere are chosen (and started) while the markers are committed,
+    // told each partition's size from its offsets.
     await admin.connect();
+    const sizes = options.readerOf ? new Map((await admin.fetchTopicOffsets(changelogTopic)).map((p) => [p.partition, Math.max(0, Number(p.high) - Number(p.low))])) : new Map<number, number>();
+    const readers = new Map(restoring.map((partition) => [partition, options.readerOf?.(partition, sizes.get(partition) ?? 0) ?? new PartitionLoader(options.targets.get(partition)!)]));
     const fetchRecordSets = recordSetFetcherOf(admin);
     const tokens = await markers;
     // From the start of each log: offset 0 unless records were deleted below it, which the
     // broker answers with OFFSET_OUT_OF_RANGE, and the log's first offset is asked then.
     const next = new Map(restoring.map((partition) => [partition, 0]));
+    // Partitions fetched up to their high watermark (their markers included): not fetched
+    // again, which would wait out the fetch's maxWaitTime at the end of the log.
+    const fetchedToEnd = new Set<number>();
     let fetches = 0;
-    const fetchOnce = async (): Promise<Fetched[]> => {
-      const offsets = new Map([...pending].map((partition) => [partition, next.get(partition)!]));
+    const fetchOnce = async (wanted: number[]): Promise<Fetched[]> => {
+      const offsets = new Map(wanted.map((partition) => [partition, next.get(partition)!]));
       try {
         const sets = await fetchRecordSets({
           topic: changelogTopic,
@@ -128,66 +137,80 @@ export async function restorePartitions(options: RestoreOptions): Promise<void> 
         throw Object.assign(new Error(`${changelogTopic}: records below the log start were deleted; reading from it`), { retriable: true });
       }
     };
-    const fetchPending = () => retriedWhileRetriable(fetchOnce, { deadlineMs: Math.max(0, deadline - Date.now()) });
-    const expected = new Set<number>();
-    inFlight = fetchPending();
+    const fetchFor = (wanted: number[]) => retriedWhileRetriable(() => fetchOnce(wanted), { deadlineMs: Math.max(0, deadline - Date.now()) });
+    let allRead: () => void = () => {};
+    const everyMarkerRead = new Promise<undefined>((resolve) => (allRead = () => resolve(undefined)));
+    const read = async (set: Fetched): Promise<void> => {
+      const partition = set.partition;
+      if (!pending.has(partition)) return;
+      const reader = readers.get(partition)!;
+      const { found, loaded } = await reader.read({ recordSet: set.recordSet, fetchOffset: set.fetchOffset, highWatermark: Number(set.highWatermark), abortedTransactions: set.abortedTransactions }, tokens.get(partition)!);
+      records.set(partition, records.get(partition)! + loaded);
+      if (!found) return;
+      await reader.finish();
+      pending.delete(partition);
+      options.logger.info({ topic: changelogTopic, partition, keys: options.restored(partition), records: records.get(partition), ms: Date.now() - started, cpuMs: cpuMsSince(cpuAtStart), markersMs, firstRecordMs, fetchWaitMs, restoredTogether: restoring, ...(reader instanceof PartitionLoader ? {} : { elsewhere: true }) }, options.logEvent);
+      if (pending.size === 0) allRead();
+    };
+    /** Hands a record set to its partition's reader, after the partition's sets before it. */
+    const handOut = (set: Fetched): Promise<void> => {
+      const chained = (reading.get(set.partition) ?? Promise.resolve()).then(() => read(set));
+      // Awaited a fetch later (below); meanwhile a failure is not an unhandled one.
+      chained.catch(() => {});
+      reading.set(set.partition, chained);
+      return chained;
+    };
+    let before: Promise<void>[] = [];
+    inFlight = fetchFor(restoring);
     while (pending.size > 0) {
       if (Date.now() > deadline) throw new Error(`restoring ${changelogTopic} partitions ${[...pending].join(', ')} took over ${options.timeoutMs ?? 120_000} ms`);
       const waitStarted = Date.now();
-      const fetched = await inFlight;
+      // Every marker may be read while a fetch is out (of partitions not known to be at their end).
+      const fetched = await Promise.race([inFlight, everyMarkerRead]);
+      if (fetched === undefined) break;
       inFlight = undefined;
       if (firstRecordMs === undefined) firstRecordMs = Date.now() - started;
       else fetchWaitMs += Date.now() - waitStarted;
-      // The next fetch goes out before this one is walked (only its batch headers are read here).
       for (const set of fetched) {
+        // Only batch headers are read here; the records are read by the partitions' readers.
         const after = nextFetchOffset(set.recordSet);
         if (after !== undefined) next.set(set.partition, after);
+        if (after !== undefined && after >= Number(set.highWatermark)) fetchedToEnd.add(set.partition);
       }
-      inFlight = fetchPending();
+      // Readers start on these sets at once, each partition's after its set before (a reader
+      // done early does not wait for the others'). The next fetch goes out once the sets
+      // before these are read: at most two sets per partition are held at a time.
+      const handed = fetched.map(handOut);
+      await Promise.all(before);
+      before = handed;
+      if (pending.size === 0) break;
+      let wanted = [...pending].filter((partition) => !fetchedToEnd.has(partition));
+      if (wanted.length === 0) {
+        // Every partition fetched to its end: its marker is among the sets being read.
+        await Promise.all(before);
+        before = [];
+        if (pending.size === 0) break;
+        // Read to the end without a marker (not expected): fetch them again.
+        wanted = [...pending];
+        for (const partition of wanted) fetchedToEnd.delete(partition);
+      }
+      inFlight = fetchFor(wanted);
       inFlight.catch(() => {});
-      for (const set of fetched) {
-        const partition = set.partition;
-        if (!pending.has(partition)) continue;
-        const target = options.targets.get(partition)!;
-        if (!expected.has(partition)) {
-          const first = firstFetchedOffset(set.recordSet);
-          if (first === undefined) continue;
-          expected.add(partition);
-          // From this record set to the end of the log (transaction markers included: an upper bound).
-          target.expect?.(Math.max(0, Number(set.highWatermark) - first));
-        }
-        const token = Buffer.from(tokens.get(partition)!, 'utf8');
-        let loaded = 0;
-        // Called once per changelog record (a million for a million users): no closure or object per record.
-        const visit: RecordVisitor = (bytes, keyAt, keyLength, valueAt, valueLength, marker) => {
-          if (marker !== undefined) return marker !== null && marker.equals(token);
-          // A tombstone removes the key (state that is no longer needed, e.g. expired nonces).
-          if (keyLength >= 0) {
-            target.load(bytes, keyAt, keyLength, valueAt, valueLength);
-            loaded++;
-          }
-        };
-        const walk = { aborted: new AbortedTransactions(set.abortedTransactions), header: RESTORE_HEADER, from: set.fetchOffset };
-        let found = false;
-        for (const run of batchRuns(set.recordSet, WALK_RUN_BYTES)) {
-          found = walkRecordSet(run, visit, walk);
-          if (found) break;
-          // The next fetch's bytes are read off the socket meanwhile: walked in one go, a fetch
-          // left the broker blocked on a full socket buffer, and the reader then waited for it.
-          await new Promise((resolve) => setImmediate(resolve));
-        }
-        records.set(partition, records.get(partition)! + loaded);
-        if (!found) continue;
-        pending.delete(partition);
-        options.logger.info({ topic: changelogTopic, partition, keys: options.restored(partition), records: records.get(partition), ms: Date.now() - started, markersMs, firstRecordMs, fetchWaitMs, restoredTogether: restoring }, options.logEvent);
-      }
     }
+    await Promise.all(before);
   } finally {
-    // Nothing of this restore is left running when it ends (a fetch or a marker transaction still open).
+    // Nothing of this restore is left running when it ends (a fetch, a set being read, or a
+    // marker transaction still open).
     await inFlight?.catch(() => {});
+    await Promise.all([...reading.values()].map((chain) => chain.catch(() => {})));
     await markers.catch(() => {});
     await admin.disconnect().catch(() => {});
   }
+}
+
+function cpuMsSince(start: NodeJS.CpuUsage): number {
+  const used = process.cpuUsage(start);
+  return Math.round((used.user + used.system) / 1000);
 }
 
 function recordSetFetcherOf(admin: Admin): FetchRecordSets {

@@ -1,5 +1,5 @@
 import type { Kafka, Producer } from 'kafkajs';
-import { restorePartitions, type RestoreTarget } from './changelogRestore.ts';
+import { restorePartitions, type PartitionReader, type RestoreTarget } from './changelogRestore.ts';
 import { PipelineError } from './errors.ts';
 import type { Logger } from './logger.ts';
 import type { OutputRecord } from './transactionalLoop.ts';
@@ -94,7 +94,22 @@ export type ChangeloggedStoreOptions<V, T extends PartitionTable<V> = PartitionT
   onRestored?(partition: number, ms: number, keys: number): void;
   /** Told when a partition's state is dropped. */
   onDropped?(partition: number): void;
+  /** Restores partitions on other threads: started for each restore, closed when it ends (see OffThreadRestore). */
+  offThreadRestore?(): OffThreadRestore<T>;
 } & ({ codec: StoreCodec<V>; table?: undefined } | { table: () => T; codec?: undefined });
+
+/**
+ * One restore's readers elsewhere (the aggregator's worker threads): each partition it takes
+ * is read there and its table handed back once read; the others are loaded on this thread.
+ */
+export interface OffThreadRestore<T> {
+  /** A reader for the partition (told its record count, an upper bound), or undefined to load it here. */
+  readerOf(partition: number, records: number): PartitionReader | undefined;
+  /** The partition's table once its reader has finished; undefined for a partition loaded here. */
+  tableOf(partition: number): T | undefined;
+  /** Ends whatever it still runs (the restore finished or failed). */
+  close(): Promise<void>;
+}
 
 export class OwnedPartition<V, T extends PartitionTable<V> = PartitionTable<V>> implements PartitionStore<V> {
   /** Keys written since the last commit, in the order first written. */
@@ -153,19 +168,28 @@ export class ChangeloggedStore<V, T extends PartitionTable<V> = PartitionTable<V
     const { kafka, changelogTopic, logger, logEvent } = this.options;
     const tables = new Map([...producers.keys()].map((partition) => [partition, this.newTable()]));
     const finished = new Map<number, number>();
-    await restorePartitions({
-      kafka,
-      changelogTopic,
-      producers,
-      logger,
-      logEvent,
-      targets: tables,
-      restored: (partition) => {
-        finished.set(partition, Date.now());
-        return tables.get(partition)!.size;
-      },
-    });
-    for (const [partition, table] of tables) {
+    const elsewhere = this.options.offThreadRestore?.();
+    // A partition read elsewhere brings its own table back.
+    const restoredTable = (partition: number) => elsewhere?.tableOf(partition) ?? tables.get(partition)!;
+    try {
+      await restorePartitions({
+        kafka,
+        changelogTopic,
+        producers,
+        logger,
+        logEvent,
+        targets: tables,
+        ...(elsewhere ? { readerOf: (partition: number, records: number) => elsewhere.readerOf(partition, records) } : {}),
+        restored: (partition) => {
+          finished.set(partition, Date.now());
+          return restoredTable(partition).size;
+        },
+      });
+    } finally {
+      await elsewhere?.close();
+    }
+    for (const partition of tables.keys()) {
+      const table = restoredTable(partition);
       this.assign(partition, table);
       this.options.onRestored?.(partition, (finished.get(partition) ?? Date.now()) - started, table.size);
     }

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 import { PipelineError } from './errors.ts';
 import { LOG_LEVELS } from './logger.ts';
@@ -135,6 +136,13 @@ const ConfigSchema = z.strictObject({
        * An event later than this is not taken; it is counted and reported as late.
        */
       latenessMs: z.coerce.number().int().min(0).max(24 * 3_600_000).default(600_000),
+      /**
+       * Worker threads a restore of the aggregator's state may use besides its own (one per
+       * core by default); 0 restores every partition on the aggregator's thread. Partitions of
+       * fewer than `restoreThreadMinRecords` changelog records are always restored there.
+       */
+      restoreThreads: z.coerce.number().int().min(0).max(64).default(() => availableParallelism()),
+      restoreThreadMinRecords: z.coerce.number().int().min(0).max(1_000_000_000).default(50_000),
     })
     .prefault({}),
   control: z
@@ -257,6 +265,8 @@ export const ENV_KEYS = {
   GUARD_KEY_FILE: 'guard.keyFile',
   GUARD_PUNCTUATE_MS: 'guard.punctuateMs',
   AGGREGATE_LATENESS_MS: 'aggregate.latenessMs',
+  AGGREGATE_RESTORE_THREADS: 'aggregate.restoreThreads',
+  AGGREGATE_RESTORE_THREAD_MIN_RECORDS: 'aggregate.restoreThreadMinRecords',
   KEYRING_FILE: 'control.keyringFile',
   CONTROL_PRINCIPAL: 'control.principal',
   CONTROL_KEY_FILE: 'control.keyFile',

@@ -11,7 +11,9 @@ import { waitFor } from '../support/waitFor.ts';
 type Pipeline = ReturnType<typeof testPipeline>;
 
 // KAFKA_CLIENT_ID names each instance in the consumer group's description (`<id>-aggregate`).
-const env = (pipeline: Pipeline, instance: string) => ({ ...pipeline.env, EXP_INSTANCE_ID: instance, KAFKA_CLIENT_ID: `agg-${instance}`, KAFKA_SESSION_TIMEOUT_MS: '6000', LOG_LEVEL: 'info' });
+// Every partition with state is restored on a worker thread (restoreThreads.ts), however small:
+// the kills and the rebalance below go through that path.
+const env = (pipeline: Pipeline, instance: string) => ({ ...pipeline.env, EXP_INSTANCE_ID: instance, KAFKA_CLIENT_ID: `agg-${instance}`, KAFKA_SESSION_TIMEOUT_MS: '6000', LOG_LEVEL: 'info', AGGREGATE_RESTORE_THREAD_MIN_RECORDS: '0' });
 
 /** Partitions of exp.events an instance restored from the changelog, as its log says, with the keys each held. */
 function restored(service: ChildService): Map<number, number> {
@@ -120,6 +122,7 @@ describe('the aggregator through the real broker', () => {
     );
     // It restored what the first instance had committed there, not an empty state.
     for (const p of secondPartitions) expect(restored(second).get(p), `keys restored for partition ${p}`).toBeGreaterThan(0);
+    expect(second.log(), 'the second instance restored on worker threads').toContain('"elsewhere":true');
 
     // Phase 3: the first instance leaves mid-stream; the second takes its partitions over,
     // restores them from the changelog, and the rest of the events arrive.

@@ -3,7 +3,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildServiceBundles, SERVICE_NAMES, serviceBundlePath } from '../../infra/build/serviceBundles.ts';
+import { Worker } from 'node:worker_threads';
+import { buildServiceBundles, SERVICE_NAMES, serviceBundlePath, WORKER_ENTRIES, workerBundlePath } from '../../infra/build/serviceBundles.ts';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 
@@ -15,8 +16,9 @@ describe('service bundles (npm run build)', () => {
   });
   afterAll(() => rmSync(emptyDir, { recursive: true, force: true }));
 
-  it('writes one bundle per service, where serviceBundlePath says', () => {
-    expect(built.sort()).toEqual(SERVICE_NAMES.map((name) => serviceBundlePath(name)).sort());
+  it('writes one bundle per service and per worker thread entry, where serviceBundlePath and workerBundlePath say', () => {
+    const workers = Object.keys(WORKER_ENTRIES) as (keyof typeof WORKER_ENTRIES)[];
+    expect(built.sort()).toEqual([...SERVICE_NAMES.map((name) => serviceBundlePath(name)), ...workers.map((name) => workerBundlePath(name))].sort());
     for (const file of built) expect(existsSync(file)).toBe(true);
   });
 
@@ -33,6 +35,24 @@ describe('service bundles (npm run build)', () => {
     expect(sink).toContain('__expstreamSourceDir("services/common")');
     expect(sink).toContain('__expstreamSourceDir("services/sink")');
     expect(readFileSync(serviceBundlePath('control'), 'utf8')).toContain('__expstreamSourceDir("services/control")');
+  });
+
+  it('starts the restore worker from its bundle, next to the aggregator bundle that starts it', async () => {
+    // The aggregator bundle starts it as new URL('./aggregate-restore-worker.mjs', import.meta.url).
+    expect(readFileSync(serviceBundlePath('aggregate'), 'utf8')).toContain('new URL("./aggregate-restore-worker.mjs", import.meta.url)');
+    const worker = new Worker(workerBundlePath('aggregate-restore-worker'));
+    try {
+      // Every module of it loads; asked to finish a partition it never read, it says so.
+      worker.postMessage({ kind: 'seed', strings: ['a'] });
+      worker.postMessage({ kind: 'finish', partition: 4, mapping: null });
+      const reply = await new Promise((resolve, reject) => {
+        worker.once('message', resolve);
+        worker.once('error', reject);
+      });
+      expect(reply).toEqual({ kind: 'failed', partition: 4, message: 'partition 4 was never read here' });
+    } finally {
+      await worker.terminate();
+    }
   });
 
   it.each(SERVICE_NAMES)('%s loads from its bundle and reaches its config check', (name) => {

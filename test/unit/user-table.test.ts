@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { releaseHeld } from '../../services/aggregate/applyEvent.ts';
-import { InternedIds } from '../../services/aggregate/internedIds.ts';
+import { InternedIds, internedIds } from '../../services/aggregate/internedIds.ts';
 import { decodeCompact, decodeUserState, encodeUserState, FORMAT_BINARY, Scratch } from '../../services/aggregate/userStateCodec.ts';
 import { encodeJsonUserState, type UserState } from '../../services/aggregate/userState.ts';
 import { UserTable } from '../../services/aggregate/userTable.ts';
@@ -193,5 +193,61 @@ describe('UserTable', () => {
       if (number === 0) expect([newest, held]).toEqual([reference.newest, reference.held.length]);
     });
     expect(visited).toBe(2_001);
+  });
+
+  it('hands its storage over in parts (as a restore thread does) and renumbers its interned ids, every field kept', () => {
+    const random = seededRandom(31);
+    const built = new UserTable();
+    const expected = new Map<string, UserState>();
+    for (let i = 0; i < 3_000; i++) {
+      const key = `user-${randomInt(random, 2_000)}`;
+      if (random() < 0.1) {
+        loadRecord(built, key, null);
+        expected.delete(key);
+        continue;
+      }
+      const state = randomUser(random);
+      loadRecord(built, key, encodeUserState(state));
+      expected.set(key, state);
+    }
+    const parts = built.toParts();
+    const transferables = UserTable.transferables(parts);
+    // Every typed array of the table, none twice: nothing of it is copied when handed over.
+    expect(new Set(transferables).size).toBe(transferables.length);
+    expect(transferables.length).toBe(parts.chunks.filter(Boolean).length + 3);
+    const table = UserTable.fromParts(structuredClone(parts));
+    expect(table.size).toBe(expected.size);
+    expect(new Map(table.entries())).toEqual(expected);
+    // Renumbered as a restore thread's table is: each id to the id of another string (here the
+    // same string renamed), so every field that holds an id shows whether it was rewritten.
+    const renamed = (value: string) => `renamed:${value}`;
+    const count = internedIds.all().length;
+    const mapping = Int32Array.from({ length: count }, (_, id) => internedIds.idOf(renamed(internedIds.stringOf(id))));
+    const renumbered = UserTable.fromParts(structuredClone(parts));
+    renumbered.remapIds(mapping);
+    const rename = (state: UserState): UserState => ({
+      assignments: Object.fromEntries(Object.entries(state.assignments).map(([e, a]) => [renamed(e), { ...a, variant: renamed(a.variant) }])),
+      totals: Object.fromEntries(Object.entries(state.totals).map(([k, v]) => [renamed(k), v])),
+      held: state.held.map(([metric, value, time]) => [renamed(metric), value, time]),
+      newest: state.newest,
+    });
+    expect(new Map(renumbered.entries())).toEqual(new Map([...expected].map(([key, state]) => [key, rename(state)])));
+    expect(() => UserTable.fromParts(structuredClone(parts)).remapIds(new Int32Array(0))).toThrow(/no mapping/);
+  });
+
+  it('refuses parts that are not a user table', () => {
+    const parts = new UserTable().toParts();
+    expect(UserTable.fromParts(structuredClone(parts)).size).toBe(0);
+    for (const broken of [
+      { ...parts, slots: new Int32Array(3), hashes: new Int32Array(3) },
+      { ...parts, handles: [1, 2] },
+      { ...parts, stored: 5 },
+      { ...parts, current: 4 },
+      { ...parts, chunks: [new Uint8Array(8)], live: [0] },
+      { ...parts, live: [1] },
+      null,
+    ]) {
+      expect(() => UserTable.fromParts(broken as never)).toThrow(/not a user table/);
+    }
   });
 });
