@@ -241,11 +241,19 @@ export class UserTable implements PartitionTable<UserState> {
   remapIds(mapping: Int32Array): void {
     this.flush();
     this.encodedAtFlush.clear();
-    for (let number = 0; number < this.nextNumber; number++) {
-      if (this.handles[number]! < 0) continue;
-      const [chunk, at, length] = this.record(number);
-      const offset = this.stateOffset(chunk, at);
-      remapCompactIds(chunk, at + offset, length - offset, mapping);
+    // Chunk by chunk, record after record (as evacuate walks one): no lookup per user.
+    for (const chunk of this.chunks) {
+      if (!chunk) continue;
+      for (let at = 0; at < chunk.length; ) {
+        const header = chunk[at]!;
+        if (header === 0) break; // the unused end of the chunk
+        const length = Math.floor(Math.abs(header) / KEY_SHIFT);
+        if (header > 0) {
+          const offset = HEADER + Math.ceil((header % KEY_SHIFT) / 8);
+          remapCompactIds(chunk, at + offset, length - offset, mapping);
+        }
+        at += length;
+      }
     }
   }
 
