@@ -160,10 +160,21 @@ export async function restorePartitions(options: RestoreOptions): Promise<void> 
       reading.set(set.partition, chained);
       return chained;
     };
+    const overDeadline = () => new Error(`restoring ${changelogTopic} partitions ${[...pending].join(', ')} took over ${options.timeoutMs ?? 120_000} ms`);
+    /** Waits for the readers of a fetch's sets, no longer than the restore's deadline (a reader on another thread might never answer). */
+    const readersDone = async (reads: Promise<void>[]): Promise<void> => {
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(overDeadline()), Math.max(0, deadline - Date.now()))));
+      try {
+        await Promise.race([Promise.all(reads), late]);
+      } finally {
+        clearTimeout(timer);
+      }
+    };
     let before: Promise<void>[] = [];
     inFlight = fetchFor(restoring);
     while (pending.size > 0) {
-      if (Date.now() > deadline) throw new Error(`restoring ${changelogTopic} partitions ${[...pending].join(', ')} took over ${options.timeoutMs ?? 120_000} ms`);
+      if (Date.now() > deadline) throw overDeadline();
       const waitStarted = Date.now();
       // Every marker may be read while a fetch is out (of partitions not known to be at their end).
       const fetched = await Promise.race([inFlight, everyMarkerRead]);
@@ -181,13 +192,13 @@ export async function restorePartitions(options: RestoreOptions): Promise<void> 
       // done early does not wait for the others'). The next fetch goes out once the sets
       // before these are read: at most two sets per partition are held at a time.
       const handed = fetched.map(handOut);
-      await Promise.all(before);
+      await readersDone(before);
       before = handed;
       if (pending.size === 0) break;
       let wanted = [...pending].filter((partition) => !fetchedToEnd.has(partition));
       if (wanted.length === 0) {
         // Every partition fetched to its end: its marker is among the sets being read.
-        await Promise.all(before);
+        await readersDone(before);
         before = [];
         if (pending.size === 0) break;
         // Read to the end without a marker (not expected): fetch them again.
@@ -197,12 +208,12 @@ export async function restorePartitions(options: RestoreOptions): Promise<void> 
       inFlight = fetchFor(wanted);
       inFlight.catch(() => {});
     }
-    await Promise.all(before);
+    await readersDone(before);
   } finally {
-    // Nothing of this restore is left running when it ends (a fetch, a set being read, or a
-    // marker transaction still open).
+    // No fetch or marker transaction of this restore is left open when it ends. Sets being read
+    // are not waited for: a restore that failed or ran out of time drops its readers' state (a
+    // reader here stops at the end of its set; one on another thread is ended by its owner).
     await inFlight?.catch(() => {});
-    await Promise.all([...reading.values()].map((chain) => chain.catch(() => {})));
     await markers.catch(() => {});
     await admin.disconnect().catch(() => {});
   }

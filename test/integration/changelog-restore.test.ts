@@ -97,4 +97,34 @@ describe('changelog restore', () => {
       for (const producer of producers.values()) await producer.disconnect();
     }
   }, 120_000);
+
+  it('gives up at its deadline when a reader never answers (one on another thread that hangs)', async () => {
+    const topic = uniqueName('restore-hung');
+    await createTopics(kafka, [{ topic, numPartitions: 1 }]);
+    const owner = kafka.producer({ transactionalId: uniqueName('restore-hung-owner'), idempotent: true, maxInFlightRequests: 1 });
+    await owner.connect();
+    try {
+      await fencePreviousOwner(owner);
+      await inTransaction(owner, topic, 0, [['a', 'a1']], 'commit');
+      let asked = 0;
+      const logger = pino({ level: 'silent' });
+      const started = Date.now();
+      const restoring = restorePartitions({
+        kafka,
+        changelogTopic: topic,
+        producers: new Map([[0, owner]]),
+        logger,
+        logEvent: 'test.restored',
+        targets: new Map([[0, mapTarget()]]),
+        readerOf: () => ({ read: () => ((asked++), new Promise<never>(() => {})), finish: async () => {} }),
+        restored: () => 0,
+        timeoutMs: 3_000,
+      });
+      await expect(restoring).rejects.toThrow(/partitions 0 took over 3000 ms/);
+      expect(asked, 'the reader was given the record set').toBe(1);
+      expect(Date.now() - started, 'gave up at its deadline, not much later').toBeLessThan(10_000);
+    } finally {
+      await owner.disconnect();
+    }
+  }, 60_000);
 });
