@@ -24,6 +24,8 @@ import { applyEvent, eventTimePolicy, MAX_HELD_PER_USER, type Outcome } from './
 import { DeltaAccumulator } from './deltaAccumulator.ts';
 import { PartitionWatermark } from './partitionWatermark.ts';
 import { restoreThreads } from './restoreThreads.ts';
+import { definitionStrings } from './definitionStrings.ts';
+import { internedIds } from './internedIds.ts';
 import type { UserState } from './userState.ts';
 import { UserTable } from './userTable.ts';
 
@@ -72,7 +74,14 @@ export async function startAggregate(options: AggregateOptions): Promise<Running
     kafka,
     changelogTopic: topics.aggregateChangelog,
     table: () => new UserTable(),
-    ...(options.restoreThreads && options.restoreThreads.threads > 0 ? { offThreadRestore: () => restoreThreads({ ...options.restoreThreads!, logger: log }) } : {}),
+    ...(options.restoreThreads && options.restoreThreads.threads > 0
+      ? {
+          offThreadRestore: () => {
+            for (const value of definitionStrings(definitions.all().map((d) => d.definition))) internedIds.idOf(value);
+            return restoreThreads({ ...options.restoreThreads!, logger: log });
+          },
+        }
+      : {}),
     logger: log,
     logEvent: 'aggregate.state_restored',
     onRestored: (partition, ms) => {

@@ -80,16 +80,21 @@ class WorkerPartitionReader implements PartitionReader {
   constructor(
     private readonly worker: RestoreWorker,
     private readonly partition: number,
+    private readonly logger: Logger,
   ) {}
 
   async read(set: ChangelogRecordSet, token: string): Promise<{ found: boolean; loaded: number }> {
-    // Copied out of the fetch response (which holds every partition's sets) into memory of its
-    // own, which is transferred rather than copied again.
-    const bytes = new Uint8Array(set.recordSet.byteLength);
-    bytes.set(set.recordSet);
+    // A fetch response in shared memory (the restore's fetches are: see the kafkajs patch's
+    // network/connection.js) is read there by the worker. Otherwise the set is copied out of the
+    // response (which holds every partition's sets) into memory of its own, transferred rather
+    // than copied again.
+    const { recordSet } = set;
+    const shared = recordSet.buffer instanceof SharedArrayBuffer;
+    const copy = shared ? undefined : copyOf(recordSet);
+    const bytes = copy ?? new Uint8Array(recordSet.buffer, recordSet.byteOffset, recordSet.byteLength);
     const reply = await this.worker.ask(
       { kind: 'read', partition: this.partition, bytes, fetchOffset: set.fetchOffset, highWatermark: set.highWatermark, abortedTransactions: [...set.abortedTransactions], token },
-      [bytes.buffer],
+      copy ? [copy.buffer] : [],
     );
     if (reply.kind !== 'read') throw new Error(`a restore worker answered a read with ${reply.kind}`);
     if (reply.found) this.strings = reply.strings ?? [];
@@ -99,10 +104,17 @@ class WorkerPartitionReader implements PartitionReader {
   async finish(): Promise<void> {
     if (!this.strings) throw new Error(`partition ${this.partition} finished before its marker was read`);
     const mapping = mappingOf(this.strings);
+    this.logger.debug({ partition: this.partition, renumbered: mapping !== null, strings: this.strings.length }, 'aggregate.restore_table_back');
     const reply = await this.worker.ask({ kind: 'finish', partition: this.partition, mapping });
     if (reply.kind !== 'table') throw new Error(`a restore worker answered a finish with ${reply.kind}`);
     this.table = UserTable.fromParts(reply.parts);
   }
+}
+
+function copyOf(bytes: Uint8Array): Uint8Array<ArrayBuffer> {
+  const copy = new Uint8Array(bytes.byteLength);
+  copy.set(bytes);
+  return copy;
 }
 
 /** The worker's ids -> this thread's (interning the strings it met first); null when they are the same. */
@@ -125,7 +137,7 @@ export function restoreThreads(options: RestoreThreadOptions): OffThreadRestore<
       if (options.threads <= 0 || records < options.minRecords) return undefined;
       if (workers.length < options.threads) workers.push(new RestoreWorker(internedIds.all()));
       const worker = workers[readers.size % workers.length]!;
-      const reader = new WorkerPartitionReader(worker, partition);
+      const reader = new WorkerPartitionReader(worker, partition, options.logger);
       readers.set(partition, reader);
       options.logger.debug({ partition, records, thread: workers.indexOf(worker) }, 'aggregate.restore_on_worker');
       return reader;

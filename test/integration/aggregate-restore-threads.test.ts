@@ -100,6 +100,7 @@ describe('aggregator state restored on worker threads', () => {
     const before = internedIds.all().length;
     const restored: Map<string, UserState>[][] = [];
     const logs: Record<string, unknown>[][] = [];
+    const backs: Record<string, unknown>[][] = [];
     // Two threads for three partitions: one of them restores two.
     for (const threads of [2, 0]) {
       const logged: Record<string, unknown>[] = [];
@@ -112,6 +113,7 @@ describe('aggregator state restored on worker threads', () => {
       }
       restored.push([0, 1, 2].map((p) => new Map(store.partition(p).table.entries())));
       logs.push(logged.filter((line) => line.msg === 'test.restored'));
+      backs.push(logged.filter((line) => line.msg === 'aggregate.restore_table_back'));
     }
     const [onThreads, here] = restored as [Map<string, UserState>[], Map<string, UserState>[]];
     for (const partition of [0, 1, 2]) {
@@ -120,11 +122,57 @@ describe('aggregator state restored on worker threads', () => {
       expect(here[partition], `partition ${partition} restored here`).toEqual(expected[partition]);
     }
     expect(logs[0]!.map((line) => line.elsewhere)).toEqual([true, true, true]);
+    // At least one table came back numbered otherwise and was renumbered (the case this test is for).
+    expect(backs[0]!.some((line) => line.renumbered === true), JSON.stringify(backs[0])).toBe(true);
     expect(logs[1]!.map((line) => line.elsewhere)).toEqual([undefined, undefined, undefined]);
     // The strings of user state are the aggregator's: each one once, whichever thread met it first.
     const strings = internedIds.all();
     expect(new Set(strings).size).toBe(strings.length);
     expect(strings.slice(before)).toEqual(expect.arrayContaining(['exp-c-p1', 'control-0', 'control-1']));
+  }, 120_000);
+
+  it('needs no renumbering when the strings were numbered here first (the aggregator numbers its definitions\' strings before a restore)', async () => {
+    const topic = uniqueName('restore-threads-seeded');
+    await createTopics(kafka, [{ topic, numPartitions: 3 }]);
+    const random = seededRandom(91);
+    const expected = [0, 1, 2].map(() => new Map<string, UserState>());
+    const writer = kafka.producer({ transactionalId: uniqueName('threads-seeded-writer'), idempotent: true, maxInFlightRequests: 1 });
+    await writer.connect();
+    for (const partition of [0, 1, 2]) {
+      const records: [string, Buffer | null][] = [];
+      for (let i = 0; i < 800; i++) {
+        const state = userOf(random, partition + 3);
+        // JSON (format 1): encoding in format 2 would number the strings here as it wrote them.
+        records.push([`user-${partition}-${i}`, encodeJsonUserState(state)]);
+        expected[partition]!.set(`user-${partition}-${i}`, state);
+      }
+      await inTransaction(writer, topic, partition, records, 'commit');
+    }
+    await writer.disconnect();
+    // Every string those users hold, numbered here before the restore (in an order of its own).
+    const strings = new Set<string>();
+    for (const users of expected)
+      for (const state of users.values()) {
+        for (const [experiment, assignment] of Object.entries(state.assignments)) strings.add(experiment).add(assignment.variant);
+        for (const key of Object.keys(state.totals)) strings.add(key);
+        for (const [metric] of state.held) strings.add(metric);
+      }
+    for (const value of [...strings].sort()) internedIds.idOf(value);
+    const logged: Record<string, unknown>[] = [];
+    const store = storeOf(topic, 2, logged);
+    const producers = await owners([0, 1, 2]);
+    try {
+      await store.restoreAll(producers);
+    } finally {
+      for (const producer of producers.values()) await producer.disconnect();
+    }
+    for (const partition of [0, 1, 2]) expect(new Map(store.partition(partition).table.entries()), `partition ${partition}`).toEqual(expected[partition]);
+    const backs = logged.filter((line) => line.msg === 'aggregate.restore_table_back');
+    expect(backs.map((line) => [line.partition, line.renumbered]).sort()).toEqual([
+      [0, false],
+      [1, false],
+      [2, false],
+    ]);
   }, 120_000);
 
   it('fails the restore, naming the partition, when a worker cannot read a record', async () => {

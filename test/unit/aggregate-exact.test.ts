@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { applyEvent, eventTimePolicy, MAX_HELD_PER_USER } from '../../services/aggregate/applyEvent.ts';
+import { definitionStrings } from '../../services/aggregate/definitionStrings.ts';
 import { DeltaAccumulator, type ExperimentDelta } from '../../services/aggregate/deltaAccumulator.ts';
 import { CONFIG_DEFAULTS } from '../../services/common/config.ts';
+import { eventMetrics } from '../../services/common/experimentDefinition.ts';
 import { nonFinitePaths } from '../../services/common/numberBounds.ts';
 import { emptyUserState, type UserState } from '../../services/aggregate/userState.ts';
 import { decodeUserState, encodeUserState } from '../../services/aggregate/userStateCodec.ts';
@@ -66,6 +68,36 @@ describe('aggregation rules against an independent computation', () => {
     expect(heldBack.length - taken.length).toBe(late);
     expect(compareTotals(oracle(definitions, taken), sumDeltas(deltas))).toEqual([]);
     expect(compareTotals(oracle(definitions, events), sumDeltas(deltas)).length).toBeGreaterThan(0);
+  });
+});
+
+describe('the strings of per-user state', () => {
+  it('are all among those the definitions give a restore to number up front (definitionStrings), whatever events arrive', () => {
+    const definitions = fixtureDefinitions();
+    const byId = new Map(definitions.map((d) => [d.experimentId, d]));
+    const listed = definitionStrings(definitions.map((d) => d.definition));
+    expect(new Set(listed).size, 'each string once').toBe(listed.length);
+    const users = new Map<string, UserState>();
+    const delta = new DeltaAccumulator();
+    // As the aggregator does: only metric events some experiment reads are held (the fixture has others too).
+    const experimentMetrics = new Set(definitions.flatMap((d) => [...eventMetrics(d.definition)]));
+    const policy = eventTimePolicy(undefined, (metric) => experimentMetrics.has(metric));
+    for (const event of generateEvents(23, 400, 12_000)) {
+      let state = users.get(event.userId);
+      if (!state) users.set(event.userId, (state = emptyUserState()));
+      applyEvent(state, event, (id) => byId.get(id), delta, policy);
+    }
+    const met = new Set<string>();
+    for (const state of users.values()) {
+      for (const [experimentId, assignment] of Object.entries(state.assignments)) met.add(experimentId).add(assignment.variant);
+      for (const key of Object.keys(state.totals)) met.add(key);
+      for (const [metric] of state.held) met.add(metric);
+    }
+    // Every kind of string was met (assignments, sum/conversion and ratio totals, held events), and each is listed.
+    expect([...met].filter((value) => value.endsWith('\u0000y')).length).toBeGreaterThan(0);
+    expect([...met].filter((value) => !listed.includes(value))).toEqual([]);
+    // The order is the same whatever order the definitions come in.
+    expect(definitionStrings(definitions.map((d) => d.definition).reverse())).toEqual(listed);
   });
 });
 

@@ -925,3 +925,43 @@ describe('kafkajs patches: record batches decoded in place on fetch', () => {
     }
   });
 });
+
+describe('kafkajs patches: a restore connection gathers large responses into shared memory', () => {
+  const Connection = kafkajs('network/connection.js') as { prototype: { processData(this: unknown, chunk: Buffer): void } };
+
+  /** Feeds `chunks` to a connection's processData as its socket would; returns the payloads it fulfilled. */
+  function receive(chunks: Buffer[], sharedResponses: boolean): { correlationId: number; payload: Buffer }[] {
+    const fulfilled: { correlationId: number; payload: Buffer }[] = [];
+    const connection = { authHandlers: null, chunks: [] as Buffer[], bytesBuffered: 0, bytesNeeded: 4, sharedResponses, requestQueue: { fulfillRequest: (r: { correlationId: number; payload: Buffer }) => fulfilled.push(r) } };
+    for (const chunk of chunks) Connection.prototype.processData.call(connection, chunk);
+    return fulfilled;
+  }
+
+  function response(correlationId: number, payload: Buffer): Buffer {
+    const head = Buffer.alloc(8);
+    head.writeInt32BE(payload.length + 4, 0);
+    head.writeInt32BE(correlationId, 4);
+    return Buffer.concat([head, payload]);
+  }
+
+  it('hands over the same bytes, a large response in a SharedArrayBuffer only on a marked connection', () => {
+    const random = seededRandom(8);
+    const large = Buffer.from(Array.from({ length: 2 * 1024 * 1024 + 13 }, () => Math.floor(random() * 256)));
+    const small = Buffer.from('after it, in the same chunk');
+    const stream = Buffer.concat([response(7, large), response(8, small)]);
+    // In socket-sized chunks, the small response's start in the large one's last chunk.
+    const chunks: Buffer[] = [];
+    for (let at = 0; at < stream.length; at += 65_536) chunks.push(Buffer.from(stream.subarray(at, Math.min(stream.length, at + 65_536))));
+    for (const shared of [true, false]) {
+      const fulfilled = receive(chunks, shared);
+      expect(fulfilled.map((r) => r.correlationId)).toEqual([7, 8]);
+      expect(fulfilled[0]!.payload.equals(large)).toBe(true);
+      expect(fulfilled[1]!.payload.equals(small)).toBe(true);
+      expect(fulfilled[0]!.payload.buffer instanceof SharedArrayBuffer, `marked: ${shared}`).toBe(shared);
+    }
+    // A small response stays ordinary memory even on a marked connection.
+    const [alone] = receive([response(9, small).subarray(0, 10), response(9, small).subarray(10)], true);
+    expect(alone!.payload.equals(small)).toBe(true);
+    expect(alone!.payload.buffer instanceof SharedArrayBuffer).toBe(false);
+  });
+});
