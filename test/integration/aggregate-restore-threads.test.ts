@@ -65,6 +65,16 @@ function storeOf(topic: string, threads: number, logged: Record<string, unknown>
   });
 }
 
+/** Restores `partitions` into `store`, each fenced by a fresh transactional owner. */
+async function restoreWith(store: ChangeloggedStore<UserState, UserTable>, partitions: number[]): Promise<void> {
+  const producers = await owners(partitions);
+  try {
+    await store.restoreAll(producers);
+  } finally {
+    for (const producer of producers.values()) await producer.disconnect();
+  }
+}
+
 describe('aggregator state restored on worker threads', () => {
   it('holds exactly what the changelog says, as a restore on one thread does', async () => {
     const topic = uniqueName('restore-threads');
@@ -105,12 +115,7 @@ describe('aggregator state restored on worker threads', () => {
     for (const threads of [2, 0]) {
       const logged: Record<string, unknown>[] = [];
       const store = storeOf(topic, threads, logged);
-      const producers = await owners([0, 1, 2]);
-      try {
-        await store.restoreAll(producers);
-      } finally {
-        for (const producer of producers.values()) await producer.disconnect();
-      }
+      await restoreWith(store, [0, 1, 2]);
       restored.push([0, 1, 2].map((p) => new Map(store.partition(p).table.entries())));
       logs.push(logged.filter((line) => line.msg === 'test.restored'));
       backs.push(logged.filter((line) => line.msg === 'aggregate.restore_table_back'));
@@ -160,12 +165,7 @@ describe('aggregator state restored on worker threads', () => {
     for (const value of [...strings].sort()) internedIds.idOf(value);
     const logged: Record<string, unknown>[] = [];
     const store = storeOf(topic, 2, logged);
-    const producers = await owners([0, 1, 2]);
-    try {
-      await store.restoreAll(producers);
-    } finally {
-      for (const producer of producers.values()) await producer.disconnect();
-    }
+    await restoreWith(store, [0, 1, 2]);
     for (const partition of [0, 1, 2]) expect(new Map(store.partition(partition).table.entries()), `partition ${partition}`).toEqual(expected[partition]);
     const backs = logged.filter((line) => line.msg === 'aggregate.restore_table_back');
     expect(backs.map((line) => [line.partition, line.renumbered]).sort()).toEqual([
@@ -186,12 +186,7 @@ describe('aggregator state restored on worker threads', () => {
     await writer.disconnect();
     const logged: Record<string, unknown>[] = [];
     const store = storeOf(topic, 2, logged);
-    const producers = await owners([0, 1]);
-    try {
-      await expect(store.restoreAll(producers)).rejects.toThrow(/partition 1 on a worker thread: unknown user state format 7/);
-    } finally {
-      for (const producer of producers.values()) await producer.disconnect();
-    }
+    await expect(restoreWith(store, [0, 1])).rejects.toThrow(/partition 1 on a worker thread: unknown user state format 7/);
     expect(store.owns(1)).toBe(false);
   }, 60_000);
 });
