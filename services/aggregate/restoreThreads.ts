@@ -90,7 +90,7 @@ class WorkerPartitionReader implements PartitionReader {
     // than copied again.
     const { recordSet } = set;
     const shared = recordSet.buffer instanceof SharedArrayBuffer;
-    const copy = shared ? undefined : copyOf(recordSet);
+    const copy = shared ? undefined : new Uint8Array(recordSet);
     const bytes = copy ?? new Uint8Array(recordSet.buffer, recordSet.byteOffset, recordSet.byteLength);
     const reply = await this.worker.ask(
       { kind: 'read', partition: this.partition, bytes, fetchOffset: set.fetchOffset, highWatermark: set.highWatermark, abortedTransactions: [...set.abortedTransactions], token },
@@ -109,12 +109,6 @@ class WorkerPartitionReader implements PartitionReader {
     if (reply.kind !== 'table') throw new Error(`a restore worker answered a finish with ${reply.kind}`);
     this.table = UserTable.fromParts(reply.parts);
   }
-}
-
-function copyOf(bytes: Uint8Array): Uint8Array<ArrayBuffer> {
-  const copy = new Uint8Array(bytes.byteLength);
-  copy.set(bytes);
-  return copy;
 }
 
 /** The worker's ids -> this thread's (interning the strings it met first); null when they are the same. */

@@ -11,6 +11,7 @@ import { fencePreviousOwner } from '../../services/common/fencing.ts';
 import { createTopics, testKafka } from '../support/kafka.ts';
 import { randomInt, seededRandom } from '../support/random.ts';
 import { uniqueName } from '../support/unique.ts';
+import { userStateStrings } from '../support/userStateStrings.ts';
 
 /**
  * The aggregator's state restored on worker threads (restoreThreads.ts) on the real broker:
@@ -155,13 +156,7 @@ describe('aggregator state restored on worker threads', () => {
     }
     await writer.disconnect();
     // Every string those users hold, numbered here before the restore (in an order of its own).
-    const strings = new Set<string>();
-    for (const users of expected)
-      for (const state of users.values()) {
-        for (const [experiment, assignment] of Object.entries(state.assignments)) strings.add(experiment).add(assignment.variant);
-        for (const key of Object.keys(state.totals)) strings.add(key);
-        for (const [metric] of state.held) strings.add(metric);
-      }
+    const strings = userStateStrings(expected.flatMap((users) => [...users.values()]));
     for (const value of [...strings].sort()) internedIds.idOf(value);
     const logged: Record<string, unknown>[] = [];
     const store = storeOf(topic, 2, logged);

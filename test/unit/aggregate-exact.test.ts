@@ -9,6 +9,7 @@ import { emptyUserState, type UserState } from '../../services/aggregate/userSta
 import { decodeUserState, encodeUserState } from '../../services/aggregate/userStateCodec.ts';
 import { compareTotals, DISORDER_MS, fixtureDefinitions, generateEvents, largestDisorder, oracle, sumDeltas } from '../support/aggregationFixture.ts';
 import { replayPartition } from '../support/partitionReplay.ts';
+import { userStateStrings } from '../support/userStateStrings.ts';
 
 describe('aggregation rules against an independent computation', () => {
   it('100,000 events, 10,000 users, 3 experiments (sum, capped, conversion and ratio metrics), out of event-time order within the lateness: counts exact, sums within 1e-9, in random batches with restores from the changelog encoding', () => {
@@ -87,12 +88,7 @@ describe('the strings of per-user state', () => {
       if (!state) users.set(event.userId, (state = emptyUserState()));
       applyEvent(state, event, (id) => byId.get(id), delta, policy);
     }
-    const met = new Set<string>();
-    for (const state of users.values()) {
-      for (const [experimentId, assignment] of Object.entries(state.assignments)) met.add(experimentId).add(assignment.variant);
-      for (const key of Object.keys(state.totals)) met.add(key);
-      for (const [metric] of state.held) met.add(metric);
-    }
+    const met = userStateStrings(users.values());
     // Every kind of string was met (assignments, sum/conversion and ratio totals, held events), and each is listed.
     expect([...met].filter((value) => value.endsWith('\u0000y')).length).toBeGreaterThan(0);
     expect([...met].filter((value) => !listed.includes(value))).toEqual([]);
